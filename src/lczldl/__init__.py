@@ -1,0 +1,3 @@
+"""lcz-ldl: learn Local Climate Zone classifiers from human label uncertainty."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""``lczldl study``, ``lczldl figures`` and ``lczldl demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("study")
+    def study(
+        data: Path = typer.Option(..., "--data", help="Prepared store or folder of raw vote files."),
+        out: Path = typer.Option(..., "--out", help="Study folder."),
+        config: Path = typer.Option(None, "--config", help="YAML config file."),
+        regimes: str = typer.Option(None, "--regimes", help="Comma list (default: the paper's four)."),
+        seeds: str = typer.Option("0-4", "--seeds", help="e.g. 0-4 or 0,1,2."),
+        workers: int = typer.Option(1, "--workers", help="Units run at once on this machine."),
+        executor: str = typer.Option("local", "--executor", help="local | slurm."),
+    ) -> None:
+        """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report."""
+        from lczldl.study.runner import run_study
+
+        run_study(data=data, out=out, config=config, regimes=regimes, seeds=seeds,
+                  workers=workers, executor=executor)
+
+    @app.command("figures")
+    def figures(study: Path = typer.Option(..., "--study", help="Study folder.")) -> None:
+        """Redraw every figure and the report from saved predictions."""
+        from lczldl.viz.report import redraw_study
+
+        redraw_study(study)
+
+    @app.command("demo")
+    def demo(out: Path = typer.Option(Path("lczldl-demo"), "--out", help="Demo folder.")) -> None:
+        """Synthesise the twin, prepare it, run a reduced study and write the report."""
+        from lczldl.study.demo import run_demo
+
+        run_demo(out)

@@ -1,0 +1,74 @@
+"""Fixed facts of So2Sat LCZ42 and of the study (see ../shared/docs/PROTOCOL.md).
+
+Conventions used everywhere in lczldl:
+- LCZ ids are 1..17 (as in the raw vote files; 0 = no vote).
+- Class *indices* are 0-based: index i <-> LCZ id i + 1. The study uses the 10 urban
+  classes, indices 0..9 <-> LCZ 1..10.
+- Pixels are reflectance (digital number / 10000), bands in So2Sat order (BANDS).
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Sentinel-2 bands of So2Sat LCZ42 in file order, TorchGeo names.
+BANDS: tuple[str, ...] = (
+    "S2_B02", "S2_B03", "S2_B04", "S2_B05", "S2_B06",
+    "S2_B07", "S2_B08", "S2_B8A", "S2_B11", "S2_B12",
+)
+PATCH_SIZE = 32
+N_LCZ = 17
+N_URBAN = 10
+N_EXPERTS = 11
+
+#: Short LCZ names, index 0 <-> LCZ 1 (A..G are 11..17).
+LCZ_NAMES: tuple[str, ...] = (
+    "Compact high-rise", "Compact mid-rise", "Compact low-rise", "Open high-rise",
+    "Open mid-rise", "Open low-rise", "Lightweight low-rise", "Large low-rise",
+    "Sparsely built", "Heavy industry", "Dense trees", "Scattered trees", "Bush, scrub",
+    "Low plants", "Bare rock or paved", "Bare soil or sand", "Water",
+)
+LCZ_CODES: tuple[str, ...] = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10",
+                              "A", "B", "C", "D", "E", "F", "G")
+
+#: Standard LCZ colour scheme (Stewart & Oke / WUDAPT), index 0 <-> LCZ 1.
+LCZ_COLORS: tuple[str, ...] = (
+    "#8c0000", "#d10000", "#ff0000", "#bf4d00", "#ff6600", "#ff9955", "#faee05",
+    "#bcbcbc", "#ffccaa", "#555555", "#006a00", "#00aa00", "#648525", "#b9db79",
+    "#000000", "#fbf7ae", "#6a6aff",
+)
+
+#: Vote-entropy bins of the paper (nats): [-0.1, 0.2, 0.5, 0.7, 1, 1.3, inf).
+ENTROPY_BIN_EDGES: tuple[float, ...] = (-0.1, 0.2, 0.5, 0.7, 1.0, 1.3, math.inf)
+
+#: Cities of the label-evaluation release.
+EUROPEAN_CITIES: tuple[str, ...] = (
+    "amsterdam", "berlin", "cologne", "london", "madrid", "milan", "munich", "paris",
+    "rome", "zurich",
+)
+ADDON_CITIES: tuple[str, ...] = (
+    "guangzhou", "islamabad", "jakarta", "losangeles", "moscow", "mumbai", "nairobi",
+    "riodejaneiro",
+)
+ALL_CITIES: tuple[str, ...] = EUROPEAN_CITIES + ADDON_CITIES
+#: Ground truth of every addon image (LCZ id).
+ADDON_LABEL = 7
+
+#: The authors' "sophisticated" split: train cities; the rest form a pool split 50/50
+#: at random (numpy seed 42) into validation and test.
+AUTHORS_TRAIN_CITIES: tuple[str, ...] = (
+    "amsterdam", "berlin", "cologne", "london", "milan", "rome",
+    "guangzhou", "islamabad", "jakarta", "nairobi",
+)
+AUTHORS_HELDOUT_CITIES: tuple[str, ...] = (
+    "madrid", "munich", "paris", "zurich", "losangeles", "moscow", "mumbai", "riodejaneiro",
+)
+AUTHORS_SPLIT_SEED = 42
+
+#: Per-band means of So2Sat LCZ42 v2 sen2 (TorchGeo's table), reflectance.
+SO2SAT_V2_MEANS: tuple[float, ...] = (
+    0.1238, 0.1093, 0.1011, 0.1142, 0.1593, 0.1815, 0.1746, 0.1950, 0.1543, 0.1091,
+)
+
+REGIMES: tuple[str, ...] = ("onehot", "onehot_ls", "dist", "dist_ls", "dawid_skene")
+PAPER_REGIMES: tuple[str, ...] = ("onehot", "onehot_ls", "dist", "dist_ls")
