@@ -1,1 +1,1 @@
-"""maps"""
+"""LCZ maps with uncertainty from Sentinel-2 scenes (`lczldl predict`)."""

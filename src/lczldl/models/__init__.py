@@ -1,1 +1,6 @@
-"""models"""
+"""Sen2LCZ-Net and loaders for the published Keras weights and lczldl checkpoints."""
+
+from lczldl.models.keras_import import from_keras
+from lczldl.models.sen2lcz import Sen2LCZ, fuse_for_inference
+
+__all__ = ["Sen2LCZ", "from_keras", "fuse_for_inference"]

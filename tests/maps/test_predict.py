@@ -1,0 +1,250 @@
+"""LCZ maps from a synthetic scene: georeference, classes, uncertainty bands, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+from lczldl.errors import LczldlError, SceneError
+from lczldl.maps.predict import predict_scene, window_patches
+from lczldl.models import Sen2LCZ
+from lczldl.models.io import save_model
+
+TILE = 64          # px per mosaic tile
+GRID = 4           # tiles per side -> 256 x 256 px scene
+STRIDE = 16
+NODATA = -9999.0
+# class index (LCZ id - 1) of each tile, row-major
+TILE_CLASSES = np.array([[0, 3, 5, 9],
+                         [5, 9, 0, 3],
+                         [3, 0, 9, 5],
+                         [9, 5, 3, 0]])
+# distinct spectra (reflectance, 10 bands) for the four classes used
+SPECTRA = {
+    0: np.array([.10, .11, .12, .13, .14, .15, .15, .16, .20, .18]),   # compact high-rise: grey
+    3: np.array([.06, .08, .07, .12, .25, .30, .32, .33, .20, .12]),   # open high-rise: vegetated
+    5: np.array([.04, .07, .05, .10, .30, .38, .42, .43, .22, .11]),   # open low-rise: greener
+    9: np.array([.18, .20, .22, .24, .26, .27, .28, .29, .34, .30]),   # heavy industry: bright
+}
+ORIGIN = (500000.0, 5300000.0)
+
+
+def _scene_pixels(rng: np.random.Generator) -> np.ndarray:
+    img = np.zeros((10, TILE * GRID, TILE * GRID), dtype=np.float32)
+    for i in range(GRID):
+        for j in range(GRID):
+            spec = SPECTRA[int(TILE_CLASSES[i, j])]
+            tile = spec[:, None, None] + rng.normal(0, 0.004, (10, TILE, TILE))
+            img[:, i * TILE:(i + 1) * TILE, j * TILE:(j + 1) * TILE] = tile
+    return img
+
+
+def _write_scene(path: Path, img: np.ndarray, crs: str | None = "EPSG:32632", nodata=NODATA) -> Path:
+    kwargs = dict(driver="GTiff", width=img.shape[2], height=img.shape[1], count=img.shape[0],
+                  dtype=str(img.dtype), transform=from_origin(*ORIGIN, 10, 10), nodata=nodata)
+    if crs is not None:
+        kwargs["crs"] = crs
+    with rasterio.open(path, "w", **kwargs) as dst:
+        dst.write(img)
+    return path
+
+
+def _train_tiny_model(img: np.ndarray, rng: np.random.Generator) -> Sen2LCZ:
+    """Fit Sen2LCZ-Net on crops that lie inside one tile (a trivially separable task)."""
+    torch.manual_seed(0)
+    xs, ys = [], []
+    for _ in range(512):
+        i, j = rng.integers(0, GRID, 2)
+        r = i * TILE + rng.integers(0, TILE - 32 + 1)
+        c = j * TILE + rng.integers(0, TILE - 32 + 1)
+        xs.append(img[:, r:r + 32, c:c + 32])
+        ys.append(TILE_CLASSES[i, j])
+    x = torch.from_numpy(np.stack(xs))
+    y = torch.from_numpy(np.array(ys))
+    model = Sen2LCZ(num_classes=10)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model.train()
+    for step in range(80):
+        idx = torch.from_numpy(rng.integers(0, len(x), 64))
+        loss = torch.nn.functional.nll_loss(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    # re-estimate BatchNorm statistics exactly (Keras momentum 0.99 is slow for 80 steps)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    with torch.no_grad():
+        for start in range(0, len(x), 128):
+            model(x[start:start + 128])
+    for m in bns:
+        m.momentum = 0.01
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="module")
+def scene_and_model(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    tmp = tmp_path_factory.mktemp("maps")
+    img = _scene_pixels(rng)
+    img_nodata = img.copy()
+    img_nodata[:, :, -8:] = NODATA          # last 8 columns are nodata
+    scene = _write_scene(tmp / "scene.tif", img_nodata)
+    model = _train_tiny_model(img, rng)
+    ckpt = tmp / "model.pt"
+    save_model(model, ckpt)
+    return scene, ckpt, tmp
+
+
+def _read(path: Path):
+    with rasterio.open(path) as src:
+        return src.read(), src.profile, src.transform, src.crs
+
+
+def test_map_georeference_classes_and_uncertainty(scene_and_model, tmp_path):
+    scene, ckpt, _ = scene_and_model
+    out = tmp_path / "map"
+    rec = predict_scene([ckpt], scene, out, stride=STRIDE, progress=False)
+    assert rec["complete"]
+    for name in ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "preview.png", "predict.json"):
+        assert (out / name).stat().st_size > 0
+    assert not (out / ".partial").exists()
+
+    lcz, prof, transform, crs = _read(out / "lcz.tif")
+    n = (TILE * GRID - 32) // STRIDE + 1
+    assert lcz.shape == (1, n, n) and lcz.dtype == np.uint8
+    assert crs.to_epsg() == 32632
+    # output pixel = the STRIDE cell centred on the window centre; 10 m scene pixels
+    assert transform.a == pytest.approx(10.0 * STRIDE) and transform.e == pytest.approx(-10.0 * STRIDE)
+    assert transform.c == pytest.approx(ORIGIN[0] + 10 * (16 - STRIDE / 2))
+    assert transform.f == pytest.approx(ORIGIN[1] - 10 * (16 - STRIDE / 2))
+    # the centre of output pixel (i, j) is the centre of window (i*STRIDE .. +32, j*STRIDE .. +32)
+    x, y = transform @ (2 + 0.5, 3 + 0.5)
+    assert x == pytest.approx(ORIGIN[0] + 10 * (2 * STRIDE + 16))
+    assert y == pytest.approx(ORIGIN[1] - 10 * (3 * STRIDE + 16))
+
+    lcz = lcz[0]
+    starts = np.arange(n) * STRIDE
+    width = TILE * GRID
+    inside, correct = 0, 0
+    for i, r in enumerate(starts):
+        for j, c in enumerate(starts):
+            if c + 32 > width - 8:                   # window touches the nodata strip
+                assert lcz[i, j] == 0
+                continue
+            ti, tj = r // TILE, c // TILE
+            if (r + 31) // TILE == ti and (c + 31) // TILE == tj:   # unambiguous: inside one tile
+                inside += 1
+                correct += int(lcz[i, j] == TILE_CLASSES[ti, tj] + 1)
+    assert inside >= 20
+    assert correct / inside >= 0.95
+
+    probs = _read(out / "probability.tif")[0]
+    ent = _read(out / "entropy.tif")[0][0]
+    conf = _read(out / "confidence.tif")[0][0]
+    valid = lcz > 0
+    assert probs.shape[0] == 10
+    assert np.isnan(probs[:, ~valid]).all() and np.isnan(ent[~valid]).all() and np.isnan(conf[~valid]).all()
+    p = probs[:, valid]
+    np.testing.assert_allclose(p.sum(0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(ent[valid], -(p * np.log(np.clip(p, 1e-30, None))).sum(0), atol=1e-5)
+    np.testing.assert_allclose(conf[valid], p.max(0), atol=1e-6)
+    np.testing.assert_array_equal(lcz[valid], p.argmax(0) + 1)
+    meta = json.loads((out / "predict.json").read_text())
+    assert meta["stride_px"] == STRIDE and len(meta["checkpoint_sha256"]) == 1
+
+
+def test_ensemble_and_mc_dropout_and_temperature(scene_and_model, tmp_path):
+    scene, ckpt, _ = scene_and_model
+    single = predict_scene([ckpt], scene, tmp_path / "a", stride=32, progress=False)
+    assert single["complete"]
+    # an ensemble of the same model twice equals the single model
+    predict_scene([ckpt, ckpt], scene, tmp_path / "b", stride=32, progress=False)
+    pa = _read(tmp_path / "a" / "probability.tif")[0]
+    pb = _read(tmp_path / "b" / "probability.tif")[0]
+    np.testing.assert_allclose(pa, pb, atol=1e-6, equal_nan=True)
+    # a high temperature flattens the prediction: entropy goes up everywhere
+    predict_scene([ckpt], scene, tmp_path / "c", stride=32, temperature="5", progress=False)
+    ea = _read(tmp_path / "a" / "entropy.tif")[0][0]
+    ec = _read(tmp_path / "c" / "entropy.tif")[0][0]
+    ok = ~np.isnan(ea)
+    assert (ec[ok] >= ea[ok] - 1e-6).all() and ec[ok].mean() > ea[ok].mean()
+    # MC dropout runs and gives valid probabilities
+    predict_scene([ckpt], scene, tmp_path / "d", stride=32, mc=3, progress=False)
+    pd = _read(tmp_path / "d" / "probability.tif")[0]
+    np.testing.assert_allclose(np.nansum(pd, 0)[ok], 1.0, atol=1e-5)
+
+
+def test_resume_after_stop_gives_identical_map(scene_and_model, tmp_path):
+    scene, ckpt, _ = scene_and_model
+    ref = tmp_path / "ref"
+    predict_scene([ckpt], scene, ref, stride=STRIDE, block_rows=4, progress=False)
+    out = tmp_path / "resumed"
+    rec = predict_scene([ckpt], scene, out, stride=STRIDE, block_rows=4, max_blocks=2, progress=False)
+    assert not rec["complete"]
+    assert not (out / "lcz.tif").exists()                      # nothing under the final names
+    assert len(list((out / ".partial").glob("block_*.npz"))) == 2
+    rec = predict_scene([ckpt], scene, out, stride=STRIDE, block_rows=4, progress=False)
+    assert rec["complete"]
+    for name in ("lcz.tif", "probability.tif", "entropy.tif"):
+        np.testing.assert_array_equal(_read(ref / name)[0], _read(out / name)[0])
+
+
+def test_window_patches_invalid_mask_matches_brute_force():
+    rng = np.random.default_rng(1)
+    pixels = rng.random((2, 70, 90), dtype=np.float32)
+    invalid = rng.random((70, 90)) < 0.002
+    patches, win_invalid = window_patches(pixels, invalid, 7)
+    for i in range(patches.shape[0]):
+        for j in range(patches.shape[1]):
+            r, c = i * 7, j * 7
+            assert win_invalid[i, j] == invalid[r:r + 32, c:c + 32].any()
+            np.testing.assert_array_equal(patches[i, j], pixels[:, r:r + 32, c:c + 32])
+
+
+def _no_final_outputs(out: Path) -> bool:
+    return not any((out / n).exists() for n in ("lcz.tif", "probability.tif", "entropy.tif",
+                                                 "confidence.tif", "preview.png"))
+
+
+def test_bad_scenes(scene_and_model, tmp_path):
+    _, ckpt, _ = scene_and_model
+    rng = np.random.default_rng(2)
+    img = rng.random((10, 64, 64), dtype=np.float32) * 0.3
+    cases = {
+        "bands": (_write_scene(tmp_path / "b8.tif", img[:8]), "bands"),
+        "crs": (_write_scene(tmp_path / "nocrs.tif", img, crs=None), "CRS"),
+        "all_nodata": (_write_scene(tmp_path / "nd.tif", np.full_like(img, NODATA)), "nodata"),
+    }
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_bytes(b"this is not a tiff" * 10)
+    cases["unreadable"] = (garbage, "cannot read")
+    cases["missing"] = (tmp_path / "absent.tif", "not found")
+    for name, (scene, word) in cases.items():
+        out = tmp_path / f"out_{name}"
+        with pytest.raises(SceneError, match=word):
+            predict_scene([ckpt], scene, out, stride=16, progress=False)
+        assert _no_final_outputs(out), name
+    with pytest.raises(SceneError, match="stride"):
+        predict_scene([ckpt], cases["bands"][0], tmp_path / "s", stride=0, progress=False)
+
+
+def test_cli_bad_input_exits_2_with_one_line(scene_and_model, tmp_path, capsys):
+    from lczldl.cli.main import main
+
+    _, ckpt, _ = scene_and_model
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--checkpoint", str(ckpt), "--scene", str(tmp_path / "absent.tif"),
+              "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not found" in err[0]
+    assert issubclass(SceneError, LczldlError)
