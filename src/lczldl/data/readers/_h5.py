@@ -1,0 +1,56 @@
+"""Shared HDF5 validation helpers for the readers (one-line DataError messages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lczldl.errors import DataError
+
+
+def open_h5(path: Path) -> h5py.File:
+    """Open an HDF5 file read-only; missing, not-HDF5 or truncated files raise DataError."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not h5py.is_hdf5(path):
+        raise DataError(f"{path}: not an HDF5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open HDF5 file, truncated or corrupt ({str(exc).splitlines()[0]})") from None
+
+
+def dataset(f: h5py.File, path: Path, key: str, ndim: int) -> h5py.Dataset:
+    if key not in f:
+        raise DataError(f"{path}: missing key '{key}' (has: {', '.join(sorted(f.keys())) or 'nothing'})")
+    ds = f[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise DataError(f"{path}: '{key}' is a group, expected a dataset")
+    if ds.ndim != ndim:
+        raise DataError(f"{path}: '{key}' has rank {ds.ndim} (shape {ds.shape}), expected rank {ndim}")
+    return ds
+
+
+def read_all(ds: h5py.Dataset, path: Path, key: str) -> np.ndarray:
+    try:
+        return ds[()]
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read '{key}', file truncated or corrupt ({str(exc).splitlines()[0]})") from None
+
+
+def check_patch_shape(ds: h5py.Dataset, path: Path, key: str, bands: int) -> None:
+    if tuple(ds.shape[1:]) != (32, 32, bands):
+        raise DataError(f"{path}: '{key}' has shape {ds.shape}, expected (N, 32, 32, {bands})")
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
