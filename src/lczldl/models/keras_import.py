@@ -5,11 +5,14 @@ Layout of the files (``model_weights`` root or the file root, Keras 2 ``save_wei
 ``batch_normalization[_i]/.../{gamma,beta,moving_mean,moving_variance}:0`` and
 ``dense[_i]/dense[_i]/{kernel:0 (in,K), bias:0}``. Keras numbers layers in creation order: conv i
 and BN i are the i-th [conv, BN, ReLU] unit; dense, dense_1, dense_2 sit on merges 1-3 and
-dense_3 on the last block (its GAP is global_average_pooling2d_3, applied after activation_15).
+dense_3 on the last block (its GAP is global_average_pooling2d_3, applied after activation_15):
+the authors' ``sen2LCZ_drop_core(fusion=1)`` creates the merge heads as it goes and the last head
+at the end. scripts/make_keras_reference.py checks this mapping against TensorFlow's own outputs.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import h5py
@@ -33,14 +36,20 @@ def _read(group: h5py.Group, layer: str, var: str, path: Path) -> np.ndarray:
 
 
 def from_keras(path: str | Path) -> Sen2LCZ:
-    """Build a :class:`Sen2LCZ` from Keras H5 weights; its probabilities equal Keras's."""
+    """Build a :class:`Sen2LCZ` (eval mode) from Keras H5 weights; its probabilities equal Keras's.
+
+    Kernels HWIO -> OIHW, dense (in, K) -> (K, in), BN gamma/beta/moving_mean/moving_variance ->
+    weight/bias/running_mean/running_var. Classes, bands, depth and width are read from the shapes.
+    ``model.meta`` records the source file name and its sha256. Raises ModelError on other files.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: weight file not found")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ModelError(f"{path}: not an HDF5 weight file ({exc})") from None
+        raise ModelError(f"{path}: not an HDF5 weight file ({str(exc).splitlines()[0]}); "
+                         "pass a Keras .hdf5 weight file of Sen2LCZ-Net") from None
     with f:
         root = f["model_weights"] if "model_weights" in f else f
         n_conv = sum(1 for k in root.keys() if k.startswith("conv2d"))
@@ -48,6 +57,11 @@ def from_keras(path: str | Path) -> Sen2LCZ:
             raise ModelError(f"{path}: no conv2d/dense layers; not a Sen2LCZ-Net Keras checkpoint")
         if n_conv % 4 != 0:
             raise ModelError(f"{path}: {n_conv} conv layers, expected 4 blocks of equal depth")
+        n_dense = sum(1 for k in root.keys() if k == "dense" or k.startswith("dense_"))
+        n_bn = sum(1 for k in root.keys() if k.startswith("batch_normalization"))
+        if n_dense != 4 or n_bn != n_conv:
+            raise ModelError(f"{path}: {n_dense} dense / {n_bn} batch-norm layers for {n_conv} convs; "
+                             "expected the 4-head fusion Sen2LCZ-Net with BN after every conv")
         k0 = _read(root, "conv2d", "kernel", path)
         in_channels, width = int(k0.shape[2]), int(k0.shape[3])
         num_classes = int(_read(root, "dense", "kernel", path).shape[1])
@@ -75,5 +89,11 @@ def from_keras(path: str | Path) -> Sen2LCZ:
                 sd[head.fc] = {"weight": kern.T, "bias": _read(root, dname, "bias", path)}
             for module, tensors in sd.items():
                 for name, value in tensors.items():
-                    getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+                    target = getattr(module, name)
+                    if tuple(value.shape) != tuple(target.shape):
+                        raise ModelError(f"{path}: a {name} array of shape {value.shape} does not fit "
+                                         f"Sen2LCZ-Net ({tuple(target.shape)}); not the published model")
+                    target.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+    model.meta = {"source": "keras_h5", "weights_file": path.name,
+                  "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return model.eval()
