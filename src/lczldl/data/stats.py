@@ -1,0 +1,299 @@
+"""Vote statistics of a label set and their distance to the real release (``lczldl data inspect``).
+
+Pure functions first (:func:`vote_statistics`, :func:`tv_distance`, :func:`compare_to_reference`),
+readers (:func:`load_reference`, :func:`statistics_of_path`) and the rich printer
+(:func:`inspect_path`) last.
+
+Conventions: ``distributions`` are (N, 10) urban vote distributions (rows sum to 1, class index i
+<-> LCZ i+1); ``majority`` is the (N,) majority class index 0..9. Entropies are in nats and binned
+in the paper's bins ``ENTROPY_BIN_EDGES`` left-closed ([-0.1, 0.2), [0.2, 0.5), ...), as the
+prepared store's manifest does. A row is unanimous when its largest share is 1.
+
+The bounds the twin must meet (issue 2) are :data:`BOUNDS`: total-variation distance of the
+majority-class shares and of the entropy-bin shares each <= 0.10, unanimous share within 0.08 of the
+reference, and each real disagreement pair (:data:`DISAGREEMENT_PAIRS`) present: the mean vote
+share of the neighbour class given the majority class within a factor 2 of the reference value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lczldl.constants import (
+    AUTHORS_HELDOUT_CITIES,
+    AUTHORS_TRAIN_CITIES,
+    ENTROPY_BIN_EDGES,
+    N_URBAN,
+)
+from lczldl.errors import DataError
+
+#: Directed pairs (majority LCZ, neighbour LCZ) where the real experts disagree (PROTOCOL.md):
+#: mean share of the neighbour's votes among images whose majority is the first class.
+DISAGREEMENT_PAIRS: tuple[tuple[int, int], ...] = (
+    (1, 4), (3, 7), (7, 3), (4, 5), (5, 2), (6, 3), (9, 6), (10, 8),
+)
+#: Pass/fail bounds of the comparison with the reference.
+BOUNDS = {"class_tv": 0.10, "entropy_tv": 0.10, "unanimous_abs": 0.08, "pair_factor": 2.0}
+REFERENCE_KEY = "test_label_distributions"
+_UNANIMOUS_TOL = 1e-6
+
+
+def pair_name(a: int, b: int) -> str:
+    """(1, 4) -> "1->4" (LCZ ids)."""
+    return f"{a}->{b}"
+
+
+def entropy_bin_shares(entropy: np.ndarray) -> np.ndarray:
+    """(N,) entropies (nats) -> (6,) shares per paper bin, left-closed; zeros if N = 0."""
+    edges = np.asarray(ENTROPY_BIN_EDGES, dtype=np.float64)
+    e = np.asarray(entropy, dtype=np.float64)
+    idx = np.clip(np.searchsorted(edges, e, side="right") - 1, 0, len(edges) - 2)
+    counts = np.bincount(idx, minlength=len(edges) - 1).astype(np.float64)
+    return counts / max(len(e), 1)
+
+
+def row_entropy(distributions: np.ndarray) -> np.ndarray:
+    """(N, K) -> (N,) Shannon entropy in nats, 0 log 0 = 0."""
+    d = np.asarray(distributions, dtype=np.float64)
+    safe = np.where(d > 0, d, 1.0)
+    return -(d * np.log(safe)).sum(axis=1)
+
+
+def tv_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Total-variation distance 0.5 * sum |p - q| of two discrete distributions (same length)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape:
+        raise ValueError(f"tv_distance: shapes differ {p.shape} vs {q.shape}")
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def vote_statistics(distributions: np.ndarray, majority: np.ndarray) -> dict:
+    """Statistics of (N, 10) urban vote distributions with (N,) majority class indices 0..9.
+
+    Returns a JSON-friendly dict: ``n``; ``class_shares`` (10,) majority-class shares;
+    ``entropy_bin_shares`` (6,); ``unanimous_share``; ``mean_entropy`` (nats);
+    ``mean_top_share`` (mean largest vote share); ``mean_given_majority`` (10, 10) row k = mean
+    distribution of the rows whose majority is k (NaN row where there is none); ``pairs``
+    {"a->b": mean share of LCZ b given majority LCZ a} for :data:`DISAGREEMENT_PAIRS`.
+    """
+    d = np.asarray(distributions, dtype=np.float64)
+    m = np.asarray(majority, dtype=np.int64)
+    if d.ndim != 2 or d.shape[1] != N_URBAN:
+        raise DataError(f"vote statistics: distributions must be (N, {N_URBAN}), got {d.shape}")
+    if m.shape != (d.shape[0],):
+        raise DataError(f"vote statistics: majority must be ({d.shape[0]},), got {m.shape}")
+    if m.size and (m.min() < 0 or m.max() >= N_URBAN):
+        raise DataError("vote statistics: majority class indices must be 0..9")
+    n = d.shape[0]
+    ent = row_entropy(d)
+    counts = np.bincount(m, minlength=N_URBAN).astype(np.float64)
+    given = np.full((N_URBAN, N_URBAN), np.nan)
+    for k in range(N_URBAN):
+        if counts[k]:
+            given[k] = d[m == k].mean(axis=0)
+    top = d.max(axis=1) if n else np.zeros(0)
+    return {
+        "n": int(n),
+        "class_shares": (counts / max(n, 1)).tolist(),
+        "entropy_bin_shares": entropy_bin_shares(ent).tolist(),
+        "unanimous_share": float((top >= 1 - _UNANIMOUS_TOL).mean()) if n else float("nan"),
+        "mean_entropy": float(ent.mean()) if n else float("nan"),
+        "mean_top_share": float(top.mean()) if n else float("nan"),
+        "mean_given_majority": given.tolist(),
+        "pairs": {pair_name(a, b): float(given[a - 1, b - 1]) for a, b in DISAGREEMENT_PAIRS},
+    }
+
+
+def compare_to_reference(stats: dict, ref_stats: dict, bounds: dict | None = None) -> dict:
+    """Distances of ``stats`` to ``ref_stats`` (both from :func:`vote_statistics`) with pass/fail.
+
+    Returns {"class_tv", "entropy_tv", "unanimous_abs": float, "pairs": {"a->b": {"value",
+    "reference", "ratio", "pass"}}, "pass": {criterion: bool}, "all_pass": bool}. A pair passes when
+    its value lies within a factor ``pair_factor`` of the reference's (NaN counts as a failure).
+    """
+    b = dict(BOUNDS, **(bounds or {}))
+    class_tv = tv_distance(stats["class_shares"], ref_stats["class_shares"])
+    entropy_tv = tv_distance(stats["entropy_bin_shares"], ref_stats["entropy_bin_shares"])
+    unan = abs(stats["unanimous_share"] - ref_stats["unanimous_share"])
+    pairs = {}
+    for name, ref in ref_stats["pairs"].items():
+        val = stats["pairs"].get(name, float("nan"))
+        ratio = val / ref if ref > 0 else float("nan")
+        ok = bool(np.isfinite(ratio) and 1 / b["pair_factor"] <= ratio <= b["pair_factor"])
+        pairs[name] = {"value": val, "reference": ref, "ratio": ratio, "pass": ok}
+    passed = {
+        "class_tv": bool(class_tv <= b["class_tv"]),
+        "entropy_tv": bool(entropy_tv <= b["entropy_tv"]),
+        "unanimous_abs": bool(unan <= b["unanimous_abs"]),
+        "pairs": all(p["pass"] for p in pairs.values()),
+    }
+    return {"class_tv": class_tv, "entropy_tv": entropy_tv, "unanimous_abs": unan, "pairs": pairs,
+            "pass": passed, "all_pass": all(passed.values()), "bounds": b}
+
+
+# ----------------------------------------------------------------------------------------- readers
+
+def load_reference(path: Path) -> dict:
+    """Read a distributions .h5 (dataset ``test_label_distributions``, or its only 2-D dataset).
+
+    Rows with NaN (no urban vote) are dropped and counted. Returns {"distribution": (N, 10)
+    float64, "majority": (N,) argmax class index (first maximum on ties: the file holds no tie
+    information), "n_nan": int, "path": str}.
+    """
+    from lczldl.data.readers._h5 import open_h5, read_all
+
+    path = Path(path)
+    with open_h5(path) as f:
+        if REFERENCE_KEY in f:
+            key = REFERENCE_KEY
+        else:
+            cands = [k for k, v in f.items() if getattr(v, "ndim", 0) == 2 and v.shape[1] == N_URBAN]
+            if len(cands) != 1:
+                raise DataError(f"{path}: missing key '{REFERENCE_KEY}' and no single (N, 10) "
+                                f"dataset to use instead (has: {', '.join(sorted(f.keys())) or 'nothing'})")
+            key = cands[0]
+        if f[key].ndim != 2 or f[key].shape[1] != N_URBAN:
+            raise DataError(f"{path}: '{key}' has shape {f[key].shape}, expected (N, {N_URBAN})")
+        d = np.asarray(read_all(f[key], path, key), dtype=np.float64)
+    bad = ~np.isfinite(d).all(axis=1)
+    d = d[~bad]
+    if not len(d):
+        raise DataError(f"{path}: '{key}' holds no finite rows")
+    return {"distribution": d, "majority": d.argmax(axis=1), "n_nan": int(bad.sum()), "path": str(path)}
+
+
+def raw_folder_labels(path: Path) -> dict[str, dict]:
+    """Labels of every city file in a raw vote folder: {city: {"distribution", "majority", "dropped"}}.
+
+    Uses the project's label rules (:func:`lczldl.data.labels.build_labels`); kept urban rows only.
+    """
+    from lczldl.data.labels import build_labels
+    from lczldl.data.readers.votes import find_city_files, open_city
+
+    out = {}
+    for city, p in find_city_files(Path(path)).items():
+        cf = open_city(p)
+        lab = build_labels(cf.votes, cf.original, where=str(p))
+        out[city] = {"distribution": lab.distribution[lab.keep].astype(np.float64),
+                     "majority": lab.label[lab.keep], "dropped": lab.dropped}
+    return out
+
+
+def _pool(parts: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.zeros((0, N_URBAN)), np.zeros(0, dtype=np.int64)
+    return (np.concatenate([p["distribution"] for p in parts]),
+            np.concatenate([p["majority"] for p in parts]))
+
+
+def statistics_of_path(path: Path) -> tuple[str, dict[str, dict], dict]:
+    """Statistics of a prepared store, a raw vote folder or a distributions .h5.
+
+    Returns (kind, {group: vote_statistics}, extra) where groups are the store's splits + "all"
+    (store), "train cities" / "held-out cities" / "all" of the authors' split (raw folder), or
+    "file" (.h5); ``extra`` holds dropped-row counts.
+    """
+    path = Path(path)
+    groups: dict[str, dict] = {}
+    if path.is_dir() and (path / "manifest.json").is_file():
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path / 'manifest.json'}: unreadable manifest ({exc})") from None
+        parts = []
+        for split in manifest.get("splits", {}):
+            try:
+                d = np.load(path / split / "distribution.npy").astype(np.float64)
+                m = np.load(path / split / "label.npy").astype(np.int64)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{path / split}: cannot read distribution.npy / label.npy ({exc}); "
+                                "re-run `lczldl data prepare`") from None
+            parts.append({"distribution": d, "majority": m})
+            groups[split] = vote_statistics(d, m)
+        groups["all"] = vote_statistics(*_pool(parts))
+        return "prepared store", groups, {"dropped": manifest.get("dropped", {})}
+    if path.is_dir():
+        labels = raw_folder_labels(path)
+        dropped: dict[str, int] = {}
+        for v in labels.values():
+            for k, c in v["dropped"].items():
+                dropped[k] = dropped.get(k, 0) + c
+        for name, cities in (("train cities", AUTHORS_TRAIN_CITIES),
+                             ("held-out cities", AUTHORS_HELDOUT_CITIES)):
+            groups[name] = vote_statistics(*_pool([labels[c] for c in cities if c in labels]))
+        groups["all"] = vote_statistics(*_pool(list(labels.values())))
+        return "raw vote folder", groups, {"dropped": dropped}
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        ref = load_reference(path)
+        groups["file"] = vote_statistics(ref["distribution"], ref["majority"])
+        return "distributions file", groups, {"dropped": {"nan_rows": ref["n_nan"]}}
+    raise DataError(f"{path}: not a prepared store (no manifest.json), a raw vote folder or a .h5 "
+                    "distributions file")
+
+
+# ----------------------------------------------------------------------------------------- printer
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def inspect_path(path: Path, reference: Path | None = None) -> None:
+    """Print the vote statistics of ``path`` (and with ``reference`` the distances, PASS/FAIL)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    kind, groups, extra = statistics_of_path(Path(path))
+    ref_stats = None
+    if reference is not None:
+        ref = load_reference(Path(reference))
+        ref_stats = vote_statistics(ref["distribution"], ref["majority"])
+    console = Console()
+    cols = dict(groups)
+    if ref_stats is not None:
+        cols["reference"] = ref_stats
+    t = Table(title=f"{path} ({kind})")
+    t.add_column("statistic")
+    for name in cols:
+        t.add_column(name, justify="right")
+    t.add_row("rows kept", *[str(s["n"]) for s in cols.values()])
+    for i in range(N_URBAN):
+        t.add_row(f"share LCZ {i + 1}", *[_fmt(s["class_shares"][i]) for s in cols.values()])
+    edges = ENTROPY_BIN_EDGES
+    for i in range(len(edges) - 1):
+        t.add_row(f"entropy [{edges[i]:g}, {edges[i + 1]:g})",
+                  *[_fmt(s["entropy_bin_shares"][i]) for s in cols.values()])
+    t.add_row("unanimous share", *[_fmt(s["unanimous_share"]) for s in cols.values()])
+    t.add_row("mean entropy (nats)", *[_fmt(s["mean_entropy"]) for s in cols.values()])
+    t.add_row("mean top-vote share", *[_fmt(s["mean_top_share"]) for s in cols.values()])
+    for a, b in DISAGREEMENT_PAIRS:
+        t.add_row(f"pair {pair_name(a, b)}", *[_fmt(s["pairs"][pair_name(a, b)]) for s in cols.values()])
+    console.print(t)
+    if extra.get("dropped"):
+        console.print("dropped rows: " + ", ".join(f"{k} {v}" for k, v in extra["dropped"].items()))
+    if ref_stats is None:
+        return
+    d = Table(title=f"distance to {reference}")
+    d.add_column("criterion")
+    d.add_column("bound", justify="right")
+    for name in groups:
+        d.add_column(name, justify="right")
+    comps = {name: compare_to_reference(s, ref_stats) for name, s in groups.items()}
+
+    def mark(ok: bool) -> str:
+        return "[green]PASS[/green]" if ok else "[red]FAIL[/red]"
+
+    for crit, label in (("class_tv", "class shares TV"), ("entropy_tv", "entropy bins TV"),
+                        ("unanimous_abs", "|unanimous - ref|")):
+        d.add_row(label, f"<= {BOUNDS[crit]:.2f}",
+                  *[f"{_fmt(c[crit])} {mark(c['pass'][crit])}" for c in comps.values()])
+    for a, b in DISAGREEMENT_PAIRS:
+        pn = pair_name(a, b)
+        d.add_row(f"pair {pn} / ref", f"x{1 / BOUNDS['pair_factor']:.1f}..x{BOUNDS['pair_factor']:.0f}",
+                  *[f"{_fmt(c['pairs'][pn]['ratio'], 2)} {mark(c['pairs'][pn]['pass'])}"
+                    for c in comps.values()])
+    d.add_row("all bounds", "", *[mark(c["all_pass"]) for c in comps.values()])
+    console.print(d)
