@@ -1,0 +1,298 @@
+"""Reading the prepared store: validated arrays and a lazy dataset of dict samples.
+
+Images are read with ``os.pread`` from ``image.npy`` (not mmap): file-backed mmap pages count in
+the process's resident memory, pread'd bytes do not (the kernel's page cache holds them), so a
+full epoch over a store much larger than memory keeps peak RSS small. A batch of indices is read
+sorted, one pread per contiguous run of rows, and converted from uint16 to float32 reflectance in
+one vectorised step. The small per-row arrays (labels, distributions, ...) are memory-mapped.
+
+No normalisation happens here: images are reflectance (DN / 10000); the model scales its inputs.
+This module imports numpy only; torch is imported when a sample is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lczldl.constants import BANDS, N_URBAN, PATCH_SIZE
+from lczldl.errors import DataError
+
+#: Targets a dataset can serve (regime training / validation targets).
+TARGETS = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls", "dawid_skene")
+TARGET_ALIASES = {"dist": "distribution", "dist_ls": "distribution_ls"}
+#: Per-row arrays of a split: name -> (trailing shape, dtype kind).
+COLUMNS = {
+    "label": ((), "i"), "distribution": ((N_URBAN,), "f"), "dawid_skene": ((N_URBAN,), "f"),
+    "votes": ((11,), "i"), "original": ((), "i"), "city": ((), "i"), "vote_entropy": ((), "f"),
+}
+SCALE = 10000.0
+
+
+class ImageFile:
+    """Row access to an (N, C, 32, 32) uint16 ``.npy`` file with ``os.pread`` (no mmap).
+
+    Safe across fork: each process opens its own descriptor on first use.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = reader(f)
+                self.offset = f.tell()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{self.path}: not a readable .npy image array ({exc}); "
+                            "prepare the store again") from None
+        if dtype != np.uint16 or fortran or len(shape) != 4 or tuple(shape[2:]) != (PATCH_SIZE, PATCH_SIZE):
+            raise DataError(f"{self.path}: expected a C-order uint16 (N, C, 32, 32) array, got {dtype} "
+                            f"{shape}; prepare the store again")
+        self.shape = tuple(int(s) for s in shape)
+        self.row_bytes = int(np.prod(self.shape[1:])) * 2
+        size = os.path.getsize(self.path)
+        if size < self.offset + self.shape[0] * self.row_bytes:
+            raise DataError(f"{self.path}: file truncated ({size} bytes for {self.shape[0]} rows); "
+                            "prepare the store again")
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _handle(self) -> int:
+        if self._fd is None or self._pid != os.getpid():   # a forked worker opens its own
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._pid = os.getpid()
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_fd"] = state["_pid"] = None
+        return state
+
+    def read(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Row indices (any order, repeats allowed) -> (n, C, 32, 32) uint16 in that order."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows),) + self.shape[1:], dtype=np.uint16)
+        if not len(rows):
+            return out
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        if srt[0] < 0 or srt[-1] >= self.shape[0]:
+            raise IndexError(f"row index out of range 0..{self.shape[0] - 1}")
+        uniq, inverse = np.unique(srt, return_inverse=True)
+        breaks = np.nonzero(np.diff(uniq) != 1)[0] + 1
+        starts = np.concatenate([[0], breaks])
+        stops = np.concatenate([breaks, [len(uniq)]])
+        fd = self._handle()
+        buf = np.empty((len(uniq), self.row_bytes), dtype=np.uint8)
+        for i0, i1 in zip(starts.tolist(), stops.tolist(), strict=True):
+            nbytes = (i1 - i0) * self.row_bytes
+            got = os.preadv(fd, [memoryview(buf[i0:i1]).cast("B")], self.offset + int(uniq[i0]) * self.row_bytes)
+            if got != nbytes:
+                raise DataError(f"{self.path}: file truncated at row {int(uniq[i0])}; prepare the store again")
+        flat = buf.view(np.uint16).reshape((len(uniq),) + self.shape[1:])
+        out[order] = flat[inverse] if len(uniq) != len(srt) else flat
+        return out
+
+
+@dataclass
+class SplitArrays:
+    """One split of a store. ``image`` is read lazily; the other arrays are memory-mapped."""
+
+    name: str
+    n: int
+    image: ImageFile
+    label: np.ndarray          # (N,) int64 class index 0..9
+    distribution: np.ndarray   # (N, 10) float32 urban vote distribution
+    dawid_skene: np.ndarray    # (N, 10) float32 Dawid-Skene posterior
+    votes: np.ndarray          # (N, 11) int8 LCZ ids, column = expert
+    original: np.ndarray       # (N,) int8 original So2Sat LCZ id
+    city: np.ndarray           # (N,) int16 index into manifest["cities"]
+    vote_entropy: np.ndarray   # (N,) float32 nats
+
+
+class Store:
+    """A prepared store: ``manifest`` plus per-split arrays (:meth:`split`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        mpath = self.path / "manifest.json"
+        if not mpath.is_file():
+            raise DataError(f"{self.path}: not a prepared store (no manifest.json); "
+                            "create one with `lczldl data prepare --raw RAW --out STORE`")
+        try:
+            self.manifest = json.loads(mpath.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{mpath}: manifest is not valid JSON ({exc}); prepare the store again") from None
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != "lczldl-store":
+            raise DataError(f"{mpath}: not an lczldl store manifest (format != 'lczldl-store')")
+        if self.manifest.get("version") != 1:
+            raise DataError(f"{mpath}: store version {self.manifest.get('version')} is not supported "
+                            "(expected 1); prepare the store again with this lczldl")
+        if not isinstance(self.manifest.get("splits"), dict):
+            raise DataError(f"{mpath}: manifest has no 'splits'; prepare the store again")
+        self._splits: dict[str, SplitArrays] = {}
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.manifest["splits"])
+
+    @property
+    def cities(self) -> list[str]:
+        return list(self.manifest.get("cities", []))
+
+    def split(self, name: str) -> SplitArrays:
+        """Validated arrays of split ``name`` (train / val / test)."""
+        if name in self._splits:
+            return self._splits[name]
+        d = self.path / name
+        if name not in self.manifest["splits"] or not d.is_dir():
+            raise DataError(f"{self.path}: no split '{name}' in the store (has: {', '.join(self.splits)})")
+        n = self.manifest["splits"][name].get("n")
+        cols = {}
+        for c, (tail, kind) in COLUMNS.items():
+            f = d / f"{c}.npy"
+            try:
+                arr = np.load(f, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{f}: missing or unreadable array of the store ({exc}); "
+                                "prepare the store again") from None
+            if arr.shape != (n,) + tail or arr.dtype.kind != kind:
+                raise DataError(f"{f}: shape {arr.shape} dtype {arr.dtype}, expected {(n,) + tail} "
+                                f"({'int' if kind == 'i' else 'float'}) from manifest; prepare the store again")
+            cols[c] = arr
+        image = ImageFile(d / "image.npy")
+        if image.shape[0] != n or image.shape[1] != len(BANDS):
+            raise DataError(f"{d / 'image.npy'}: shape {image.shape}, expected ({n}, {len(BANDS)}, 32, 32)")
+        self._splits[name] = SplitArrays(name=name, n=int(n), image=image, **cols)
+        return self._splits[name]
+
+
+def open_store(path: Path) -> Store:
+    """Open a prepared store; a folder that is not one raises DataError saying how to make it."""
+    return Store(Path(path))
+
+
+def band_indices(bands: Sequence[str] | None) -> list[int]:
+    """TorchGeo band names (S2_B02 ...) -> indices into the store's 10 bands (None = all)."""
+    if bands is None:
+        return list(range(len(BANDS)))
+    if isinstance(bands, str):
+        bands = [bands]
+    if not len(bands):
+        raise DataError(f"empty band selection; choose from {', '.join(BANDS)}")
+    idx = []
+    for b in bands:
+        if b not in BANDS:
+            raise DataError(f"unknown band '{b}'; available: {', '.join(BANDS)}")
+        idx.append(BANDS.index(b))
+    return idx
+
+
+def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarray:
+    """(N, 10) float32 target of a regime for one split.
+
+    onehot | onehot_ls (1-eps) y + eps/10 | onehot_ls17 (the seed's 17-column quirk) |
+    distribution | distribution_ls (1-eps) d + eps/10 | dawid_skene.
+    """
+    from lczldl.data.labels import one_hot, smooth_distribution, smooth_one_hot
+
+    target = TARGET_ALIASES.get(target, target)
+    label = np.asarray(arrays.label)
+    if target == "onehot":
+        return one_hot(label, N_URBAN)
+    if target == "onehot_ls":
+        return smooth_one_hot(label, eps, N_URBAN)
+    if target == "onehot_ls17":
+        return smooth_one_hot(label, eps, N_URBAN, compat_17=True)
+    if target == "distribution":
+        return np.array(arrays.distribution, dtype=np.float32)
+    if target == "distribution_ls":
+        return smooth_distribution(np.asarray(arrays.distribution), eps)
+    if target == "dawid_skene":
+        return np.array(arrays.dawid_skene, dtype=np.float32)
+    raise DataError(f"unknown target '{target}'; use one of {', '.join(TARGETS)}")
+
+
+class LCZDataset:
+    """Map-style torch dataset over one split of a store.
+
+    ``ds[i]`` -> sample dict: ``image`` (C, 32, 32) float32 reflectance, ``label`` int64 class
+    index 0..9, ``target`` (10,) float32, ``index`` int64 row in the split.
+    ``ds[rows]`` (array / list of indices) -> the batch dict of the same keys with a leading batch
+    dimension, read in one go (the fast path; see ``datamodule.EpochBatchSampler``).
+    ``ds.__getitems__(rows)`` -> list of sample dicts (torch's batched fetch for a plain DataLoader).
+    """
+
+    def __init__(self, store: Path | Store, split: str, *, bands: Sequence[str] | None = None,
+                 target: str = "onehot", label_smoothing: float = 0.1) -> None:
+        self.store = store if isinstance(store, Store) else open_store(store)
+        self.split = split
+        self.arrays = self.store.split(split)
+        self.band_idx = band_indices(bands)
+        self.bands = [BANDS[i] for i in self.band_idx]
+        self.target_name = TARGET_ALIASES.get(target, target)
+        self.targets = make_targets(self.arrays, self.target_name, label_smoothing)
+        self.labels = np.asarray(self.arrays.label, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.arrays.n
+
+    def images(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(n,) rows -> (n, C, 32, 32) float32 reflectance of the selected bands."""
+        raw = self.arrays.image.read(rows)
+        if self.band_idx != list(range(raw.shape[1])):
+            raw = raw[:, self.band_idx]
+        return np.divide(raw, np.float32(SCALE), dtype=np.float32)
+
+    def _rows(self, index) -> np.ndarray:
+        rows = np.asarray(index, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"index out of range 0..{len(self) - 1}")
+        return rows
+
+    def __getitem__(self, index):
+        import torch
+
+        if isinstance(index, (int, np.integer)) or (isinstance(index, np.ndarray) and index.ndim == 0):
+            i = int(index)
+            if i < 0:
+                i += len(self)
+            if not 0 <= i < len(self):
+                raise IndexError(f"index {int(index)} out of range 0..{len(self) - 1}")
+            return {"image": torch.from_numpy(self.images([i])[0]),
+                    "label": torch.tensor(int(self.labels[i]), dtype=torch.int64),
+                    "target": torch.from_numpy(self.targets[i].copy()),
+                    "index": torch.tensor(i, dtype=torch.int64)}
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        rows = self._rows(index)
+        return {"image": torch.from_numpy(self.images(rows)),
+                "label": torch.from_numpy(self.labels[rows]),
+                "target": torch.from_numpy(self.targets[rows]),
+                "index": torch.from_numpy(rows.copy())}
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """Batched fetch for torch's DataLoader (auto-collation): one read, a list of sample dicts."""
+        batch = self[np.asarray(indices, dtype=np.int64)]
+        return [{k: v[j] for k, v in batch.items()} for j in range(len(batch["index"]))]
