@@ -1,23 +1,35 @@
 """A synthetic twin of the So2Sat LCZ42 label-evaluation release (the embedded default data).
 
-Every patch is generated from a latent scene, and the 11 simulated experts vote on that latent scene:
+Every patch is generated from a latent scene; the pixels are rendered from it and 11 simulated
+experts vote on it, so the vote distribution carries information that is visible in the pixels.
 
-1. Latent content: a primary LCZ p (city-specific class shares near the real majority shares) and,
-   for most patches, a neighbouring LCZ s (the real disagreement pairs: 1<->4, 3<->7, 4<->5, 5->2,
-   6->3, 9->6, 10->8, ...) covering a share w of the patch (w = 0 for clean patches).
-2. Pixels: each LCZ is a mix of surface materials (roof, paved, vegetation, soil, water, shadow)
-   with its own building scale and height (shadow share). A smooth random field splits the patch
-   into the p-region and the s-region (so the ambiguity is visible), a second field places the
-   materials. Ten Sentinel-2 bands in reflectance from per-material spectra; per-city appearance
-   shift (per-band gain/offset, roof material); sensor noise.
-3. Votes: expert e perceives the mixture (1-w) e_p + w e_s with its own sharpness and noise, passes it
-   through its own confusion tendencies, and votes; votes are missing (0) with a small probability,
-   a few are non-urban (low plants / trees for sparse classes). A few patches have a non-urban
-   primary (dropped by the label rules) and a handful have no votes at all.
+1. Latent scene: a primary LCZ p (city-specific shares near the real majority shares), and for
+   most patches a neighbouring LCZ s covering a share w_s of the patch, sometimes a third LCZ t
+   (share w_t). Neighbours follow the real disagreement structure (mean vote distribution given the
+   majority class of ../shared/data/votes: 1->4, 3<->7, 4->5, 5->2, 6->3, 9->6, 10->8, ...).
+   A share of patches is clean (w = 0). A few patches have a non-urban primary (dense trees, low
+   plants) and are dropped by the label rules, as in the release.
+2. Pixels (reflectance, the ten So2Sat bands): each LCZ is a mix of surface materials (roof, paved,
+   vegetation, bare soil, water) placed by a smooth random field at the LCZ's building scale, and
+   shadows cast next to roofs whose length grows with the LCZ's building height (sun direction
+   per city). A coarse smooth field splits the patch into the p-, s- and t-regions with the
+   latent shares, so the ambiguity is visible. Per-city appearance: per-band gain and offset
+   (illumination / haze), vegetation vigour (season), roof material mix; per-patch brightness and
+   sensor noise.
+3. Votes: expert e perceives the shares with its own noise, sharpens them with its own exponent,
+   leaks votes along its own confusion tendencies, slips now and then to a confusable class
+   (non-urban ones included: low plants for sparsely built, trees for open low-rise), and leaves a
+   vote out with a small probability. A handful of rows get no vote at all.
+4. Original So2Sat label (column 11): the latent primary, sometimes the secondary when it covers a
+   large share, rarely another neighbour.
 Addon cities are LCZ 7 (lightweight low-rise) with disagreement towards 3 and 6; their files hold
-votes only (no original-label column), as in the release.
+the 11 vote columns only, as in the release.
 
-The output is exactly the release format (see ``lczldl.data.readers.votes``).
+Output: exactly the release format read by ``lczldl.data.readers.votes`` (``sen2`` stored as
+float32 reflectance, ``label`` int16). Deterministic for a seed (each city has its own stream).
+Sizes (patches per European / addon city): small 560 / 60 (6,080 in all, 3,600 in the authors'
+train cities), medium 10x, full 20,000 / 2,500 (220,000, ~45,000 per held-out split, like the real
+test split of 40,885).
 """
 
 from __future__ import annotations
@@ -32,216 +44,348 @@ from lczldl.constants import ADDON_CITIES, EUROPEAN_CITIES, N_EXPERTS
 from lczldl.errors import DataError
 
 SIZES = {  # patches per European city, per addon city
-    "tiny": (60, 8),
-    "small": (420, 30),
-    "medium": (4200, 300),
-    "full": (21000, 1500),
+    "tiny": (80, 8),
+    "small": (560, 30),
+    "medium": (5600, 300),
+    "full": (20000, 1250),
 }
+CHUNK = 1024
 
 #: real majority-class shares LCZ 1..10 (PROTOCOL.md)
 REAL_SHARES = np.array([.007, .165, .039, .022, .182, .312, .045, .161, .018, .051])
 
+# ------------------------------------------------------------------------------------ latent scene
+#: neighbours of each primary LCZ (from the real mean vote distribution given the majority) and
+#: their relative weights; 14 = low plants, 11 = dense trees, 12 = scattered trees (non-urban).
+NEIGHBOURS: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {
+    1: ((4, 2), (.66, .34)),
+    2: ((5, 3, 4, 1), (.35, .25, .25, .15)),
+    3: ((7, 2, 6), (.80, .11, .09)),
+    4: ((5, 1, 2), (.74, .13, .13)),
+    5: ((2, 6, 4, 3), (.58, .26, .10, .06)),
+    6: ((3, 5, 9, 2), (.58, .22, .14, .06)),
+    7: ((3, 2, 8), (.82, .14, .04)),
+    8: ((10, 2), (.75, .25)),
+    9: ((6, 14, 12), (.80, .12, .08)),
+    10: ((8, 2), (.85, .15)),
+    11: ((9, 6), (.6, .4)),
+    14: ((9, 6), (.7, .3)),
+}
+#: per primary LCZ: probability that the patch is clean (w = 0), probability that it is a truly
+#: ambiguous boundary patch (w ~ U(AMBIGUOUS_W)), mean of the share w of a slightly impure patch
+#: (Beta, concentration IMPURE_CONC), probability of a third component. Calibrated so that the
+#: twin's vote statistics match the real release (docs/synthetic_twin.md).
+MIXING: dict[int, tuple[float, float, float, float]] = {
+    #   clean  ambig  impure third
+    1: (0.35, 0.30, 0.10, 0.15),
+    2: (0.55, 0.05, 0.10, 0.20),
+    3: (0.25, 0.45, 0.10, 0.15),
+    4: (0.30, 0.40, 0.10, 0.15),
+    5: (0.40, 0.25, 0.10, 0.20),
+    6: (0.45, 0.15, 0.10, 0.20),
+    7: (0.00, 0.90, 0.10, 0.15),
+    8: (0.80, 0.00, 0.08, 0.10),
+    9: (0.40, 0.18, 0.10, 0.20),
+    10: (0.55, 0.08, 0.10, 0.10),
+    11: (0.30, 0.30, 0.15, 0.0),
+    14: (0.30, 0.30, 0.15, 0.0),
+}
+AMBIGUOUS_W = (0.25, 0.55)
+IMPURE_CONC = 8.0
+#: addon cities: LCZ 7 with disagreement towards 3 and 6
+ADDON_MIXING = (0.00, 0.85, 0.10, 0.15)
+ADDON_NEIGHBOURS = ((3, 6, 2), (.70, .22, .08))
+#: primary-class shares of European patches: the real majority shares, less what the addon
+#: cities add to LCZ 7 and what mixing moves between classes
+CITY_SHARES = np.array([.007, .170, .028, .024, .190, .325, .012, .170, .018, .052])
+CITY_SHARES = CITY_SHARES / CITY_SHARES.sum()
+NON_URBAN_SHARE = 0.02
+#: confusable classes an expert slips to (any LCZ id), per voted LCZ
+SLIPS: dict[int, tuple[int, ...]] = {
+    1: (4, 2), 2: (5, 1, 3), 3: (7, 6, 2), 4: (5, 1), 5: (2, 6, 4), 6: (3, 5, 9, 12),
+    7: (3, 6), 8: (10, 2, 15), 9: (6, 14, 12), 10: (8, 15), 11: (12, 9), 12: (9, 6, 14),
+    14: (9, 12, 6),
+}
+
+
+def _neighbour_draw(rng: np.random.Generator, primary: np.ndarray, table: dict) -> np.ndarray:
+    """One neighbour per patch drawn from ``table[p]``."""
+    out = primary.copy()
+    for a in np.unique(primary):
+        idx = np.nonzero(primary == a)[0]
+        nbrs, wts = table[int(a)]
+        out[idx] = rng.choice(nbrs, size=idx.size, p=np.asarray(wts) / np.sum(wts))
+    return out
+
+
+def simulate_latent(rng: np.random.Generator, n: int, addon: bool,
+                    shares: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Latent scenes of ``n`` patches: ``comp`` (n, 3) LCZ ids (p, s, t) and ``weight`` (n, 3).
+
+    Weights sum to 1; the secondary / tertiary shares are 0 for clean patches (then s = t = p).
+    """
+    if addon:
+        primary = np.full(n, 7, dtype=np.int64)
+        table = {7: ADDON_NEIGHBOURS}
+        mixing = {7: ADDON_MIXING}
+    else:
+        shares = CITY_SHARES if shares is None else shares
+        primary = rng.choice(np.arange(1, 11), size=n, p=shares).astype(np.int64)
+        odd = rng.random(n) < NON_URBAN_SHARE
+        primary[odd] = rng.choice([11, 14], size=int(odd.sum()))
+        table, mixing = NEIGHBOURS, MIXING
+    secondary = _neighbour_draw(rng, primary, table)
+    tertiary = _neighbour_draw(rng, primary, table)
+    w = np.zeros(n)
+    third = np.zeros(n, dtype=bool)
+    for a in np.unique(primary):
+        idx = np.nonzero(primary == a)[0]
+        clean, ambig, mean, p3 = mixing[int(a)]
+        u = rng.random(idx.size)
+        mixed = u >= clean
+        impure = rng.beta(mean * IMPURE_CONC, (1 - mean) * IMPURE_CONC, idx.size)
+        boundary = rng.uniform(*AMBIGUOUS_W, idx.size)
+        w[idx] = np.where(~mixed, 0.0, np.where(u < clean + ambig, boundary, impure))
+        third[idx] = mixed & (rng.random(idx.size) < p3)
+    third &= tertiary != secondary
+    split = rng.uniform(0.25, 0.6, n)
+    w_t = np.where(third, w * split, 0.0)
+    w_s = w - w_t
+    secondary = np.where(w_s > 0, secondary, primary)
+    tertiary = np.where(w_t > 0, tertiary, primary)
+    comp = np.stack([primary, secondary, tertiary], axis=1)
+    weight = np.stack([1 - w, w_s, w_t], axis=1)
+    return {"comp": comp, "weight": weight}
+
+
+# ---------------------------------------------------------------------------------------- experts
+def make_experts(rng: np.random.Generator) -> list[dict]:
+    """Eleven experts: perception noise, sharpening exponent, confusion tendencies, slips, misses."""
+    out = []
+    for _ in range(N_EXPERTS):
+        leaks = {}
+        for a, (nbrs, _w) in NEIGHBOURS.items():
+            if a > 10:
+                continue
+            for b in nbrs:
+                if rng.random() < 0.3:          # this expert tends to call some a's "b"
+                    leaks[(a, b)] = rng.uniform(0.02, 0.08)
+        out.append({"noise": rng.uniform(0.04, 0.10), "gamma": rng.uniform(1.0, 1.5),
+                    "leaks": leaks, "slip": rng.uniform(0.003, 0.02),
+                    "missing": rng.uniform(0.0, 0.02)})
+    return out
+
+
+def simulate_votes(rng: np.random.Generator, experts: list[dict], latent: dict) -> np.ndarray:
+    """(n, 11) votes (LCZ ids, 0 = none) of the experts on the latent scenes."""
+    comp, weight = latent["comp"], latent["weight"]
+    n = comp.shape[0]
+    rows = np.arange(n)
+    votes = np.zeros((n, len(experts)), dtype=np.int64)
+    for e, ex in enumerate(experts):
+        per = np.clip(weight + rng.normal(0.0, ex["noise"], weight.shape) * (weight > 0), 1e-6, None)
+        per = per ** ex["gamma"]
+        mix = np.zeros((n, 18))
+        for j in range(3):
+            np.add.at(mix, (rows, comp[:, j]), per[:, j])
+        for (a, b), leak in ex["leaks"].items():
+            moved = mix[:, a] * leak
+            mix[:, a] -= moved
+            mix[:, b] += moved
+        mix /= mix.sum(axis=1, keepdims=True)
+        u = rng.random((n, 1))
+        v = np.minimum((u > np.cumsum(mix, axis=1)).sum(axis=1), 17)
+        slip = rng.random(n) < ex["slip"]
+        for a in np.unique(v[slip]):
+            idx = np.nonzero(slip & (v == a))[0]
+            if int(a) in SLIPS:
+                v[idx] = rng.choice(SLIPS[int(a)], size=idx.size)
+        v[rng.random(n) < ex["missing"]] = 0
+        votes[:, e] = v
+    return votes
+
+
+def original_labels(rng: np.random.Generator, latent: dict) -> np.ndarray:
+    """(n,) original So2Sat labels: mostly the primary, the secondary when it covers a lot."""
+    comp, weight = latent["comp"], latent["weight"]
+    n = comp.shape[0]
+    swap = (weight[:, 1] > 0.35) & (rng.random(n) < 0.5) | (rng.random(n) < 0.03)
+    return np.where(swap, comp[:, 1], comp[:, 0])
+
+
+# ----------------------------------------------------------------------------------------- pixels
 # materials: roof, paved, vegetation, soil, water, shadow
-MATERIALS = ("roof", "paved", "vegetation", "soil", "water", "shadow")
 #                 B2    B3    B4    B5    B6    B7    B8    B8A   B11   B12
 SPECTRA = np.array([
-    [.120, .125, .130, .140, .150, .155, .160, .165, .200, .180],   # roof (tile/concrete)
-    [.090, .095, .100, .105, .110, .112, .115, .118, .140, .125],   # paved
+    [.120, .125, .130, .140, .150, .155, .160, .165, .200, .180],   # roof (tile / concrete)
+    [.090, .095, .100, .105, .110, .112, .115, .118, .140, .125],   # paved / asphalt
     [.030, .055, .035, .090, .250, .310, .340, .350, .180, .090],   # vegetation
-    [.080, .100, .130, .160, .190, .210, .220, .230, .300, .260],   # soil
+    [.080, .100, .130, .160, .190, .210, .220, .230, .300, .260],   # bare soil
     [.060, .055, .035, .025, .015, .012, .010, .009, .005, .004],   # water
     [.025, .028, .030, .032, .038, .040, .042, .043, .040, .032],   # shadow
 ], dtype=np.float32)
-#: light metal/sheet roofs (LCZ 7) and industrial roofs (LCZ 10, 8) differ from tile/concrete
+#: light sheet-metal roofs (LCZ 7), bright large industrial roofs (LCZ 8), dark industry (LCZ 10)
 ROOF_LIGHT = np.array([.200, .210, .220, .225, .230, .232, .235, .238, .260, .240], dtype=np.float32)
+ROOF_INDUSTRIAL = np.array([.170, .175, .180, .185, .190, .195, .200, .205, .230, .210], dtype=np.float32)
+ROOF_DARK = np.array([.070, .072, .075, .078, .082, .085, .088, .090, .110, .100], dtype=np.float32)
 
-# per LCZ: material shares (roof, paved, veg, soil, water), building scale (1 = small), shadow share
-PROFILES = {
-    1: ((.42, .40, .10, .05, .03), 3.0, .30),
-    2: ((.52, .34, .10, .04, .00), 2.0, .16),
-    3: ((.56, .26, .14, .04, .00), 1.0, .06),
-    4: ((.26, .26, .40, .06, .02), 3.0, .24),
-    5: ((.32, .27, .35, .06, .00), 2.0, .12),
-    6: ((.30, .20, .44, .06, .00), 1.0, .05),
-    7: ((.62, .06, .08, .24, .00), 0.5, .02),
-    8: ((.56, .34, .06, .04, .00), 4.0, .03),
-    9: ((.12, .10, .62, .16, .00), 1.5, .02),
-    10: ((.40, .36, .06, .16, .02), 4.0, .05),
-    11: ((.00, .02, .95, .03, .00), 1.0, .08),   # dense trees (non-urban)
-    14: ((.00, .02, .80, .18, .00), 1.0, .00),   # low plants (non-urban)
+#: per LCZ: material shares (roof, paved, vegetation, soil, water), building scale (blob size,
+#: 1 = small houses), building height (shadow length in pixels), roof type
+PROFILES: dict[int, tuple[tuple[float, ...], float, int, str]] = {
+    1: ((.45, .40, .08, .04, .03), 2.5, 4, "tile"),
+    2: ((.55, .33, .08, .04, .00), 2.0, 2, "tile"),
+    3: ((.58, .24, .14, .04, .00), 1.0, 1, "tile"),
+    4: ((.24, .28, .40, .06, .02), 2.5, 4, "tile"),
+    5: ((.32, .28, .34, .06, .00), 2.0, 2, "tile"),
+    6: ((.28, .20, .46, .06, .00), 1.0, 1, "tile"),
+    7: ((.62, .06, .08, .24, .00), 0.6, 0, "light"),
+    8: ((.52, .38, .05, .05, .00), 4.0, 1, "industrial"),
+    9: ((.12, .10, .60, .18, .00), 1.2, 1, "tile"),
+    10: ((.42, .34, .06, .16, .02), 3.5, 2, "dark"),
+    11: ((.00, .02, .95, .03, .00), 1.0, 0, "tile"),
+    12: ((.02, .04, .74, .20, .00), 1.0, 0, "tile"),
+    14: ((.00, .02, .78, .20, .00), 1.0, 0, "tile"),
 }
-#: neighbouring LCZ for mixtures (the real disagreement pairs), with weights
-NEIGHBOURS = {
-    1: ((4, 2), (.8, .2)), 2: ((5, 3, 1), (.4, .35, .25)), 3: ((7, 6, 2), (.55, .3, .15)),
-    4: ((5, 1), (.6, .4)), 5: ((2, 4, 6), (.5, .3, .2)), 6: ((3, 5, 9), (.55, .3, .15)),
-    7: ((3, 6), (.7, .3)), 8: ((10, 2, 3), (.5, .25, .25)), 9: ((6, 14), (.75, .25)),
-    10: ((8, 2), (.8, .2)),
-}
-URBAN_LCZ = np.arange(1, 11)
-#: primary-class shares of European patches: the real shares, less what mixtures and the addon
-#: cities (all LCZ 7) add to LCZ 1 and 7 through voting
-CITY_SHARES = np.array([.004, .170, .045, .022, .185, .318, .012, .172, .020, .052])
-CITY_SHARES = CITY_SHARES / CITY_SHARES.sum()
 
 
-def _smooth_field(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
-    """(n, 32, 32) smooth random field in [0, 1): bilinear upsampling of coarse noise."""
-    coarse = max(2, int(round(32 / (4 * scale))) + 1)
+def smooth_field(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
+    """(n, 32, 32) smooth random field, rank-normalised per patch to [0, 1) (thresholds = shares).
+
+    Bilinear upsampling of coarse uniform noise; ``scale`` ~ blob size (1 = about 8 px cells).
+    """
+    coarse = max(2, int(round(32 / (8 * scale))) + 1)
     g = rng.random((n, coarse, coarse), dtype=np.float32)
     x = np.linspace(0, coarse - 1, 32, dtype=np.float32)
     i0 = np.clip(x.astype(int), 0, coarse - 2)
     t = (x - i0)[None, :]
     rows = g[:, i0, :] * (1 - t.T)[None] + g[:, i0 + 1, :] * t.T[None]
     field = rows[:, :, i0] * (1 - t)[None] + rows[:, :, i0 + 1] * t[None]
-    # rank-normalise per patch so thresholds are area shares
+    field += rng.random(field.shape, dtype=np.float32) * 0.02      # break ties
     flat = field.reshape(n, -1)
     ranks = flat.argsort(axis=1).argsort(axis=1).astype(np.float32) / flat.shape[1]
     return ranks.reshape(n, 32, 32)
 
 
-def _render(rng: np.random.Generator, lcz: int, n: int, gain: np.ndarray, offset: np.ndarray,
-            roof_mix: float) -> np.ndarray:
-    """(n, 10, 32, 32) pixels of pure LCZ ``lcz`` (before mixing)."""
-    shares, scale, shadow = PROFILES[lcz]
-    shares = np.array(shares, dtype=np.float32)
-    # per-patch jitter of the material shares (density varies within an LCZ)
-    jit = rng.dirichlet(shares * 30 + 0.05, size=n).astype(np.float32)
-    field = _smooth_field(rng, n, scale)
+def render(rng: np.random.Generator, lcz: int, n: int, city: dict) -> np.ndarray:
+    """(n, 10, 32, 32) reflectance of ``n`` pure patches of LCZ ``lcz`` in ``city``'s appearance."""
+    shares, scale, height, roof_type = PROFILES[lcz]
+    shares = np.asarray(shares, dtype=np.float64)
+    jit = rng.dirichlet(shares * 25 + 0.05, size=n).astype(np.float32)  # density varies
+    field = smooth_field(rng, n, scale * rng.uniform(0.8, 1.25))
     cum = np.cumsum(jit, axis=1)
-    mat = (field[:, None] >= cum[:, :, None, None]).sum(axis=1)          # (n,32,32) 0..4
-    mat = np.minimum(mat, 4)
-    # shadows: cast next to roofs (shifted roof mask), share grows with height
-    roof = mat == 0
-    shifted = np.roll(roof, 1, axis=2) & ~roof
-    cast = shifted & (rng.random((n, 32, 32)) < min(1.0, shadow * 4))
-    mat = np.where(cast, 5, mat)
-    roof_spec = SPECTRA[0]
-    if lcz in (7, 8, 10):
-        roof_spec = 0.3 * SPECTRA[0] + 0.7 * ROOF_LIGHT
-    roof_spec = (1 - roof_mix) * roof_spec + roof_mix * ROOF_LIGHT
-    spectra = np.concatenate([roof_spec[None], SPECTRA[1:]], axis=0)    # (6, 10)
-    img = spectra[mat].transpose(0, 3, 1, 2)                             # (n,10,32,32)
-    img = img * gain[None, :, None, None] + offset[None, :, None, None]
-    brightness = rng.normal(1.0, 0.06, (n, 1, 1, 1)).astype(np.float32)
-    return img * brightness
+    mat = np.minimum((field[:, None] >= cum[:, :, None, None]).sum(axis=1), 4)
+    if height > 0:                      # shadows cast away from the sun, length ~ height
+        roof = mat == 0
+        dy, dx = city["sun"]
+        cast = np.zeros_like(roof)
+        for k in range(1, height + 1):
+            cast |= np.roll(roof, (k * dy, k * dx), axis=(1, 2))
+        mat = np.where(cast & ~roof, 5, mat)
+    roof_spec = {"tile": SPECTRA[0], "light": ROOF_LIGHT, "industrial": ROOF_INDUSTRIAL,
+                 "dark": ROOF_DARK}[roof_type]
+    if roof_type == "tile":
+        roof_spec = (1 - city["roof_mix"]) * roof_spec + city["roof_mix"] * city["roof_alt"]
+    spectra = np.concatenate([roof_spec[None], SPECTRA[1:]], axis=0).copy()
+    spectra[2] *= city["vigour"]
+    img = spectra[mat].transpose(0, 3, 1, 2)                       # (n, 10, 32, 32)
+    img = img * city["gain"][None, :, None, None] + city["offset"][None, :, None, None]
+    return img * rng.normal(1.0, 0.05, (n, 1, 1, 1)).astype(np.float32)
 
 
-def _experts(rng: np.random.Generator) -> list[dict]:
-    """Eleven experts: sharpness, noise and personal confusion tendencies."""
-    out = []
-    for _ in range(N_EXPERTS):
-        conf = np.eye(10, dtype=np.float64)
-        for a, (nbrs, _w) in NEIGHBOURS.items():
-            for b in nbrs:
-                if b <= 10 and rng.random() < 0.35:   # this expert tends to call a "b"
-                    leak = rng.uniform(0.03, 0.12)
-                    conf[a - 1, a - 1] -= leak
-                    conf[a - 1, b - 1] += leak
-        out.append({"sharp": rng.uniform(2.6, 4.2), "noise": rng.uniform(0.25, 0.6), "conf": conf,
-                    "missing": rng.uniform(0.0, 0.03)})
-    return out
+def make_city(rng: np.random.Generator) -> dict:
+    """Appearance of one city: band gain / offset, season (vegetation vigour), roofs, sun."""
+    haze = rng.uniform(0.0, 0.02)
+    decay = np.linspace(1.0, 0.1, 10, dtype=np.float32)
+    sun = [(1, 1), (1, 0), (0, 1), (1, -1)][int(rng.integers(4))]
+    return {
+        "gain": (rng.normal(1.0, 0.08) * rng.normal(1.0, 0.04, 10)).astype(np.float32),
+        "offset": (haze * decay + rng.normal(0.0, 0.004, 10)).astype(np.float32),
+        "vigour": np.float32(rng.uniform(0.75, 1.15)),
+        "roof_mix": float(rng.uniform(0.0, 0.5)),
+        "roof_alt": [ROOF_LIGHT, ROOF_DARK, SPECTRA[3]][int(rng.integers(3))],
+        "sun": sun,
+    }
 
 
-def _votes(rng: np.random.Generator, experts: list[dict], primary: np.ndarray, secondary: np.ndarray,
-           w: np.ndarray) -> np.ndarray:
-    """(n, 11) votes (LCZ ids, 0 = none) of the experts on latent mixtures."""
-    n = len(primary)
-    votes = np.zeros((n, N_EXPERTS), dtype=np.int64)
-    # latent mixture over 17 LCZ ids (index 0..16)
-    mix = np.full((n, 17), 1e-3)
-    mix[np.arange(n), primary - 1] += 1 - w
-    mix[np.arange(n), secondary - 1] += w
-    mix /= mix.sum(axis=1, keepdims=True)
-    for e, ex in enumerate(experts):
-        logits = ex["sharp"] * np.log(mix) + rng.normal(0, ex["noise"], mix.shape) * (mix > 0.02)
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        urban = p[:, :10] @ ex["conf"]
-        p = np.concatenate([urban, p[:, 10:]], axis=1)
-        p /= p.sum(axis=1, keepdims=True)
-        u = rng.random((n, 1))
-        votes[:, e] = (u > np.cumsum(p, axis=1)).sum(axis=1) + 1
-        votes[rng.random(n) < ex["missing"], e] = 0
-    return np.minimum(votes, 17)
+def render_scene(rng: np.random.Generator, latent: dict, city: dict) -> np.ndarray:
+    """(n, 32, 32, 10) float32 reflectance of the latent scenes (regions with the latent shares)."""
+    comp, weight = latent["comp"], latent["weight"]
+    n = comp.shape[0]
+    layers = np.empty((3, n, 10, 32, 32), dtype=np.float32)
+    for j in range(3):
+        for lcz in np.unique(comp[:, j]):
+            idx = np.nonzero(comp[:, j] == lcz)[0]
+            layers[j, idx] = render(rng, int(lcz), idx.size, city)
+    region = smooth_field(rng, n, 2.0)                            # coarse blobs
+    ws = weight[:, 1, None, None].astype(np.float32)
+    wt = weight[:, 2, None, None].astype(np.float32)
+    pick = np.where(region < ws, 1, np.where(region < ws + wt, 2, 0))
+    px = np.take_along_axis(layers, pick[None, :, None], axis=0)[0]
+    px += rng.normal(0.0, 0.005, px.shape).astype(np.float32)
+    px = np.clip(px, 0.0, None)
+    return np.round(px.transpose(0, 2, 3, 1) * 10000) / 10000      # S2 quantisation (DN / 10000)
 
 
-def _city_patches(rng: np.random.Generator, n: int, experts: list[dict], addon: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels (n,32,32,10) float32 and labels: (n, 12) for cities, (n, 11) for addons."""
-    gain = rng.normal(1.0, 0.07, 10).astype(np.float32)
-    offset = rng.normal(0.0, 0.008, 10).astype(np.float32)
-    roof_mix = float(rng.uniform(0.0, 0.35))
-    if addon:
-        primary = np.full(n, 7)
-    else:
-        shares = rng.dirichlet(CITY_SHARES * 60 + 0.2)
-        primary = rng.choice(URBAN_LCZ, size=n, p=shares)
-        odd = rng.random(n) < 0.02                              # a few non-urban patches
-        primary[odd] = rng.choice([11, 14], size=int(odd.sum()))
-    secondary = primary.copy()
-    for a, (nbrs, wts) in NEIGHBOURS.items():
-        idx = np.nonzero(primary == a)[0]
-        secondary[idx] = rng.choice(nbrs, size=idx.size, p=wts)
-    clean = rng.random(n) < 0.38
-    w = np.where(clean, 0.0, rng.beta(1.4, 3.0, n) * 0.75).astype(np.float64)
-    nonurban = primary > 10
-    secondary[nonurban] = 9
-    w[nonurban] = rng.uniform(0.0, 0.3, int(nonurban.sum()))
-    pixels = np.empty((n, 10, 32, 32), dtype=np.float32)
-    base = np.empty_like(pixels)
-    for lcz in np.unique(primary):
-        idx = np.nonzero(primary == lcz)[0]
-        base[idx] = _render(rng, int(lcz), idx.size, gain, offset, roof_mix)
-    other = np.empty_like(pixels)
-    for lcz in np.unique(secondary):
-        idx = np.nonzero(secondary == lcz)[0]
-        other[idx] = _render(rng, int(lcz), idx.size, gain, offset, roof_mix)
-    region = _smooth_field(rng, n, 4.0) < w[:, None, None]                # (n,32,32) share w
-    pixels = np.where(region[:, None], other, base)
-    pixels += rng.normal(0, 0.006, pixels.shape).astype(np.float32)
-    pixels = np.clip(pixels, 0.0, None)
-    votes = _votes(rng, experts, primary, secondary, w)
-    n_empty = max(1, n // 800) if not addon else 0
-    votes[rng.choice(n, n_empty, replace=False)] = 0                       # rows with no vote
+def city_patches(rng: np.random.Generator, n: int, experts: list[dict], city: dict, addon: bool,
+                 shares: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Pixels (n,32,32,10) float32, labels ((n,12) cities, (n,11) addons) int16, latent."""
+    latent = simulate_latent(rng, n, addon, shares)
+    pixels = render_scene(rng, latent, city).astype(np.float32)
+    votes = simulate_votes(rng, experts, latent)
+    n_empty = int(rng.binomial(n, 0.002)) if not addon else 0
+    votes[rng.choice(n, n_empty, replace=False)] = 0                # rows without any vote
     if addon:
         labels = votes
     else:
-        original = np.where(rng.random(n) < 0.9, primary, np.where(w > 0.3, secondary, primary))
-        labels = np.concatenate([votes, original[:, None]], axis=1)
-    return pixels.transpose(0, 2, 3, 1).copy(), labels.astype(np.int64)
+        labels = np.concatenate([votes, original_labels(rng, latent)[:, None]], axis=1)
+    return pixels, labels.astype(np.int16), latent
+
+
+def _city_key(city: str) -> int:
+    return sum(ord(ch) * 31**i for i, ch in enumerate(city)) % (2**31)
 
 
 def synthesize(out: Path, seed: int = 0, size: str = "small", progress: bool = True) -> dict:
-    """Write the 18 cities' vote files of the twin into ``out``; returns {file: rows}."""
+    """Write the 18 cities' vote files of the twin into ``out``; returns {file name: rows}.
+
+    Each file is written under a temporary name and renamed; the same seed gives the same files.
+    """
     if size not in SIZES:
         raise DataError(f"unknown twin size '{size}', use one of {', '.join(SIZES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_city, n_addon = SIZES[size]
-    master = np.random.default_rng(seed)
-    experts = _experts(master)
-    written = {}
-    from rich.progress import track
-
+    experts = make_experts(np.random.default_rng([seed, 1]))
     jobs = [(c, False) for c in EUROPEAN_CITIES] + [(c, True) for c in ADDON_CITIES]
-    for city, addon in track(jobs, description="synthesising twin", disable=not progress,
-                             transient=True):
-        city_key = sum(ord(ch) * 31**i for i, ch in enumerate(city)) % (2**31)
-        rng = np.random.default_rng([seed, city_key])
-        n = n_addon if addon else n_city
-        name = f"{city}_addon.h5" if addon else f"{city}.h5"
-        tmp = out / f".{name}.tmp"
-        with h5py.File(tmp, "w") as f:
-            chunk = 2000
-            ds = f.create_dataset("sen2", shape=(n, 32, 32, 10), dtype="float64",
-                                  chunks=(min(n, 256), 32, 32, 10))
-            labels = []
-            for start in range(0, n, chunk):
-                m = min(chunk, n - start)
-                px, lab = _city_patches(rng, m, experts, addon)
-                ds[start:start + m] = px
-                labels.append(lab)
-            f.create_dataset("label", data=np.concatenate(labels))
-            f.attrs["lczldl_synthetic_twin"] = f"seed={seed} size={size}"
-        os.replace(tmp, out / name)
-        written[name] = n
+    total = sum(n_addon if a else n_city for _, a in jobs)
+    written = {}
+    from rich.progress import Progress
+
+    with Progress(disable=not progress or size in ("tiny", "small"), transient=True) as bar:
+        task = bar.add_task("synthesising twin", total=total)
+        for city, addon in jobs:
+            rng = np.random.default_rng([seed, _city_key(city)])
+            look = make_city(rng)
+            shares = None if addon else rng.dirichlet(CITY_SHARES * 80 + 0.1)
+            n = n_addon if addon else n_city
+            name = f"{city}_addon.h5" if addon else f"{city}.h5"
+            tmp = out / f".{name}.tmp"
+            try:
+                with h5py.File(tmp, "w") as f:
+                    ds = f.create_dataset("sen2", shape=(n, 32, 32, 10), dtype="float32",
+                                          chunks=(min(n, 128), 32, 32, 10))
+                    labels = []
+                    for start in range(0, n, CHUNK):
+                        m = min(CHUNK, n - start)
+                        px, lab, _ = city_patches(rng, m, experts, look, addon, shares)
+                        ds[start:start + m] = px
+                        labels.append(lab)
+                        bar.advance(task, m)
+                    f.create_dataset("label", data=np.concatenate(labels))
+                    f.attrs["lczldl_synthetic_twin"] = f"seed={seed} size={size}"
+                os.replace(tmp, out / name)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+            written[name] = n
     return written
