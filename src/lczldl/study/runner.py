@@ -73,6 +73,19 @@ class SlurmConfig(BaseModel):
     setup: list[str] = Field(default_factory=list, description="shell lines before each job")
 
 
+class PrepareConfig(BaseModel):
+    """How raw vote files given to ``--data`` are prepared (as ``lczldl data prepare``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    split: str = "authors"
+    seed: int = 42
+    train_cities: list[str] | None = None
+    val_cities: list[str] | None = None
+    test_cities: list[str] | None = None
+    smoothing: float = 0.0
+    drop_nonfinite: bool = False
+
+
 class StudyConfig(BaseModel):
     """The ``study:`` section. CLI options win over it when they differ from their defaults."""
 
@@ -81,14 +94,15 @@ class StudyConfig(BaseModel):
     seeds: str | list[int] = "0-4"
     workers: int = Field(1, ge=1)
     executor: str = "local"
-    max_epochs: int | None = Field(None, ge=1, description="cap on epochs (None: the train config)")
-    mc_passes: int = Field(20, ge=1)
-    n_bins: int = Field(20, ge=2)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
 
 def load_config(path: Path | None) -> tuple[dict[str, Any], StudyConfig]:
-    """Read a YAML config; returns (run config without ``study``, StudyConfig)."""
+    """Read a study YAML: the run sections (model/train/evaluation, as ``lczldl train``) plus an
+    optional ``study:`` section. Returns (resolved run config with defaults filled, StudyConfig)."""
+    from lczldl.config import load_config as load_run_config
+
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -107,7 +121,16 @@ def load_config(path: Path | None) -> tuple[dict[str, Any], StudyConfig]:
         err = exc.errors()[0]
         key = "study." + ".".join(str(x) for x in err["loc"])
         raise ConfigError(f"{path}: {key}: {err['msg']}") from exc
-    return raw, sc
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as td:  # validate the run sections with the run config's rules
+        tmp = Path(td) / (path.name if path is not None else "config.yaml")
+        tmp.write_text(yaml.safe_dump(raw))
+        try:
+            cfg = load_run_config(tmp)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(str(tmp), str(path))) from None
+    return cfg.model_dump(mode="json"), sc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +421,8 @@ def _is_store(path: Path) -> bool:
             return False
 
 
-def resolve_store(data: Path, study: Path, run_config: Mapping[str, Any], console: Any = None) -> Path:
+def resolve_store(data: Path, study: Path, prepare: Mapping[str, Any] | None = None,
+                  console: Any = None) -> Path:
     """The prepared store for ``data``: itself if it is one, else prepare raw vote files into STUDY/store."""
     data = Path(data)
     if _is_store(data):
@@ -411,9 +435,7 @@ def resolve_store(data: Path, study: Path, run_config: Mapping[str, Any], consol
                         "vote files (*.h5); run `lczldl data prepare` or point at the right folder")
     from lczldl.data.prepare import prepare_store
 
-    d = dict(run_config.get("data") or {})
-    kw = {k: d[k] for k in ("split", "seed", "train_cities", "val_cities", "test_cities", "smoothing",
-                            "drop_nonfinite") if k in d and d[k] is not None}
+    kw = dict(prepare or {})
     if console is not None:
         console.print(f"preparing raw vote files {data} -> {store}")
     prepare_store(data, store, **kw)
@@ -483,24 +505,22 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     work = {**DEFAULT_WORK, **(work or {})}
 
     with study_lock(study):
-        store = resolve_store(data, study, run_config, console)
+        store = resolve_store(data, study, sc.prepare.model_dump(), console)
         _check_same_config(study, run_config, store)
         cfg_path = study / "config.yaml"
         if not cfg_path.is_file() or yaml.safe_load(cfg_path.read_text()) != run_config:
             tmp = cfg_path.with_name(".config.yaml.tmp")
-            tmp.write_text(yaml.safe_dump(run_config, sort_keys=False) if run_config else "{}\n")
+            tmp.write_text(yaml.safe_dump(run_config, sort_keys=False))
             os.replace(tmp, cfg_path)
         units = build_units(regime_list, seed_list)
         by_id = {u.id: u for u in units}
         base = {"study": str(study.resolve()), "store": str(store), "config": str(cfg_path.resolve()),
-                "max_epochs": sc.max_epochs, "mc_passes": sc.mc_passes, "n_bins": sc.n_bins,
-                "config_hash": fingerprint(run_config)}
+                "mc_passes": run_config["evaluation"]["mc_passes"],
+                "n_bins": run_config["evaluation"]["n_bins"], "config_hash": fingerprint(run_config)}
 
         def make_spec(u: Unit, upstream: dict[str, dict]) -> dict[str, Any]:
             ups = {d: m.get("finished") for d, m in sorted(upstream.items())}
-            key = {k: base[k] for k in ("store", "config_hash", "max_epochs")}
-            if u.kind in ("calibrate", "aggregate", "report"):
-                key.update(mc_passes=sc.mc_passes, n_bins=sc.n_bins)
+            key = {k: base[k] for k in ("store", "config_hash")}
             inputs = fingerprint({"kind": u.kind, "regime": u.regime, "seed": u.seed, **key,
                                   "upstream": ups, "work": work[u.kind]})
             return {**base, "id": u.id, "kind": u.kind, "regime": u.regime, "seed": u.seed,
@@ -541,7 +561,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         from lczldl.study.executors import make_executor
 
         ex = make_executor(ex_kind, study, n_workers, slurm)
-        max_ep = sc.max_epochs or ((run_config.get("train") or {}).get("max_epochs")) or _default_max_epochs()
+        max_ep = run_config["train"]["max_epochs"]
         ov = Overview(study, max_epochs=max_ep, console=console) if progress else None
         sch = Scheduler(units, study, ex, make_spec, on_change=write_info, progress=ov,
                         poll_s=5.0 if ex_kind == "slurm" else 0.1)
@@ -570,15 +590,6 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         raise RunError(f"{len(info['failures'])} unit(s) failed, first {first['id']}: {first['error']} "
                        f"(log: {first['log']}); fix and rerun the same command to resume")
     return info
-
-
-def _default_max_epochs() -> int | None:
-    try:
-        from lczldl.config import load_config as _lc  # type: ignore[attr-defined]
-
-        return int(_lc(None).train.max_epochs)
-    except Exception:
-        return None
 
 
 def _main_thread() -> bool:
@@ -624,7 +635,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     print(f"train {spec['regime']} seed {spec['seed']} -> {run} (resume={resume})", flush=True)
     train_run(data=Path(spec["store"]), regime=spec["regime"], seed=int(spec["seed"]),
               out=Path(spec["runs"]), config=Path(spec["config"]), overrides=None,
-              max_epochs=spec.get("max_epochs"), resume=resume, progress=False,
+              max_epochs=None, resume=resume, progress=False,
               num_threads=spec.get("threads"))
     if _run_status(run) != "finished":
         raise RunError(f"{run}/run.json: status is {_run_status(run)!r} after training, expected finished")
