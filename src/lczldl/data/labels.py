@@ -3,17 +3,24 @@
 Conventions: votes are LCZ ids 1..17 with 0 = no vote; column = expert. Class indices are 0-based
 (index i <-> LCZ i+1); the study keeps the 10 urban classes (LCZ 1..10).
 
-- counts: votes per LCZ, ignoring 0.
-- majority: argmax of the counts; when the maximum is shared by more than one class (or there is
-  no vote at all) the tie takes ``tie_label`` (the original So2Sat label for city files, LCZ 7 for
-  addon files).
-- urban subset: rows whose majority is LCZ 1..10.
-- distribution: urban counts / their sum over LCZ 1..10 (non-urban votes dropped). Optional
-  smoothing a: (c + a) / (n (1 + a)) with n = number of urban votes, as in the authors' variant
-  (this sums to (n + 10 a) / (n (1 + a)), i.e. not 1 unless n = 10; we renormalise the rows and
-  say so: ``renormalise=False`` keeps the formula as written).
-- rows with no urban vote (possible when a tie falls back to an urban original label) are dropped
-  and counted, never NaN.
+- counts: votes per LCZ 1..17; 0 (no vote) is ignored. For city files only the 11 vote columns
+  count (column 11, the original So2Sat label, is not a vote); addon files: every column is a vote.
+- majority (the authors' ``to_one_hot_majority``): the classes whose count equals the row maximum
+  are the candidates; exactly one candidate -> that class; more than one -> the tie label, i.e.
+  the original So2Sat label (column 11) for city files and LCZ 7 for addon files. A row with no
+  vote at all has all 17 counts equal to 0 = the maximum, so it is a 17-way tie and also takes
+  the tie label.
+- urban subset: rows whose majority is LCZ 1..10; the others are dropped ("non_urban_majority").
+- distribution: urban counts / their sum over LCZ 1..10 (non-urban votes dropped). A kept row with
+  no urban vote (a tie resolved to an urban original label, e.g. votes 11,11,12,12 with original
+  6) would be 0/0 = NaN in the authors' files (the 17 NaN rows of the real test file); here it is
+  dropped and counted ("no_urban_votes"), never NaN.
+- smoothing a (the authors' variant, a = 0.08): (c + a) / (n (1 + a)) with c the urban count of a
+  class and n the number of urban votes of the row, implemented exactly as written. A row then
+  sums to (n + 10 a) / (n (1 + a)), which is 1 only when n = 10 (e.g. 1.0067 for n = 11, a = 0.08;
+  1.667 for n = 1): it is NOT a probability distribution in general. ``renormalise=True`` divides
+  each row by its sum, i.e. (c + a) / (n + 10 a), which is additive (Laplace) smoothing.
+- vote entropy: Shannon entropy in nats of the unsmoothed distribution, 0 log 0 = 0.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ def majority_vote(counts: np.ndarray, tie_label: np.ndarray | int) -> np.ndarray
     n_top = (counts == top[:, None]).sum(axis=1)
     majority = counts.argmax(axis=1) + 1
     tie = (n_top > 1) | (top == 0)
-    tie_label = np.broadcast_to(np.asarray(tie_label, dtype=np.int64), majority.shape)
+    tie_label = np.broadcast_to(np.asarray(tie_label, dtype=np.int64), majority.shape)  # (N,) or scalar
     return np.where(tie, tie_label, majority).astype(np.int64)
 
 
@@ -60,8 +67,15 @@ def has_urban_votes(counts: np.ndarray) -> np.ndarray:
     return np.asarray(counts)[:, :N_URBAN].sum(axis=1) > 0
 
 
-def urban_distribution(counts: np.ndarray, smoothing: float = 0.0, renormalise: bool = True) -> np.ndarray:
-    """(N, 17) counts -> (N, 10) float64 distribution over LCZ 1..10; zero rows where no urban vote."""
+def urban_distribution(counts: np.ndarray, smoothing: float = 0.0, renormalise: bool = False) -> np.ndarray:
+    """(N, 17) counts -> (N, 10) float64 distribution over LCZ 1..10.
+
+    ``smoothing`` a > 0 applies (c + a) / (n (1 + a)) as written (rows need not sum to 1, see the
+    module docstring); ``renormalise`` then rescales rows to sum 1. Rows without any urban vote
+    are all zeros (use :func:`has_urban_votes` to find them), never NaN.
+    """
+    if smoothing < 0 or not np.isfinite(smoothing):
+        raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing}")
     urban = np.asarray(counts)[:, :N_URBAN].astype(np.float64)
     n = urban.sum(axis=1, keepdims=True)
     safe = np.where(n > 0, n, 1.0)
@@ -83,9 +97,11 @@ def vote_entropy(dist: np.ndarray) -> np.ndarray:
 
 
 def pad_votes(votes: np.ndarray, width: int = N_EXPERTS) -> np.ndarray:
-    """Pad (N, k) votes with 0 (= no vote) to (N, width) int8; column = expert."""
+    """Pad (N, k <= width) votes with 0 (= no vote) to (N, width) int8; column = expert."""
     votes = np.asarray(votes)
-    out = np.zeros((votes.shape[0], max(width, votes.shape[1])), dtype=np.int8)
+    if votes.ndim != 2 or votes.shape[1] > width:
+        raise ValueError(f"votes must be (N, k <= {width}), got shape {votes.shape}")
+    out = np.zeros((votes.shape[0], width), dtype=np.int8)
     out[:, :votes.shape[1]] = votes
     return out
 
@@ -94,23 +110,34 @@ def pad_votes(votes: np.ndarray, width: int = N_EXPERTS) -> np.ndarray:
 class VoteLabels:
     """Labels of one vote file. Arrays have one row per input row; ``keep`` marks the urban subset."""
 
-    keep: np.ndarray
-    majority: np.ndarray
-    label: np.ndarray
-    distribution: np.ndarray
-    entropy: np.ndarray
-    votes: np.ndarray
-    original: np.ndarray
-    dropped: dict[str, int] = field(default_factory=dict)
-    drop_reason: np.ndarray | None = None
+    keep: np.ndarray           # (N,) bool: urban majority and at least one urban vote
+    majority: np.ndarray       # (N,) int64 LCZ id 1..17 after the tie rule
+    label: np.ndarray          # (N,) int64 class index 0..9 where keep, -1 elsewhere
+    distribution: np.ndarray   # (N, 10) float32 urban vote distribution (zeros where dropped)
+    entropy: np.ndarray        # (N,) float32 entropy (nats) of the unsmoothed distribution
+    votes: np.ndarray          # (N, 11) int8 LCZ ids 0..17, column = expert, padded with 0
+    original: np.ndarray       # (N,) int8 original So2Sat label (LCZ id; 7 for addons)
+    dropped: dict[str, int] = field(default_factory=dict)   # reason -> number of rows
+    drop_reason: np.ndarray | None = None                    # (N,) object: "" or the reason
 
 
 def build_labels(votes: np.ndarray, original: np.ndarray | int, *, smoothing: float = 0.0,
-                 where: str = "votes") -> VoteLabels:
-    """Apply every rule above to (N, V) votes with (N,) original labels (or 7 for addons)."""
+                 renormalise: bool = False, where: str = "votes") -> VoteLabels:
+    """Apply every rule above to (N, V) votes with (N,) original labels (LCZ id; 7 for addons).
+
+    ``where`` names the source in error messages. ``distribution`` is smoothed when
+    ``smoothing`` > 0; ``entropy`` is always that of the unsmoothed distribution. ``label`` is the
+    class index 0..9 where ``keep``, -1 elsewhere; ``drop_reason`` is "" for kept rows.
+    """
     counts = vote_counts(votes, where=where)
+    if np.asarray(votes).shape[1] > N_EXPERTS:
+        raise DataError(f"{where}: {np.asarray(votes).shape[1]} vote columns, at most {N_EXPERTS} experts")
     n = counts.shape[0]
-    original = np.broadcast_to(np.asarray(original, dtype=np.int64), (n,))
+    try:
+        original = np.broadcast_to(np.asarray(original, dtype=np.int64), (n,))
+    except ValueError:
+        raise DataError(f"{where}: original labels of shape {np.shape(original)} do not match "
+                        f"{n} vote rows") from None
     majority = majority_vote(counts, original)
     urban_majority = (majority >= 1) & (majority <= N_URBAN)
     urban_votes = has_urban_votes(counts)
@@ -118,7 +145,7 @@ def build_labels(votes: np.ndarray, original: np.ndarray | int, *, smoothing: fl
     reason = np.full(n, "", dtype=object)
     reason[~urban_majority] = DROP_NON_URBAN
     reason[urban_majority & ~urban_votes] = DROP_NO_URBAN_VOTES
-    dist = urban_distribution(counts, smoothing)
+    dist = urban_distribution(counts, smoothing, renormalise)
     raw_dist = urban_distribution(counts) if smoothing else dist
     return VoteLabels(
         keep=keep,
@@ -135,7 +162,10 @@ def build_labels(votes: np.ndarray, original: np.ndarray | int, *, smoothing: fl
 
 
 def one_hot(labels: np.ndarray, num_classes: int = N_URBAN) -> np.ndarray:
-    """(N,) class indices -> (N, K) float32 one-hot."""
+    """(N,) class indices 0..K-1 -> (N, K) float32 one-hot."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"class indices must be 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
     out = np.zeros((len(labels), num_classes), dtype=np.float32)
     out[np.arange(len(labels)), np.asarray(labels)] = 1.0
     return out

@@ -4,8 +4,19 @@
   columns 0-10 = 11 expert votes (LCZ 1..17, 0 = no vote), column 11 = original So2Sat label.
 - ``{city}_addon.h5`` (addon cities): ``sen2`` (N,32,32,10) and ``label`` (N,k) votes only;
   the ground truth of every addon image is LCZ 7.
-``sen1`` and ``img_coord`` may be present and are ignored. Everything but the pixels is validated
-when the file is opened; pixels are read in chunks with :meth:`CityFile.read_sen2`.
+``sen1`` and ``img_coord`` may be present and are ignored. ``sen2`` is required in addon files too
+(the real ones hold the images the models are trained on).
+
+:func:`open_city` validates everything but the pixel values without reading all pixels: the file
+exists, is HDF5 and opens (a truncated file fails here), ``sen2`` and ``label`` exist with the
+expected rank/shape/band count and the same number of rows > 0, ``label`` is integer-valued with
+vote ids in 0..17 (original labels 1..17), and the first and last ``sen2`` rows can be read (a
+cut-off data block fails here). Pixels are then read in chunks with :meth:`CityFile.read_sen2`;
+:func:`nonfinite_rows` flags rows with NaN/inf pixels. Every problem is a one-line DataError
+naming the file, the key and the problem.
+
+:func:`find_city_files` treats any other ``*.h5`` name in the raw folder as an error (a misnamed
+or foreign file should not be silently left out of a study).
 """
 
 from __future__ import annotations
@@ -22,15 +33,24 @@ from lczldl.errors import DataError
 
 @dataclass
 class CityFile:
+    """One validated vote file; pixels stay on disk until :meth:`read_sen2`."""
+
     city: str
     path: Path
     is_addon: bool
     n: int
-    votes: np.ndarray      # (N, V) int64 LCZ ids 0..17
-    original: np.ndarray   # (N,) int64 LCZ id (7 for addons)
+    votes: np.ndarray      # (N, V) int64 LCZ ids 0..17, column = expert (V = 11 for cities)
+    original: np.ndarray   # (N,) int64 original So2Sat label, LCZ id (7 for addons)
+
+    @property
+    def n_votes(self) -> int:
+        """Number of vote columns V."""
+        return int(self.votes.shape[1])
 
     def read_sen2(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) of ``sen2`` as float32 (n, 32, 32, 10) reflectance."""
+        """Rows [start, stop) of ``sen2`` as float32 (n, 32, 32, 10) reflectance (as stored)."""
+        if not 0 <= start <= stop <= self.n:
+            raise ValueError(f"rows {start}:{stop} outside 0:{self.n}")
         with open_h5(self.path) as f:
             try:
                 return np.asarray(f["sen2"][start:stop], dtype=np.float32)
@@ -39,6 +59,7 @@ class CityFile:
                                 f"or corrupt ({str(exc).splitlines()[0]})") from None
 
     def sha256(self) -> str:
+        """Hex sha256 of the whole file (streamed in 1 MiB blocks)."""
         return sha256(self.path)
 
 
@@ -73,6 +94,9 @@ def open_city(path: Path) -> CityFile:
     """Open and validate one vote file (everything but pixel values)."""
     path = Path(path)
     city, is_addon = city_of(path)
+    if city not in (ADDON_CITIES if is_addon else EUROPEAN_CITIES):
+        raise DataError(f"{path}: unknown city file name; expected {{city}}.h5 for {', '.join(EUROPEAN_CITIES)} "
+                        f"or {{city}}_addon.h5 for {', '.join(ADDON_CITIES)}")
     with open_h5(path) as f:
         sen2 = dataset(f, path, "sen2", 4)
         check_patch_shape(sen2, path, "sen2", 10)
@@ -81,13 +105,21 @@ def open_city(path: Path) -> CityFile:
         if n == 0:
             raise DataError(f"{path}: 'label' has no rows (empty city file)")
         if sen2.shape[0] != n:
-            raise DataError(f"{path}: 'sen2' has {sen2.shape[0]} rows but 'label' has {n}")
+            raise DataError(f"{path}: 'sen2' has {sen2.shape[0]} rows but 'label' has {n}; "
+                            "both must have one row per image")
         raw = read_all(label, path, "label")
-    if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+        for row in {0, n - 1}:                 # cheap truncation check of the pixel data
+            try:
+                sen2[row:row + 1]
+            except OSError as exc:
+                raise DataError(f"{path}: cannot read 'sen2' row {row}, file truncated or corrupt "
+                                f"({str(exc).splitlines()[0]})") from None
+    if raw.dtype == bool or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise DataError(f"{path}: 'label' has dtype {raw.dtype}, expected integers")
     if np.issubdtype(raw.dtype, np.floating):
         if not np.isfinite(raw).all() or (raw != np.round(raw)).any():
-            raise DataError(f"{path}: 'label' holds non-integer values")
+            raise DataError(f"{path}: 'label' holds non-integer values (NaN, inf or fractions); "
+                            "expected integer LCZ ids")
     raw = raw.astype(np.int64)
     width = raw.shape[1]
     if is_addon:
@@ -109,5 +141,6 @@ def open_city(path: Path) -> CityFile:
 
 
 def nonfinite_rows(sen2_chunk: np.ndarray) -> np.ndarray:
-    """(n, ...) pixels -> (n,) bool, True where any value is NaN or infinite."""
-    return ~np.isfinite(sen2_chunk.reshape(len(sen2_chunk), -1)).all(axis=1)
+    """(n, ...) pixels -> (n,) bool, True where any value of the row is NaN or +-inf."""
+    a = np.asarray(sen2_chunk)
+    return ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
