@@ -9,6 +9,7 @@ to [1e-7, 1 - 1e-7]), ce_one_hot and ECE (20 equal bins on top-label confidence,
 the seed's evaluation), plus accuracy per vote-entropy bin.
 
     python scripts/check_twin.py [--raw DIR] [--size small] [--epochs 10] [--threads 2] [--seed 0]
+                                 [--model sen2lcz|small]
 
 Numbers depend on the machine's load only through time, not results (deterministic on CPU).
 """
@@ -73,15 +74,39 @@ def metrics(probs: np.ndarray, labels: np.ndarray, dist: np.ndarray, ent: np.nda
     }
 
 
-def make_model(seed: int) -> torch.nn.Module:
+class SmallCNN(torch.nn.Module):
+    """A ~10x cheaper stand-in for quick iterations: 3 conv blocks (16/32/64), GAP, linear.
+
+    Returns log-probabilities like Sen2LCZ. Inputs are reflectance (no normalisation).
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        layers, cin = [], 10
+        for cout in (16, 32, 64):
+            layers += [torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.BatchNorm2d(cout),
+                       torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+            cin = cout
+        self.body = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                        torch.nn.Dropout(0.2))
+        self.head = torch.nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.head(self.body(x)), dim=1)
+
+
+def make_model(seed: int, kind: str = "sen2lcz") -> torch.nn.Module:
+    torch.manual_seed(seed)
+    if kind == "small":
+        return SmallCNN(num_classes=10)
     from lczldl.models import Sen2LCZ
 
-    torch.manual_seed(seed)
     return Sen2LCZ(num_classes=10)
 
 
-def train(x, y, d, regime: str, epochs: int, seed: int, batch: int = 64, lr: float = 0.002):
-    model = make_model(seed)
+def train(x, y, d, regime: str, epochs: int, seed: int, batch: int = 64, lr: float = 0.002,
+          kind: str = "sen2lcz"):
+    model = make_model(seed, kind)
     opt = torch.optim.NAdam(model.parameters(), lr=lr)
     xt = torch.from_numpy(x)
     target = torch.from_numpy(d if regime == "dist" else np.eye(10, dtype=np.float32)[y])
@@ -99,7 +124,7 @@ def train(x, y, d, regime: str, epochs: int, seed: int, batch: int = 64, lr: flo
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss) * len(idx)
+            tot += float(loss.detach()) * len(idx)
         print(f"  {regime} epoch {epoch + 1}/{epochs} train loss {tot / len(x):.4f}", flush=True)
     return model
 
@@ -120,6 +145,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--regimes", default="onehot,dist")
+    ap.add_argument("--model", default="sen2lcz", choices=["sen2lcz", "small"],
+                    help="sen2lcz (the study's model) or small (a cheap CNN for quick iterations)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,7 +162,7 @@ def main() -> None:
     rows = {}
     for regime in args.regimes.split(","):
         t0 = time.time()
-        model = train(xtr, ytr, dtr, regime, args.epochs, args.seed)
+        model = train(xtr, ytr, dtr, regime, args.epochs, args.seed, kind=args.model)
         rows[regime] = metrics(predict(model, xte), yte, dte, ete)
         rows[regime]["train_oa"] = float((predict(model, xtr).argmax(1) == ytr).mean())
         rows[regime]["time_s"] = time.time() - t0

@@ -1,0 +1,147 @@
+"""Synthetic twin: release format, determinism, visible ambiguity, and the real statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from lczldl.constants import ADDON_CITIES, EUROPEAN_CITIES
+from lczldl.data import synth
+from lczldl.data.labels import build_labels
+from lczldl.data.readers.votes import open_city
+from lczldl.data.stats import compare_to_reference, load_reference, statistics_of_path, vote_statistics
+from lczldl.errors import DataError
+
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "votes" / \
+    "test_label_distributions_data.h5"
+FILES = [f"{c}.h5" for c in EUROPEAN_CITIES] + [f"{c}_addon.h5" for c in ADDON_CITIES]
+
+
+@pytest.fixture(scope="module")
+def small_twin(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("twin") / "raw"
+    written = synth.synthesize(out, seed=0, size="small", progress=False)
+    assert sorted(written) == sorted(FILES)
+    return out
+
+
+def test_writes_all_18_files_in_release_format(small_twin):
+    assert sorted(p.name for p in small_twin.iterdir()) == sorted(FILES)   # no temp files left
+    n_city, n_addon = synth.SIZES["small"]
+    for name in FILES:
+        addon = name.endswith("_addon.h5")
+        with h5py.File(small_twin / name, "r") as f:
+            sen2, label = f["sen2"], f["label"][()]
+            n = n_addon if addon else n_city
+            assert sen2.shape == (n, 32, 32, 10) and sen2.dtype.kind == "f"
+            assert label.shape == (n, 11 if addon else 12) and label.dtype.kind == "i"
+            px = sen2[:64]
+        assert np.isfinite(px).all() and px.min() >= 0 and px.max() < 1.0
+        assert 0.02 < px.mean() < 0.4                            # reflectance, not DN
+        assert label[:, :11].min() >= 0 and label[:, :11].max() <= 17
+        if not addon:
+            assert label[:, 11].min() >= 1 and label[:, 11].max() <= 17
+        cf = open_city(small_twin / name)                         # the project's own reader accepts it
+        assert cf.n == n and cf.is_addon == addon
+
+
+def test_total_sizes_as_documented(small_twin):
+    stats = statistics_of_path(small_twin)[1]
+    n_city, n_addon = synth.SIZES["small"]
+    assert 10 * n_city + 8 * n_addon == 5840
+    assert 3000 <= stats["train cities"]["n"] <= 3600            # kept urban rows of train cities
+
+
+def test_spectra_are_class_specific(small_twin):
+    """Vegetation-rich LCZ (6, 9) have higher NDVI than compact / industrial ones (2, 8)."""
+    f = h5py.File(small_twin / "berlin.h5", "r")
+    px, lab = f["sen2"][()], f["label"][()]
+    lab_ = build_labels(lab[:, :11], lab[:, 11])
+    ndvi = ((px[..., 6] - px[..., 2]) / (px[..., 6] + px[..., 2] + 1e-6)).mean(axis=(1, 2))
+    by = {k: ndvi[lab_.label == k].mean() for k in (1, 5, 7, 8)}   # LCZ 2, 6, 8, 9
+    assert min(by[5], by[8]) > max(by[1], by[7]) + 0.1
+
+
+def test_ambiguity_is_visible_in_pixels():
+    """A larger share of LCZ 3 in an LCZ 6 patch lowers NDVI monotonically (the mixture is rendered)."""
+    rng = np.random.default_rng(3)
+    city = synth.make_city(rng)
+    ndvi = []
+    for w in (0.0, 0.25, 0.5):
+        n = 200
+        latent = {"comp": np.tile([6, 3, 6], (n, 1)), "weight": np.tile([1 - w, w, 0.0], (n, 1))}
+        px = synth.render_scene(rng, latent, city)
+        ndvi.append(((px[..., 6] - px[..., 2]) / (px[..., 6] + px[..., 2])).mean())
+    assert ndvi[0] > ndvi[1] + 0.02 > ndvi[2] + 0.04
+
+
+def test_votes_follow_the_latent_mixture():
+    """Experts vote the secondary class in proportion to its share: 0 -> unanimous-ish, 0.5 -> split."""
+    rng = np.random.default_rng(4)
+    experts = synth.make_experts(rng)
+    share = []
+    for w in (0.0, 0.2, 0.45):
+        n = 400
+        latent = {"comp": np.tile([5, 2, 5], (n, 1)), "weight": np.tile([1 - w, w, 0.0], (n, 1))}
+        votes = synth.simulate_votes(rng, experts, latent)
+        share.append((votes == 2).sum() / (votes > 0).sum())
+    assert share[0] < 0.03 and 0.1 < share[1] < 0.3 and 0.3 < share[2] < 0.55
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    a = synth.synthesize(tmp_path / "a", seed=7, size="tiny", progress=False)
+    synth.synthesize(tmp_path / "b", seed=7, size="tiny", progress=False)
+    synth.synthesize(tmp_path / "c", seed=8, size="tiny", progress=False)
+    for name in a:
+        fa, fb, fc = (h5py.File(tmp_path / d / name, "r") for d in "abc")
+        assert np.array_equal(fa["sen2"][()], fb["sen2"][()])
+        assert np.array_equal(fa["label"][()], fb["label"][()])
+        assert not np.array_equal(fa["sen2"][()], fc["sen2"][()])
+
+
+def test_rerun_overwrites_atomically(tmp_path):
+    synth.synthesize(tmp_path, seed=1, size="tiny", progress=False)
+    synth.synthesize(tmp_path, seed=1, size="tiny", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+
+
+def test_unknown_size(tmp_path):
+    with pytest.raises(DataError, match="unknown twin size"):
+        synth.synthesize(tmp_path, size="huge")
+
+
+def test_addons_are_lcz7_with_disagreement_towards_3_and_6(small_twin):
+    votes = np.concatenate([open_city(small_twin / f"{c}_addon.h5").votes for c in ADDON_CITIES])
+    lab = build_labels(votes, 7)
+    assert (lab.majority == 7).mean() > 0.6
+    v = votes[votes > 0]
+    other = np.bincount(v[v != 7], minlength=18)
+    assert other[3] + other[6] > 0.75 * other.sum()
+
+
+def test_original_label_mostly_the_majority(small_twin):
+    cf = open_city(small_twin / "paris.h5")
+    lab = build_labels(cf.votes, cf.original)
+    agree = (cf.original == lab.majority).mean()
+    assert 0.8 < agree < 0.995                                    # mostly, not always
+
+
+def test_some_rows_dropped_like_the_release(small_twin):
+    _, _, extra = statistics_of_path(small_twin)
+    assert extra["dropped"]["non_urban_majority"] > 20           # ~2 % non-urban patches
+    assert extra["dropped"]["no_urban_votes"] >= 1               # a handful with no urban vote
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="needs ../shared/data/votes (real reference)")
+def test_twin_meets_the_real_statistics(small_twin):
+    ref = load_reference(REAL)
+    rs = vote_statistics(ref["distribution"], ref["majority"])
+    groups = statistics_of_path(small_twin)[1]
+    full = compare_to_reference(groups["all"], rs)
+    assert full["all_pass"], full
+    for name in ("train cities", "held-out cities"):
+        c = compare_to_reference(groups[name], rs)
+        assert c["pass"]["class_tv"] and c["pass"]["entropy_tv"] and c["pass"]["unanimous_abs"], (name, c)
