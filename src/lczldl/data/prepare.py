@@ -201,7 +201,8 @@ def prepare_store(raw: Path, out: Path, *, split: str = "authors", seed: int = 4
             dropped[k] = dropped.get(k, 0) + int(v)
     kept = {c: np.nonzero(labels[c].keep)[0] for c in city_names}
     parts = make_split(split, {c: labels[c].label[kept[c]] for c in city_names}, seed=seed,
-                       train_cities=train_cities, val_cities=val_cities, test_cities=test_cities)
+                       train_cities=train_cities, val_cities=val_cities, test_cities=test_cities,
+                       city_keep={c: labels[c].keep for c in city_names})  # authors: draw over all rows
     order = {c: i for i, c in enumerate(city_names)}
     parts = {s: sorted(((c, np.sort(np.asarray(r, dtype=np.int64))) for c, r in parts[s] if len(r)),
                        key=lambda cr: order[cr[0]]) for s in SPLIT_NAMES}
