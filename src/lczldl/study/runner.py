@@ -98,9 +98,11 @@ class StudyConfig(BaseModel):
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
 
-def load_config(path: Path | None) -> tuple[dict[str, Any], StudyConfig]:
+def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any], StudyConfig]:
     """Read a study YAML: the run sections (model/train/evaluation, as ``lczldl train``) plus an
-    optional ``study:`` section. Returns (resolved run config with defaults filled, StudyConfig)."""
+    optional ``study:`` section. Returns (run sections as written, the same resolved with defaults,
+    StudyConfig). The sections as written are what the train units get (so a study resumes under
+    a newer lczldl whose defaults gained or lost keys); the resolved one is recorded."""
     from lczldl.config import load_config as load_run_config
 
     raw: dict[str, Any] = {}
@@ -130,7 +132,7 @@ def load_config(path: Path | None) -> tuple[dict[str, Any], StudyConfig]:
             cfg = load_run_config(tmp)
         except ConfigError as exc:
             raise ConfigError(str(exc).replace(str(tmp), str(path))) from None
-    return cfg.model_dump(mode="json"), sc
+    return raw, cfg.model_dump(mode="json"), sc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +499,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
 
     console = console or Console()
     study = Path(out)
-    run_config, sc = load_config(config)
+    run_config, resolved, sc = load_config(config)
     regime_list = parse_regimes(regimes if regimes is not None else sc.regimes)
     seed_list = parse_seeds(_pick(seeds, "0-4", sc.seeds))
     n_workers = int(_pick(workers, 1, sc.workers))
@@ -510,13 +512,13 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         cfg_path = study / "config.yaml"
         if not cfg_path.is_file() or yaml.safe_load(cfg_path.read_text()) != run_config:
             tmp = cfg_path.with_name(".config.yaml.tmp")
-            tmp.write_text(yaml.safe_dump(run_config, sort_keys=False))
+            tmp.write_text(yaml.safe_dump(run_config, sort_keys=False) if run_config else "{}\n")
             os.replace(tmp, cfg_path)
         units = build_units(regime_list, seed_list)
         by_id = {u.id: u for u in units}
         base = {"study": str(study.resolve()), "store": str(store), "config": str(cfg_path.resolve()),
-                "mc_passes": run_config["evaluation"]["mc_passes"],
-                "n_bins": run_config["evaluation"]["n_bins"], "config_hash": fingerprint(run_config)}
+                "mc_passes": resolved["evaluation"]["mc_passes"],
+                "n_bins": resolved["evaluation"]["n_bins"], "config_hash": fingerprint(run_config)}
 
         def make_spec(u: Unit, upstream: dict[str, dict]) -> dict[str, Any]:
             ups = {d: m.get("finished") for d, m in sorted(upstream.items())}
@@ -535,7 +537,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         info: dict[str, Any] = {
             "format": STUDY_FORMAT, "version": 1, "data": str(Path(data).resolve()), "store": str(store),
             "regimes": regime_list, "seeds": seed_list, "executor": ex_kind, "workers": n_workers,
-            "run_config": run_config, "study_config": sc.model_dump(), "versions": versions(),
+            "run_config": run_config, "resolved_config": resolved, "study_config": sc.model_dump(), "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "running"}
         old = study / "study.json"
         if old.is_file():
@@ -561,7 +563,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         from lczldl.study.executors import make_executor
 
         ex = make_executor(ex_kind, study, n_workers, slurm)
-        max_ep = run_config["train"]["max_epochs"]
+        max_ep = resolved["train"]["max_epochs"]
         ov = Overview(study, max_epochs=max_ep, console=console) if progress else None
         sch = Scheduler(units, study, ex, make_spec, on_change=write_info, progress=ov,
                         poll_s=5.0 if ex_kind == "slurm" else 0.1)

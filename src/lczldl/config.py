@@ -1,0 +1,205 @@
+"""Validated configuration of lczldl (pydantic v2; unknown keys are errors) from YAML + ``--set``.
+
+Top level :class:`LczldlConfig`, one section per concern:
+
+- ``data``: how the prepared store is read (loader workers, pinned memory).
+- ``model``: Sen2LCZ-Net's constructor (classes, bands, depth, width, dropout, fusion).
+- ``train``: regime, optimiser, schedule, early stopping, devices, precision, logger.
+- ``evaluation``: calibration bins and MC-dropout passes.
+- ``study``: owned and validated by :mod:`lczldl.study` (kept as a mapping here so one YAML can
+  carry it; ``lczldl train`` ignores it).
+
+Defaults (``lczldl/resources/default.yaml`` documents every key) reproduce the paper's protocol:
+Nadam lr 0.002 halved every 5 epochs, batch 64, at most 300 epochs, early stopping on the
+regime's validation loss with patience 20. Sources are merged in this order: defaults <- YAML
+file <- ``--set key=value`` overrides <- explicit keyword updates (CLI options). Any problem
+raises :class:`lczldl.errors.ConfigError` with one line naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lczldl.constants import BANDS, REGIMES
+from lczldl.errors import ConfigError
+
+Regime = Literal["onehot", "onehot_ls", "dist", "dist_ls", "dawid_skene"]
+assert set(Regime.__args__) == set(REGIMES)  # noqa: S101 - keep in step with constants
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Reading the prepared store."""
+
+    num_workers: int = Field(0, ge=0)
+    pin_memory: bool = False
+
+
+class ModelConfig(_Strict):
+    """Sen2LCZ-Net constructor arguments (``in_channels`` = number of bands)."""
+
+    num_classes: Literal[10] = 10
+    bands: list[str] = Field(default_factory=lambda: list(BANDS), min_length=1)
+    depth: int = Field(17, ge=5)
+    width: int = Field(16, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    fusion: Literal["prob_mean", "logit_mean", "last"] = "prob_mean"
+
+    @field_validator("bands")
+    @classmethod
+    def _known_bands(cls, v: list[str]) -> list[str]:
+        bad = [b for b in v if b not in BANDS]
+        if bad:
+            raise ValueError(f"unknown band(s) {bad}; choose from {', '.join(BANDS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("bands listed twice")
+        return v
+
+    @field_validator("depth")
+    @classmethod
+    def _depth(cls, v: int) -> int:
+        if (v - 1) % 4:
+            raise ValueError("depth must be 4*n+1 (5, 9, 13, 17, ...)")
+        return v
+
+
+class TrainConfig(_Strict):
+    """One training run (the paper's defaults)."""
+
+    regime: Regime = "onehot"
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
+    label_smoothing_compat17: bool = False
+    lr: float = Field(0.002, gt=0.0)
+    lr_decay: float = Field(0.5, gt=0.0, le=1.0)
+    lr_step_epochs: int = Field(5, ge=1)
+    nadam_momentum_decay: float = Field(0.004, ge=0.0)
+    nadam_eps: float = Field(1e-7, gt=0.0)
+    batch_size: int = Field(64, ge=1)
+    max_epochs: int = Field(300, ge=1)
+    patience: int = Field(20, ge=0)
+    num_threads: int | None = Field(None, ge=1)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = 1
+    strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp"] = "auto"
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+    channels_last: bool = True
+    deterministic: bool = True
+    logger: Literal["csv", "tensorboard", "mlflow"] = "csv"
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1 and v != -1:
+            raise ValueError("devices must be >= 1, -1 (all) or 'auto'")
+        return v
+
+
+class EvaluationConfig(_Strict):
+    n_bins: int = Field(20, ge=2)
+    mc_passes: int = Field(20, ge=1)
+
+
+class LczldlConfig(_Strict):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    #: validated by lczldl.study (StudyConfig); opaque here
+    study: dict[str, Any] | None = None
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown config key '{key}' (see lczldl/resources/default.yaml for the keys)"
+    msg = err["msg"].replace("\n", " ")
+    if err["type"] == "literal_error":
+        msg = msg.replace("Input should be", "expected")
+    return f"{source}: config key '{key}': {msg} (got {err.get('input')!r})"
+
+
+def parse_override(item: str) -> tuple[list[str], object]:
+    """``train.lr=0.001`` -> (["train", "lr"], 0.001); the value is parsed as YAML."""
+    if not isinstance(item, str) or "=" not in item:
+        raise ConfigError(f"--set '{item}': expected section.key=value, e.g. train.lr=0.001")
+    key, value = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")) or "." not in key:
+        raise ConfigError(f"--set '{item}': expected section.key=value, e.g. train.lr=0.001")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() != "" else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set '{item}': value is not valid YAML") from None
+    return key.split("."), parsed
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of sections (data, model, train, ...)")
+    return data
+
+
+def merge_items(data: dict, items: list[tuple[list[str], object]]) -> dict:
+    """Set nested keys (``(["train", "lr"], 0.001)``) in a copy of ``data``."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for keys, value in items:
+        node = data
+        for i, k in enumerate(keys[:-1]):
+            nxt = node.setdefault(k, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"config key '{'.'.join(keys)}': '{'.'.join(keys[:i + 1])}' is not a section")
+            node = nxt
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None,
+                **updates: object) -> LczldlConfig:
+    """Defaults <- YAML ``path`` <- ``--set`` ``overrides`` <- keyword ``updates``.
+
+    ``updates`` use dotted keys through a dict, e.g. ``load_config(None, None,
+    **{"train.regime": "dist"})``; None values are ignored (an unset CLI option).
+    """
+    source = "config"
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        data = _read_yaml(path)
+    items = [parse_override(o) for o in overrides or []]
+    items += [(k.split("."), v) for k, v in updates.items() if v is not None]
+    data = merge_items(data, items)
+    try:
+        return LczldlConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+
+
+def dump_config(cfg: LczldlConfig) -> str:
+    """The resolved config as YAML (every key, defaults filled; ``study`` left out when unset)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=False,
+                                         exclude={"study"} if cfg.study is None else None),
+                          sort_keys=False)
+
+
+def default_config_text() -> str:
+    """The documented default config shipped with the package."""
+    from importlib import resources
+
+    return resources.files("lczldl").joinpath("resources/default.yaml").read_text()

@@ -1,0 +1,89 @@
+"""LightningModule training Sen2LCZ-Net under one regime.
+
+The network is ``self.model`` and the hyper-parameters hold ``model_kwargs`` (what
+:func:`lczldl.models.io.load_model` reads from a checkpoint). No per-step host syncs: the training
+loss is accumulated on the device and read once per epoch (:meth:`epoch_train_loss`); validation
+metrics are logged per epoch only.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from lczldl.models import Sen2LCZ
+from lczldl.training.losses import loss_fn
+from lczldl.training.schedule import lr_factor, make_optimizer
+
+
+class LCZModule(L.LightningModule):
+    """Sen2LCZ-Net + a regime's loss + Nadam with the step lr schedule.
+
+    Args:
+        model_kwargs: Sen2LCZ constructor arguments.
+        loss: "ce" (soft cross-entropy) or "kl" (KL(target || prediction)).
+        lr, lr_decay, lr_step_epochs: lr = lr * lr_decay ** floor(epoch / lr_step_epochs).
+        nadam_eps, nadam_momentum_decay: Keras Nadam's epsilon and schedule decay.
+        seed: dropout masks of epoch e come from torch.manual_seed(f(seed, e, rank)), so a resumed
+            run repeats them exactly.
+    """
+
+    def __init__(self, model_kwargs: dict, loss: str = "ce", lr: float = 0.002, lr_decay: float = 0.5,
+                 lr_step_epochs: int = 5, nadam_eps: float = 1e-7, nadam_momentum_decay: float = 4e-3,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.model = Sen2LCZ(**model_kwargs)
+        self.save_hyperparameters({"model_kwargs": dict(self.model.model_kwargs), "loss": loss, "lr": lr,
+                                   "lr_decay": lr_decay, "lr_step_epochs": lr_step_epochs,
+                                   "nadam_eps": nadam_eps, "nadam_momentum_decay": nadam_momentum_decay,
+                                   "seed": seed})
+        self.loss = loss_fn(loss)
+        self._memory_format = (torch.channels_last if self.model.model_kwargs.get("memory_format") == "channels_last"
+                               else torch.contiguous_format)
+        self._train_sum: torch.Tensor | None = None
+        self._train_n = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, 32, 32) reflectance -> log-probabilities (N, K)."""
+        return self.model(x)
+
+    def _x(self, batch: dict) -> torch.Tensor:
+        return batch["image"].contiguous(memory_format=self._memory_format)
+
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed((self.hparams.seed * 1_000_003 + self.current_epoch) * 64 + self.global_rank)
+        self._train_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        self._train_n = 0
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self(self._x(batch)), batch["target"])
+        n = batch["label"].shape[0]
+        if self._train_sum is not None:
+            self._train_sum += loss.detach().double() * n
+            self._train_n += n
+        return loss
+
+    def epoch_train_loss(self) -> float:
+        """Sample-weighted mean training loss of the current epoch over all ranks (one sync)."""
+        if self._train_sum is None or self._train_n == 0:
+            return float("nan")
+        t = torch.stack([self._train_sum, torch.tensor(float(self._train_n), device=self.device,
+                                                       dtype=torch.float64)])
+        if self.trainer.world_size > 1:
+            t = self.trainer.strategy.reduce(t, reduce_op="sum")
+        return float(t[0] / t[1])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logp = self(self._x(batch))
+        n = batch["label"].shape[0]
+        sync = self.trainer.world_size > 1
+        self.log("val_loss", self.loss(logp.float(), batch["target"]), on_step=False, on_epoch=True,
+                 batch_size=n, sync_dist=sync)
+        acc = (logp.argmax(1) == batch["label"]).float().mean()
+        self.log("val_acc", acc, on_step=False, on_epoch=True, batch_size=n, sync_dist=sync)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = make_optimizer(self.parameters(), lr=hp.lr, eps=hp.nadam_eps, momentum_decay=hp.nadam_momentum_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, hp.lr_decay, hp.lr_step_epochs))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
