@@ -55,7 +55,7 @@ def _seed_loop(y, pred, conf, probs, n_bins):
                 pc = sum(probs[i, c] for i in cs) / len(cs)
                 cgap += abs(a - pc) * len(cs)
                 ccount += len(cs)
-    ece = sum(g * c for g, c in zip(gaps, counts)) / sum(counts)
+    ece = sum(g * c for g, c in zip(gaps, counts, strict=True)) / sum(counts)
     return ece, max(gaps), cgap / ccount / k
 
 

@@ -42,10 +42,10 @@ def test_hand_computed_probabilistic():
     assert m["brier_distr"] == pytest.approx((.14 + .06 + .02 + .38) / 4)
     assert m["brier_one_hot"] == pytest.approx((.14 + .26 + .62 + .38) / 4)
     js = 0.0
-    for p, d in zip(P, D):
+    for p, d in zip(P, D, strict=True):
         mm = (p + d) / 2
-        js += 0.5 * sum(a * math.log(a / b) for a, b in zip(d, mm) if a > 0)
-        js += 0.5 * sum(a * math.log(a / b) for a, b in zip(p, mm) if a > 0)
+        js += 0.5 * sum(a * math.log(a / b) for a, b in zip(d, mm, strict=True) if a > 0)
+        js += 0.5 * sum(a * math.log(a / b) for a, b in zip(p, mm, strict=True) if a > 0)
     assert m["js_distr"] == pytest.approx(js / 4)
 
 
@@ -99,10 +99,10 @@ def _plain_reference(labels, preds, k):
     prec, supp = {}, {}
     for c in seen:
         npred = sum(1 for p in preds if p == c)
-        tp = sum(1 for t, p in zip(labels, preds) if t == c and p == c)
+        tp = sum(1 for t, p in zip(labels, preds, strict=True) if t == c and p == c)
         prec[c] = tp / npred if npred else 0.0
         supp[c] = sum(1 for t in labels if t == c)
-    po = sum(1 for t, p in zip(labels, preds) if t == p) / n
+    po = sum(1 for t, p in zip(labels, preds, strict=True) if t == p) / n
     pe = sum((sum(1 for t in labels if t == c) / n) * (sum(1 for p in preds if p == c) / n) for c in range(k))
     return (sum(prec.values()) / len(seen), sum(prec[c] * supp[c] for c in seen) / n, (po - pe) / (1 - pe))
 
