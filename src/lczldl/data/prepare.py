@@ -7,7 +7,9 @@
 - Each city file is read once while writing (its rows go to whichever splits hold them); with
   ``drop_nonfinite=True`` a first pass finds rows with NaN/inf pixels so they can be dropped
   before the split. Without it, a non-finite pixel is an error naming the file and the row count.
-- Row order inside a split: cities in ``constants.ALL_CITIES`` order, rows in file order.
+- Row order inside a split: cities in ``constants.ALL_CITIES`` order, rows in file order. Besides
+  the arrays of docs/architecture.md, ``{split}/row.npy`` (N,) int32 holds each row's index in
+  its city's raw file (with ``city.npy`` it maps a sample back to its source, e.g. ``img_coord``).
 - Dawid-Skene posteriors are fitted by EM on the votes of all kept rows of all splits (label
   aggregation uses votes only, never images or test labels; as in crowdsourcing); recorded in the
   manifest's ``config``.
@@ -273,7 +275,7 @@ def prepare_store(raw: Path, out: Path, *, split: str = "authors", seed: int = 4
         manifest_splits = {}
         for s in SPLIT_NAMES:
             cols = {k: [] for k in ("label", "distribution", "dawid_skene", "votes", "original", "city",
-                                    "vote_entropy")}
+                                    "vote_entropy", "row")}
             for c, rows in parts[s]:
                 lab, file_rows = labels[c], kept[c][rows]
                 cols["label"].append(lab.label[file_rows].astype(np.int64))
@@ -283,6 +285,7 @@ def prepare_store(raw: Path, out: Path, *, split: str = "authors", seed: int = 4
                 cols["original"].append(lab.original[file_rows].astype(np.int8))
                 cols["city"].append(np.full(len(rows), order[c], dtype=np.int16))
                 cols["vote_entropy"].append(lab.entropy[file_rows].astype(np.float32))
+                cols["row"].append(file_rows.astype(np.int32))
             arrays = {k: np.concatenate(v) for k, v in cols.items()}
             for k, v in arrays.items():
                 np.save(tmp / s / f"{k}.npy", v)

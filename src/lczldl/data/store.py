@@ -142,6 +142,7 @@ class SplitArrays:
     original: np.ndarray       # (N,) int8 original So2Sat LCZ id
     city: np.ndarray           # (N,) int16 index into manifest["cities"]
     vote_entropy: np.ndarray   # (N,) float32 nats
+    row: np.ndarray | None = None  # (N,) int32 row in the city's raw file (stores from prepare)
 
 
 class Store:
@@ -194,6 +195,10 @@ class Store:
                 raise DataError(f"{f}: shape {arr.shape} dtype {arr.dtype}, expected {(n,) + tail} "
                                 f"({'int' if kind == 'i' else 'float'}) from manifest; prepare the store again")
             cols[c] = arr
+        if (d / "row.npy").is_file():
+            cols["row"] = np.load(d / "row.npy", mmap_mode="r")
+            if cols["row"].shape != (n,):
+                raise DataError(f"{d / 'row.npy'}: shape {cols['row'].shape}, expected ({n},); prepare the store again")
         image = ImageFile(d / "image.npy")
         if image.shape[0] != n or image.shape[1] != len(BANDS):
             raise DataError(f"{d / 'image.npy'}: shape {image.shape}, expected ({n}, {len(BANDS)}, 32, 32)")
