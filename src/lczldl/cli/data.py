@@ -40,9 +40,12 @@ def prepare(
     def _split(s: str | None) -> list[str] | None:
         return [c.strip() for c in s.split(",") if c.strip()] if s else None
 
-    prepare_store(raw, out, split=split, seed=seed, train_cities=_split(train_cities),
-                  val_cities=_split(val_cities), test_cities=_split(test_cities),
-                  smoothing=smoothing, drop_nonfinite=drop_nonfinite)
+    m = prepare_store(raw, out, split=split, seed=seed, train_cities=_split(train_cities),
+                      val_cities=_split(val_cities), test_cities=_split(test_cities),
+                      smoothing=smoothing, drop_nonfinite=drop_nonfinite)
+    sizes = ", ".join(f"{s} {v['n']}" for s, v in m["splits"].items())
+    dropped = ", ".join(f"{k} {v}" for k, v in m["dropped"].items() if v) or "none"
+    typer.echo(f"store {out}: {sizes}; dropped: {dropped}")
 
 
 @app.command("inspect")
