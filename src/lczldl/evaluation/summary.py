@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def _clean(obj: Any) -> Any:
     """Recursively replace NaN / inf floats with None and numpy scalars with Python ones."""
@@ -48,3 +50,175 @@ def write_text_atomic(path: Path, text: str) -> Path:
 def write_json_atomic(path: Path, obj: Any) -> Path:
     """Atomic strict-JSON write (NaN as null)."""
     return write_text_atomic(path, dumps_json(obj))
+
+
+# ---------------------------------------------------------------- aggregation (pure)
+
+#: Method order of the tables.
+METHODS = ("plain", "temperature", "mc_dropout", "ensemble")
+
+
+def metric_names(records: list[dict[str, Any]]) -> list[str]:
+    """Metric keys in METRIC_KEYS order, then any other numeric keys (e.g. temperature) as found."""
+    from lczldl.evaluation.metrics import METRIC_KEYS
+
+    seen: list[str] = []
+    for r in records:
+        for k in r["metrics"]:
+            if k not in seen:
+                seen.append(k)
+    return [k for k in METRIC_KEYS if k in seen] + [k for k in seen if k not in METRIC_KEYS]
+
+
+def _regime_order(regimes: set[str]) -> list[str]:
+    from lczldl.constants import REGIMES
+
+    return [r for r in REGIMES if r in regimes] + sorted(regimes - set(REGIMES))
+
+
+def aggregate_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per regime x method: regime, method, n_runs, <metric>_mean, <metric>_std.
+
+    records: {regime, method, seed, metrics: {name: float}} (ensemble records may carry n_runs).
+    Means skip NaN; std is the sample std (ddof=1) over seeds, NaN with fewer than 2 values and for
+    the ensemble (one model per regime)."""
+    names = metric_names(records)
+    rows = []
+    for regime in _regime_order({r["regime"] for r in records}):
+        for method in METHODS + tuple(sorted({r["method"] for r in records} - set(METHODS))):
+            sel = [r for r in records if r["regime"] == regime and r["method"] == method]
+            if not sel:
+                continue
+            n_runs = sel[0].get("n_runs", len(sel)) if method == "ensemble" else len(sel)
+            row: dict[str, Any] = {"regime": regime, "method": method, "n_runs": n_runs}
+            for k in names:
+                a = np.array([float(r["metrics"].get(k, np.nan)) for r in sel], dtype=np.float64)
+                a = a[np.isfinite(a)]
+                row[f"{k}_mean"] = float(a.mean()) if a.size else float("nan")
+                row[f"{k}_std"] = float(a.std(ddof=1)) if a.size > 1 and method != "ensemble" else float("nan")
+            rows.append(row)
+    return rows
+
+
+def bootstrap_ci(diffs: np.ndarray, n_boot: int = 10000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``diffs`` (resampling with replacement);
+    (nan, nan) with fewer than 2 values."""
+    d = np.asarray(diffs, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(int(n_boot), d.size))].mean(axis=1)
+    a = (1.0 - level) / 2.0
+    return float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))
+
+
+def paired_differences(records: list[dict[str, Any]], baseline: str = "onehot", n_boot: int = 10000,
+                       seed: int = 0) -> list[dict[str, Any]]:
+    """Per method (not ensemble), regime != baseline and metric: differences regime - baseline paired
+    by seed: regime, baseline, method, metric, n_pairs, mean_diff, ci_low, ci_high (95 % bootstrap
+    over seeds)."""
+    names = metric_names(records)
+    by: dict[tuple[str, str], dict[Any, dict[str, float]]] = {}
+    for r in records:
+        if r["method"] != "ensemble":
+            by.setdefault((r["regime"], r["method"]), {})[r["seed"]] = r["metrics"]
+    rows = []
+    for method in METHODS[:-1]:
+        base = by.get((baseline, method))
+        if not base:
+            continue
+        for regime in _regime_order({k[0] for k in by}):
+            other = by.get((regime, method))
+            if regime == baseline or not other:
+                continue
+            seeds = [s for s in other if s in base]
+            for k in names:
+                d = np.array([float(other[s].get(k, np.nan)) - float(base[s].get(k, np.nan)) for s in seeds])
+                fin = d[np.isfinite(d)]
+                lo, hi = bootstrap_ci(fin, n_boot=n_boot, seed=seed)
+                rows.append({"regime": regime, "baseline": baseline, "method": method, "metric": k,
+                             "n_pairs": int(fin.size), "mean_diff": float(fin.mean()) if fin.size else float("nan"),
+                             "ci_low": lo, "ci_high": hi})
+    return rows
+
+
+# ---------------------------------------------------------------- writers
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else repr(v)
+    return str(v)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """CSV text (header from the first row; NaN as empty cell)."""
+    import csv
+    import io
+
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = list(rows[0])
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_fmt(r.get(c, "")) for c in cols])
+    return buf.getvalue()
+
+
+def _pm(mean: float, std: float, digits: int = 4) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
+
+
+def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> str:
+    """summary.md: the paper's table (mean ± std over seeds), the extras, paired differences."""
+    from lczldl.evaluation.metrics import PAPER_METRICS
+
+    lines = ["# Evaluation summary", "",
+             "Mean ± sample std over seeds (ensemble: one model per regime, no std). maa / waa are "
+             "macro / weighted *precision* as in the seed; ece / mce / sce with the seed's "
+             "right-closed bins (docs/metrics.md).", ""]
+    names = [c[:-5] for c in (table[0] if table else {}) if c.endswith("_mean")]
+    groups = [("Paper metrics", [m for m in PAPER_METRICS if m in names]),
+              ("Further metrics", [m for m in names if m not in PAPER_METRICS])]
+    for title, cols in groups:
+        if not cols:
+            continue
+        lines += [f"## {title}", "", "| regime | method | n | " + " | ".join(cols) + " |",
+                  "|" + "---|" * (3 + len(cols))]
+        for r in table:
+            lines.append(f"| {r['regime']} | {r['method']} | {r['n_runs']} | "
+                         + " | ".join(_pm(r[f'{c}_mean'], r[f'{c}_std']) for c in cols) + " |")
+        lines.append("")
+    if paired:
+        lines += ["## Paired differences vs the baseline (same seed), 95 % bootstrap interval over seeds",
+                  "", "`*`: interval excludes 0.", "",
+                  "| method | regime − baseline | metric | n | mean diff | 95 % CI |", "|---|---|---|---|---|---|"]
+        for p in paired:
+            if p["metric"] not in PAPER_METRICS:
+                continue
+            lo, hi = p["ci_low"], p["ci_high"]
+            sig = math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0)
+            ci = f"[{lo:+.4f}, {hi:+.4f}]" if math.isfinite(lo) else "–"
+            md = f"{p['mean_diff']:+.4f}" if math.isfinite(p["mean_diff"]) else "–"
+            lines.append(f"| {p['method']} | {p['regime']} − {p['baseline']} | {p['metric']} | "
+                         f"{p['n_pairs']} | {md}{' *' if sig else ''} | {ci} |")
+        lines += ["", "All metrics: paired.csv.", ""]
+    return "\n".join(lines)
+
+
+def write_summary(out: Path, records: list[dict[str, Any]], baseline: str = "onehot",
+                  n_boot: int = 10000) -> dict[str, Path]:
+    """Write OUT/summary.csv, summary.md and paired.csv (atomic) from metric records."""
+    out = Path(out)
+    table = aggregate_table(records)
+    paired = paired_differences(records, baseline=baseline, n_boot=n_boot)
+    paths = {"summary.csv": write_text_atomic(out / "summary.csv", to_csv(table)),
+             "summary.md": write_text_atomic(out / "summary.md", to_markdown(table, paired))}
+    cols = ["regime", "baseline", "method", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high"]
+    paths["paired.csv"] = write_text_atomic(out / "paired.csv", to_csv(paired) or ",".join(cols) + "\n")
+    return paths

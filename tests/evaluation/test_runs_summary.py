@@ -1,0 +1,151 @@
+"""Summary aggregation by hand, bootstrap bracket, and evaluate_runs end to end on a tiny store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lczldl.evaluation.summary import aggregate_table, bootstrap_ci, paired_differences, write_summary
+
+
+def _records():
+    rec = []
+    for seed, (a, b) in enumerate([(0.80, 0.10), (0.84, 0.12), (0.86, 0.08)]):
+        rec.append({"regime": "onehot", "method": "plain", "seed": seed, "metrics": {"oa": a, "ece": b}})
+        rec.append({"regime": "dist", "method": "plain", "seed": seed, "metrics": {"oa": a + 0.02 * (seed + 1), "ece": b - 0.05}})
+    rec.append({"regime": "dist", "method": "ensemble", "seed": None, "metrics": {"oa": 0.9, "ece": 0.02}, "n_runs": 3})
+    return rec
+
+
+def test_aggregate_by_hand():
+    rows = {(r["regime"], r["method"]): r for r in aggregate_table(_records())}
+    oh = rows[("onehot", "plain")]
+    assert oh["n_runs"] == 3
+    assert oh["oa_mean"] == pytest.approx((0.80 + 0.84 + 0.86) / 3)
+    mean = 2.5 / 3
+    assert oh["oa_std"] == pytest.approx(math.sqrt(((0.80 - mean) ** 2 + (0.84 - mean) ** 2 + (0.86 - mean) ** 2) / 2))
+    ens = rows[("dist", "ensemble")]
+    assert ens["n_runs"] == 3 and ens["oa_mean"] == 0.9 and math.isnan(ens["oa_std"])
+    assert [r["regime"] for r in aggregate_table(_records())][0] == "onehot"      # REGIMES order
+
+
+def test_paired_differences_by_hand():
+    rows = {(r["regime"], r["metric"]): r for r in paired_differences(_records(), n_boot=2000)}
+    oa = rows[("dist", "oa")]
+    assert oa["n_pairs"] == 3 and oa["mean_diff"] == pytest.approx(0.04)          # 0.02, 0.04, 0.06
+    assert 0.02 - 1e-12 <= oa["ci_low"] <= 0.04 <= oa["ci_high"] <= 0.06 + 1e-12
+    ece = rows[("dist", "ece")]
+    assert ece["mean_diff"] == pytest.approx(-0.05) and ece["ci_low"] == pytest.approx(-0.05)
+
+
+def test_bootstrap_ci_brackets_and_degenerate():
+    rng = np.random.default_rng(0)
+    d = rng.normal(1.0, 0.5, 200)
+    lo, hi = bootstrap_ci(d, n_boot=4000)
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    assert lo < d.mean() < hi
+    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)
+    assert all(math.isnan(v) for v in bootstrap_ci(np.array([1.0])))
+
+
+def test_write_summary_files(tmp_path):
+    paths = write_summary(tmp_path, _records(), n_boot=500)
+    rows = list(csv.DictReader(open(paths["summary.csv"])))
+    assert {"regime", "method", "n_runs", "oa_mean", "oa_std", "ece_mean"} <= set(rows[0])
+    ens = [r for r in rows if r["method"] == "ensemble"][0]
+    assert ens["oa_std"] == ""
+    md = paths["summary.md"].read_text()
+    assert "| dist | plain | 3 |" in md and "dist − onehot" in md
+    assert list(csv.DictReader(open(paths["paired.csv"])))[0]["metric"] == "oa"
+
+
+# ---------------------------------------------------------------- end to end
+
+torch = pytest.importorskip("torch")
+
+
+def _write_store(root, n=(24, 16, 20)):
+    rng = np.random.default_rng(0)
+    splits = {}
+    for name, k in zip(("train", "val", "test"), n, strict=True):
+        d = root / name
+        d.mkdir(parents=True)
+        votes = np.zeros((k, 11), np.int8)
+        votes[:, :8] = rng.integers(1, 11, (k, 8))
+        counts = np.stack([(votes == c + 1).sum(1) for c in range(10)], 1).astype(np.float32)
+        dist = counts / counts.sum(1, keepdims=True)
+        ent = -(np.where(dist > 0, dist * np.log(np.where(dist > 0, dist, 1)), 0)).sum(1)
+        np.save(d / "image.npy", rng.integers(0, 3000, (k, 10, 32, 32)).astype(np.uint16))
+        np.save(d / "label.npy", dist.argmax(1).astype(np.int64))
+        np.save(d / "distribution.npy", dist)
+        np.save(d / "dawid_skene.npy", dist)
+        np.save(d / "votes.npy", votes)
+        np.save(d / "original.npy", np.full(k, 2, np.int8))
+        np.save(d / "city.npy", np.zeros(k, np.int16))
+        np.save(d / "vote_entropy.npy", ent.astype(np.float32))
+        splits[name] = {"n": k}
+    (root / "manifest.json").write_text(json.dumps({"format": "lczldl-store", "version": 1,
+                                                    "splits": splits, "cities": ["x"]}))
+
+
+def _write_run(runs, store, regime, seed, status="finished", ckpt=True):
+    from lczldl.models import Sen2LCZ, save_model
+
+    run = runs / regime / f"seed{seed}"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.manual_seed(seed)
+    model = Sen2LCZ(num_classes=10, width=4)
+    if ckpt:
+        save_model(model, run / "checkpoints" / "best.ckpt")
+    (run / "run.json").write_text(json.dumps({"status": status, "regime": regime, "seed": seed,
+                                              "data": str(store)}))
+    return run
+
+
+def test_evaluate_runs_end_to_end(tmp_path):
+    from lczldl.evaluation.runs import evaluate_runs
+
+    store, runs, out = tmp_path / "store", tmp_path / "runs", tmp_path / "eval"
+    _write_store(store)
+    for regime in ("onehot", "dist"):
+        for seed in (0, 1):
+            _write_run(runs, store, regime, seed)
+    _write_run(runs, store, "dist", 2, ckpt=False)                   # broken: no best checkpoint
+    _write_run(runs, store, "onehot", 3, status="running")           # not finished: skipped
+    res = evaluate_runs(runs, out=out, mc_passes=3, n_bins=10, progress=False)
+    assert len(res["evaluated"]) == 4 and len(res["skipped"]) == 1
+    bad = str(runs / "dist" / "seed2")
+    assert list(res["failed"]) == [bad] and "best.ckpt" in res["failed"][bad]
+    assert "best.ckpt" in (runs / "dist" / "seed2" / "eval_error.txt").read_text()
+    assert json.loads((runs / "dist" / "seed2" / "run.json").read_text())["status"] == "finished"
+    run = runs / "dist" / "seed0"
+    with np.load(run / "predictions.npz") as z:
+        for key in ("probs", "log_probs", "labels", "distributions", "vote_entropy", "votes", "city",
+                    "val_log_probs", "val_labels", "val_distributions", "mc_probs", "mc_entropy",
+                    "mc_mutual_info"):
+            assert key in z.files, key
+        assert z["probs"].shape == (20, 10) and z["val_log_probs"].shape == (16, 10)
+        probs, lp = z["probs"], z["log_probs"]
+    # predictions equal the model's own output
+    from lczldl.models.io import load_model
+    m = load_model(run / "checkpoints" / "best.ckpt")
+    x = np.load(tmp_path / "store" / "test" / "image.npy").astype(np.float32) / 10000
+    np.testing.assert_allclose(probs, m.predict_proba(x).numpy(), atol=1e-5)
+    ts = json.loads((run / "metrics_ts.json").read_text())
+    assert ts["temperature"] > 0 and ts["meta"]["target"] == "distribution"
+    assert "oa" in json.loads((run / "metrics.json").read_text())
+    assert "ece" in json.loads((run / "metrics_mc.json").read_text())
+    assert (out / "ensemble" / "dist" / "metrics.json").is_file()
+    assert (out / "ensemble" / "dist" / "predictions.npz").is_file()
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    got = {(r["regime"], r["method"]): r["n_runs"] for r in rows}
+    assert got == {(g, m): "2" for g in ("onehot", "dist") for m in ("plain", "temperature", "mc_dropout", "ensemble")}
+    assert (out / "paired.csv").is_file() and (out / "summary.md").is_file()
+    # second call: predictions are not redone
+    mtime = (run / "predictions.npz").stat().st_mtime_ns
+    evaluate_runs(runs, out=out, mc_passes=3, n_bins=10, progress=False)
+    assert (run / "predictions.npz").stat().st_mtime_ns == mtime
