@@ -129,7 +129,7 @@ def test_evaluate_runs_end_to_end(tmp_path):
                     "mc_mutual_info"):
             assert key in z.files, key
         assert z["probs"].shape == (20, 10) and z["val_log_probs"].shape == (16, 10)
-        probs, lp = z["probs"], z["log_probs"]
+        probs = z["probs"]
     # predictions equal the model's own output
     from lczldl.models.io import load_model
     m = load_model(run / "checkpoints" / "best.ckpt")
