@@ -22,6 +22,7 @@ import matplotlib
 import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from lczldl.constants import ENTROPY_BIN_EDGES, N_LCZ, N_URBAN
 from lczldl.evaluation.calibration import calibration_bins
@@ -421,10 +422,10 @@ def plot_vote_entropy_bars(entropy: Array, majority_lcz: Array, out_stem: Path |
         ax.set_xlabel("vote entropy (nats)")
         ax.set_ylabel("% of images in group")
         top = max(float(np.max(sh["urban"])), float(np.max(sh["non-urban"])), 1.0)
-        ax.set_ylim(0, top * 1.15)
+        ax.set_ylim(0, top * 1.1)
         ax.grid(True, axis="y")
         ax.set_axisbelow(True)
-        ax.legend(loc="upper right")
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
         if note:
             fig.text(0.01, -0.02, note, fontsize=7, color=NEUTRAL, ha="left", va="top")
         return save_figure(fig, out_stem)
@@ -494,8 +495,9 @@ def plot_metrics_by_entropy_bin(per_regime: Mapping[str, Triple | Sequence[Tripl
                     warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN bins
                     mean = np.nanmean(vals, axis=0)
                     std = np.nanstd(vals, axis=0) if len(res) > 1 else None
-                ax.bar(x + (i - (len(regimes) - 1) / 2) * w, np.nan_to_num(mean), width=w * 0.92,
-                       yerr=None if std is None else np.nan_to_num(std), color=regime_color(reg, i),
+                ax.bar(x + (i - (len(regimes) - 1) / 2) * w, mean, width=w * 0.92,
+                       yerr=None if std is None else np.where(np.isfinite(mean), np.nan_to_num(std), np.nan),
+                       color=regime_color(reg, i),
                        error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333333"},
                        label=regime_label(reg))
         ticks = [f"{lab}\nn={int(c):,}" for lab, c in zip(labels, counts, strict=True)]
@@ -509,8 +511,9 @@ def plot_metrics_by_entropy_bin(per_regime: Mapping[str, Triple | Sequence[Tripl
         axes[0].set_ylim(0, 100)
         axes[0].set_title("Accuracy vs. majority vote")
         axes[1].set_title("Expected calibration error")
-        axes[1].legend(loc="upper left", ncol=1)
-        fig.subplots_adjust(wspace=0.25)
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.subplots_adjust(wspace=0.25, top=0.8)
+        fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 1.0), ncol=len(regimes))
         return save_figure(fig, out_stem)
 
 
@@ -561,6 +564,9 @@ def plot_entropy_hexbin(per_regime: Mapping[str, tuple[Array, Array]], out_stem:
         cax = fig.add_subplot(gs[:, cols])
         cb = fig.colorbar(hb, cax=cax)
         cb.set_label("images (log scale)")
+        cb.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        cb.ax.yaxis.set_minor_formatter(NullFormatter())
         cb.outline.set_visible(False)
         return save_figure(fig, out_stem)
 
@@ -594,7 +600,7 @@ def plot_seed_dots(per_seed_metrics: Mapping[str, Sequence[Mapping[str, float]]]
     rows = math.ceil(len(chosen) / cols)
     rng = np.random.default_rng(0)
     with styled():
-        fig = new_figure(3.2 * cols + 1.0, (0.36 * len(regimes) + 0.9) * rows)
+        fig = new_figure(3.2 * cols + 1.0, (0.4 * len(regimes) + 1.3) * rows)
         for n, m in enumerate(chosen):
             ax = fig.add_subplot(rows, cols, n + 1)
             for i, reg in enumerate(regimes):
@@ -607,7 +613,7 @@ def plot_seed_dots(per_seed_metrics: Mapping[str, Sequence[Mapping[str, float]]]
                 jitter = rng.uniform(-0.12, 0.12, vals.size)
                 ax.scatter(vals, y + jitter, s=22, color=regime_color(reg, i), edgecolor="white",
                            linewidth=0.5, zorder=3)
-                ax.plot([vals.mean()] * 2, [y - 0.28, y + 0.28], color="#222222", lw=1.6, zorder=4)
+                ax.plot([vals.mean()] * 2, [y - 0.3, y + 0.3], color="#222222", lw=1.4, zorder=2)
             ax.set_yticks(range(len(regimes)))
             ax.set_yticklabels([regime_label(r) for r in reversed(regimes)] if n % cols == 0 else [])
             ax.set_ylim(-0.6, len(regimes) - 0.4)
@@ -617,6 +623,8 @@ def plot_seed_dots(per_seed_metrics: Mapping[str, Sequence[Mapping[str, float]]]
             ax.grid(True, axis="x")
             ax.set_axisbelow(True)
             ax.tick_params(axis="x", labelsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.margins(x=0.12)
         fig.subplots_adjust(wspace=0.12, hspace=0.45)
         return save_figure(fig, out_stem)
 

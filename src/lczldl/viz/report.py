@@ -438,7 +438,7 @@ h3{font-size:1.05em;margin-top:1.4em}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.82em}
 th,td{border:1px solid #d6d6d6;padding:.28em .55em;text-align:right;white-space:nowrap}
 th{background:#f0f4f8;font-weight:600}
-td:first-child,th:first-child,td.txt{text-align:left}
+td:first-child,th:first-child,td.txt,th.txt{text-align:left}
 tr:nth-child(even) td{background:#fafafa}
 td.best{font-weight:700;color:#08519c}
 td.sig{font-weight:700}
@@ -456,7 +456,8 @@ pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.8em}
 def _html_table(header: list[str], cells: list[list[str]], marked: set | None = None, cls: str = "best",
                 text_cols: int = 1) -> str:
     marked = marked or set()
-    h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    h = "".join(f'<th class="txt">{html.escape(c)}</th>' if j < text_cols else f"<th>{html.escape(c)}</th>"
+                for j, c in enumerate(header))
     body = []
     for i, row in enumerate(cells):
         tds = []

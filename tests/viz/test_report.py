@@ -1,0 +1,245 @@
+"""Report of a study folder built by hand in tmp_path: figures, tables, failures, browser render."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lczldl.errors import RunError
+from lczldl.evaluation.metrics import compute_metrics
+from lczldl.viz import report as R
+
+K = 10
+PAPER = ("oa", "maa", "waa", "kappa", "ce_one_hot", "ce_distr", "ece", "mce", "sce")
+
+
+def _predictions(rng, n, sharp):
+    labels = rng.integers(0, K, n)
+    dist = rng.dirichlet(np.full(K, 0.2), n) * 0.5
+    dist[np.arange(n), labels] += 0.5
+    z = rng.normal(size=(n, K)) + sharp * np.eye(K)[labels]
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    probs = np.exp(logp)
+    ent = -(dist * np.log(np.where(dist > 0, dist, 1))).sum(1)
+    votes = np.zeros((n, 11), dtype=np.int8)
+    votes[:, :8] = (labels + 1)[:, None]
+    return dict(probs=probs.astype(np.float32), log_probs=logp.astype(np.float32), labels=labels,
+                distributions=dist.astype(np.float32), vote_entropy=ent.astype(np.float32), votes=votes,
+                city=np.zeros(n, dtype=np.int16))
+
+
+def make_study(root: Path, summary: bool = True) -> Path:
+    """A finished-with-failures study: onehot seeds 0-1, dist seed 0; dist seed 1 failed."""
+    rng = np.random.default_rng(0)
+    study = root / "study"
+    store = study / "store"
+    splits = {}
+    for s, n in (("train", 60), ("val", 20), ("test", 20)):
+        (store / s).mkdir(parents=True)
+        label = rng.integers(0, K, n)
+        votes = np.zeros((n, 11), dtype=np.int8)
+        votes[:, :7] = (label + 1)[:, None]
+        votes[:, 7:10] = rng.integers(1, 18, (n, 3))
+        np.save(store / s / "votes.npy", votes)
+        np.save(store / s / "original.npy", (label + 1).astype(np.int8))
+        np.save(store / s / "label.npy", label)
+        splits[s] = {"n": n, "class_counts": np.bincount(label, minlength=K).tolist(),
+                     "entropy_bins": [n - 10, 6, 2, 1, 1, 0], "cities": {"berlin": n}}
+    (store / "manifest.json").write_text(json.dumps({
+        "format": "lczldl-store", "version": 1, "package_version": "0.1", "created": "2024-01-01",
+        "splits": splits, "dropped": {"non_urban_majority": 123}, "cities": ["berlin"],
+        "sources": {"berlin.h5": "ab" * 32}, "config": {"split": "authors"}}))
+    info = {
+        "format": "lczldl-study", "version": 1, "data": str(store), "store": str(store),
+        "regimes": ["onehot", "dist"], "seeds": [0, 1], "status": "finished_with_failures",
+        "run_config": {"evaluation": {"n_bins": 20, "mc_passes": 20}, "train": {"max_epochs": 3}},
+        "study_config": {"workers": 1}, "versions": {"python": "3.11", "numpy": np.__version__},
+        "failures": [{"id": "train-dist-seed1", "log": str(study / "logs" / "train-dist-seed1.log"),
+                      "error": "RuntimeError: boom"}],
+        "skipped": [{"id": "evaluate-dist-seed1", "reason": "upstream train-dist-seed1 failed"}],
+    }
+    (study).mkdir(parents=True, exist_ok=True)
+    (study / "study.json").write_text(json.dumps(info))
+    metrics: dict[tuple[str, str], list[dict]] = {}
+    for reg, seed, sharp in (("onehot", 0, 3.0), ("onehot", 1, 3.2), ("dist", 0, 2.0)):
+        run = study / "runs" / reg / f"seed{seed}"
+        run.mkdir(parents=True)
+        p = _predictions(rng, 200, sharp)
+        np.savez(run / "predictions.npz", **p)
+        m = compute_metrics(p["probs"], p["labels"], p["distributions"])
+        (run / "metrics.json").write_text(json.dumps(m))
+        ts = np.exp(p["log_probs"] / 1.5)
+        m_ts = {**compute_metrics(ts / ts.sum(1, keepdims=True), p["labels"], p["distributions"]),
+                "temperature": 1.5}
+        (run / "metrics_ts.json").write_text(json.dumps(m_ts))
+        (run / "run.json").write_text(json.dumps({"status": "finished"}))
+        metrics.setdefault((reg, "plain"), []).append(m)
+        metrics.setdefault((reg, "temperature"), []).append(m_ts)
+    (study / "runs" / "dist" / "seed1").mkdir()          # failed run: folder without outputs
+    if summary:
+        keys = list(metrics[("onehot", "plain")][0])
+        with open(study / "summary.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["regime", "method", "n"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")])
+            for (reg, meth), ms in metrics.items():
+                row = [reg, meth, len(ms)]
+                for k in keys:
+                    a = np.array([x[k] for x in ms], dtype=float)
+                    row += [a.mean(), a.std(ddof=1) if len(a) > 1 else ""]
+                w.writerow(row)
+        with open(study / "paired.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["regime", "method", "metric", "mean_diff", "ci_low", "ci_high", "n"])
+            w.writerow(["dist", "plain", "ece", -0.0312, -0.05, -0.01, 1])
+            w.writerow(["dist", "plain", "oa", 0.004, -0.02, 0.03, 1])
+    return study
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    study = make_study(tmp_path_factory.mktemp("rep"))
+    R.redraw_study(study)
+    return study
+
+
+def test_every_figure_written(built):
+    for stem, _ in R.FIGURES:
+        for ext in ("png", "pdf"):
+            f = built / "figures" / f"{stem}.{ext}"
+            assert f.is_file() and f.stat().st_size > 2000, f
+    assert not [p for p in built.rglob("*") if ".tmp" in p.name]
+
+
+def test_html_is_self_contained(built):
+    html = (built / "report.html").read_text()
+    imgs = re.findall(r"<img [^>]*src=\"([^\"]+)\"", html)
+    assert len(imgs) == len(R.FIGURES)
+    assert all(s.startswith("data:image/png;base64,") for s in imgs)
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)
+    assert "http://" not in html and "https://" not in html
+    assert "<link" not in html and "<script" not in html
+
+
+def test_tables_hold_the_summary_values(built):
+    html = (built / "report.html").read_text()
+    rows = list(csv.DictReader(open(built / "summary.csv")))
+    oh = next(r for r in rows if r["regime"] == "onehot" and r["method"] == "plain")
+    assert f"{float(oh['oa_mean']):.4f} ± {float(oh['oa_std']):.4f}" in html
+    d = next(r for r in rows if r["regime"] == "dist" and r["method"] == "temperature")
+    assert f"<td>{float(d['ece_mean']):.4f}</td>" in html or f">{float(d['ece_mean']):.4f}<" in html
+    for m in PAPER:
+        assert f"<th>{m}</th>" in html
+    assert "balanced_accuracy" in html                       # extras table
+    assert "-0.0312 [-0.0500, -0.0100] *" in html            # significant paired difference marked
+    assert "+0.0040 [-0.0200, +0.0300]" in html and "+0.0040 [-0.0200, +0.0300] *" not in html
+
+
+def test_best_value_is_marked(built):
+    html = (built / "report.html").read_text()
+    rows = list(csv.DictReader(open(built / "summary.csv")))
+    best = min(float(r["ece_mean"]) for r in rows)
+    assert re.search(rf'<td class="best">{best:.4f}', html)
+
+
+def test_failures_missing_runs_data_and_config(built):
+    html = (built / "report.html").read_text()
+    md = (built / "report.md").read_text()
+    for text in (html, md):
+        assert "train-dist-seed1" in text and "boom" in text
+        assert "dist seed 1: no test metrics" in text
+        assert "non_urban_majority" in text and "123" in text
+        assert "mc_passes" in text and np.__version__ in text
+    # markdown references the figures by relative path and they exist
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(refs) == len(R.FIGURES)
+    assert all(not Path(r).is_absolute() and (built / r).is_file() for r in refs)
+
+
+def test_summary_fallback_from_metrics_files(tmp_path):
+    study = make_study(tmp_path, summary=False)
+    st = R.load_study(study)
+    rows, source = R.summary_rows(st)
+    assert "no summary.csv" in source
+    oh = next(r for r in rows if r["regime"] == "onehot" and r["method"] == "plain")
+    vals = [json.loads((study / "runs" / "onehot" / f"seed{s}" / "metrics.json").read_text())["oa"]
+            for s in (0, 1)]
+    assert oh["oa"][0] == pytest.approx(np.mean(vals))
+    assert oh["oa"][1] == pytest.approx(abs(vals[0] - vals[1]) / np.sqrt(2))
+    assert st.runs["onehot"][0].temperature == 1.5
+    html, md = R.write_report(study)
+    assert "No paired.csv" in html.read_text()
+    assert "No figures" in html.read_text()                  # write_report alone draws nothing
+
+
+def test_not_a_study_and_corrupt_files(tmp_path):
+    with pytest.raises(RunError, match="not a study folder"):
+        R.draw_figures(tmp_path)
+    study = make_study(tmp_path)
+    (study / "runs" / "onehot" / "seed0" / "metrics.json").write_text("{not json")
+    with pytest.raises(RunError, match="metrics.json: not valid JSON"):
+        R.write_report(study)
+
+
+def test_vote_source_prefers_raw_files(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    study = make_study(tmp_path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    label = np.zeros((4, 12), dtype=np.int64)
+    label[:, 11] = [2, 2, 14, 14]
+    label[0, :11] = 2                     # urban majority, unanimous
+    label[1, :6], label[1, 6:] = 2, 5     # urban, mixed
+    label[2, :11] = 14                    # non-urban majority
+    label[3, :5], label[3, 5:9] = 14, 11  # non-urban, mixed, 2 no-votes
+    with h5py.File(raw / "berlin.h5", "w") as f:
+        f["sen2"] = np.zeros((4, 32, 32, 10), dtype=np.float32)
+        f["label"] = label
+    info = json.loads((study / "study.json").read_text())
+    info["data"] = str(raw)
+    (study / "study.json").write_text(json.dumps(info))
+    st = R.load_study(study)
+    votes, original, desc = R._vote_source(st)
+    assert "raw" in desc and votes.shape == (4, 11)
+    ent, maj = R._votes_entropy_majority(votes, original)
+    np.testing.assert_array_equal(maj, [2, 2, 14, 14])
+    np.testing.assert_allclose(ent, [0, -(6 / 11 * np.log(6 / 11) + 5 / 11 * np.log(5 / 11)), 0,
+                                     -(5 / 9 * np.log(5 / 9) + 4 / 9 * np.log(4 / 9))], rtol=1e-12)
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chromium() is None, reason="no chromium binary on PATH (CI installs the Debian package)")
+def test_report_renders_in_headless_chromium(built, tmp_path):
+    url = (built / "report.html").resolve().as_uri()
+    cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(cmd + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    imgs = re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)
+    assert len(imgs) == len(R.FIGURES)
+    tables = re.findall(r"<table>.*?</table>", dom, flags=re.S)
+    results = next(t for t in tables if "<th>ce_distr</th>" in t)
+    assert len(re.findall(r"<tr>", results)) == 1 + 4      # header + onehot/dist x plain/temperature
+    assert "train-dist-seed1" in dom
+    shot = tmp_path / "report.png"
+    subprocess.run(cmd + ["--window-size=1280,2400", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # decoded images really are PNGs that the browser laid out with a size
+    assert shot.stat().st_size > 50_000
