@@ -258,22 +258,22 @@ def plot_confusion_matrices(results: Mapping[str, tuple[Array, Array]], out_stem
     rows, cols = _grid(len(regimes))
     names = [lcz_label(i) for i in range(k)]
     with styled():
-        fig = new_figure(3.3 * cols + 2.2, 3.3 * rows + 1.6)
-        gs = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.05], wspace=0.08, hspace=0.12)
+        fig = new_figure(3.3 * cols + 2.2, 3.55 * rows + 0.6)
+        gs = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.05], wspace=0.08, hspace=0.3)
         im = None
+        codes = [lcz_label(i, with_name=False) for i in range(k)]
         for n, reg in enumerate(regimes):
             r, c = divmod(n, cols)
             ax = fig.add_subplot(gs[r, c])
             labels, preds = results[reg]
             mat = confusion_percent(labels, preds, k)
-            last_row = n + cols >= len(regimes)
-            im = _heatmap(ax, mat, xlabels=names, ylabels=names, show_x=last_row, show_y=c == 0)
+            # x: LCZ codes on every panel (names are on the rows), so no panel hides another's labels
+            im = _heatmap(ax, mat, xlabels=codes, ylabels=names, show_x=True, show_y=c == 0)
+            _color_ticklabels(ax.get_xticklabels(), range(k))
+            ax.set_xlabel("predicted LCZ")
             if c == 0:
                 _color_ticklabels(ax.get_yticklabels(), range(k))
                 ax.set_ylabel("majority vote")
-            if last_row:
-                _color_ticklabels(ax.get_xticklabels(), range(k))
-                ax.set_xlabel("predicted")
             acc = float(np.mean(np.asarray(labels) == np.asarray(preds))) if len(labels) else float("nan")
             ax.set_title(f"{regime_label(reg)}  (OA {100 * acc:.1f} %)")
         cax = fig.add_subplot(gs[:, cols])
