@@ -169,3 +169,21 @@ def test_datamodule_targets_bands_and_workers(store):
     d0 = LCZDataModule(store, target="onehot", batch_size=8, num_workers=0)
     for x, y in zip(dw.test_dataloader(), d0.test_dataloader(), strict=True):
         torch.testing.assert_close(x["image"], y["image"], rtol=0, atol=0)
+
+
+def test_sampler_hints_upcoming_batches_and_prefetch_is_harmless(store):
+    from lczldl.data.datamodule import EpochBatchSampler
+
+    hinted = []
+    s = EpochBatchSampler(100, 10, shuffle=True, seed=1, prefetch=lambda b: hinted.append(b.tolist()),
+                          prefetch_batches=3)
+    it = iter(s)
+    first = next(it).tolist()
+    assert len(hinted) == 4                           # batches 0..2 up front, then batch 3
+    rest = [b.tolist() for b in it]
+    assert hinted == [first] + rest
+    assert [first] + rest == [b.tolist() for b in EpochBatchSampler(100, 10, shuffle=True, seed=1)]
+    ds = LCZDataset(store, "train")
+    before = ds[[4, 1, 9]]["image"]
+    ds.arrays.image.prefetch([9, 1, 4, 4, 10**9])
+    torch.testing.assert_close(ds[[4, 1, 9]]["image"], before, rtol=0, atol=0)
