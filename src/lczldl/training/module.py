@@ -3,7 +3,8 @@
 The network is ``self.model`` and the hyper-parameters hold ``model_kwargs`` (what
 :func:`lczldl.models.io.load_model` reads from a checkpoint). No per-step host syncs: the training
 loss is accumulated on the device and read once per epoch (:meth:`epoch_train_loss`); validation
-metrics are logged per epoch only.
+metrics are accumulated likewise and logged once per epoch (exact sample-weighted means, also
+under DDP).
 """
 
 from __future__ import annotations
@@ -73,14 +74,24 @@ class LCZModule(L.LightningModule):
             t = self.trainer.strategy.reduce(t, reduce_op="sum")
         return float(t[0] / t[1])
 
+    def on_validation_epoch_start(self) -> None:
+        self._val = torch.zeros(3, device=self.device, dtype=torch.float64)  # loss sum, correct, n
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logp = self(self._x(batch))
+        logp = self(self._x(batch)).float()
         n = batch["label"].shape[0]
-        sync = self.trainer.world_size > 1
-        self.log("val_loss", self.loss(logp.float(), batch["target"]), on_step=False, on_epoch=True,
-                 batch_size=n, sync_dist=sync)
-        acc = (logp.argmax(1) == batch["label"]).float().mean()
-        self.log("val_acc", acc, on_step=False, on_epoch=True, batch_size=n, sync_dist=sync)
+        self._val[0] += self.loss(logp, batch["target"]).detach().double() * n
+        self._val[1] += (logp.argmax(1) == batch["label"]).sum()
+        self._val[2] += n
+
+    def on_validation_epoch_end(self) -> None:
+        # exact sample-weighted means over all ranks (one reduction per epoch)
+        v = self._val
+        if self.trainer.world_size > 1:
+            v = self.trainer.strategy.reduce(v.clone(), reduce_op="sum")
+        n = v[2].clamp_min(1)
+        self.log("val_loss", (v[0] / n).float(), sync_dist=False, rank_zero_only=False)
+        self.log("val_acc", (v[1] / n).float(), sync_dist=False, rank_zero_only=False)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -124,6 +124,44 @@ class History(_callback_base()):
         atomic_write_json(self.run_dir / "run.json", self.run_info)
 
 
+def _checkpoint_base():
+    from lightning.pytorch.callbacks import Checkpoint
+
+    return Checkpoint
+
+
+class LastCheckpoint(_checkpoint_base()):
+    """``last.ckpt`` at the end of every training epoch (after its validation), written to a
+    temporary name and renamed, so a kill never leaves a half-written file. A :class:`Checkpoint`,
+    so Lightning calls it after the other callbacks whose state it stores (History,
+    EarlyStopping, the best checkpoint). Lightning resumes such end-of-epoch checkpoints at the
+    next epoch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        import os
+
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)  # collective; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+        trainer.strategy.barrier("last_checkpoint")
+
+
+def selection_callbacks(patience: int, ckpt_dir: Path) -> list:
+    """Early stopping and checkpoints on ``val_loss`` with Keras's semantics: an epoch improves
+    only if strictly lower than the best so far; training stops after ``patience`` epochs without
+    improvement; ``best.ckpt`` = the best epoch, ``last.ckpt`` = every epoch."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    return [EarlyStopping(monitor="val_loss", mode="min", patience=patience, min_delta=0.0),
+            ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
+                            save_last=False, enable_version_counter=False, save_on_train_epoch_end=False),
+            LastCheckpoint(Path(ckpt_dir) / "last.ckpt")]
+
+
 def _comparable(cfg: dict) -> dict:
     return {s: {k: v for k, v in sec.items() if (s, k) not in RUNTIME_KEYS} if isinstance(sec, dict) else sec
             for s, sec in cfg.items() if s != "study"}
@@ -226,12 +264,11 @@ def train_run(data: Path, regime: str, seed: int, out: Path, config: Path | None
 
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-
     from lczldl.data.datamodule import LCZDataModule
     from lczldl.training.losses import regime_targets
     from lczldl.training.module import LCZModule
 
+    logger = _logger(t.logger, run_dir)  # ConfigError before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
@@ -261,12 +298,7 @@ def train_run(data: Path, regime: str, seed: int, out: Path, config: Path | None
     deterministic: bool | str = t.deterministic
     if t.deterministic and gpu:
         deterministic = "warn"  # some CUDA kernels (max-pool backward) have no deterministic variant
-    callbacks = [
-        history,
-        EarlyStopping(monitor="val_loss", mode="min", patience=t.patience, min_delta=0.0),
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
-                        save_last=True, enable_version_counter=False, save_on_train_epoch_end=False),
-    ]
+    callbacks = [history, *selection_callbacks(t.patience, ckpt_dir)]
     show = progress and sys.stderr.isatty()
     if show:
         from lightning.pytorch.callbacks import RichProgressBar
@@ -279,7 +311,7 @@ def train_run(data: Path, regime: str, seed: int, out: Path, config: Path | None
         strategy = DDPStrategy(process_group_backend="gloo")
     trainer = L.Trainer(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
                         strategy=strategy, precision=t.precision, deterministic=deterministic,
-                        callbacks=callbacks, logger=_logger(t.logger, run_dir), enable_progress_bar=show,
+                        callbacks=callbacks, logger=logger, enable_progress_bar=show,
                         enable_model_summary=False, default_root_dir=run_dir, num_sanity_val_steps=0,
                         use_distributed_sampler=False, log_every_n_steps=1 << 30, benchmark=False)
     ckpt_path = ckpt_dir / "last.ckpt" if action == "resume" else None

@@ -1,0 +1,125 @@
+import sys
+
+import pytest
+import yaml
+
+from lczldl.config import LczldlConfig, default_config_text, dump_config, load_config, parse_override
+from lczldl.errors import ConfigError
+
+
+def test_shipped_default_yaml_equals_model_defaults():
+    assert LczldlConfig.model_validate(yaml.safe_load(default_config_text())) == LczldlConfig()
+    c = LczldlConfig()
+    assert (c.train.lr, c.train.batch_size, c.train.max_epochs, c.train.patience) == (0.002, 64, 300, 20)
+    assert (c.model.depth, c.model.width, c.model.dropout) == (17, 16, 0.2)
+
+
+def test_precedence_file_then_set_then_keywords(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 0.01\n  patience: 3\nmodel:\n  width: 8\n")
+    c = load_config(f, ["train.lr=0.001", "model.bands=[S2_B02, S2_B03]"], **{"train.patience": 5,
+                                                                              "train.max_epochs": None})
+    assert (c.train.lr, c.train.patience, c.model.width, c.train.max_epochs) == (0.001, 5, 8, 300)
+    assert c.model.bands == ["S2_B02", "S2_B03"]
+    assert load_config(None, None, **{"train.regime": "dist"}).train.regime == "dist"
+
+
+def test_dump_round_trip(tmp_path):
+    c = load_config(None, ["train.regime=dist_ls", "train.precision=bf16-mixed"])
+    f = tmp_path / "r.yaml"
+    f.write_text(dump_config(c))
+    assert load_config(f) == c
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.foo=1", "train.foo"),                 # unknown key
+    ("nosection.lr=1", "nosection"),              # unknown section
+    ("train.lr=abc", "train.lr"),                 # wrong type
+    ("train.batch_size=1.5", "train.batch_size"),  # wrong type
+    ("train.lr=-0.1", "train.lr"),                # impossible value
+    ("train.patience=-1", "train.patience"),
+    ("train.max_epochs=0", "train.max_epochs"),
+    ("train.regime=soft", "train.regime"),        # unknown regime
+    ("model.depth=16", "model.depth"),
+    ("model.bands=[S2_B99]", "model.bands"),
+    ("train.devices=0", "train.devices"),
+    ("train.logger=wandb", "train.logger"),
+])
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    msg = str(e.value)
+    assert f"'{key}" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("item", ["train.lr", "=1", "train..lr=1", "lr=1", "train.lr=[1,"])
+def test_bad_set_syntax(item):
+    with pytest.raises(ConfigError, match="--set"):
+        parse_override(item)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(lst)
+    unk = tmp_path / "unk.yaml"
+    unk.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unk.yaml.*'train.learning_rate'"):
+        load_config(unk)
+    scal = tmp_path / "scal.yaml"
+    scal.write_text("train: 3\n")
+    with pytest.raises(ConfigError, match="'train.lr'.*not a section"):
+        load_config(scal, ["train.lr=1"])
+
+
+def test_study_section_is_accepted_and_kept(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("train:\n  max_epochs: 2\nstudy:\n  seeds: '0-1'\n")
+    c = load_config(f)
+    assert c.study == {"seeds": "0-1"} and "study" in dump_config(c)
+    assert "study" not in dump_config(LczldlConfig())
+
+
+@pytest.mark.parametrize("args", [
+    ["--set", "train.lr=-1"], ["--set", "train.nope=1"], ["--set", "train.lr"], ["--regime", "soft"],
+])
+def test_cli_config_errors_exit_2_with_one_line(tiny_store, tmp_path, capsys, args):
+    from lczldl.cli.main import main
+
+    argv = ["train", "--data", str(tiny_store), "--out", str(tmp_path / "runs")]
+    if "--regime" not in args:
+        argv += ["--regime", "onehot"]
+    with pytest.raises(SystemExit) as e:
+        main(argv + args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_missing_store_exits_2(tmp_path, capsys):
+    from lczldl.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(tmp_path / "nostore"), "--regime", "dist", "--out", str(tmp_path / "r")])
+    assert e.value.code == 2
+    assert "manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, modules", [("mlflow", ["mlflow"]),
+                                           ("tensorboard", ["tensorboard", "tensorboardX"])])
+def test_missing_logger_package_is_a_config_error(tiny_store, tmp_path, monkeypatch, kind, modules):
+    from lczldl.training.run import train_run
+
+    for m in modules:
+        monkeypatch.setitem(sys.modules, m, None)  # import fails as if not installed
+    with pytest.raises(ConfigError, match=f"train.logger={kind}.*pip install"):
+        train_run(tiny_store, "onehot", 0, tmp_path / "runs", overrides=[f"train.logger={kind}"], progress=False)
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,118 @@
+"""Real (tiny) training runs: run folder contents, determinism, regimes' validation targets,
+skip / refusal rules."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lczldl.config import load_config
+from lczldl.errors import RunError
+from lczldl.models.io import load_model
+from lczldl.training.run import read_metrics_csv, train_run
+
+from .conftest import TINY
+
+
+def _train(store, out, regime="dist", seed=0, epochs=3, extra=()):
+    return train_run(store, regime, seed, out, overrides=TINY + list(extra), max_epochs=epochs, progress=False)
+
+
+@pytest.fixture(scope="module")
+def dist_run(tiny_store, tmp_path_factory):
+    return _train(tiny_store, tmp_path_factory.mktemp("runs"), "dist", seed=3, epochs=3)
+
+
+def test_run_folder_contents(dist_run, tiny_store):
+    assert dist_run.name == "seed3" and dist_run.parent.name == "dist"
+    assert {p.name for p in (dist_run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    rows = read_metrics_csv(dist_run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    info = json.loads((dist_run / "run.json").read_text())
+    assert info["status"] == "finished" and info["regime"] == "dist" and info["seed"] == 3
+    assert info["epochs"] == 3 and info["data"] == str(tiny_store.resolve())
+    best = min(rows, key=lambda r: r["val_loss"])
+    assert info["best_epoch"] == best["epoch"] and info["best_val_loss"] == best["val_loss"]
+    assert info["train_samples_per_second"] == pytest.approx(
+        np.mean([r["train_samples_per_second"] for r in rows[1:]]), abs=0.1)
+    import hashlib
+    assert info["data_checksum"] == hashlib.sha256((tiny_store / "manifest.json").read_bytes()).hexdigest()
+    assert {"torch", "lightning", "lczldl"} <= set(info["versions"])
+    cfg = yaml.safe_load((dist_run / "config.yaml").read_text())
+    assert cfg["train"]["regime"] == "dist" and cfg["model"]["width"] == 2 and cfg["train"]["max_epochs"] == 3
+    assert [r["lr"] for r in rows] == pytest.approx([0.002] * 3)
+
+
+def _val_loss_of(ckpt, store, target, loss):
+    """Recompute the validation loss of a checkpoint independently of the training loop."""
+    from lczldl.data.store import LCZDataset
+
+    ds = LCZDataset(store, "val", target=target)
+    batch = ds[np.arange(len(ds))]
+    model = load_model(ckpt)
+    with torch.no_grad():
+        logp = model(batch["image"]).double()
+    t = batch["target"].double()
+    if loss == "kl":
+        vals = torch.where(t > 0, t * (torch.log(t.clamp_min(1e-300)) - logp), torch.zeros_like(t)).sum(1)
+    else:
+        vals = -(t * logp).sum(1)
+    return vals.mean().item()
+
+
+def test_best_checkpoint_reproduces_recorded_val_loss(dist_run, tiny_store):
+    info = json.loads((dist_run / "run.json").read_text())
+    got = _val_loss_of(dist_run / "checkpoints" / "best.ckpt", tiny_store, "distribution", "kl")
+    assert got == pytest.approx(info["best_val_loss"], abs=2e-5)
+
+
+@pytest.mark.parametrize("regime, val_target, loss", [("onehot_ls", "onehot", "ce"),
+                                                      ("dist_ls", "distribution", "kl"),
+                                                      ("dawid_skene", "dawid_skene", "kl")])
+def test_regimes_validate_on_their_unsmoothed_target(tiny_store, tmp_path, regime, val_target, loss):
+    run = _train(tiny_store, tmp_path, regime, epochs=1)
+    info = json.loads((run / "run.json").read_text())
+    assert info["val_target"] == val_target and info["loss"] == loss
+    got = _val_loss_of(run / "checkpoints" / "best.ckpt", tiny_store, val_target, loss)
+    assert got == pytest.approx(info["best_val_loss"], abs=2e-5)
+
+
+def test_same_seed_same_history_other_seed_differs(tiny_store, tmp_path):
+    a = read_metrics_csv(_train(tiny_store, tmp_path / "a", "onehot", seed=1) / "metrics.csv")
+    b = read_metrics_csv(_train(tiny_store, tmp_path / "b", "onehot", seed=1) / "metrics.csv")
+    c = read_metrics_csv(_train(tiny_store, tmp_path / "c", "onehot", seed=2) / "metrics.csv")
+    assert [r["val_loss"] for r in a] == [r["val_loss"] for r in b]
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+    assert [r["val_loss"] for r in a] != [r["val_loss"] for r in c]
+
+
+def test_finished_run_is_a_noop_and_interrupted_run_needs_resume(tiny_store, tmp_path, capsys):
+    run = _train(tiny_store, tmp_path, "onehot", epochs=1)
+    stamp = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    assert _train(tiny_store, tmp_path, "onehot", epochs=1) == run
+    assert "already finished" in capsys.readouterr().err
+    assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(dict(info, status="running")))  # as if killed
+    with pytest.raises(RunError, match="--resume"):
+        _train(tiny_store, tmp_path, "onehot", epochs=2)
+    with pytest.raises(RunError, match="model.width"):  # resume refuses a different config
+        train_run(tiny_store, "onehot", 0, tmp_path, overrides=TINY[:1] + ["model.width=4"] + TINY[2:],
+                  max_epochs=2, resume=True, progress=False)
+    run2 = train_run(tiny_store, "onehot", 0, tmp_path, overrides=TINY, max_epochs=2, resume=True, progress=False)
+    rows = read_metrics_csv(run2 / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert json.loads((run2 / "run.json").read_text())["status"] == "finished"
+
+
+def test_channels_last_off_gives_the_same_function(tiny_store, tmp_path):
+    # a tiny lr keeps Nadam's sign-like first steps from amplifying float rounding differences
+    a = read_metrics_csv(_train(tiny_store, tmp_path / "a", "dist", epochs=1, extra=["train.lr=1e-9"])
+                         / "metrics.csv")
+    b = read_metrics_csv(_train(tiny_store, tmp_path / "b", "dist", epochs=1,
+                                extra=["train.lr=1e-9", "train.channels_last=false"]) / "metrics.csv")
+    assert a[0]["val_loss"] == pytest.approx(b[0]["val_loss"], abs=1e-4)
+    assert a[0]["train_loss"] == pytest.approx(b[0]["train_loss"], abs=1e-4)
+    assert load_config(None, ["train.channels_last=false"]).train.channels_last is False
