@@ -367,7 +367,7 @@ class Overview:
                     if self.max_epochs:
                         k = min(20, int(20 * ep / self.max_epochs))
                         prog = "[" + "#" * k + "." * (20 - k) + "] " + prog
-            table.add_row(uid, _fmt_s(now - t0), prog)
+            table.add_row(uid, _fmt_s(now - t0), Text(prog))
         parts: list[Any] = [Text(self.summary_line(sch), style="bold")]
         if sch.running:
             parts.append(table)
@@ -624,13 +624,13 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one run into STUDY/runs/REGIME/seedN, continuing from last.ckpt when present."""
     import shutil
 
-    from lczldl.training.run import train_run
-
     run = Path(spec["run"])
     status = _run_status(run)
     if status == "finished":
         print(f"{run}: already finished, nothing to do")
         return {"run": str(run), "reused": True}
+    from lczldl.training.run import train_run
+
     resume = (run / "checkpoints" / "last.ckpt").is_file()
     if run.exists() and not resume:  # killed before the first checkpoint: start clean
         shutil.rmtree(run)
