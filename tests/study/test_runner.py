@@ -169,6 +169,12 @@ def test_config_study_section_and_changed_config(store, tmp_path):
         run_study(data=store, out=tmp_path / "s2", config=bad, work=WORK, progress=False)
 
 
+def test_slurm_without_sbatch_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(ConfigError, match="sbatch"):
+        make_executor("slurm", tmp_path, workers=1)
+
+
 def test_bad_data_and_executor(tmp_path, store):
     with pytest.raises(Exception, match="neither a prepared store"):
         run_study(data=tmp_path / "nothing", out=tmp_path / "s", work=WORK, progress=False)

@@ -316,6 +316,11 @@ def make_executor(kind: str, study: Path, workers: int = 1,
     if kind == "local":
         return LocalExecutor(workers)
     if kind == "slurm":
+        import shutil
+
+        if shutil.which("sbatch") is None:
+            raise ConfigError("--executor slurm: `sbatch` not found on this machine; run the study on a "
+                              "SLURM login node or use --executor local")
         return SubmititExecutor(Path(study) / "slurm", "slurm", workers, slurm)
     if kind == "submitit-local":
         return SubmititExecutor(Path(study) / "submitit", "local", workers, dict(slurm or {}, max_parallel=workers))
