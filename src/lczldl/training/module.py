@@ -51,8 +51,14 @@ class LCZModule(L.LightningModule):
     def _x(self, batch: dict) -> torch.Tensor:
         return batch["image"].contiguous(memory_format=self._memory_format)
 
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        if batch_idx == 0:
+            # reseed the global RNG (dropout) right before the epoch's first step: later than
+            # on_train_epoch_start because creating the DataLoader iterator draws from the global
+            # RNG, and a resumed run creates its first iterator at another moment
+            torch.manual_seed((self.hparams.seed * 1_000_003 + self.current_epoch) * 64 + self.global_rank)
+
     def on_train_epoch_start(self) -> None:
-        torch.manual_seed((self.hparams.seed * 1_000_003 + self.current_epoch) * 64 + self.global_rank)
         self._train_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         self._train_n = 0
 
