@@ -1,6 +1,7 @@
 """Speed of Sen2LCZ-Net on CPU: training steps and inference, PyTorch variants vs Keras, one run.
 
     python benchmarks/bench_model.py [--threads N] [--repeats 3] [--compile] [--no-keras]
+                                     [--keras-python /path/to/venv-with-tensorflow/bin/python]
 
 Prints a table of samples/s (median over interleaved repeats, with min..max). Measured:
 - train: forward + backward + NAdam step on a fixed in-memory batch (batch 64), loss = cross-entropy
@@ -11,6 +12,8 @@ Variants: NCHW ("contiguous"), channels_last (the default), channels_last + Batc
 the convs (inference), torch.compile of those (with --compile; compile time is reported), and
 TensorFlow/Keras (the authors' model built by scripts/make_keras_reference.py; Nadam, categorical
 cross-entropy, compiled train step / tf.function call) when tensorflow is importable.
+PyTorch and TensorFlow each measure in their own worker process (in one process TensorFlow's
+spinning thread pool slows PyTorch ~30x); the parent interleaves their measurements.
 
 Numbers depend on the machine and its load; compare rows of one run only. On a machine shared
 with other busy processes, PyTorch's OpenMP threads spin-wait at every barrier and lose most of
@@ -21,9 +24,11 @@ their speed (measured: 2 threads, load ~9 on 2 cores, training 30 samples/s); ru
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -111,7 +116,7 @@ def torch_cases(args: argparse.Namespace) -> dict[str, tuple[str, Callable[[], f
 def keras_cases(args: argparse.Namespace) -> dict[str, tuple[str, Callable[[], float]]]:
     import tensorflow as tf
 
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "scripts"))  # the authors' architecture, as the reference script
     from make_keras_reference import build_keras
 
     tf.keras.utils.set_random_seed(0)
@@ -131,6 +136,62 @@ def keras_cases(args: argparse.Namespace) -> dict[str, tuple[str, Callable[[], f
     return cases
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """Measure on request: read a case name per line on stdin, answer its samples/s on stdout."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # prints of the cases (compile times) must not disturb the protocol
+    if args.worker == "torch":
+        import torch
+
+        torch.set_num_threads(args.threads)
+        cases = torch_cases(args)
+        info = f"torch {torch.__version__}"
+    else:
+        try:
+            import tensorflow as tf
+        except ImportError:
+            out.write(json.dumps({"info": "tensorflow not importable: Keras not measured", "cases": {}}) + "\n")
+            out.flush()
+            return 0
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        cases = keras_cases(args)
+        info = f"tensorflow {tf.__version__}, keras {tf.keras.__version__}"
+    out.write(json.dumps({"info": info, "cases": {k: v[0] for k, v in cases.items()}}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        name = line.strip()
+        if not name:
+            break
+        out.write(json.dumps(cases[name][1]()) + "\n")
+        out.flush()
+    return 0
+
+
+class _Worker:
+    """A measuring subprocess (one framework per process: TensorFlow's spinning thread pool makes
+    PyTorch's OpenMP threads ~30x slower when both live in one process)."""
+
+    def __init__(self, python: str, kind: str, argv: list[str]) -> None:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen([python, str(Path(__file__).resolve()), "--worker", kind, *argv],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        hello = json.loads(self.proc.stdout.readline() or "{}")
+        self.info: str = hello.get("info", f"{kind} worker failed to start")
+        self.cases: dict[str, str] = hello.get("cases", {})
+
+    def measure(self, name: str) -> float:
+        self.proc.stdin.write(name + "\n")
+        self.proc.stdin.flush()
+        return float(json.loads(self.proc.stdout.readline()))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -141,46 +202,54 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile)")
     ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--keras-python", default=sys.executable,
+                    help="interpreter with tensorflow for the Keras worker (default: this one)")
+    ap.add_argument("--worker", choices=["torch", "keras"], help=argparse.SUPPRESS)
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
+    if args.worker:
+        return _worker(args)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import torch
-
-    torch.set_num_threads(args.threads)
-    cases = torch_cases(args)
-    keras_note = "not measured (--no-keras)"
+    passthrough = [a for a in argv if a not in ("--no-keras",)]
+    if "--keras-python" in passthrough:
+        i = passthrough.index("--keras-python")
+        del passthrough[i:i + 2]
+    workers = [_Worker(sys.executable, "torch", passthrough)]
+    keras_note = "Keras not measured (--no-keras)"
     if not args.no_keras:
-        try:
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-            cases.update(keras_cases(args))
-            keras_note = f"tensorflow {tf.__version__}, keras {tf.keras.__version__}"
-        except ImportError:
-            keras_note = "tensorflow not importable: Keras not measured"
-
+        kw = _Worker(args.keras_python, "keras", passthrough)
+        keras_note = kw.info
+        if kw.cases:
+            workers.append(kw)
+        else:
+            kw.close()
     load0 = os.getloadavg()[0]
-    results: dict[str, list[float]] = {name: [] for name in cases}
-    for r in range(args.repeats):  # interleaved: every case once per repeat
-        for name, (_, run) in cases.items():
-            results[name].append(run())
-        print(f"  repeat {r + 1}/{args.repeats} done", flush=True)
+    results: dict[str, list[float]] = {name: [] for w in workers for name in w.cases}
+    kinds = {name: kind for w in workers for name, kind in w.cases.items()}
+    try:
+        for r in range(args.repeats):  # interleaved: every case once per repeat, frameworks alternate
+            for w in workers:
+                for name in w.cases:
+                    results[name].append(w.measure(name))
+            print(f"  repeat {r + 1}/{args.repeats} done", flush=True)
+    finally:
+        for w in workers:
+            w.close()
 
     print(f"\nSen2LCZ-Net (788,936 params), {platform.processor() or platform.machine()}, "
-          f"{args.threads} threads, torch {torch.__version__}, {keras_note}; "
+          f"{args.threads} threads, {workers[0].info}, {keras_note}; "
           f"median of {args.repeats} interleaved repeats (min..max); "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
           f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end\n")
     for kind in ("train", "infer"):
         base = {}
         for name, vals in results.items():
-            if cases[name][0] == kind and name.startswith("keras"):
+            if kinds[name] == kind and name.startswith("keras"):
                 base[name.split("@")[-1] if "@" in name else ""] = statistics.median(vals)
         print(f"| {kind} (batch {args.batch if kind == 'train' else 'as named'}) | samples/s | min..max | x Keras |")
         print("|---|---:|---:|---:|")
         for name, vals in results.items():
-            if cases[name][0] != kind:
+            if kinds[name] != kind:
                 continue
             med = statistics.median(vals)
             ref = base.get(name.split("@")[-1] if "@" in name else "")
