@@ -4,7 +4,7 @@ Synthesises the twin (or reads a raw vote folder), builds labels with the projec
 Sen2LCZ-Net on the authors' train cities with the seed's optimiser (Nadam, lr 0.002 halved every
 5 epochs, batch 64) for a fixed small budget, once on the one-hot majority (CE) and once on the vote
 distribution (KL), same seed and same data order, and prints held-out (authors' held-out cities)
-overall accuracy, ce_distr (Keras categorical CE to the vote distribution, probabilities clipped
+test-split overall accuracy (best epoch by validation loss, as the seed), ce_distr (Keras categorical CE to the vote distribution, probabilities clipped
 to [1e-7, 1 - 1e-7]), ce_one_hot and ECE (20 equal bins on top-label confidence, bins (lo, hi] as
 the seed's evaluation), plus accuracy per vote-entropy bin.
 
@@ -105,8 +105,13 @@ def make_model(seed: int, kind: str = "sen2lcz") -> torch.nn.Module:
 
 
 def train(x, y, d, regime: str, epochs: int, seed: int, batch: int = 64, lr: float = 0.002,
-          kind: str = "sen2lcz"):
+          kind: str = "sen2lcz", val: tuple | None = None):
+    """Train on the regime's target; with ``val`` = (x, y, d) keep the weights of the epoch with the
+    lowest validation loss against the same target (the seed's early-stopping rule)."""
+    import copy
+
     model = make_model(seed, kind)
+    best, best_loss = None, float("inf")
     opt = torch.optim.NAdam(model.parameters(), lr=lr)
     xt = torch.from_numpy(x)
     target = torch.from_numpy(d if regime == "dist" else np.eye(10, dtype=np.float32)[y])
@@ -125,7 +130,18 @@ def train(x, y, d, regime: str, epochs: int, seed: int, batch: int = 64, lr: flo
             loss.backward()
             opt.step()
             tot += float(loss.detach()) * len(idx)
-        print(f"  {regime} epoch {epoch + 1}/{epochs} train loss {tot / len(x):.4f}", flush=True)
+        msg = f"  {regime} epoch {epoch + 1}/{epochs} train loss {tot / len(x):.4f}"
+        if val is not None:
+            pv = np.clip(predict(model, val[0]), 1e-7, 1.0)
+            tv = val[2] if regime == "dist" else np.eye(10, dtype=np.float32)[val[1]]
+            vloss = float(-(tv * np.log(pv)).sum(1).mean())
+            msg += f" val loss {vloss:.4f}"
+            if vloss < best_loss:
+                best, best_loss = copy.deepcopy(model.state_dict()), vloss
+                msg += " *"
+        print(msg, flush=True)
+    if best is not None:
+        model.load_state_dict(best)
     return model
 
 
@@ -158,11 +174,16 @@ def main() -> None:
             synthesize(raw, seed=args.twin_seed, size=args.size, progress=False)
         xtr, ytr, dtr, _ = load(raw, AUTHORS_TRAIN_CITIES)
         xte, yte, dte, ete = load(raw, AUTHORS_HELDOUT_CITIES)
-    print(f"train {len(xtr)} patches, held-out {len(xte)} patches")
+    # the authors' rule: held-out pool split 50/50 at random into validation and test
+    perm = np.random.default_rng(42).permutation(len(xte))
+    v, t = perm[: len(perm) // 2], perm[len(perm) // 2:]
+    val = (xte[v], yte[v], dte[v])
+    xte, yte, dte, ete = xte[t], yte[t], dte[t], ete[t]
+    print(f"train {len(xtr)} patches, validation {len(v)}, test {len(t)} (held-out cities)")
     rows = {}
     for regime in args.regimes.split(","):
         t0 = time.time()
-        model = train(xtr, ytr, dtr, regime, args.epochs, args.seed, kind=args.model)
+        model = train(xtr, ytr, dtr, regime, args.epochs, args.seed, kind=args.model, val=val)
         rows[regime] = metrics(predict(model, xte), yte, dte, ete)
         rows[regime]["train_oa"] = float((predict(model, xtr).argmax(1) == ytr).mean())
         rows[regime]["time_s"] = time.time() - t0

@@ -12,7 +12,9 @@ prepared store's manifest does. A row is unanimous when its largest share is 1.
 The bounds the twin must meet (issue 2) are :data:`BOUNDS`: total-variation distance of the
 majority-class shares and of the entropy-bin shares each <= 0.10, unanimous share within 0.08 of the
 reference, and each real disagreement pair (:data:`DISAGREEMENT_PAIRS`) present: the mean vote
-share of the neighbour class given the majority class within a factor 2 of the reference value.
+share of the neighbour class given the majority class within a factor 2 of the reference value;
+a pair whose majority class has fewer than ``pair_min_rows`` rows is reported but not judged (its
+mean is too noisy: LCZ 1 is 0.7 % of the rows, ~40 rows in the small twin).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ DISAGREEMENT_PAIRS: tuple[tuple[int, int], ...] = (
     (1, 4), (3, 7), (7, 3), (4, 5), (5, 2), (6, 3), (9, 6), (10, 8),
 )
 #: Pass/fail bounds of the comparison with the reference.
-BOUNDS = {"class_tv": 0.10, "entropy_tv": 0.10, "unanimous_abs": 0.08, "pair_factor": 2.0}
+BOUNDS = {"class_tv": 0.10, "entropy_tv": 0.10, "unanimous_abs": 0.08, "pair_factor": 2.0,
+          "pair_min_rows": 30}
 REFERENCE_KEY = "test_label_distributions"
 _UNANIMOUS_TOL = 1e-6
 
@@ -113,7 +116,9 @@ def compare_to_reference(stats: dict, ref_stats: dict, bounds: dict | None = Non
 
     Returns {"class_tv", "entropy_tv", "unanimous_abs": float, "pairs": {"a->b": {"value",
     "reference", "ratio", "pass"}}, "pass": {criterion: bool}, "all_pass": bool}. A pair passes when
-    its value lies within a factor ``pair_factor`` of the reference's (NaN counts as a failure).
+    its value lies within a factor ``pair_factor`` of the reference's (NaN counts as a failure);
+    pairs whose majority class has fewer than ``pair_min_rows`` rows get "judged": False and do
+    not count.
     """
     b = dict(BOUNDS, **(bounds or {}))
     class_tv = tv_distance(stats["class_shares"], ref_stats["class_shares"])
@@ -124,12 +129,16 @@ def compare_to_reference(stats: dict, ref_stats: dict, bounds: dict | None = Non
         val = stats["pairs"].get(name, float("nan"))
         ratio = val / ref if ref > 0 else float("nan")
         ok = bool(np.isfinite(ratio) and 1 / b["pair_factor"] <= ratio <= b["pair_factor"])
-        pairs[name] = {"value": val, "reference": ref, "ratio": ratio, "pass": ok}
+        a = int(name.split("->")[0])
+        rows = stats["class_shares"][a - 1] * stats["n"]
+        judged = bool(rows >= b["pair_min_rows"])
+        pairs[name] = {"value": val, "reference": ref, "ratio": ratio, "pass": ok, "judged": judged,
+                       "rows": int(round(rows))}
     passed = {
         "class_tv": bool(class_tv <= b["class_tv"]),
         "entropy_tv": bool(entropy_tv <= b["entropy_tv"]),
         "unanimous_abs": bool(unan <= b["unanimous_abs"]),
-        "pairs": all(p["pass"] for p in pairs.values()),
+        "pairs": all(p["pass"] for p in pairs.values() if p["judged"]),
     }
     return {"class_tv": class_tv, "entropy_tv": entropy_tv, "unanimous_abs": unan, "pairs": pairs,
             "pass": passed, "all_pass": all(passed.values()), "bounds": b}
@@ -293,7 +302,8 @@ def inspect_path(path: Path, reference: Path | None = None) -> None:
     for a, b in DISAGREEMENT_PAIRS:
         pn = pair_name(a, b)
         d.add_row(f"pair {pn} / ref", f"x{1 / BOUNDS['pair_factor']:.1f}..x{BOUNDS['pair_factor']:.0f}",
-                  *[f"{_fmt(c['pairs'][pn]['ratio'], 2)} {mark(c['pairs'][pn]['pass'])}"
+                  *[f"{_fmt(c['pairs'][pn]['ratio'], 2)} " + (mark(c['pairs'][pn]['pass'])
+                    if c['pairs'][pn]['judged'] else f"(n={c['pairs'][pn]['rows']}, not judged)")
                     for c in comps.values()])
     d.add_row("all bounds", "", *[mark(c["all_pass"]) for c in comps.values()])
     console.print(d)

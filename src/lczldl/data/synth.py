@@ -60,14 +60,14 @@ REAL_SHARES = np.array([.007, .165, .039, .022, .182, .312, .045, .161, .018, .0
 NEIGHBOURS: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {
     1: ((4, 2), (.66, .34)),
     2: ((5, 3, 4, 1), (.35, .25, .25, .15)),
-    3: ((7, 2, 6), (.80, .11, .09)),
+    3: ((7, 2, 6), (.88, .07, .05)),
     4: ((5, 1, 2), (.74, .13, .13)),
-    5: ((2, 6, 4, 3), (.58, .26, .10, .06)),
-    6: ((3, 5, 9, 2), (.58, .22, .14, .06)),
-    7: ((3, 2, 8), (.82, .14, .04)),
+    5: ((2, 6, 4, 3), (.64, .22, .10, .04)),
+    6: ((3, 5, 9, 2), (.58, .22, .16, .04)),
+    7: ((3, 2, 8), (.88, .10, .02)),
     8: ((10, 2), (.75, .25)),
     9: ((6, 14, 12), (.80, .12, .08)),
-    10: ((8, 2), (.85, .15)),
+    10: ((8, 2), (.92, .08)),
     11: ((9, 6), (.6, .4)),
     14: ((9, 6), (.7, .3)),
 }
@@ -77,24 +77,24 @@ NEIGHBOURS: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {
 #: twin's vote statistics match the real release (docs/synthetic_twin.md).
 MIXING: dict[int, tuple[float, float, float, float]] = {
     #   clean  ambig  impure third
-    1: (0.35, 0.30, 0.10, 0.15),
-    2: (0.55, 0.05, 0.10, 0.20),
-    3: (0.25, 0.45, 0.10, 0.15),
-    4: (0.30, 0.40, 0.10, 0.15),
-    5: (0.40, 0.25, 0.10, 0.20),
-    6: (0.45, 0.15, 0.10, 0.20),
-    7: (0.00, 0.90, 0.10, 0.15),
-    8: (0.80, 0.00, 0.08, 0.10),
-    9: (0.40, 0.18, 0.10, 0.20),
-    10: (0.55, 0.08, 0.10, 0.10),
+    1: (0.25, 0.40, 0.14, 0.10),
+    2: (0.55, 0.04, 0.13, 0.15),
+    3: (0.15, 0.48, 0.14, 0.10),
+    4: (0.25, 0.38, 0.14, 0.12),
+    5: (0.40, 0.22, 0.14, 0.15),
+    6: (0.45, 0.13, 0.14, 0.15),
+    7: (0.00, 1.00, 0.10, 0.10),
+    8: (0.85, 0.00, 0.10, 0.10),
+    9: (0.35, 0.20, 0.14, 0.15),
+    10: (0.50, 0.12, 0.14, 0.08),
     11: (0.30, 0.30, 0.15, 0.0),
     14: (0.30, 0.30, 0.15, 0.0),
 }
-AMBIGUOUS_W = (0.25, 0.55)
-IMPURE_CONC = 8.0
+AMBIGUOUS_W = (0.25, 0.52)
+IMPURE_CONC = 12.0
 #: addon cities: LCZ 7 with disagreement towards 3 and 6
 ADDON_MIXING = (0.00, 0.85, 0.10, 0.15)
-ADDON_NEIGHBOURS = ((3, 6, 2), (.70, .22, .08))
+ADDON_NEIGHBOURS = ((3, 6, 2), (.82, .12, .06))
 #: primary-class shares of European patches: the real majority shares, less what the addon
 #: cities add to LCZ 7 and what mixing moves between classes
 CITY_SHARES = np.array([.007, .170, .028, .024, .190, .325, .012, .170, .018, .052])
@@ -170,8 +170,8 @@ def make_experts(rng: np.random.Generator) -> list[dict]:
             for b in nbrs:
                 if rng.random() < 0.3:          # this expert tends to call some a's "b"
                     leaks[(a, b)] = rng.uniform(0.02, 0.08)
-        out.append({"noise": rng.uniform(0.04, 0.10), "gamma": rng.uniform(1.0, 1.5),
-                    "leaks": leaks, "slip": rng.uniform(0.003, 0.02),
+        out.append({"noise": rng.uniform(0.02, 0.06), "gamma": rng.uniform(1.0, 1.5),
+                    "leaks": leaks, "slip": rng.uniform(0.001, 0.008),
                     "missing": rng.uniform(0.0, 0.02)})
     return out
 
