@@ -162,8 +162,8 @@ def test_inspect_unknown_path(tmp_path):
 
 def test_pairs_of_rare_classes_are_reported_not_judged():
     ref = vote_statistics(np.stack([_row(c0=.8, c3=.2)] * 100), np.zeros(100, dtype=int))
-    few = vote_statistics(np.stack([_row(c0=1.0)] * 10 + [_row(c5=1.0)] * 90),
-                          np.array([0] * 10 + [5] * 90))
+    few = vote_statistics(np.stack([_row(c0=1.0)] * 10 + [_row(c1=1.0)] * 90),  # LCZ 2: no pair
+                          np.array([0] * 10 + [1] * 90))
     c = compare_to_reference(few, ref)
     p = c["pairs"]["1->4"]
     assert p["rows"] == 10 and not p["judged"] and not p["pass"]      # 0 vs 0.2, but only 10 rows
