@@ -430,8 +430,6 @@ def resolve_store(data: Path, study: Path, prepare: Mapping[str, Any] | None = N
     if _is_store(data):
         return data.resolve()
     store = Path(study) / "store"
-    if _is_store(store):
-        return store.resolve()
     if not data.is_dir() or not any(data.glob("*.h5")):
         raise DataError(f"--data {data}: neither a prepared store (manifest.json) nor a folder of raw "
                         "vote files (*.h5); run `lczldl data prepare` or point at the right folder")
@@ -439,7 +437,7 @@ def resolve_store(data: Path, study: Path, prepare: Mapping[str, Any] | None = N
 
     kw = dict(prepare or {})
     if console is not None:
-        console.print(f"preparing raw vote files {data} -> {store}")
+        console.print(f"preparing raw vote files {data} -> {store} (a no-op when already prepared)")
     prepare_store(data, store, **kw)
     return store.resolve()
 
@@ -463,6 +461,12 @@ def study_lock(study: Path) -> Iterator[None]:
         yield
     finally:
         fh.close()
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _check_same_config(study: Path, run_config: dict[str, Any], store: Path) -> None:
@@ -518,11 +522,12 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         by_id = {u.id: u for u in units}
         base = {"study": str(study.resolve()), "store": str(store), "config": str(cfg_path.resolve()),
                 "mc_passes": resolved["evaluation"]["mc_passes"],
-                "n_bins": resolved["evaluation"]["n_bins"], "config_hash": fingerprint(run_config)}
+                "n_bins": resolved["evaluation"]["n_bins"], "config_hash": fingerprint(run_config),
+                "store_checksum": _sha256(store / "manifest.json")}
 
         def make_spec(u: Unit, upstream: dict[str, dict]) -> dict[str, Any]:
             ups = {d: m.get("finished") for d, m in sorted(upstream.items())}
-            key = {k: base[k] for k in ("store", "config_hash")}
+            key = {k: base[k] for k in ("store", "store_checksum", "config_hash")}
             inputs = fingerprint({"kind": u.kind, "regime": u.regime, "seed": u.seed, **key,
                                   "upstream": ups, "work": work[u.kind]})
             return {**base, "id": u.id, "kind": u.kind, "regime": u.regime, "seed": u.seed,
@@ -536,6 +541,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
 
         info: dict[str, Any] = {
             "format": STUDY_FORMAT, "version": 1, "data": str(Path(data).resolve()), "store": str(store),
+            "store_manifest_sha256": base["store_checksum"],
             "regimes": regime_list, "seeds": seed_list, "executor": ex_kind, "workers": n_workers,
             "run_config": run_config, "resolved_config": resolved, "study_config": sc.model_dump(), "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "running"}
