@@ -493,10 +493,11 @@ def _pick(cli: Any, default: Any, cfg: Any) -> Any:
 def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | None = None,
               seeds: str = "0-4", workers: int = 1, executor: str = "local", *,
               work: Mapping[str, str] | None = None, progress: bool = True,
-              console: Any = None) -> dict:
+              console: Any = None, notes: Sequence[str] = ()) -> dict:
     """Run (or resume) the study in ``out``; returns the final study.json content.
 
-    ``work`` maps unit kinds to "module:function" (tests swap in fakes). Raises RunError at the
+    ``work`` maps unit kinds to "module:function" (tests swap in fakes); ``notes`` (e.g. the
+    demo's reductions) go to study.json["notes"] for the report. Raises RunError at the
     end when a unit failed (after every other unit ran and study.json/report were written).
     """
     from rich.console import Console
@@ -544,7 +545,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
             "store_manifest_sha256": base["store_checksum"],
             "regimes": regime_list, "seeds": seed_list, "executor": ex_kind, "workers": n_workers,
             "run_config": run_config, "resolved_config": resolved, "study_config": sc.model_dump(), "versions": versions(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "running"}
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "running", "notes": list(notes)}
         old = study / "study.json"
         if old.is_file():
             with contextlib.suppress(ValueError, OSError):

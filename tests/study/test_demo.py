@@ -1,0 +1,40 @@
+"""The demo's packaged config and its end-of-run comparison (the full demo is timed by hand, docs/study.md)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from lczldl.constants import PAPER_REGIMES
+from lczldl.study.demo import demo_config, key_comparison, print_comparison, read_summary
+from lczldl.study.runner import load_config
+from lczldl.study.units import parse_seeds
+
+
+def test_demo_config_is_valid_and_reduced():
+    raw, resolved, sc = load_config(demo_config())
+    assert sc.regimes == list(PAPER_REGIMES) and len(parse_seeds(sc.seeds)) >= 2
+    assert resolved["train"]["max_epochs"] < 300 and resolved["evaluation"]["mc_passes"] >= 1
+    assert raw["train"]["max_epochs"] == resolved["train"]["max_epochs"]
+
+
+def _summary(tmp_path, dist_ece):
+    p = tmp_path / "summary.csv"
+    p.write_text("regime,method,n_runs,oa_mean,oa_std,ce_distr_mean,ce_distr_std,ece_mean,ece_std\n"
+                 "onehot,plain,2,0.70,0.01,1.20,0.02,0.070,0.01\n"
+                 "onehot,temperature,2,0.70,0.01,1.00,0.02,0.020,0.01\n"
+                 f"dist,plain,2,0.71,0.01,1.10,0.02,{dist_ece},0.01\n")
+    return read_summary(p)
+
+
+def test_key_comparison_and_verdict(tmp_path):
+    rows = _summary(tmp_path, 0.060)
+    assert key_comparison(rows) == {"onehot": {"ce_distr": 1.20, "ece": 0.070, "oa": 0.70},
+                                    "dist": {"ce_distr": 1.10, "ece": 0.060, "oa": 0.71}}
+    con = Console(file=io.StringIO(), width=200)
+    assert print_comparison(con, rows) == {"ce_distr": True, "ece": True}
+    assert "1.1000 vs 1.2000" in con.file.getvalue()
+    con = Console(file=io.StringIO(), width=200)
+    assert print_comparison(con, _summary(tmp_path, 0.080)) == {"ce_distr": True, "ece": False}
+    assert "NOT lower" in con.file.getvalue()
