@@ -388,7 +388,9 @@ class Overview:
                SKIPPED: f"skip   {uid}: {s.get('error')}"}.get(st)
         if msg:
             style = {FAILED: "red", SKIPPED: "yellow", DONE: "green"}.get(st)
-            self.console.print(msg, style=style, highlight=False)
+            from rich.text import Text
+
+            self.console.print(Text(msg, style=style or ""))
         if self.live is not None:
             self.live.update(self.render(sch), refresh=True)
 
