@@ -85,7 +85,7 @@ def main() -> None:
     print(f"{'repeat':>6} | {'train samples/s (epochs>1)':>26} | {'per epoch':>28} | {'wall s/epoch':>12}")
     for rep, sps, per, wall in rows:
         print(f"{rep:>6} | {sps:>26.1f} | {', '.join(f'{x:.0f}' for x in per):>28} | {wall:>12.2f}")
-    print(f"# Keras reference on a 2-core machine (PROTOCOL.md): ~185-215 samples/s; goal >= 2.5x")
+    print("# Keras reference on a 2-core machine (PROTOCOL.md): ~185-215 samples/s; goal >= 2.5x")
 
 
 if __name__ == "__main__":

@@ -264,6 +264,7 @@ def train_run(data: Path, regime: str, seed: int, out: Path, config: Path | None
 
     import lightning as L
     import torch
+
     from lczldl.data.datamodule import LCZDataModule
     from lczldl.training.losses import regime_targets
     from lczldl.training.module import LCZModule
