@@ -17,7 +17,6 @@ Outputs (all on the output grid of :func:`lczldl.maps.scene.output_grid`, the sc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lczldl.constants import PATCH_SIZE
 from lczldl.errors import RunError, SceneError
 from lczldl.maps.scene import OutputGrid, SceneInfo, detect_scale, open_scene, output_grid, read_rows
+from lczldl.provenance import atomic_write_text, file_sha256
 
 PARTIAL = ".partial"
 OUTPUT_NAMES = ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "preview.png",
@@ -39,9 +39,7 @@ OUTPUT_NAMES = ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "
 
 
 def _atomic_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def resolve_temperature(checkpoint: Path, temperature: str | float) -> float:
@@ -130,14 +128,6 @@ class MapPredictor:
 def _file_fingerprint(path: Path) -> str:
     st = Path(path).stat()
     return f"{Path(path).resolve()}:{st.st_size}:{int(st.st_mtime)}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _block_path(partial: Path, b: int) -> Path:
@@ -325,8 +315,8 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path, out: Path, stride: i
         shutil.rmtree(partial)
         raise SceneError(f"{info.path}: every window holds nodata; nothing to map")
     _write_outputs(out, partial, info, grid, blocks, num_classes)
-    record["scene_sha256"] = _sha256(info.path) if info.path.stat().st_size < (2 << 30) else None
-    record["checkpoint_sha256"] = [_sha256(Path(c)) for c in checkpoints]
+    record["scene_sha256"] = file_sha256(info.path) if info.path.stat().st_size < (2 << 30) else None
+    record["checkpoint_sha256"] = [file_sha256(Path(c)) for c in checkpoints]
     _atomic_json(out / "predict.json", record)
     shutil.rmtree(partial)
     return record

@@ -41,6 +41,28 @@ def read_all(ds: h5py.Dataset, path: Path, key: str) -> np.ndarray:
         raise DataError(f"{path}: cannot read '{key}', file truncated or corrupt ({str(exc).splitlines()[0]})") from None
 
 
+def read_rows(path: Path, key: str, start: int, stop: int, n: int) -> np.ndarray:
+    """Rows [start, stop) of dataset ``key`` as float32; DataError when the file is damaged."""
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"rows {start}:{stop} outside 0:{n}")
+    with open_h5(path) as f:
+        try:
+            return np.asarray(f[key][start:stop], dtype=np.float32)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read '{key}' rows {start}:{stop}, file truncated "
+                            f"or corrupt ({str(exc).splitlines()[0]})") from None
+
+
+def probe_ends(ds: h5py.Dataset, path: Path, key: str, n: int) -> None:
+    """Cheap truncation check: read the first and last row of ``ds``."""
+    for row in {0, n - 1}:
+        try:
+            ds[row:row + 1]
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read '{key}' row {row}, file truncated or corrupt "
+                            f"({str(exc).splitlines()[0]})") from None
+
+
 def check_patch_shape(ds: h5py.Dataset, path: Path, key: str, bands: int) -> None:
     if tuple(ds.shape[1:]) != (32, 32, bands):
         raise DataError(f"{path}: '{key}' has shape {ds.shape}, expected (N, 32, 32, {bands})")

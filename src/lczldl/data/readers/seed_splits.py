@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lczldl.constants import N_LCZ, N_URBAN
-from lczldl.data.readers._h5 import check_patch_shape, dataset, open_h5, read_all
+from lczldl.data.readers._h5 import check_patch_shape, dataset, open_h5, read_all, read_rows
 from lczldl.errors import DataError
 
 #: Largest share of distribution rows whose unique peak may differ from the majority in ``y``.
@@ -45,14 +45,7 @@ class SeedSplit:
 
     def read_sen2(self, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of ``sen2`` as float32 (n, 32, 32, 10)."""
-        if not 0 <= start <= stop <= self.n:
-            raise ValueError(f"rows {start}:{stop} outside 0:{self.n}")
-        with open_h5(self.path) as f:
-            try:
-                return np.asarray(f["sen2"][start:stop], dtype=np.float32)
-            except OSError as exc:
-                raise DataError(f"{self.path}: cannot read 'sen2' rows {start}:{stop}, file truncated "
-                                f"or corrupt ({str(exc).splitlines()[0]})") from None
+        return read_rows(self.path, "sen2", start, stop, self.n)
 
 
 def read_seed_split(path: Path) -> SeedSplit:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lczldl.constants import N_LCZ
-from lczldl.data.readers._h5 import check_patch_shape, dataset, open_h5, read_all
+from lczldl.data.readers._h5 import check_patch_shape, dataset, open_h5, probe_ends, read_all, read_rows
 from lczldl.errors import DataError
 
 V2_FILES = {"train": "training.h5", "val": "validation.h5", "test": "testing.h5"}
@@ -35,14 +35,7 @@ class So2SatFile:
     has_sen1: bool
 
     def _read(self, key: str, start: int, stop: int) -> np.ndarray:
-        if not 0 <= start <= stop <= self.n:
-            raise ValueError(f"rows {start}:{stop} outside 0:{self.n}")
-        with open_h5(self.path) as f:
-            try:
-                return np.asarray(f[key][start:stop], dtype=np.float32)
-            except OSError as exc:
-                raise DataError(f"{self.path}: cannot read '{key}' rows {start}:{stop}, file truncated "
-                                f"or corrupt ({str(exc).splitlines()[0]})") from None
+        return read_rows(self.path, key, start, stop, self.n)
 
     def read_sen2(self, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of ``sen2`` as float32 (n, 32, 32, 10) reflectance."""
@@ -75,12 +68,7 @@ def open_so2sat(path: Path) -> So2SatFile:
             raise DataError(f"{path}: 'label' has shape {y_ds.shape}, expected ({n}, {N_LCZ}) one-hot "
                             "(same rows as 'sen2')")
         y = read_all(y_ds, path, "label")
-        for row in {0, n - 1}:                  # cheap truncation check of the pixel data
-            try:
-                sen2[row:row + 1]
-            except OSError as exc:
-                raise DataError(f"{path}: cannot read 'sen2' row {row}, file truncated or corrupt "
-                                f"({str(exc).splitlines()[0]})") from None
+        probe_ends(sen2, path, "sen2", n)
     if ((y != 0) & (y != 1)).any() or not np.all(y.sum(axis=1) == 1):
         bad = int(np.nonzero(((y != 0) & (y != 1)).any(axis=1) | (y.sum(axis=1) != 1))[0][0])
         raise DataError(f"{path}: 'label' rows are not one-hot (first bad row {bad})")

@@ -27,7 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from lczldl.constants import ADDON_CITIES, ADDON_LABEL, ALL_CITIES, EUROPEAN_CITIES, N_EXPERTS, N_LCZ
-from lczldl.data.readers._h5 import check_patch_shape, dataset, open_h5, read_all, sha256
+from lczldl.data.readers._h5 import (
+    check_patch_shape,
+    dataset,
+    open_h5,
+    probe_ends,
+    read_all,
+    read_rows,
+    sha256,
+)
 from lczldl.errors import DataError
 
 
@@ -49,14 +57,7 @@ class CityFile:
 
     def read_sen2(self, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of ``sen2`` as float32 (n, 32, 32, 10) reflectance (as stored)."""
-        if not 0 <= start <= stop <= self.n:
-            raise ValueError(f"rows {start}:{stop} outside 0:{self.n}")
-        with open_h5(self.path) as f:
-            try:
-                return np.asarray(f["sen2"][start:stop], dtype=np.float32)
-            except OSError as exc:
-                raise DataError(f"{self.path}: cannot read 'sen2' rows {start}:{stop}, file truncated "
-                                f"or corrupt ({str(exc).splitlines()[0]})") from None
+        return read_rows(self.path, "sen2", start, stop, self.n)
 
     def sha256(self) -> str:
         """Hex sha256 of the whole file (streamed in 1 MiB blocks)."""
@@ -108,12 +109,7 @@ def open_city(path: Path) -> CityFile:
             raise DataError(f"{path}: 'sen2' has {sen2.shape[0]} rows but 'label' has {n}; "
                             "both must have one row per image")
         raw = read_all(label, path, "label")
-        for row in {0, n - 1}:                 # cheap truncation check of the pixel data
-            try:
-                sen2[row:row + 1]
-            except OSError as exc:
-                raise DataError(f"{path}: cannot read 'sen2' row {row}, file truncated or corrupt "
-                                f"({str(exc).splitlines()[0]})") from None
+        probe_ends(sen2, path, "sen2", n)
     if raw.dtype == bool or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
         raise DataError(f"{path}: 'label' has dtype {raw.dtype}, expected integers")
     if np.issubdtype(raw.dtype, np.floating):
