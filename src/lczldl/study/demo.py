@@ -19,8 +19,8 @@ TWIN = {"seed": 0, "size": "small"}
 #: What the demo reduces against the paper's protocol (also in docs/study.md and resources/demo.yaml).
 NOTES = (
     "Demo on the synthetic twin (size small, seed 0), not the real votes.",
-    "Reduced for time: 2 seeds instead of 5; 6 epochs instead of up to 300, learning rate halved "
-    "every 2 epochs instead of 5, early stopping effectively off (patience 6); 10 MC-dropout passes "
+    "Reduced for time: 2 seeds instead of 5; 12 epochs instead of up to 300, learning rate halved "
+    "every 3 epochs instead of 5, early stopping effectively off (patience 12); 10 MC-dropout passes "
     "instead of 20. Model, optimiser, losses and post-hoc methods are the paper's.",
 )
 
