@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,6 +101,9 @@ def execute_unit(spec: Mapping[str, Any]) -> dict[str, Any]:
         marker.update(status=FAILED, error=f"{type(exc).__name__}: {first}"[:500])
     marker["wall_s"] = round(time.time() - started, 3)
     marker["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    # a unique token per completion: downstream fingerprints must change whenever a unit is redone,
+    # even within the same second (fast units; a 1-s timestamp let a re-aggregation skip the report)
+    marker["completion"] = uuid.uuid4().hex
     write_json_atomic(marker_path(study, uid), marker)
     print(f"=== lczldl unit {uid}: {marker['status']} after {marker['wall_s']:.1f} s ===", flush=True)
     sys.stdout.flush()

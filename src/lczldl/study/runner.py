@@ -12,7 +12,7 @@ Study folder layout::
 
 Resume semantics: a unit whose marker says done with the same inputs fingerprint is skipped; a
 failed or missing one runs again (train units continue from ``last.ckpt``); downstream units rerun
-when an upstream unit was redone (the fingerprint includes the upstream marker's finish time).
+when an upstream unit was redone (the fingerprint includes the upstream marker's unique completion token).
 """
 
 from __future__ import annotations
@@ -529,7 +529,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
                 "store_checksum": _sha256(store / "manifest.json")}
 
         def make_spec(u: Unit, upstream: dict[str, dict]) -> dict[str, Any]:
-            ups = {d: m.get("finished") for d, m in sorted(upstream.items())}
+            ups = {d: m.get("completion") or m.get("finished") for d, m in sorted(upstream.items())}
             key = {k: base[k] for k in ("store", "store_checksum", "config_hash")}
             inputs = fingerprint({"kind": u.kind, "regime": u.regime, "seed": u.seed, **key,
                                   "upstream": ups, "work": work[u.kind]})
