@@ -70,7 +70,7 @@ def _train_tiny_model(img: np.ndarray, rng: np.random.Generator) -> Sen2LCZ:
     model = Sen2LCZ(num_classes=10)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     model.train()
-    for step in range(80):
+    for _step in range(80):
         idx = torch.from_numpy(rng.integers(0, len(x), 64))
         loss = torch.nn.functional.nll_loss(model(x[idx]), y[idx])
         opt.zero_grad()
