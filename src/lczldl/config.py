@@ -141,7 +141,8 @@ def parse_override(item: str) -> tuple[list[str], object]:
     return key.split("."), parsed
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
+    """Read a YAML config file into a mapping; one-line ConfigError when missing or malformed."""
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -181,7 +182,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None,
     if path is not None:
         path = Path(path)
         source = str(path)
-        data = _read_yaml(path)
+        data = read_yaml(path)
     items = [parse_override(o) for o in overrides or []]
     items += [(k.split("."), v) for k, v in updates.items() if v is not None]
     data = merge_items(data, items)

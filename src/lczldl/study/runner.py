@@ -104,19 +104,9 @@ def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any], Stud
     StudyConfig). The sections as written are what the train units get (so a study resumes under
     a newer lczldl whose defaults gained or lost keys); the resolved one is recorded."""
     from lczldl.config import load_config as load_run_config
+    from lczldl.config import read_yaml
 
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"--config {path}: file not found")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of sections")
-    raw = dict(raw)
+    raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
     try:
         sc = StudyConfig.model_validate(raw.pop("study", None) or {})
     except ValidationError as exc:
