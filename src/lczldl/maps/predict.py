@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lczldl.constants import PATCH_SIZE
 from lczldl.errors import RunError, SceneError
+from lczldl.evaluation.metrics import entropy_nats
 from lczldl.maps.scene import OutputGrid, SceneInfo, detect_scale, open_scene, output_grid, read_rows
 from lczldl.provenance import atomic_write_text, file_sha256
 
@@ -168,12 +169,14 @@ def _write_outputs(out: Path, partial: Path, info: SceneInfo, grid: OutputGrid, 
     }
     tmp = {name: out / f".{name}.tmp" for name in specs}
     dsts = {name: rasterio.open(tmp[name], "w", **base, **spec) for name, spec in specs.items()}
+    has_data = False
     lcz_full = np.zeros((grid.rows, grid.cols), dtype=np.uint8)
     ent_full = np.full((grid.rows, grid.cols), np.nan, dtype=np.float32)
     try:
         for b, (r0, r1) in enumerate(blocks):
             with np.load(_block_path(partial, b)) as z:
                 probs, valid = z["probs"], z["valid"]
+            has_data = has_data or bool(valid.any())
             lcz, ent, conf = summarize_probs(probs, valid)
             win = Window(0, r0, grid.cols, r1 - r0)
             dsts["lcz.tif"].write(lcz, 1, window=win)
@@ -187,6 +190,10 @@ def _write_outputs(out: Path, partial: Path, info: SceneInfo, grid: OutputGrid, 
     finally:
         for d in dsts.values():
             d.close()
+    if not has_data:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+        raise SceneError(f"{info.path}: every window holds nodata; nothing to map")
     from lczldl.maps.preview import write_preview
 
     write_preview(lcz_full, ent_full, out / "preview.png", num_classes=num_classes)
@@ -199,8 +206,7 @@ def summarize_probs(probs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, n
     safe = np.where(valid[..., None], probs, 1.0 / probs.shape[-1])
     lcz = (safe.argmax(-1) + 1).astype(np.uint8)
     lcz[~valid] = 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = -(np.where(safe > 0, safe * np.log(safe), 0.0)).sum(-1).astype(np.float32)
+    ent = entropy_nats(safe.reshape(-1, safe.shape[-1])).reshape(safe.shape[:-1]).astype(np.float32)
     conf = safe.max(-1).astype(np.float32)
     ent[~valid] = np.nan
     conf[~valid] = np.nan
@@ -307,14 +313,11 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path, out: Path, stride: i
     }
     if not complete:
         return record
-    has_data = False
-    for b in range(len(blocks)):
-        with np.load(_block_path(partial, b)) as z:
-            has_data = has_data or bool(z["valid"].any())
-    if not has_data:
+    try:
+        _write_outputs(out, partial, info, grid, blocks, num_classes)
+    except SceneError:
         shutil.rmtree(partial)
-        raise SceneError(f"{info.path}: every window holds nodata; nothing to map")
-    _write_outputs(out, partial, info, grid, blocks, num_classes)
+        raise
     record["scene_sha256"] = file_sha256(info.path) if info.path.stat().st_size < (2 << 30) else None
     record["checkpoint_sha256"] = [file_sha256(Path(c)) for c in checkpoints]
     _atomic_json(out / "predict.json", record)
