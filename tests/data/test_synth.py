@@ -65,15 +65,18 @@ def test_spectra_are_class_specific(small_twin):
     assert min(by[5], by[8]) > max(by[1], by[7]) + 0.1
 
 
+def _mixture(primary: int, secondary: int, w: float, n: int) -> dict:
+    """Latent scenes of n patches: LCZ ``primary`` with a share ``w`` of LCZ ``secondary``."""
+    return {"comp": np.tile([primary, secondary, primary], (n, 1)), "weight": np.tile([1 - w, w, 0.0], (n, 1))}
+
+
 def test_ambiguity_is_visible_in_pixels():
     """A larger share of LCZ 3 in an LCZ 6 patch lowers NDVI monotonically (the mixture is rendered)."""
     rng = np.random.default_rng(3)
     city = synth.make_city(rng)
     ndvi = []
     for w in (0.0, 0.25, 0.5):
-        n = 200
-        latent = {"comp": np.tile([6, 3, 6], (n, 1)), "weight": np.tile([1 - w, w, 0.0], (n, 1))}
-        px = synth.render_scene(rng, latent, city)
+        px = synth.render_scene(rng, _mixture(6, 3, w, 200), city)
         ndvi.append(((px[..., 6] - px[..., 2]) / (px[..., 6] + px[..., 2])).mean())
     assert ndvi[0] > ndvi[1] + 0.02 > ndvi[2] + 0.04
 
@@ -84,9 +87,7 @@ def test_votes_follow_the_latent_mixture():
     experts = synth.make_experts(rng)
     share = []
     for w in (0.0, 0.2, 0.45):
-        n = 400
-        latent = {"comp": np.tile([5, 2, 5], (n, 1)), "weight": np.tile([1 - w, w, 0.0], (n, 1))}
-        votes = synth.simulate_votes(rng, experts, latent)
+        votes = synth.simulate_votes(rng, experts, _mixture(5, 2, w, 400))
         share.append((votes == 2).sum() / (votes > 0).sum())
     assert share[0] < 0.03 and 0.1 < share[1] < 0.3 and 0.3 < share[2] < 0.55
 
