@@ -8,7 +8,8 @@ test-split overall accuracy (best epoch by validation loss, as the seed), ce_dis
 to [1e-7, 1 - 1e-7]), ce_one_hot and ECE (20 equal bins on top-label confidence, bins (lo, hi] as
 the seed's evaluation), plus accuracy per vote-entropy bin.
 
-    python scripts/check_twin.py [--raw DIR] [--size small] [--epochs 10] [--threads 2] [--seed 0]
+    python scripts/check_twin.py [--raw DIR] [--size small] [--epochs 10] [--lr-step 5] [--threads 2]
+                                 [--seed 0]
                                  [--model sen2lcz|small]
 
 Numbers depend on the machine's load only through time, not results (deterministic on CPU).
@@ -105,7 +106,7 @@ def make_model(seed: int, kind: str = "sen2lcz") -> torch.nn.Module:
 
 
 def train(x, y, d, regime: str, epochs: int, seed: int, batch: int = 64, lr: float = 0.002,
-          kind: str = "sen2lcz", val: tuple | None = None):
+          kind: str = "sen2lcz", val: tuple | None = None, lr_step: int = 5):
     """Train on the regime's target; with ``val`` = (x, y, d) keep the weights of the epoch with the
     lowest validation loss against the same target (the seed's early-stopping rule)."""
     import copy
@@ -118,7 +119,7 @@ def train(x, y, d, regime: str, epochs: int, seed: int, batch: int = 64, lr: flo
     g = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
         for group in opt.param_groups:
-            group["lr"] = lr * 0.5 ** (epoch // 5)
+            group["lr"] = lr * 0.5 ** (epoch // lr_step)
         model.train()
         order = torch.randperm(len(x), generator=g)
         tot = 0.0
@@ -159,6 +160,7 @@ def main() -> None:
     ap.add_argument("--twin-seed", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--lr-step", type=int, default=5, help="halve the learning rate every N epochs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--regimes", default="onehot,dist")
     ap.add_argument("--model", default="sen2lcz", choices=["sen2lcz", "small"],
@@ -183,7 +185,8 @@ def main() -> None:
     rows = {}
     for regime in args.regimes.split(","):
         t0 = time.time()
-        model = train(xtr, ytr, dtr, regime, args.epochs, args.seed, kind=args.model, val=val)
+        model = train(xtr, ytr, dtr, regime, args.epochs, args.seed, kind=args.model, val=val,
+                      lr_step=args.lr_step)
         rows[regime] = metrics(predict(model, xte), yte, dte, ete)
         rows[regime]["train_oa"] = float((predict(model, xtr).argmax(1) == ytr).mean())
         rows[regime]["time_s"] = time.time() - t0
