@@ -6,8 +6,9 @@ Top level :class:`LczldlConfig`, one section per concern:
 - ``model``: Sen2LCZ-Net's constructor (classes, bands, depth, width, dropout, fusion).
 - ``train``: regime, optimiser, schedule, early stopping, devices, precision, logger.
 - ``evaluation``: calibration bins and MC-dropout passes.
-- ``study``: owned and validated by :mod:`lczldl.study` (kept as a mapping here so one YAML can
-  carry it; ``lczldl train`` ignores it).
+- ``study``: the grid, workers, executor, how raw votes are prepared and SLURM job settings; read
+  by ``lczldl study`` / ``lczldl demo`` (``lczldl train`` validates but ignores it, so one YAML
+  serves both).
 
 Defaults (``lczldl/resources/default.yaml`` documents every key) reproduce the paper's protocol:
 Nadam lr 0.002 halved every 5 epochs, batch 64, at most 300 epochs, early stopping on the
@@ -19,7 +20,7 @@ raises :class:`lczldl.errors.ConfigError` with one line naming the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -106,13 +107,51 @@ class EvaluationConfig(_Strict):
     mc_passes: int = Field(20, ge=1)
 
 
+class SlurmConfig(_Strict):
+    """SLURM job parameters for ``--executor slurm`` (one job per unit)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    time_min: int = Field(24 * 60, ge=1, description="wall-time limit per unit job, minutes")
+    gpus_per_node: int | None = Field(1, ge=0)
+    cpus_per_task: int = Field(8, ge=1)
+    mem_gb: int | None = Field(32, ge=1)
+    max_parallel: int = Field(64, ge=1, description="jobs in flight at once")
+    setup: list[str] = Field(default_factory=list, description="shell lines before each job")
+
+
+class PrepareConfig(_Strict):
+    """How raw vote files given to ``--data`` are prepared (as ``lczldl data prepare``)."""
+
+    split: str = "authors"
+    seed: int = 42
+    train_cities: list[str] | None = None
+    val_cities: list[str] | None = None
+    test_cities: list[str] | None = None
+    smoothing: float = 0.0
+    drop_nonfinite: bool = False
+
+
+class StudyConfig(_Strict):
+    """The ``study:`` section. CLI options win over it when they differ from their defaults."""
+
+    regimes: list[str] | None = None
+    seeds: str | list[int] = "0-4"
+    workers: int = Field(1, ge=1)
+    executor: str = "local"
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+
+
 class LczldlConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    #: validated by lczldl.study (StudyConfig); opaque here
-    study: dict[str, Any] | None = None
+    #: read by ``lczldl study`` / ``lczldl demo`` only
+    study: StudyConfig | None = None
 
 
 def _format_error(exc: ValidationError, source: str) -> str:

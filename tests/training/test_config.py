@@ -83,8 +83,12 @@ def test_study_section_is_accepted_and_kept(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("train:\n  max_epochs: 2\nstudy:\n  seeds: '0-1'\n")
     c = load_config(f)
-    assert c.study == {"seeds": "0-1"} and "study" in dump_config(c)
+    assert c.study.seeds == "0-1" and c.study.workers == 1 and "study" in dump_config(c)
     assert "study" not in dump_config(LczldlConfig())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study:\n  wokers: 2\n")
+    with pytest.raises(ConfigError, match="unknown config key 'study.wokers'"):
+        load_config(bad)
 
 
 @pytest.mark.parametrize("args", [

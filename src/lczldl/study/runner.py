@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lczldl.config import StudyConfig
 from lczldl.errors import ConfigError, DataError, RunError
 from lczldl.study.units import (
     DEFAULT_WORK,
@@ -57,72 +57,19 @@ STUDY_FORMAT = "lczldl-study"
 # ---------------------------------------------------------------------------------------------
 
 
-class SlurmConfig(BaseModel):
-    """SLURM job parameters for ``--executor slurm`` (one job per unit)."""
-
-    model_config = ConfigDict(extra="forbid")
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    time_min: int = Field(24 * 60, ge=1, description="wall-time limit per unit job, minutes")
-    gpus_per_node: int | None = Field(1, ge=0)
-    cpus_per_task: int = Field(8, ge=1)
-    mem_gb: int | None = Field(32, ge=1)
-    max_parallel: int = Field(64, ge=1, description="jobs in flight at once")
-    setup: list[str] = Field(default_factory=list, description="shell lines before each job")
-
-
-class PrepareConfig(BaseModel):
-    """How raw vote files given to ``--data`` are prepared (as ``lczldl data prepare``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    split: str = "authors"
-    seed: int = 42
-    train_cities: list[str] | None = None
-    val_cities: list[str] | None = None
-    test_cities: list[str] | None = None
-    smoothing: float = 0.0
-    drop_nonfinite: bool = False
-
-
-class StudyConfig(BaseModel):
-    """The ``study:`` section. CLI options win over it when they differ from their defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-    regimes: list[str] | None = None
-    seeds: str | list[int] = "0-4"
-    workers: int = Field(1, ge=1)
-    executor: str = "local"
-    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
-    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
-
-
 def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any], StudyConfig]:
     """Read a study YAML: the run sections (model/train/evaluation, as ``lczldl train``) plus an
-    optional ``study:`` section. Returns (run sections as written, the same resolved with defaults,
-    StudyConfig). The sections as written are what the train units get (so a study resumes under
-    a newer lczldl whose defaults gained or lost keys); the resolved one is recorded."""
+    optional ``study:`` section, all validated by ``lczldl.config``. Returns (run sections as
+    written, the same resolved with defaults, StudyConfig). The sections as written are what the
+    train units get (so a study resumes under a newer lczldl whose defaults gained or lost keys);
+    the resolved one is recorded."""
     from lczldl.config import load_config as load_run_config
     from lczldl.config import read_yaml
 
     raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
-    try:
-        sc = StudyConfig.model_validate(raw.pop("study", None) or {})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = "study." + ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"{path}: {key}: {err['msg']}") from exc
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as td:  # validate the run sections with the run config's rules
-        tmp = Path(td) / (path.name if path is not None else "config.yaml")
-        tmp.write_text(yaml.safe_dump(raw))
-        try:
-            cfg = load_run_config(tmp)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).replace(str(tmp), str(path))) from None
-    return raw, cfg.model_dump(mode="json"), sc
+    cfg = load_run_config(path)
+    raw.pop("study", None)
+    return raw, cfg.model_dump(mode="json", exclude={"study"}), cfg.study or StudyConfig()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,4 +631,4 @@ def report(spec: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-__all__ = ["KINDS", "Overview", "Scheduler", "SlurmConfig", "StudyConfig", "load_config", "run_study"]
+__all__ = ["KINDS", "Overview", "Scheduler", "load_config", "run_study"]
