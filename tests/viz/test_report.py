@@ -64,6 +64,7 @@ def make_study(root: Path, summary: bool = True) -> Path:
         "failures": [{"id": "train-dist-seed1", "log": str(study / "logs" / "train-dist-seed1.log"),
                       "error": "RuntimeError: boom"}],
         "skipped": [{"id": "evaluate-dist-seed1", "reason": "upstream train-dist-seed1 failed"}],
+        "notes": ["Reduced for time: 3 epochs instead of up to 300."],
     }
     (study).mkdir(parents=True, exist_ok=True)
     (study / "study.json").write_text(json.dumps(info))
@@ -156,6 +157,7 @@ def test_failures_missing_runs_data_and_config(built):
         assert "dist seed 1: no test metrics" in text
         assert "non_urban_majority" in text and "123" in text
         assert "mc_passes" in text and np.__version__ in text
+        assert "About this study" in text and "3 epochs instead of up to 300" in text
     # markdown references the figures by relative path and they exist
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(refs) == len(R.FIGURES)

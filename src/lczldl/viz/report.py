@@ -553,6 +553,9 @@ def _write(st: Study) -> tuple[Path, Path]:
         if info.get(k) is not None:
             meta.append(f"{k}: {info[k]}")
     d.para(" · ".join(meta), "meta")
+    if info.get("notes"):
+        d.heading("About this study")
+        d.items([str(n) for n in info["notes"]])
 
     failures = info.get("failures") or []
     skipped = info.get("skipped") or []
