@@ -159,6 +159,18 @@ def simulate_latent(rng: np.random.Generator, n: int, addon: bool,
 
 
 # ---------------------------------------------------------------------------------------- experts
+#: expert model: probability that an expert has a confusion tendency a -> b for each neighbour
+#: pair, and its strength (share of a's votes moved to b); perception noise (sd of the perceived
+#: shares), sharpening exponent, slip and missing-vote probabilities, each drawn per expert
+#: uniformly from these ranges
+EXPERT_LEAK_P = 0.3
+EXPERT_LEAK = (0.02, 0.08)
+EXPERT_NOISE = (0.02, 0.06)
+EXPERT_GAMMA = (1.0, 1.5)
+EXPERT_SLIP = (0.001, 0.008)
+EXPERT_MISSING = (0.0, 0.02)
+
+
 def make_experts(rng: np.random.Generator) -> list[dict]:
     """Eleven experts: perception noise, sharpening exponent, confusion tendencies, slips, misses."""
     out = []
@@ -168,11 +180,11 @@ def make_experts(rng: np.random.Generator) -> list[dict]:
             if a > 10:
                 continue
             for b in nbrs:
-                if rng.random() < 0.3:          # this expert tends to call some a's "b"
-                    leaks[(a, b)] = rng.uniform(0.02, 0.08)
-        out.append({"noise": rng.uniform(0.02, 0.06), "gamma": rng.uniform(1.0, 1.5),
-                    "leaks": leaks, "slip": rng.uniform(0.001, 0.008),
-                    "missing": rng.uniform(0.0, 0.02)})
+                if rng.random() < EXPERT_LEAK_P:          # this expert tends to call some a's "b"
+                    leaks[(a, b)] = rng.uniform(*EXPERT_LEAK)
+        out.append({"noise": rng.uniform(*EXPERT_NOISE), "gamma": rng.uniform(*EXPERT_GAMMA),
+                    "leaks": leaks, "slip": rng.uniform(*EXPERT_SLIP),
+                    "missing": rng.uniform(*EXPERT_MISSING)})
     return out
 
 
