@@ -72,6 +72,13 @@ def test_vote_statistics_hand_case():
     assert s["pairs"]["7->3"] == pytest.approx(.5)
     # bins: 0, 0, H(.75,.25)=0.562, ln2=0.693
     np.testing.assert_allclose(s["entropy_bin_shares"], [.5, 0, .5, 0, 0, 0])
+    # per majority class: LCZ 1 has two unanimous rows and one in [0.5, 0.7); LCZ 7 one in [0.5, 0.7)
+    bins = np.array(s["entropy_bins_given_majority"])
+    np.testing.assert_allclose(bins[0], [2 / 3, 0, 1 / 3, 0, 0, 0])
+    np.testing.assert_allclose(bins[6], [0, 0, 1, 0, 0, 0])
+    assert np.isnan(bins[1]).all()
+    unan = np.array(s["unanimous_given_majority"])
+    assert unan[0] == pytest.approx(2 / 3) and unan[6] == 0 and np.isnan(unan[1])
 
 
 def test_vote_statistics_bad_input():
@@ -152,6 +159,20 @@ def test_inspect_distributions_file_prints_pass(tmp_path, capsys):
     inspect_path(p, reference=p)
     out = capsys.readouterr().out
     assert "share LCZ 10" in out and "PASS" in out and "FAIL" not in out
+    assert "per majority class" not in out
+    inspect_path(p, reference=p, per_class=True)
+    out = capsys.readouterr().out
+    assert "per majority class (file vs reference)" in out and "ref entropy bins" in out
+
+
+def test_real_per_class_pattern():
+    """The real experts never agree unanimously on LCZ 3 or 7 and mostly do on LCZ 8."""
+    ref = load_reference(REAL)
+    s = vote_statistics(ref["distribution"], ref["majority"])
+    unan = np.array(s["unanimous_given_majority"])
+    assert unan[2] == 0 and unan[6] == 0 and unan[7] > 0.8
+    shares = np.array(s["class_shares"])
+    assert float((unan * shares).sum()) == pytest.approx(s["unanimous_share"])
 
 
 def test_inspect_unknown_path(tmp_path):

@@ -81,7 +81,9 @@ def vote_statistics(distributions: np.ndarray, majority: np.ndarray) -> dict:
     ``entropy_bin_shares`` (6,); ``unanimous_share``; ``mean_entropy`` (nats);
     ``mean_top_share`` (mean largest vote share); ``mean_given_majority`` (10, 10) row k = mean
     distribution of the rows whose majority is k (NaN row where there is none); ``pairs``
-    {"a->b": mean share of LCZ b given majority LCZ a} for :data:`DISAGREEMENT_PAIRS`.
+    {"a->b": mean share of LCZ b given majority LCZ a} for :data:`DISAGREEMENT_PAIRS`;
+    per majority class k: ``entropy_bins_given_majority`` (10, 6) entropy-bin shares of its rows
+    and ``unanimous_given_majority`` (10,) (NaN where class k has no row).
     """
     d = np.asarray(distributions, dtype=np.float64)
     m = np.asarray(majority, dtype=np.int64)
@@ -99,15 +101,24 @@ def vote_statistics(distributions: np.ndarray, majority: np.ndarray) -> dict:
         if counts[k]:
             given[k] = d[m == k].mean(axis=0)
     top = d.max(axis=1) if n else np.zeros(0)
+    unanimous = top >= 1 - _UNANIMOUS_TOL
+    n_bins = len(ENTROPY_BIN_EDGES) - 1
+    bins_given = np.full((N_URBAN, n_bins), np.nan)
+    unanimous_given = np.full(N_URBAN, np.nan)
+    for k in np.nonzero(counts)[0]:
+        bins_given[k] = entropy_bin_shares(ent[m == k])
+        unanimous_given[k] = unanimous[m == k].mean()
     return {
         "n": int(n),
         "class_shares": (counts / max(n, 1)).tolist(),
         "entropy_bin_shares": entropy_bin_shares(ent).tolist(),
-        "unanimous_share": float((top >= 1 - _UNANIMOUS_TOL).mean()) if n else float("nan"),
+        "unanimous_share": float(unanimous.mean()) if n else float("nan"),
         "mean_entropy": float(ent.mean()) if n else float("nan"),
         "mean_top_share": float(top.mean()) if n else float("nan"),
         "mean_given_majority": given.tolist(),
         "pairs": {pair_name(a, b): float(given[a - 1, b - 1]) for a, b in DISAGREEMENT_PAIRS},
+        "entropy_bins_given_majority": bins_given.tolist(),
+        "unanimous_given_majority": unanimous_given.tolist(),
     }
 
 
@@ -250,8 +261,41 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def inspect_path(path: Path, reference: Path | None = None) -> None:
-    """Print the vote statistics of ``path`` (and with ``reference`` the distances, PASS/FAIL)."""
+def _per_class_table(name: str, stats: dict, ref_stats: dict | None):
+    """rich Table: per majority LCZ, its share of the rows and the entropy-bin shares of its rows
+    (bins below 1.3 nats; 0 = unanimous for 11 votes) for ``stats`` and ``ref_stats``, with the
+    TV distance of the bins."""
+    from rich.table import Table
+
+    n_show = len(ENTROPY_BIN_EDGES) - 2                  # the last bin (>= 1.3) is empty in practice
+    edges = " ".join(f"{e:g}" for e in ENTROPY_BIN_EDGES[1:n_show + 1])
+    t = Table(title=f"per majority class ({name}{' vs reference' if ref_stats else ''}): "
+              f"share of rows, entropy-bin shares (bin edges {edges} nats)")
+    t.add_column("LCZ", justify="right")
+    t.add_column("rows", justify="right")
+    t.add_column("entropy bins", no_wrap=True)
+    if ref_stats is not None:
+        t.add_column("ref rows", justify="right")
+        t.add_column("ref entropy bins", no_wrap=True)
+        t.add_column("TV", justify="right")
+
+    def cells(st: dict, k: int) -> list[str]:
+        bins = st["entropy_bins_given_majority"][k][:n_show]
+        return [_fmt(st["class_shares"][k]), " ".join(_fmt(x, 2).replace("0.", ".") for x in bins)]
+
+    for k in range(N_URBAN):
+        row = [str(k + 1), *cells(stats, k)]
+        if ref_stats is not None:
+            a = np.asarray(stats["entropy_bins_given_majority"][k], dtype=np.float64)
+            b = np.asarray(ref_stats["entropy_bins_given_majority"][k], dtype=np.float64)
+            row += [*cells(ref_stats, k), _fmt(tv_distance(a, b), 2)]
+        t.add_row(*row)
+    return t
+
+
+def inspect_path(path: Path, reference: Path | None = None, per_class: bool = False) -> None:
+    """Print the vote statistics of ``path`` (and with ``reference`` the distances, PASS/FAIL);
+    ``per_class`` adds a table per majority class for the pooled rows (``all`` / the file)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -283,6 +327,9 @@ def inspect_path(path: Path, reference: Path | None = None) -> None:
     console.print(t)
     if extra.get("dropped"):
         console.print("dropped rows: " + ", ".join(f"{k} {v}" for k, v in extra["dropped"].items()))
+    if per_class:
+        pooled = "all" if "all" in groups else next(iter(groups))
+        console.print(_per_class_table(pooled, groups[pooled], ref_stats))
     if ref_stats is None:
         return
     d = Table(title=f"distance to {reference}")
