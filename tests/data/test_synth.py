@@ -92,6 +92,23 @@ def test_votes_follow_the_latent_mixture():
     assert share[0] < 0.03 and 0.1 < share[1] < 0.3 and 0.3 < share[2] < 0.55
 
 
+def test_systematic_panel_draws_fix_the_number_of_dissenters(monkeypatch):
+    """Ideal experts (no noise, leaks, slips or misses) on patches with 15 % LCZ 3 in LCZ 6: with
+    systematic draws every panel has 11 x 0.15 = 1.65 -> 1 or 2 dissenting votes; with independent
+    draws the count is binomial (mean 1.65, variance 11 x 0.15 x 0.85 = 1.40)."""
+    ideal = [{"noise": 0.0, "gamma": 1.0, "leaks": {}, "slip": 0.0, "missing": 0.0}] * 11
+    latent = _mixture(6, 3, 0.15, 4000)
+    counts = {}
+    for stratify in (1.0, 0.0):
+        monkeypatch.setattr(synth, "VOTE_STRATIFY", stratify)
+        votes = synth.simulate_votes(np.random.default_rng(7), ideal, latent)
+        assert set(np.unique(votes)) == {3, 6}
+        counts[stratify] = (votes == 3).sum(axis=1)
+    assert set(np.unique(counts[1.0])) == {1, 2} and counts[1.0].mean() == pytest.approx(1.65, abs=0.05)
+    assert counts[0.0].mean() == pytest.approx(1.65, abs=0.08)
+    assert counts[0.0].var() == pytest.approx(1.40, abs=0.12) and counts[0.0].max() >= 5
+
+
 def test_deterministic_for_a_seed(tmp_path):
     a = synth.synthesize(tmp_path / "a", seed=7, size="tiny", progress=False)
     synth.synthesize(tmp_path / "b", seed=7, size="tiny", progress=False)
