@@ -164,6 +164,22 @@ def test_failures_missing_runs_data_and_config(built):
     assert all(not Path(r).is_absolute() and (built / r).is_file() for r in refs)
 
 
+def test_status_while_the_report_unit_runs():
+    """study.json says "running" while the report (the last unit) is written; the report states the
+    final status once every other unit has ended, and keeps "running" otherwise."""
+    def info(*states: str) -> dict:
+        units = {f"u{i}": {"kind": "train", "status": s} for i, s in enumerate(states)}
+        units["report"] = {"kind": "report", "status": "running"}
+        return {"status": "running", "units": units}
+
+    assert R.study_status(info("done", "done")) == "finished"
+    assert R.study_status(info("done", "failed")) == "finished_with_failures"
+    assert R.study_status(info("done", "skipped")) == "finished_with_failures"
+    assert R.study_status(info("done", "running")) == "running"
+    assert R.study_status({"status": "interrupted", "units": {}}) == "interrupted"
+    assert R.study_status({}) == "unknown"
+
+
 def test_summary_fallback_from_metrics_files(tmp_path):
     study = make_study(tmp_path, summary=False)
     st = R.load_study(study)

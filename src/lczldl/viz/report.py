@@ -539,6 +539,17 @@ def write_report(study: Path) -> tuple[Path, Path]:
     return _write(st)
 
 
+def study_status(info: dict[str, Any]) -> str:
+    """The study's status as the report should state it. The report is the study's last unit, so
+    while it runs study.json still says "running"; when every other unit has ended, the results
+    are final: "finished" (or "finished_with_failures" when a unit failed or was skipped)."""
+    status = str(info.get("status", "unknown"))
+    units = [u for u in (info.get("units") or {}).values() if u.get("kind") != "report"]
+    if status == "running" and units and all(u.get("status") in ("done", "failed", "skipped") for u in units):
+        return "finished" if all(u.get("status") == "done" for u in units) else "finished_with_failures"
+    return status
+
+
 def _write(st: Study) -> tuple[Path, Path]:
     import yaml
 
@@ -546,7 +557,7 @@ def _write(st: Study) -> tuple[Path, Path]:
     d = _Doc()
     title = f"LCZ label-distribution study: {st.path.name}"
     d.heading(title, 1)
-    meta = [f"status: {info.get('status', 'unknown')}",
+    meta = [f"status: {study_status(info)}",
             f"regimes: {', '.join(regime_label(r) for r in st.regimes) or 'none'}",
             f"seeds: {', '.join(map(str, st.seeds)) or 'none'}"]
     for k in ("created", "updated", "executor", "workers"):
