@@ -177,10 +177,22 @@ def test_ensemble_and_mc_dropout_and_temperature(scene_and_model, tmp_path):
     ec = _read(tmp_path / "c" / "entropy.tif")[0][0]
     ok = ~np.isnan(ea)
     assert (ec[ok] >= ea[ok] - 1e-6).all() and ec[ok].mean() > ea[ok].mean()
-    # MC dropout runs and gives valid probabilities
+    # MC dropout runs, gives valid probabilities, differs from the plain map and is reproducible
+    # (seeded per block), also when resumed after a partial run
     predict_scene([ckpt], scene, tmp_path / "d", stride=32, mc=3, progress=False)
     pd = _read(tmp_path / "d" / "probability.tif")[0]
     np.testing.assert_allclose(np.nansum(pd, 0)[ok], 1.0, atol=1e-5)
+    assert np.nanmax(np.abs(pd - pa)) > 1e-4
+    torch.manual_seed(123)                  # the global RNG state must not matter
+    predict_scene([ckpt], scene, tmp_path / "d2", stride=32, mc=3, progress=False)
+    np.testing.assert_array_equal(_read(tmp_path / "d2" / "probability.tif")[0], pd)
+    predict_scene([ckpt], scene, tmp_path / "f", stride=32, mc=3, block_rows=1, progress=False)
+    rec = predict_scene([ckpt], scene, tmp_path / "e", stride=32, mc=3, block_rows=1, max_blocks=1,
+                        progress=False)
+    assert not rec["complete"]
+    predict_scene([ckpt], scene, tmp_path / "e", stride=32, mc=3, block_rows=1, progress=False)
+    np.testing.assert_array_equal(_read(tmp_path / "e" / "probability.tif")[0],
+                                  _read(tmp_path / "f" / "probability.tif")[0])
 
 
 def test_resume_after_stop_gives_identical_map(scene_and_model, tmp_path):

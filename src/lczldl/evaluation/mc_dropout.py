@@ -20,6 +20,15 @@ def _dropout_types():
     return (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
+def enable_mc_dropout(model: Any) -> None:
+    """Put ``model`` in eval mode except its dropout modules (train mode): the MC-dropout setting."""
+    model.eval()
+    drop = _dropout_types()
+    for m in model.modules():
+        if isinstance(m, drop):
+            m.train(True)
+
+
 def _batches(images: Any, batch_size: int) -> Iterable[Any]:
     """Yield float32 tensors from a tensor / array (sliced) or an iterable of batches (or dicts
     with key "image"). uint16 arrays are taken as reflectance x 10000 (the store's encoding)."""
@@ -54,13 +63,9 @@ def mc_dropout_predict(model: Any, images: Any, passes: int = 20, batch_size: in
     if int(passes) < 1:
         raise ValueError(f"passes must be >= 1, got {passes}")
     modes = {m: m.training for m in model.modules()}
-    drop = _dropout_types()
     probs_out, ent_out = [], []
     try:
-        model.eval()
-        for m in model.modules():
-            if isinstance(m, drop):
-                m.train(True)
+        enable_mc_dropout(model)
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(int(seed))

@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lczldl.constants import PATCH_SIZE
 from lczldl.errors import RunError, SceneError
+from lczldl.evaluation.mc_dropout import enable_mc_dropout
 from lczldl.evaluation.metrics import entropy_nats
 from lczldl.maps.scene import OutputGrid, SceneInfo, detect_scale, open_scene, output_grid, read_rows
 from lczldl.provenance import atomic_write_text, file_sha256
@@ -90,7 +91,8 @@ class MapPredictor:
     """Fused probabilities of an ensemble of models, optionally with MC dropout and temperature.
 
     Each member's probabilities are softmax(log_probs / T_m); members (and MC passes) are averaged
-    in probability space.
+    in probability space. With MC dropout, torch's RNG is seeded from (``seed``, the call's
+    ``key``) inside each call and restored afterwards, so a map (and a resumed map) is reproducible.
     """
 
     def __init__(self, models: Sequence[torch.nn.Module], temperatures: Sequence[float],
@@ -99,17 +101,24 @@ class MapPredictor:
         self.temperatures = [float(t) for t in temperatures]
         self.mc_passes = int(mc_passes)
         self.batch_size = int(batch_size)
-        self.generator_seed = seed
+        self.seed = int(seed)
         for m in self.models:
-            m.eval()
             if self.mc_passes > 0:
-                for mod in m.modules():
-                    if isinstance(mod, torch.nn.Dropout):
-                        mod.train()
+                enable_mc_dropout(m)
+            else:
+                m.eval()
+
+    def __call__(self, patches: np.ndarray, key: int = 0) -> np.ndarray:
+        """patches (N, C, 32, 32) float32 reflectance -> probabilities (N, K) float32; ``key``
+        (e.g. the block's first row) picks the MC-dropout random stream."""
+        if self.mc_passes == 0:
+            return self._predict(patches)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + int(key))
+            return self._predict(patches)
 
     @torch.inference_mode()
-    def __call__(self, patches: np.ndarray) -> np.ndarray:
-        """patches (N, C, 32, 32) float32 reflectance -> probabilities (N, K) float32."""
+    def _predict(self, patches: np.ndarray) -> np.ndarray:
         out = []
         for start in range(0, len(patches), self.batch_size):
             x = torch.from_numpy(np.ascontiguousarray(patches[start:start + self.batch_size]))
@@ -146,7 +155,7 @@ def _predict_block(info: SceneInfo, grid: OutputGrid, predictor: MapPredictor, r
     probs = np.full((n_r, n_c, num_classes), np.nan, dtype=np.float32)
     valid = ~win_invalid
     if valid.any():
-        probs[valid] = predictor(patches[valid])
+        probs[valid] = predictor(patches[valid], key=r0)
     return {"probs": probs, "valid": valid}
 
 
