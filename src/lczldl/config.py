@@ -224,7 +224,11 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None,
         data = read_yaml(path)
     items = [parse_override(o) for o in overrides or []]
     items += [(k.split("."), v) for k, v in updates.items() if v is not None]
-    data = merge_items(data, items)
+    return validate_config(merge_items(data, items), source)
+
+
+def validate_config(data: dict, source: str = "config") -> LczldlConfig:
+    """Validate a config mapping (sections as in the YAML); ``source`` names it in errors."""
     try:
         return LczldlConfig.model_validate(data)
     except ValidationError as exc:

@@ -63,11 +63,10 @@ def load_config(path: Path | None) -> tuple[dict[str, Any], dict[str, Any], Stud
     written, the same resolved with defaults, StudyConfig). The sections as written are what the
     train units get (so a study resumes under a newer lczldl whose defaults gained or lost keys);
     the resolved one is recorded."""
-    from lczldl.config import load_config as load_run_config
-    from lczldl.config import read_yaml
+    from lczldl.config import read_yaml, validate_config
 
     raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
-    cfg = load_run_config(path)
+    cfg = validate_config(raw, str(path) if path is not None else "config")
     raw.pop("study", None)
     return raw, cfg.model_dump(mode="json", exclude={"study"}), cfg.study or StudyConfig()
 
