@@ -25,7 +25,7 @@ from lczldl.data.stats import load_reference, tv_distance, vote_statistics
 
 #: global parameters searched: (name, tuple index or None, step, (low, high))
 GLOBALS = [("EXPERT_LEAK_P", None, 0.1, (0, 0.6)), ("EXPERT_LEAK", 1, 0.02, (0.03, 0.15)),
-           ("IMPURE_CONC", None, 6.0, (3, 80)), ("AMBIGUOUS_W", 0, 0.04, (0.12, 0.4)),
+           ("AMBIGUOUS_W", 0, 0.04, (0.12, 0.4)),
            ("EXPERT_GAMMA", 1, 0.2, (1.0, 2.5)), ("EXPERT_NOISE", 1, 0.02, (0.02, 0.15)),
            ("VOTE_STRATIFY", None, 0.15, (0, 1))]
 #: per-class MIXING entries: step and range of clean, ambiguous, impure mean, third, concentration
@@ -109,7 +109,7 @@ def search(rounds: int, loss_fn) -> float:
             for j in range(5):
                 for sign in (1, -1):
                     old = sy.MIXING[k]
-                    v = list(old) + ([sy.IMPURE_CONC] if len(old) == 4 else [])
+                    v = list(old)
                     v[j] = float(np.clip(v[j] + sign * steps[j], *LIMITS[j]))
                     if v[0] + v[1] > 1:
                         continue

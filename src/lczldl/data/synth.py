@@ -95,9 +95,8 @@ MIXING: dict[int, tuple[float, float, float, float, float]] = {
     14: (0.30, 0.30, 0.15, 0.00, 36),
 }
 AMBIGUOUS_W = (0.30, 0.52)
-IMPURE_CONC = 24.0   # default concentration (entries without a fifth value)
-#: addon cities: LCZ 7 with disagreement towards 3 and 6
-ADDON_MIXING = (0.00, 0.85, 0.10, 0.15)
+#: addon cities: LCZ 7 with disagreement towards 3 and 6 (same fields as ``MIXING``)
+ADDON_MIXING = (0.00, 0.85, 0.10, 0.15, 24)
 ADDON_NEIGHBOURS = ((3, 6, 2), (.82, .12, .06))
 #: primary-class shares of European patches: the real majority shares, less what the addon
 #: cities add to LCZ 7 and what mixing moves between classes
@@ -144,8 +143,7 @@ def simulate_latent(rng: np.random.Generator, n: int, addon: bool,
     third = np.zeros(n, dtype=bool)
     for a in np.unique(primary):
         idx = np.nonzero(primary == a)[0]
-        clean, ambig, mean, p3, *rest = mixing[int(a)]
-        conc = rest[0] if rest else IMPURE_CONC
+        clean, ambig, mean, p3, conc = mixing[int(a)]
         u = rng.random(idx.size)
         mixed = u >= clean
         impure = rng.beta(mean * conc, (1 - mean) * conc, idx.size)
