@@ -53,7 +53,7 @@ def inspect(
     path: Path = typer.Argument(..., help="A prepared store, a raw vote folder or a distributions .h5."),
     reference: Path = typer.Option(None, "--reference", help="Real distributions .h5 to compare against."),
     per_class: bool = typer.Option(False, "--per-class",
-                                   help="Also show unanimity and entropy bins per majority class."),
+                                   help="Also show row shares and entropy bins per majority class."),
 ) -> None:
     """Print vote statistics (class shares, entropy bins, unanimity, disagreement pairs) and distances."""
     from lczldl.data.stats import inspect_path
