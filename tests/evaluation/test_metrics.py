@@ -60,6 +60,11 @@ def test_hand_computed_calibration():
     assert m["classwise_ece"] == pytest.approx((1.1 + 0.5 + 0.0) / 4 / 3)
     # equal mass: {.5, .5} acc 1 of 2, sum conf 1; {.6, .7} acc 2, sum conf 1.3
     assert m["adaptive_ece"] == pytest.approx(0.7 / 4)
+    # top-label confidences .7 .6 .5 .5 at accuracy .75: under-confident by .175 on average
+    assert m["mean_confidence"] == pytest.approx(0.575)
+    assert m["overconfidence"] == pytest.approx(-0.175)
+    over = compute_metrics(P, Y, D, n_bins=2, confidence=np.array([1.0, 1.0, 0.9, 0.9]))
+    assert over["overconfidence"] == pytest.approx(0.95 - 0.75)
     left = compute_metrics(P, Y, D, n_bins=2, binning="left")
     # [0, .5), [.5, 1), {1}: all four in bin 1: acc .75, conf .575
     assert left["ece"] == pytest.approx(0.175)

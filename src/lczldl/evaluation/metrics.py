@@ -32,7 +32,8 @@ LOG_FLOOR = 1e-12
 ROW_SUM_TOL = 1e-3
 #: The paper's metrics, in its table order.
 PAPER_METRICS = ("oa", "maa", "waa", "kappa", "ce_one_hot", "ce_distr", "ece", "mce", "sce")
-EXTRA_METRICS = ("balanced_accuracy", "macro_f1", "classwise_ece", "adaptive_ece", "brier_one_hot",
+EXTRA_METRICS = ("balanced_accuracy", "macro_f1", "classwise_ece", "adaptive_ece", "mean_confidence",
+                 "overconfidence", "brier_one_hot",
                  "brier_distr", "nll", "kl_distr", "js_distr", "tv_distr", "entropy_spearman")
 N_ENTROPY_BINS = len(ENTROPY_BIN_EDGES) - 1
 ENTROPY_BIN_METRICS = tuple(f"oa_ebin{b}" for b in range(N_ENTROPY_BINS)) + tuple(
@@ -198,6 +199,8 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
     out.update({
         "classwise_ece": classwise_ece(probs, labels, n_bins, binning),
         "adaptive_ece": adaptive_ece(conf, correct, n_bins),
+        "mean_confidence": float(conf.mean()),
+        "overconfidence": float(conf.mean() - correct.mean()),
         "brier_one_hot": float((sq_p - 2.0 * p_lab + 1.0).mean()),
         "brier_distr": float(brier_d.mean()),
         "nll": float(-logp[rows, labels].mean()),

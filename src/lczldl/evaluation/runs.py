@@ -323,7 +323,8 @@ def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = 20, progre
         _metrics_file(edir / "metrics.json", m,
                       {"n_bins": n_bins, "members": len(same), "seeds": [s for s, p in mem if any(p is q for q in same)],
                        "confidence": "max of mean"},
-                      compat_mean_member_confidence={k: compat[k] for k in ("ece", "mce", "adaptive_ece")})
+                      compat_mean_member_confidence={k: compat[k] for k in ("ece", "mce", "adaptive_ece",
+                                                                              "mean_confidence", "overconfidence")})
         records.append({"regime": regime, "method": "ensemble", "seed": None, "metrics": m,
                         "n_runs": len(same)})
         ensembles[regime] = m

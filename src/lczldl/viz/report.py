@@ -38,11 +38,13 @@ PAPER_METRICS: tuple[tuple[str, bool], ...] = (
     ("oa", True), ("maa", True), ("waa", True), ("kappa", True), ("ce_one_hot", False),
     ("ce_distr", False), ("ece", False), ("mce", False), ("sce", False),
 )
-#: Extra metrics (second table) with direction; others found in summary.csv are appended.
-EXTRA_METRICS: tuple[tuple[str, bool], ...] = (
+#: Extra metrics (second table) with direction (None: descriptive, not ranked); others found in
+#: summary.csv are appended.
+EXTRA_METRICS: tuple[tuple[str, bool | None], ...] = (
     ("balanced_accuracy", True), ("macro_f1", True), ("nll", False), ("brier_one_hot", False),
     ("brier_distr", False), ("kl_distr", False), ("js_distr", False), ("tv_distr", False),
-    ("classwise_ece", False), ("adaptive_ece", False), ("entropy_spearman", True),
+    ("classwise_ece", False), ("adaptive_ece", False), ("mean_confidence", None),
+    ("overconfidence", None), ("entropy_spearman", True),
 )
 METHODS: tuple[str, ...] = ("plain", "temperature", "mc_dropout", "ensemble")
 _METRIC_FILES = {"plain": "metrics.json", "temperature": "metrics_ts.json", "mc_dropout": "metrics_mc.json"}
@@ -64,7 +66,7 @@ FIGURES: tuple[tuple[str, str], ...] = (
                        "seeds pooled); dashed: y = x."),
     ("seed_metrics", "Key test metrics of every seed (dots) and their mean (bar), plain models."),
 )
-_HIGHER_BETTER = dict(PAPER_METRICS + EXTRA_METRICS)
+_HIGHER_BETTER = {m: hb for m, hb in PAPER_METRICS + EXTRA_METRICS if hb is not None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,7 +597,8 @@ def _write(st: Study) -> tuple[Path, Path]:
     d.heading("Results (test set, mean ± std over seeds)")
     if rows:
         d.para(f"Source: {source}. Best mean of each column in bold (accuracies, kappa: higher is better; "
-               "cross-entropies and calibration errors: lower is better). Ensemble rows are one model "
+               "cross-entropies and calibration errors: lower is better; mean confidence and over-confidence "
+               "(mean confidence minus accuracy) are not ranked). Ensemble rows are one model "
                "(the mean of the seeds' probabilities), so they have no std.")
         present = {k for r in rows for k in r}
         paper = [m for m, _ in PAPER_METRICS if m in present]
