@@ -19,12 +19,12 @@ def test_demo_config_is_valid_and_reduced():
     assert raw["train"]["max_epochs"] == resolved["train"]["max_epochs"]
 
 
-def _summary(tmp_path, dist_ece):
+def _summary(tmp_path, dist_ece, extra=""):
     p = tmp_path / "summary.csv"
     p.write_text("regime,method,n_runs,oa_mean,oa_std,ce_distr_mean,ce_distr_std,ece_mean,ece_std\n"
                  "onehot,plain,2,0.70,0.01,1.20,0.02,0.070,0.01\n"
                  "onehot,temperature,2,0.70,0.01,1.00,0.02,0.020,0.01\n"
-                 f"dist,plain,2,0.71,0.01,1.10,0.02,{dist_ece},0.01\n")
+                 f"dist,plain,2,0.71,0.01,1.10,0.02,{dist_ece},0.01\n" + extra)
     return read_summary(p)
 
 
@@ -33,8 +33,25 @@ def test_key_comparison_and_verdict(tmp_path):
     assert key_comparison(rows) == {"onehot": {"ce_distr": 1.20, "ece": 0.070, "oa": 0.70},
                                     "dist": {"ce_distr": 1.10, "ece": 0.060, "oa": 0.71}}
     con = Console(file=io.StringIO(), width=200)
-    assert print_comparison(con, rows) == {"ce_distr": True, "ece": True}
+    assert print_comparison(con, rows) == {("dist", "ce_distr"): True, ("dist", "ece"): True}
     assert "1.1000 vs 1.2000" in con.file.getvalue()
     con = Console(file=io.StringIO(), width=200)
-    assert print_comparison(con, _summary(tmp_path, 0.080)) == {"ce_distr": True, "ece": False}
+    assert print_comparison(con, _summary(tmp_path, 0.080)) == {("dist", "ce_distr"): True,
+                                                                ("dist", "ece"): False}
     assert "NOT lower" in con.file.getvalue()
+
+
+def test_comparison_covers_dist_ls_and_overconfidence(tmp_path):
+    p = tmp_path / "summary.csv"
+    p.write_text("regime,method,oa_mean,ce_distr_mean,ece_mean,overconfidence_mean\n"
+                 "onehot,plain,0.70,1.20,0.070,0.050\n"
+                 "dist,plain,0.71,1.10,0.060,-0.020\n"
+                 "dist_ls,plain,0.72,1.25,0.065,-0.040\n")
+    rows = read_summary(p)
+    assert key_comparison(rows)["dist_ls"] == {"ce_distr": 1.25, "ece": 0.065, "overconfidence": -0.04,
+                                               "oa": 0.72}
+    con = Console(file=io.StringIO(), width=200)
+    assert print_comparison(con, rows) == {("dist", "ce_distr"): True, ("dist", "ece"): True,
+                                           ("dist_ls", "ce_distr"): False, ("dist_ls", "ece"): True}
+    text = con.file.getvalue()
+    assert "overconfidence" in text and "-0.0400" in text and "dist_ls vs onehot, ce_distr: 1.2500" in text
