@@ -38,6 +38,9 @@ EXTRA_METRICS = ("balanced_accuracy", "macro_f1", "classwise_ece", "adaptive_ece
 N_ENTROPY_BINS = len(ENTROPY_BIN_EDGES) - 1
 ENTROPY_BIN_METRICS = tuple(f"oa_ebin{b}" for b in range(N_ENTROPY_BINS)) + tuple(
     f"ece_ebin{b}" for b in range(N_ENTROPY_BINS))
+#: Keys that depend on the top-label confidence (what ``compute_metrics(confidence=...)`` changes,
+#: besides ece_ebin*).
+CONFIDENCE_METRICS = ("ece", "mce", "adaptive_ece", "mean_confidence", "overconfidence")
 #: Every key returned by :func:`compute_metrics`, in order.
 METRIC_KEYS = PAPER_METRICS + EXTRA_METRICS + ENTROPY_BIN_METRICS
 
@@ -149,7 +152,7 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
 
     probs (N, K), labels (N,) int 0..K-1, distributions (N, K); n_bins equal-width calibration bins,
     binning "right" (seed, default) or "left" (torchmetrics). ``confidence`` (N,) overrides the
-    top-label confidence used by ece / mce / adaptive_ece / ece_ebin* (e.g. the seed's ensemble
+    top-label confidence used by CONFIDENCE_METRICS and ece_ebin* (e.g. the seed's ensemble
     "mean of members' top-1 confidences"); correctness stays argmax(probs) == label. ``where``
     names the source in error messages. Raises DataError on invalid inputs.
     """
@@ -185,6 +188,8 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
     out["ce_distr"] = float(-(dist * logq).sum(axis=1).mean())
     del logq
     out["ece"], out["mce"] = ece_mce(conf, correct, n_bins, binning)
+    out["mean_confidence"] = float(conf.mean())
+    out["overconfidence"] = out["mean_confidence"] - out["oa"]
     out["sce"] = sce_seed(probs, labels, n_bins)
 
     pred_ent = -(probs * logp).sum(axis=1)           # differs from 0 log 0 = 0 by < 3e-11 per entry
@@ -199,8 +204,6 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
     out.update({
         "classwise_ece": classwise_ece(probs, labels, n_bins, binning),
         "adaptive_ece": adaptive_ece(conf, correct, n_bins),
-        "mean_confidence": float(conf.mean()),
-        "overconfidence": float(conf.mean() - correct.mean()),
         "brier_one_hot": float((sq_p - 2.0 * p_lab + 1.0).mean()),
         "brier_distr": float(brier_d.mean()),
         "nll": float(-logp[rows, labels].mean()),

@@ -27,7 +27,7 @@ import numpy as np
 
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation.ensemble import ensemble_confidence, ensemble_probs
-from lczldl.evaluation.metrics import compute_metrics
+from lczldl.evaluation.metrics import CONFIDENCE_METRICS, compute_metrics
 from lczldl.evaluation.summary import write_json_atomic, write_summary, write_text_atomic
 from lczldl.evaluation.temperature import (
     apply_temperature,
@@ -323,8 +323,7 @@ def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = 20, progre
         _metrics_file(edir / "metrics.json", m,
                       {"n_bins": n_bins, "members": len(same), "seeds": [s for s, p in mem if any(p is q for q in same)],
                        "confidence": "max of mean"},
-                      compat_mean_member_confidence={k: compat[k] for k in ("ece", "mce", "adaptive_ece",
-                                                                              "mean_confidence", "overconfidence")})
+                      compat_mean_member_confidence={k: compat[k] for k in CONFIDENCE_METRICS})
         records.append({"regime": regime, "method": "ensemble", "seed": None, "metrics": m,
                         "n_runs": len(same)})
         ensembles[regime] = m
