@@ -157,7 +157,7 @@ def test_confidence_override_changes_only_confidence_metrics():
 
 
 def test_json_roundtrip_with_nan_as_null():
-    from lczldl.evaluation.summary import dumps_json
+    from lczldl.fileio import dumps_json
 
     text = dumps_json(compute_metrics(P, Y, D))
     back = json.loads(text)

@@ -8,6 +8,7 @@ import pytest
 
 from lczldl.constants import PAPER_REGIMES
 from lczldl.errors import ConfigError
+from lczldl.fileio import atomic_write_json
 from lczldl.study.units import (
     build_units,
     fingerprint,
@@ -16,7 +17,6 @@ from lczldl.study.units import (
     parse_regimes,
     parse_seeds,
     thread_share,
-    write_json_atomic,
 )
 
 
@@ -76,11 +76,11 @@ def test_build_units_dag():
 
 def test_marker_roundtrip_and_inputs(tmp_path):
     assert not is_done(tmp_path, "train-dist-seed0")
-    write_json_atomic(marker_path(tmp_path, "train-dist-seed0"), {"status": "done", "inputs": "abc"})
+    atomic_write_json(marker_path(tmp_path, "train-dist-seed0"), {"status": "done", "inputs": "abc"})
     assert is_done(tmp_path, "train-dist-seed0")
     assert is_done(tmp_path, "train-dist-seed0", "abc")
     assert not is_done(tmp_path, "train-dist-seed0", "xyz")
-    write_json_atomic(marker_path(tmp_path, "evaluate-dist-seed0"), {"status": "failed", "inputs": "abc"})
+    atomic_write_json(marker_path(tmp_path, "evaluate-dist-seed0"), {"status": "failed", "inputs": "abc"})
     assert not is_done(tmp_path, "evaluate-dist-seed0", "abc")
     # a half-written marker (not JSON) counts as absent; no temp files are left behind
     marker_path(tmp_path, "calibrate-dist-seed0").write_text('{"status": "do')

@@ -28,13 +28,14 @@ import numpy as np
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation.ensemble import ensemble_confidence, ensemble_probs
 from lczldl.evaluation.metrics import CONFIDENCE_METRICS, compute_metrics
-from lczldl.evaluation.summary import write_json_atomic, write_summary, write_text_atomic
+from lczldl.evaluation.summary import write_summary
 from lczldl.evaluation.temperature import (
     apply_temperature,
     apply_vector_scaling,
     fit_temperature,
     fit_vector_scaling,
 )
+from lczldl.fileio import atomic_write_json, atomic_write_text
 
 BATCH = 512
 #: Validation target used for temperature scaling, per regime (the regime's validation target).
@@ -156,7 +157,7 @@ def load_predictions(run: Path) -> dict[str, np.ndarray]:
 
 
 def _metrics_file(path: Path, metrics: dict[str, float], meta: dict[str, Any], **extra: Any) -> None:
-    write_json_atomic(path, {**metrics, **extra, "meta": meta})
+    atomic_write_json(path, {**metrics, **extra, "meta": meta})
 
 
 def _fresh(path: Path, ref: Path, **meta: Any) -> bool:
@@ -361,7 +362,7 @@ def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = 20, n_bi
         except (LczldlError, ValueError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             result["failed"][str(run)] = msg
-            write_text_atomic(err, msg + "\n")
+            atomic_write_text(err, msg + "\n")
             _say(progress, f"[red]  {run}: {msg}[/red]")
     agg = aggregate_runs(runs, out=out, n_bins=n_bins, progress=progress)
     if agg["records"]:

@@ -1,56 +1,15 @@
 """Summary tables over runs: mean +- std per regime x method, paired differences with bootstrap
-intervals; atomic JSON / text writers (NaN written as JSON null)."""
+intervals."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def _clean(obj: Any) -> Any:
-    """Recursively replace NaN / inf floats with None and numpy scalars with Python ones."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, str | bytes):
-        try:
-            obj = obj.item()
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def dumps_json(obj: Any) -> str:
-    """Strict JSON text (NaN / inf -> null), indented, keys in insertion order."""
-    return json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n"
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write text to a temp name in the same folder, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def write_json_atomic(path: Path, obj: Any) -> Path:
-    """Atomic strict-JSON write (NaN as null)."""
-    return write_text_atomic(path, dumps_json(obj))
-
+from lczldl.fileio import atomic_write_text
 
 # ---------------------------------------------------------------- aggregation (pure)
 
@@ -217,8 +176,8 @@ def write_summary(out: Path, records: list[dict[str, Any]], baseline: str = "one
     out = Path(out)
     table = aggregate_table(records)
     paired = paired_differences(records, baseline=baseline, n_boot=n_boot)
-    paths = {"summary.csv": write_text_atomic(out / "summary.csv", to_csv(table)),
-             "summary.md": write_text_atomic(out / "summary.md", to_markdown(table, paired))}
+    paths = {"summary.csv": atomic_write_text(out / "summary.csv", to_csv(table)),
+             "summary.md": atomic_write_text(out / "summary.md", to_markdown(table, paired))}
     cols = ["regime", "baseline", "method", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high"]
-    paths["paired.csv"] = write_text_atomic(out / "paired.csv", to_csv(paired) or ",".join(cols) + "\n")
+    paths["paired.csv"] = atomic_write_text(out / "paired.csv", to_csv(paired) or ",".join(cols) + "\n")
     return paths

@@ -32,16 +32,12 @@ from lczldl.constants import PATCH_SIZE
 from lczldl.errors import RunError, SceneError
 from lczldl.evaluation.mc_dropout import enable_mc_dropout
 from lczldl.evaluation.metrics import entropy_nats
+from lczldl.fileio import atomic_write_json, file_sha256
 from lczldl.maps.scene import OutputGrid, SceneInfo, detect_scale, open_scene, output_grid, read_rows
-from lczldl.provenance import atomic_write_text, file_sha256
 
 PARTIAL = ".partial"
 OUTPUT_NAMES = ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "preview.png",
                 "predict.json")
-
-
-def _atomic_json(path: Path, obj: dict) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def resolve_temperature(checkpoint: Path, temperature: str | float) -> float:
@@ -281,7 +277,7 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path, out: Path, stride: i
         if not same:
             shutil.rmtree(partial)
     partial.mkdir(exist_ok=True)
-    _atomic_json(state_path, state)
+    atomic_write_json(state_path, state)
     for name in OUTPUT_NAMES:  # a new map replaces an old one only when complete
         (out / f".{name}.tmp").unlink(missing_ok=True)
 
@@ -329,6 +325,6 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path, out: Path, stride: i
         raise
     record["scene_sha256"] = file_sha256(info.path) if info.path.stat().st_size < (2 << 30) else None
     record["checkpoint_sha256"] = [file_sha256(Path(c)) for c in checkpoints]
-    _atomic_json(out / "predict.json", record)
+    atomic_write_json(out / "predict.json", record)
     shutil.rmtree(partial)
     return record

@@ -12,7 +12,6 @@ at the end. scripts/make_keras_reference.py checks this mapping against TensorFl
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import h5py
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from lczldl.errors import ModelError
+from lczldl.fileio import file_sha256
 from lczldl.models.sen2lcz import Sen2LCZ
 
 
@@ -95,5 +95,5 @@ def from_keras(path: str | Path) -> Sen2LCZ:
                                          f"Sen2LCZ-Net ({tuple(target.shape)}); not the published model")
                     target.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
     model.meta = {"source": "keras_h5", "weights_file": path.name,
-                  "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                  "weights_sha256": file_sha256(path)}
     return model.eval()

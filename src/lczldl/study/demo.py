@@ -32,7 +32,7 @@ def demo_config() -> Path:
 
 def synthesize_once(raw: Path, console: Any) -> None:
     """Write the twin into ``raw`` unless a completed earlier call left its marker."""
-    from lczldl.study.units import write_json_atomic
+    from lczldl.fileio import atomic_write_json
 
     marker = raw / ".lczldl-twin.json"
     try:
@@ -44,7 +44,7 @@ def synthesize_once(raw: Path, console: Any) -> None:
 
     console.print(f"synthesising the twin ({TWIN['size']}, seed {TWIN['seed']}) -> {raw}")
     synthesize(raw, seed=TWIN["seed"], size=TWIN["size"])
-    write_json_atomic(marker, TWIN)
+    atomic_write_json(marker, TWIN)
 
 
 def read_summary(path: Path) -> list[dict[str, str]]:

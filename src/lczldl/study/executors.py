@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lczldl.errors import ConfigError
-from lczldl.study.units import DONE, FAILED, marker_path, write_json_atomic
+from lczldl.fileio import atomic_write_json
+from lczldl.study.units import DONE, FAILED, marker_path
 
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local")
 
@@ -104,7 +105,7 @@ def execute_unit(spec: Mapping[str, Any]) -> dict[str, Any]:
     # a unique token per completion: downstream fingerprints must change whenever a unit is redone,
     # even within the same second (fast units; a 1-s timestamp let a re-aggregation skip the report)
     marker["completion"] = uuid.uuid4().hex
-    write_json_atomic(marker_path(study, uid), marker)
+    atomic_write_json(marker_path(study, uid), marker)
     print(f"=== lczldl unit {uid}: {marker['status']} after {marker['wall_s']:.1f} s ===", flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -223,7 +224,7 @@ class LocalExecutor:
         spec = dict(spec, threads=self.threads, redirect=False,
                     device=self.gpus[slot % len(self.gpus)] if self.gpus else None)
         spec_file = Path(spec["study"]) / "units" / f"{spec['id']}.spec.json"
-        write_json_atomic(spec_file, spec)
+        atomic_write_json(spec_file, spec)
         log = Path(spec["log"])
         log.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +30,8 @@ import yaml
 
 from lczldl.config import StudyConfig
 from lczldl.errors import ConfigError, DataError, RunError
+from lczldl.fileio import atomic_write_json, file_sha256
+from lczldl.provenance import versions
 from lczldl.study.units import (
     DEFAULT_WORK,
     DONE,
@@ -47,7 +48,6 @@ from lczldl.study.units import (
     parse_regimes,
     parse_seeds,
     read_marker,
-    write_json_atomic,
 )
 
 STUDY_FORMAT = "lczldl-study"
@@ -141,7 +141,7 @@ class Scheduler:
             err = m.get("error") or "failed"
         else:  # the worker died before writing its marker (killed, out of memory, node failure)
             err = f"worker ended with exit code {rc} before recording a result"
-            write_json_atomic(marker_path(self.study, uid), {
+            atomic_write_json(marker_path(self.study, uid), {
                 "id": uid, "kind": spec.get("kind"), "inputs": spec["inputs"], "status": FAILED,
                 "error": err, "log": spec["log"], "wall_s": round(time.time() - t0, 3)})
         self._set(uid, status=FAILED, error=err, wall_s=round(time.time() - t0, 3))
@@ -336,19 +336,6 @@ class Overview:
 # ---------------------------------------------------------------------------------------------
 
 
-def versions() -> dict[str, str]:
-    """Versions of the packages that shape the results."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in ("lczldl", "torch", "lightning", "numpy", "scipy", "submitit"):
-        try:
-            from importlib.metadata import version
-
-            out[name] = version("lcz-ldl" if name == "lczldl" else name)
-        except Exception:
-            continue
-    return out
-
-
 def _is_store(path: Path) -> bool:
     try:
         from lczldl.data.prepare import is_prepared_store
@@ -399,12 +386,6 @@ def study_lock(study: Path) -> Iterator[None]:
         yield
     finally:
         fh.close()
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _check_same_config(study: Path, run_config: dict[str, Any], store: Path) -> None:
@@ -462,7 +443,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         base = {"study": str(study.resolve()), "store": str(store), "config": str(cfg_path.resolve()),
                 "mc_passes": resolved["evaluation"]["mc_passes"],
                 "n_bins": resolved["evaluation"]["n_bins"], "config_hash": fingerprint(run_config),
-                "store_checksum": _sha256(store / "manifest.json")}
+                "store_checksum": file_sha256(store / "manifest.json")}
 
         def make_spec(u: Unit, upstream: dict[str, dict]) -> dict[str, Any]:
             ups = {d: m.get("completion") or m.get("finished") for d, m in sorted(upstream.items())}
@@ -502,7 +483,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
                                 for uid, s in sch.state.items() if s["status"] == FAILED]
             info["skipped"] = [{"id": uid, "reason": s.get("error")}
                                for uid, s in sch.state.items() if s["status"] == SKIPPED]
-            write_json_atomic(study / "study.json", info)
+            atomic_write_json(study / "study.json", info)
 
         slurm = sc.slurm.model_dump()
         from lczldl.study.executors import make_executor

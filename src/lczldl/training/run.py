@@ -25,7 +25,8 @@ from typing import Any
 
 from lczldl.config import LczldlConfig, dump_config, load_config
 from lczldl.errors import ConfigError, RunError
-from lczldl.provenance import atomic_write_json, atomic_write_text, file_sha256, versions
+from lczldl.fileio import atomic_write_json, atomic_write_text, file_sha256
+from lczldl.provenance import versions
 
 CSV_FIELDS = ("epoch", "lr", "train_loss", "val_loss", "val_acc", "train_seconds",
               "train_samples_per_second")

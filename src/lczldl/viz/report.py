@@ -20,7 +20,6 @@ import csv
 import html
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 
 from lczldl.constants import ENTROPY_BIN_EDGES, LCZ_CODES, LCZ_NAMES, N_URBAN
 from lczldl.errors import RunError
+from lczldl.fileio import atomic_write_text
 from lczldl.viz import figures as F
 from lczldl.viz.style import METHOD_LABELS, order_regimes, regime_label
 
@@ -486,17 +486,6 @@ def _md_table(header: list[str], cells: list[list[str]], marked: set | None = No
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 class _Doc:
     """Builds the HTML and the Markdown side by side."""
 
@@ -660,8 +649,8 @@ def _write(st: Study) -> tuple[Path, Path]:
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
-    html_path = _atomic_write(st.path / "report.html", page)
-    md_path = _atomic_write(st.path / "report.md", "\n".join(d.m))
+    html_path = atomic_write_text(st.path / "report.html", page)
+    md_path = atomic_write_text(st.path / "report.md", "\n".join(d.m))
     return html_path, md_path
 
 

@@ -66,13 +66,3 @@ def probe_ends(ds: h5py.Dataset, path: Path, key: str, n: int) -> None:
 def check_patch_shape(ds: h5py.Dataset, path: Path, key: str, bands: int) -> None:
     if tuple(ds.shape[1:]) != (32, 32, bands):
         raise DataError(f"{path}: '{key}' has shape {ds.shape}, expected (N, 32, 32, {bands})")
-
-
-def sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

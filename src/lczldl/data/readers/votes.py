@@ -34,9 +34,9 @@ from lczldl.data.readers._h5 import (
     probe_ends,
     read_all,
     read_rows,
-    sha256,
 )
 from lczldl.errors import DataError
+from lczldl.fileio import file_sha256
 
 
 @dataclass
@@ -61,7 +61,7 @@ class CityFile:
 
     def sha256(self) -> str:
         """Hex sha256 of the whole file (streamed in 1 MiB blocks)."""
-        return sha256(self.path)
+        return file_sha256(self.path)
 
 
 def city_of(path: Path) -> tuple[str, bool]:
