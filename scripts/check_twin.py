@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lczldl.constants import AUTHORS_HELDOUT_CITIES, AUTHORS_TRAIN_CITIES, ENTROPY_BIN_EDGES
+from lczldl.constants import AUTHORS_HELDOUT_CITIES, AUTHORS_TRAIN_CITIES
 from lczldl.data.labels import build_labels
 from lczldl.data.readers.votes import find_city_files, open_city
+from lczldl.distributions import ENTROPY_BIN_EDGES
 
 
 def load(raw: Path, cities: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

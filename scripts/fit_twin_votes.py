@@ -21,7 +21,8 @@ import numpy as np
 
 import lczldl.data.synth as sy
 from lczldl.data.labels import build_labels
-from lczldl.data.stats import load_reference, tv_distance, vote_statistics
+from lczldl.data.stats import load_reference, vote_statistics
+from lczldl.distributions import tv_distance
 
 #: global parameters searched: (name, tuple index or None, step, (low, high))
 GLOBALS = [("EXPERT_LEAK_P", None, 0.1, (0, 0.6)), ("EXPERT_LEAK", 1, 0.02, (0.03, 0.15)),

@@ -9,8 +9,6 @@ Conventions used everywhere in lczldl:
 
 from __future__ import annotations
 
-import math
-
 #: Sentinel-2 bands of So2Sat LCZ42 in file order, TorchGeo names.
 BANDS: tuple[str, ...] = (
     "S2_B02", "S2_B03", "S2_B04", "S2_B05", "S2_B06",
@@ -37,9 +35,6 @@ LCZ_COLORS: tuple[str, ...] = (
     "#bcbcbc", "#ffccaa", "#555555", "#006a00", "#00aa00", "#648525", "#b9db79",
     "#000000", "#fbf7ae", "#6a6aff",
 )
-
-#: Vote-entropy bins of the paper (nats): [-0.1, 0.2, 0.5, 0.7, 1, 1.3, inf).
-ENTROPY_BIN_EDGES: tuple[float, ...] = (-0.1, 0.2, 0.5, 0.7, 1.0, 1.3, math.inf)
 
 #: Cities of the label-evaluation release.
 EUROPEAN_CITIES: tuple[str, ...] = (

@@ -18,8 +18,8 @@ from lczldl.data.labels import (
     smooth_one_hot,
     urban_distribution,
     vote_counts,
-    vote_entropy,
 )
+from lczldl.distributions import entropy_nats
 from lczldl.errors import DataError
 
 from .conftest import SHARED
@@ -148,7 +148,7 @@ def test_vote_entropy_hand_values():
         [0.1] * 10,
         [0.0] * 10,
     ])
-    h = vote_entropy(d)
+    h = entropy_nats(d)
     assert h[0] == 0.0
     assert h[1] == pytest.approx(math.log(2))
     assert h[2] == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
@@ -261,7 +261,7 @@ def test_real_entropies_equal_ours(real):
     nan_rows = ~np.isfinite(d).all(axis=1)
     assert nan_rows.sum() == 17
     assert np.isnan(e[nan_rows]).all() and np.isfinite(e[~nan_rows]).all()
-    ours = vote_entropy(d[~nan_rows])
+    ours = entropy_nats(d[~nan_rows])
     # the stored entropies are float32 (torch Categorical): compare at float32 precision
     np.testing.assert_allclose(ours, e[~nan_rows].astype(np.float64), rtol=0, atol=1e-6)
     assert ours.mean() == pytest.approx(0.325, abs=5e-4)

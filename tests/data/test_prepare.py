@@ -10,10 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from lczldl.constants import ALL_CITIES, ENTROPY_BIN_EDGES
+from lczldl.constants import ALL_CITIES
 from lczldl.data import prepare as prep
 from lczldl.data.labels import build_labels, pad_votes
 from lczldl.data.prepare import is_prepared_store, is_raw_vote_folder, prepare_store
+from lczldl.distributions import ENTROPY_BIN_EDGES
 from lczldl.errors import DataError
 
 N = 24

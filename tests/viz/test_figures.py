@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lczldl.constants import ENTROPY_BIN_EDGES
+from lczldl.distributions import ENTROPY_BIN_EDGES, entropy_bin_labels, entropy_nats, spearman
 from lczldl.evaluation.metrics import compute_metrics
 from lczldl.viz import figures as F
 
@@ -84,7 +84,7 @@ def test_vote_entropy_shares_hand_case():
 
 
 def test_entropy_bin_labels_match_edges():
-    labels = F.entropy_bin_labels()
+    labels = entropy_bin_labels()
     assert len(labels) == len(ENTROPY_BIN_EDGES) - 1
     assert labels[0] == "< 0.2" and labels[-1] == "\u2265 1.3" and labels[2] == "0.5\u20130.7"
 
@@ -130,10 +130,10 @@ def test_metrics_by_entropy_bin_matches_compute_metrics(data):
 
 def test_predictive_entropy_and_spearman():
     p = np.array([[1.0, 0.0], [0.5, 0.5]])
-    np.testing.assert_allclose(F.predictive_entropy(p), [0.0, math.log(2)])
-    assert F.spearman(np.array([1, 2, 3.0]), np.array([10, 20, 25.0])) == pytest.approx(1.0)
-    assert F.spearman(np.array([1, 2, 3.0]), np.array([3, 2, 1.0])) == pytest.approx(-1.0)
-    assert math.isnan(F.spearman(np.array([1, 1, 1.0]), np.array([1, 2, 3.0])))
+    np.testing.assert_allclose(entropy_nats(p), [0.0, math.log(2)])
+    assert spearman(np.array([1, 2, 3.0]), np.array([10, 20, 25.0])) == pytest.approx(1.0)
+    assert spearman(np.array([1, 2, 3.0]), np.array([3, 2, 1.0])) == pytest.approx(-1.0)
+    assert math.isnan(spearman(np.array([1, 1, 1.0]), np.array([1, 2, 3.0])))
 
 
 # --- plots -------------------------------------------------------------------------------------

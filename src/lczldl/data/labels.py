@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lczldl.constants import N_EXPERTS, N_LCZ, N_URBAN
+from lczldl.distributions import entropy_nats
 from lczldl.errors import DataError
 
 DROP_NON_URBAN = "non_urban_majority"
@@ -88,14 +89,6 @@ def urban_distribution(counts: np.ndarray, smoothing: float = 0.0, renormalise: 
     return np.where(n > 0, dist, 0.0)
 
 
-def vote_entropy(dist: np.ndarray) -> np.ndarray:
-    """Shannon entropy in nats of each row, with 0 log 0 = 0."""
-    d = np.asarray(dist, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
-    return -terms.sum(axis=-1)
-
-
 def pad_votes(votes: np.ndarray, width: int = N_EXPERTS) -> np.ndarray:
     """Pad (N, k <= width) votes with 0 (= no vote) to (N, width) int8; column = expert."""
     votes = np.asarray(votes)
@@ -152,7 +145,7 @@ def build_labels(votes: np.ndarray, original: np.ndarray | int, *, smoothing: fl
         majority=majority,
         label=np.where(keep, majority - 1, -1).astype(np.int64),
         distribution=dist.astype(np.float32),
-        entropy=vote_entropy(raw_dist).astype(np.float32),
+        entropy=entropy_nats(np.asarray(raw_dist, dtype=np.float64)).astype(np.float32),
         votes=pad_votes(votes),
         original=original.astype(np.int8),
         dropped={DROP_NON_URBAN: int((~urban_majority).sum()),

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lczldl.constants import ALL_CITIES, BANDS, ENTROPY_BIN_EDGES, N_URBAN, PATCH_SIZE
+from lczldl.constants import ALL_CITIES, BANDS, N_URBAN, PATCH_SIZE
+from lczldl.distributions import ENTROPY_BIN_EDGES, entropy_histogram
 from lczldl.errors import DataError
 
 STORE_FORMAT = "lczldl-store"
@@ -63,14 +64,6 @@ def is_raw_vote_folder(path: Path) -> bool:
         if stem in ALL_CITIES:
             return True
     return False
-
-
-def entropy_histogram(entropy: np.ndarray) -> list[int]:
-    """Counts per paper bin of ``ENTROPY_BIN_EDGES`` (nats), bins left-closed [lo, hi)."""
-    edges = np.asarray(ENTROPY_BIN_EDGES, dtype=np.float64)
-    idx = np.clip(np.searchsorted(edges, np.asarray(entropy, dtype=np.float64), side="right") - 1,
-                  0, len(edges) - 2)
-    return np.bincount(idx, minlength=len(edges) - 1).tolist()
 
 
 def to_uint16(px: np.ndarray) -> tuple[np.ndarray, int]:
@@ -289,7 +282,7 @@ def prepare_store(raw: Path, out: Path, *, split: str = "authors", seed: int = 4
             arrays = {k: np.concatenate(v) for k, v in cols.items()}
             for k, v in arrays.items():
                 np.save(tmp / s / f"{k}.npy", v)
-            ent_counts = entropy_histogram(arrays["vote_entropy"])
+            ent_counts = entropy_histogram(arrays["vote_entropy"]).tolist()
             n = n_split[s]
             manifest_splits[s] = {
                 "n": n,

@@ -27,8 +27,14 @@ import numpy as np
 from lczldl.constants import (
     AUTHORS_HELDOUT_CITIES,
     AUTHORS_TRAIN_CITIES,
-    ENTROPY_BIN_EDGES,
     N_URBAN,
+)
+from lczldl.distributions import (
+    ENTROPY_BIN_EDGES,
+    N_ENTROPY_BINS,
+    entropy_bin_shares,
+    entropy_nats,
+    tv_distance,
 )
 from lczldl.errors import DataError
 
@@ -47,31 +53,6 @@ _UNANIMOUS_TOL = 1e-6
 def pair_name(a: int, b: int) -> str:
     """(1, 4) -> "1->4" (LCZ ids)."""
     return f"{a}->{b}"
-
-
-def entropy_bin_shares(entropy: np.ndarray) -> np.ndarray:
-    """(N,) entropies (nats) -> (6,) shares per paper bin, left-closed; zeros if N = 0."""
-    edges = np.asarray(ENTROPY_BIN_EDGES, dtype=np.float64)
-    e = np.asarray(entropy, dtype=np.float64)
-    idx = np.clip(np.searchsorted(edges, e, side="right") - 1, 0, len(edges) - 2)
-    counts = np.bincount(idx, minlength=len(edges) - 1).astype(np.float64)
-    return counts / max(len(e), 1)
-
-
-def row_entropy(distributions: np.ndarray) -> np.ndarray:
-    """(N, K) -> (N,) Shannon entropy in nats, 0 log 0 = 0."""
-    d = np.asarray(distributions, dtype=np.float64)
-    safe = np.where(d > 0, d, 1.0)
-    return -(d * np.log(safe)).sum(axis=1)
-
-
-def tv_distance(p: np.ndarray, q: np.ndarray) -> float:
-    """Total-variation distance 0.5 * sum |p - q| of two discrete distributions (same length)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if p.shape != q.shape:
-        raise ValueError(f"tv_distance: shapes differ {p.shape} vs {q.shape}")
-    return float(0.5 * np.abs(p - q).sum())
 
 
 def vote_statistics(distributions: np.ndarray, majority: np.ndarray) -> dict:
@@ -94,7 +75,7 @@ def vote_statistics(distributions: np.ndarray, majority: np.ndarray) -> dict:
     if m.size and (m.min() < 0 or m.max() >= N_URBAN):
         raise DataError("vote statistics: majority class indices must be 0..9")
     n = d.shape[0]
-    ent = row_entropy(d)
+    ent = entropy_nats(np.asarray(d, dtype=np.float64))
     counts = np.bincount(m, minlength=N_URBAN).astype(np.float64)
     given = np.full((N_URBAN, N_URBAN), np.nan)
     for k in range(N_URBAN):
@@ -102,7 +83,7 @@ def vote_statistics(distributions: np.ndarray, majority: np.ndarray) -> dict:
             given[k] = d[m == k].mean(axis=0)
     top = d.max(axis=1) if n else np.zeros(0)
     unanimous = top >= 1 - _UNANIMOUS_TOL
-    n_bins = len(ENTROPY_BIN_EDGES) - 1
+    n_bins = N_ENTROPY_BINS
     bins_given = np.full((N_URBAN, n_bins), np.nan)
     unanimous_given = np.full(N_URBAN, np.nan)
     for k in np.nonzero(counts)[0]:

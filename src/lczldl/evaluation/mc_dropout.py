@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from lczldl.distributions import entropy_nats
+
 
 def _dropout_types():
     import torch.nn as nn
@@ -86,7 +88,6 @@ def mc_dropout_predict(model: Any, images: Any, passes: int = 20, batch_size: in
         raise ValueError("mc_dropout_predict: no images")
     probs = np.concatenate(probs_out)
     mean_h = np.concatenate(ent_out)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0).sum(axis=1)
+    h = entropy_nats(probs)
     return {"probs": probs, "predictive_entropy": h, "mutual_info": np.maximum(h - mean_h, 0.0),
             "passes": np.int64(passes)}

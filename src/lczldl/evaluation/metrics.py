@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from lczldl.constants import ENTROPY_BIN_EDGES
+from lczldl.distributions import N_ENTROPY_BINS, entropy_bin, entropy_nats, spearman
 from lczldl.errors import DataError
 from lczldl.evaluation.calibration import (
     adaptive_ece,
@@ -35,7 +35,6 @@ PAPER_METRICS = ("oa", "maa", "waa", "kappa", "ce_one_hot", "ce_distr", "ece", "
 EXTRA_METRICS = ("balanced_accuracy", "macro_f1", "classwise_ece", "adaptive_ece", "mean_confidence",
                  "overconfidence", "brier_one_hot",
                  "brier_distr", "nll", "kl_distr", "js_distr", "tv_distr", "entropy_spearman")
-N_ENTROPY_BINS = len(ENTROPY_BIN_EDGES) - 1
 ENTROPY_BIN_METRICS = tuple(f"oa_ebin{b}" for b in range(N_ENTROPY_BINS)) + tuple(
     f"ece_ebin{b}" for b in range(N_ENTROPY_BINS))
 #: Keys that depend on the top-label confidence (what ``compute_metrics(confidence=...)`` changes,
@@ -92,31 +91,6 @@ def keras_categorical_ce(target: np.ndarray, probs: np.ndarray) -> float:
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
     """(K, K) float64 counts, rows = true class, columns = predicted class."""
     return np.bincount(labels * k + preds, minlength=k * k).reshape(k, k).astype(np.float64)
-
-
-def entropy_nats(p: np.ndarray) -> np.ndarray:
-    """Row entropies (N,) in nats with 0 log 0 = 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = p * np.log(p)
-    return -np.where(p > 0, plogp, 0.0).sum(axis=1)
-
-
-def entropy_bin(entropy: np.ndarray) -> np.ndarray:
-    """Paper vote-entropy bin 0..5 of each entropy (nats): left-closed [lo, hi) on
-    ENTROPY_BIN_EDGES, values outside clipped into the first/last bin (as data.prepare counts)."""
-    edges = np.asarray(ENTROPY_BIN_EDGES, dtype=np.float64)
-    return np.clip(np.searchsorted(edges, entropy, side="right") - 1, 0, len(edges) - 2)
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation with average ranks for ties; NaN if either is constant."""
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(x), rankdata(y)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    den = math.sqrt(float((rx * rx).sum()) * float((ry * ry).sum()))
-    return float((rx * ry).sum() / den) if den > 0 else float("nan")
 
 
 def classification_metrics(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, float]:

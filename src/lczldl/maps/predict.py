@@ -29,9 +29,9 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lczldl.constants import PATCH_SIZE
+from lczldl.distributions import entropy_nats
 from lczldl.errors import RunError, SceneError
 from lczldl.evaluation.mc_dropout import enable_mc_dropout
-from lczldl.evaluation.metrics import entropy_nats
 from lczldl.fileio import atomic_write_json, file_sha256
 from lczldl.maps.scene import OutputGrid, SceneInfo, detect_scale, open_scene, output_grid, read_rows
 

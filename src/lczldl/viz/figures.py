@@ -4,7 +4,7 @@ Each plot has a pure data function next to it (``confusion_percent``, ``reliabil
 that computes exactly what is drawn; tests check those numbers, the plots only draw them.
 
 Conventions: class indices 0..9 <-> LCZ 1..10; probabilities (N, K) rows sum to 1; entropies in
-nats; vote-entropy bins are the paper's :data:`lczldl.constants.ENTROPY_BIN_EDGES`, left-closed
+nats; vote-entropy bins are the paper's :data:`lczldl.distributions.ENTROPY_BIN_EDGES`, left-closed
 [lo, hi) as in the prepared store's manifest. Reliability diagrams bin the top-label confidence with
 the evaluation's default convention (:func:`lczldl.evaluation.calibration.calibration_bins`,
 ``binning="right"``: equal-width bins (lo, hi], confidence 0 dropped), so the ECE printed on a
@@ -24,7 +24,14 @@ from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from lczldl.constants import ENTROPY_BIN_EDGES, N_LCZ, N_URBAN
+from lczldl.constants import N_LCZ, N_URBAN
+from lczldl.distributions import (
+    N_ENTROPY_BINS,
+    entropy_bin,
+    entropy_bin_labels,
+    entropy_nats,
+    spearman,
+)
 from lczldl.evaluation.calibration import calibration_bins
 from lczldl.viz.style import (
     ACCENT,
@@ -85,27 +92,6 @@ def voting_confusion_percent(votes: Array, original: Array, k: int = N_URBAN) ->
         return np.where(tot > 0, 100.0 * cm / tot, np.nan)
 
 
-def entropy_bin_index(entropy: Array) -> Array:
-    """(N,) entropies (nats) -> paper bin 0..5 of ENTROPY_BIN_EDGES, left-closed, clipped."""
-    edges = np.asarray(ENTROPY_BIN_EDGES, dtype=np.float64)
-    e = np.asarray(entropy, dtype=np.float64)
-    return np.clip(np.searchsorted(edges, e, side="right") - 1, 0, len(edges) - 2)
-
-
-def entropy_bin_labels() -> list[str]:
-    """Tick labels of the paper's entropy bins: "<0.2", "0.2-0.5", ..., ">=1.3"."""
-    e = ENTROPY_BIN_EDGES
-    out = []
-    for lo, hi in zip(e[:-1], e[1:], strict=True):
-        if lo < 0:
-            out.append(f"< {hi:g}")
-        elif math.isinf(hi):
-            out.append(f"\u2265 {lo:g}")
-        else:
-            out.append(f"{lo:g}\u2013{hi:g}")
-    return out
-
-
 def vote_entropy_shares(entropy: Array, majority_lcz: Array) -> dict[str, Array]:
     """Share (percent) of images per paper entropy bin within the urban (majority LCZ 1-10) and
     the non-urban (LCZ 11-17) group: {"urban": (6,), "non-urban": (6,)}, each summing to 100
@@ -114,8 +100,8 @@ def vote_entropy_shares(entropy: Array, majority_lcz: Array) -> dict[str, Array]
     maj = np.asarray(majority_lcz, dtype=np.int64)
     if entropy.shape != maj.shape:
         raise ValueError(f"entropy {entropy.shape} and majority_lcz {maj.shape} differ in shape")
-    nb = len(ENTROPY_BIN_EDGES) - 1
-    idx = entropy_bin_index(entropy)
+    nb = N_ENTROPY_BINS
+    idx = entropy_bin(entropy)
     out: dict[str, Array] = {}
     for name, sel in (("urban", (maj >= 1) & (maj <= N_URBAN)), ("non-urban", (maj > N_URBAN) & (maj <= N_LCZ))):
         cnt = np.bincount(idx[sel], minlength=nb).astype(np.float64)
@@ -152,32 +138,14 @@ def reliability_data(probs: Array, labels: Array, n_bins: int = 20) -> dict[str,
     }
 
 
-def predictive_entropy(probs: Array) -> Array:
-    """(N, K) probabilities -> (N,) entropy in nats (0 log 0 = 0)."""
-    p = np.asarray(probs, dtype=np.float64)
-    return -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1)
-
-
-def spearman(x: Array, y: Array) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when a variable is constant."""
-    from scipy.stats import rankdata
-
-    if len(x) < 2:
-        return float("nan")
-    rx, ry = rankdata(x), rankdata(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
 def metrics_by_entropy_bin(probs: Array, labels: Array, vote_entropy: Array,
                            n_bins: int = 20) -> dict[str, Array]:
     """Accuracy, ECE (right-closed bins) and sample count per paper vote-entropy bin: (6,) each,
     NaN for empty bins."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    eb = entropy_bin_index(vote_entropy)
-    nb = len(ENTROPY_BIN_EDGES) - 1
+    eb = entropy_bin(vote_entropy)
+    nb = N_ENTROPY_BINS
     acc = np.full(nb, np.nan)
     ece = np.full(nb, np.nan)
     cnt = np.bincount(eb, minlength=nb)
@@ -539,7 +507,7 @@ def plot_entropy_hexbin(per_regime: Mapping[str, tuple[Array, Array]], out_stem:
         data = {}
         for reg in regimes:
             p, ve = per_regime[reg]
-            data[reg] = (predictive_entropy(p), np.asarray(ve, dtype=np.float64))
+            data[reg] = (entropy_nats(np.asarray(p, dtype=np.float64)), np.asarray(ve, dtype=np.float64))
             vmax = max(vmax, len(ve))
         for n, reg in enumerate(regimes):
             r, c = divmod(n, cols)
@@ -630,8 +598,8 @@ def plot_seed_dots(per_seed_metrics: Mapping[str, Sequence[Mapping[str, float]]]
 
 
 __all__ = [
-    "confusion_percent", "entropy_bin_index", "entropy_bin_labels", "metrics_by_entropy_bin",
+    "confusion_percent", "metrics_by_entropy_bin",
     "plot_confusion_matrices", "plot_entropy_hexbin", "plot_metrics_by_entropy_bin", "plot_reliability",
     "plot_reliability_grid", "plot_seed_dots", "plot_vote_entropy_bars", "plot_voting_confusion",
-    "predictive_entropy", "reliability_data", "spearman", "vote_entropy_shares", "voting_confusion_percent",
+    "reliability_data", "vote_entropy_shares", "voting_confusion_percent",
 ]

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from lczldl.constants import ENTROPY_BIN_EDGES, LCZ_CODES, LCZ_NAMES, N_URBAN
+from lczldl.constants import LCZ_CODES, LCZ_NAMES, N_URBAN
+from lczldl.distributions import N_ENTROPY_BINS, entropy_nats
 from lczldl.errors import RunError
 from lczldl.fileio import atomic_write_text
 from lczldl.viz import figures as F
@@ -222,7 +223,7 @@ def _votes_entropy_majority(votes: np.ndarray, original: np.ndarray) -> tuple[np
     maj = majority_vote(counts, original)
     tot = counts.sum(axis=1, keepdims=True)
     p = np.where(tot > 0, counts / np.maximum(tot, 1), 0.0)
-    return F.predictive_entropy(p), maj
+    return entropy_nats(np.asarray(p, dtype=np.float64)), maj
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,7 +600,7 @@ def _write(st: Study) -> tuple[Path, Path]:
         if extras:
             d.heading("Further metrics", 3)
             d.table(*_results_table(rows, extras), text_cols=2)
-        ebin = [f"{p}_ebin{b}" for p in ("oa", "ece") for b in range(len(ENTROPY_BIN_EDGES) - 1)]
+        ebin = [f"{p}_ebin{b}" for p in ("oa", "ece") for b in range(N_ENTROPY_BINS)]
         ebin = [k for k in ebin if k in present]
         if ebin:
             d.heading("Accuracy and ECE per vote-entropy bin", 3)
