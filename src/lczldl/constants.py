@@ -15,6 +15,9 @@ BANDS: tuple[str, ...] = (
     "S2_B07", "S2_B08", "S2_B8A", "S2_B11", "S2_B12",
 )
 PATCH_SIZE = 32
+#: reflectance = digital number / REFLECTANCE_SCALE (So2Sat patches, the store's uint16 pixels, the
+#: default quantification of Sentinel-2 products)
+REFLECTANCE_SCALE = 10000.0
 N_LCZ = 17
 N_URBAN = 10
 N_EXPERTS = 11
