@@ -30,21 +30,33 @@ the 11 vote columns only, as in the release.
 
 Output: exactly the release format read by ``lczldl.data.readers.votes`` (``sen2`` stored as
 float32 reflectance, ``label`` int16). Deterministic for a seed (each city has its own stream).
-Sizes (patches per European / addon city): small 560 / 60 (6,080 in all, 3,600 in the authors'
-train cities), medium 10x, full 20,000 / 2,500 (220,000, ~45,000 per held-out split, like the real
-test split of 40,885).
+Sizes (:data:`SIZES`, patches per European / addon city; docs/synthetic_twin.md): tiny 80 / 8
+(864 in all), small 560 / 30 (5,840 in all, 3,480 in the authors' train cities), medium 10x,
+full 20,000 / 1,250 (210,000, ~42,500 per held-out split, like the real test split of 40,885).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from lczldl.constants import ADDON_CITIES, EUROPEAN_CITIES, N_EXPERTS
+from lczldl.constants import (
+    ADDON_CITIES,
+    BANDS,
+    EUROPEAN_CITIES,
+    N_EXPERTS,
+    N_LCZ,
+    N_URBAN,
+    PATCH_SIZE,
+    REFLECTANCE_SCALE,
+)
 from lczldl.errors import DataError
+from lczldl.fileio import os_error_at
 
 SIZES = {  # patches per European city, per addon city
     "tiny": (80, 8),
@@ -133,7 +145,7 @@ def simulate_latent(rng: np.random.Generator, n: int, addon: bool,
         mixing = {7: ADDON_MIXING}
     else:
         shares = CITY_SHARES if shares is None else shares
-        primary = rng.choice(np.arange(1, 11), size=n, p=shares).astype(np.int64)
+        primary = rng.choice(np.arange(1, N_URBAN + 1), size=n, p=shares).astype(np.int64)
         odd = rng.random(n) < NON_URBAN_SHARE
         primary[odd] = rng.choice([11, 14], size=int(odd.sum()))
         table, mixing = NEIGHBOURS, MIXING
@@ -215,7 +227,7 @@ def simulate_votes(rng: np.random.Generator, experts: list[dict], latent: dict) 
     for e, ex in enumerate(experts):
         per = np.clip(weight + rng.normal(0.0, ex["noise"], weight.shape) * (weight > 0), 1e-6, None)
         per = per ** ex["gamma"]
-        mix = np.zeros((n, 18))
+        mix = np.zeros((n, N_LCZ + 1))
         for j in range(3):
             np.add.at(mix, (rows, comp[:, j]), per[:, j])
         for (a, b), leak in ex["leaks"].items():
@@ -224,7 +236,7 @@ def simulate_votes(rng: np.random.Generator, experts: list[dict], latent: dict) 
             mix[:, b] += moved
         mix /= mix.sum(axis=1, keepdims=True)
         u = rng.random((n, 1)) if draws is None else draws[:, e:e + 1]
-        v = np.minimum((u > np.cumsum(mix, axis=1)).sum(axis=1), 17)
+        v = np.minimum((u > np.cumsum(mix, axis=1)).sum(axis=1), N_LCZ)
         slip = rng.random(n) < ex["slip"]
         for a in np.unique(v[slip]):
             idx = np.nonzero(slip & (v == a))[0]
@@ -353,7 +365,7 @@ def render_scene(rng: np.random.Generator, latent: dict, city: dict) -> np.ndarr
     px = np.take_along_axis(layers, pick[None, :, None], axis=0)[0]
     px += rng.normal(0.0, 0.005, px.shape).astype(np.float32)
     px = np.clip(px, 0.0, None)
-    return np.round(px.transpose(0, 2, 3, 1) * 10000) / 10000      # S2 quantisation (DN / 10000)
+    return np.round(px.transpose(0, 2, 3, 1) * REFLECTANCE_SCALE) / REFLECTANCE_SCALE  # S2 quantisation
 
 
 def city_patches(rng: np.random.Generator, n: int, experts: list[dict], city: dict, addon: bool,
@@ -378,32 +390,55 @@ def _city_key(city: str) -> int:
 def synthesize(out: Path, seed: int = 0, size: str = "small", progress: bool = True) -> dict:
     """Write the 18 cities' vote files of the twin into ``out``; returns {file name: rows}.
 
-    Each file is written under a temporary name and renamed; the same seed gives the same files.
+    All-or-nothing: the files are written into a temporary folder inside ``out`` and moved into
+    place once every one is complete; on any error (a full disk included) the temporary folder,
+    and ``out`` itself when this call created it, are removed. The same seed gives the same files.
     """
     if size not in SIZES:
         raise DataError(f"unknown twin size '{size}', use one of {', '.join(SIZES)}")
+    if not isinstance(seed, int) or seed < 0:
+        raise DataError(f"twin seed must be an integer >= 0, got {seed!r}")
     out = Path(out)
+    new_root = next((p for p in reversed([out.absolute(), *out.absolute().parents]) if not p.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".lczldl-synth-", dir=out))
+    try:
+        written = _write_twin(tmp, seed, size, progress)
+        for name in written:
+            os.replace(tmp / name, out / name)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if new_root is not None:
+            shutil.rmtree(new_root, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise os_error_at(exc, out) from exc
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
+def _write_twin(folder: Path, seed: int, size: str, progress: bool) -> dict[str, int]:
+    """Write every city's file of the twin into ``folder``; returns {file name: rows}."""
+    from rich.progress import Progress
+
+    from lczldl.data.readers.votes import city_file_name
+
     n_city, n_addon = SIZES[size]
     experts = make_experts(np.random.default_rng([seed, 1]))
     jobs = [(c, False) for c in EUROPEAN_CITIES] + [(c, True) for c in ADDON_CITIES]
-    total = sum(n_addon if a else n_city for _, a in jobs)
     written = {}
-    from rich.progress import Progress
-
     with Progress(disable=not progress or size in ("tiny", "small"), transient=True) as bar:
-        task = bar.add_task("synthesising twin", total=total)
+        task = bar.add_task("synthesising twin", total=sum(n_addon if a else n_city for _, a in jobs))
         for city, addon in jobs:
             rng = np.random.default_rng([seed, _city_key(city)])
             look = make_city(rng)
             shares = None if addon else rng.dirichlet(CITY_SHARES * 80 + 0.1)
             n = n_addon if addon else n_city
-            name = f"{city}_addon.h5" if addon else f"{city}.h5"
-            tmp = out / f".{name}.tmp"
+            name = city_file_name(city, addon)
             try:
-                with h5py.File(tmp, "w") as f:
-                    ds = f.create_dataset("sen2", shape=(n, 32, 32, 10), dtype="float32",
-                                          chunks=(min(n, 128), 32, 32, 10))
+                with h5py.File(folder / name, "w") as f:
+                    ds = f.create_dataset("sen2", shape=(n, PATCH_SIZE, PATCH_SIZE, len(BANDS)),
+                                          dtype="float32", chunks=(min(n, 128), PATCH_SIZE, PATCH_SIZE, len(BANDS)))
                     labels = []
                     for start in range(0, n, CHUNK):
                         m = min(CHUNK, n - start)
@@ -413,9 +448,7 @@ def synthesize(out: Path, seed: int = 0, size: str = "small", progress: bool = T
                         bar.advance(task, m)
                     f.create_dataset("label", data=np.concatenate(labels))
                     f.attrs["lczldl_synthetic_twin"] = f"seed={seed} size={size}"
-                os.replace(tmp, out / name)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+            except OSError as exc:
+                raise os_error_at(exc, folder.parent / name) from exc
             written[name] = n
     return written
