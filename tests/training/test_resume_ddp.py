@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from lczldl.training.run import read_metrics_csv, train_run
+from lczldl.training.callbacks import read_metrics_csv
+from lczldl.training.run import train_run
 
 from .conftest import TINY
 

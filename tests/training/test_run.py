@@ -11,7 +11,8 @@ import yaml
 from lczldl.config import load_config
 from lczldl.errors import RunError
 from lczldl.models.io import load_model
-from lczldl.training.run import read_metrics_csv, train_run
+from lczldl.training.callbacks import read_metrics_csv
+from lczldl.training.run import train_run
 
 from .conftest import TINY
 
