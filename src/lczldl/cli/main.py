@@ -70,7 +70,7 @@ _OS_HINTS = {
     errno.EROFS: "the file system is read-only; choose another --out",
     errno.ENOENT: "check the path",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
-    errno.EEXIST: "it exists already; choose another path",
+    errno.EEXIST: "a file is in the way of a folder; choose another path",
 }
 
 
