@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lczldl.errors import ConfigError, RunError
+from lczldl.errors import ConfigError, LczldlError, RunError
 from lczldl.study.executors import LocalExecutor, make_executor
 from lczldl.study.runner import run_study
 from lczldl.study.units import marker_path, read_marker
@@ -251,3 +251,46 @@ def test_submitit_local_study(store, tmp_path):
     info = study_run(store, out, regimes="dist", seeds="0", workers=1, executor="submitit-local")
     assert info["status"] == "finished" and info["executor"] == "submitit-local"
     assert (out / "summary.csv").read_text() == "regime,seed,score\ndist,0,1.500\n"
+
+
+def test_typed_options_win_over_the_study_section(store, tmp_path):
+    """--seeds / --workers typed equal to their defaults still win over the config's study section."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("study:\n  regimes: [dist]\n  seeds: '3'\n  workers: 2\n  executor: submitit-local\n")
+    out = tmp_path / "study"
+    info = run_study(data=store, out=out, config=cfg, seeds="0-1", workers=1, executor="local",
+                     work=WORK, progress=False)
+    assert info["regimes"] == ["dist"]                                  # not typed: the file's
+    assert info["seeds"] == [0, 1] and info["workers"] == 1 and info["executor"] == "local"
+    assert (out / "summary.csv").read_text() == "regime,seed,score\ndist,0,1.500\ndist,1,1.550\n"
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"workers": 0}, "--workers 0: must be greater than or equal to 1"),
+    ({"seeds": "4-1"}, "--seeds 4-1: range 4-1 runs backwards"),
+    ({"regimes": "dist,soft"}, "--regimes dist,soft: unknown soft"),
+    ({"executor": "condor"}, "--executor condor: expected"),
+    ({"config": "missing.yaml"}, "missing.yaml: config file not found"),
+    ({"data": "nothing"}, "--data"),
+])
+def test_a_bad_option_leaves_nothing(store, tmp_path, kw, message):
+    kw = dict(kw)
+    for k in ("config", "data"):
+        if k in kw:
+            kw[k] = tmp_path / kw[k]
+    kw.setdefault("data", store)
+    out = tmp_path / "study"
+    with pytest.raises(LczldlError) as e:
+        run_study(out=out, work=WORK, progress=False, **kw)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists()
+
+
+def test_raw_votes_that_fail_to_prepare_leave_no_study_folder(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "atlantis.h5").write_bytes(b"not a city")
+    out = tmp_path / "study"
+    with pytest.raises(LczldlError, match="unknown city file"):
+        run_study(data=raw, out=out, work=WORK, progress=False)
+    assert not out.exists()
