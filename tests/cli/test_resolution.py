@@ -19,14 +19,6 @@ def _fails(argv: list[str], capsys) -> str:
     return err.strip()
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = tmp_path / "store"
-    s.mkdir()
-    (s / "manifest.json").write_text(json.dumps({"format": "lczldl-store", "version": 1}))
-    return s
-
-
 def test_study_workers_0_leaves_nothing(store, tmp_path, capsys):
     out = tmp_path / "study"
     err = _fails(["study", "--data", str(store), "--out", str(out), "--workers", "0"], capsys)

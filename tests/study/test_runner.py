@@ -32,14 +32,6 @@ def _importable(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = tmp_path / "store"
-    s.mkdir()
-    (s / "manifest.json").write_text(json.dumps({"format": "lczldl-store", "version": 1}))
-    return s
-
-
 def calls(study: Path) -> list[str]:
     p = study / "calls.txt"
     return p.read_text().split() if p.is_file() else []
