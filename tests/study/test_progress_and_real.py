@@ -98,7 +98,8 @@ def test_real_study_killed_during_training_then_resumed_matches(tmp_path, monkey
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     store = _tiny_store(tmp_path)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("train:\n  max_epochs: 3\n  patience: 5\nevaluation:\n  mc_passes: 2\n")
+    cfg.write_text("model:\n  depth: 5\n  width: 4\ntrain:\n  max_epochs: 3\n  patience: 5\n"
+                   "evaluation:\n  mc_passes: 2\n")  # a small network: resume semantics, not speed
     common = ["--data", str(store), "--config", str(cfg), "--regimes", "dist", "--seeds", "0"]
     cli = [sys.executable, "-m", "lczldl.cli.main", "study"]
     ref = subprocess.run(cli + common + ["--out", str(tmp_path / "ref")], capture_output=True, text=True)
