@@ -12,16 +12,7 @@ import json
 import os
 from pathlib import Path
 
-
-def block_forever(study: Path) -> None:
-    """Block without polling: open a FIFO for reading that nobody ever writes to."""
-    fifo = study / "never-written.fifo"
-    try:
-        os.mkfifo(fifo)
-    except FileExistsError:
-        pass
-    open(fifo).close()  # returns only if a writer appears (none does)
-    raise RuntimeError("the FIFO was opened for writing")
+from killpoint import block_after_epoch, block_forever
 
 
 def _common(spec: dict) -> Path:
@@ -96,18 +87,8 @@ def train_blocking_after_epoch_1(spec: dict) -> dict:
     """The real train unit, except that it blocks for good right after ``last.ckpt`` of epoch 1 is
     on disk (having written ``checkpointed-<unit-id>``), so a test can kill it at a known point."""
     from lczldl.study import work
-    from lczldl.training.callbacks import LastCheckpoint
 
-    real = LastCheckpoint.on_train_epoch_end
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        real(self, trainer, pl_module)
-        if trainer.current_epoch == 1:
-            study = Path(spec["study"])
-            (study / f"checkpointed-{spec['id']}").write_text(str(os.getpid()))
-            block_forever(study)
-
-    LastCheckpoint.on_train_epoch_end = on_train_epoch_end
+    block_after_epoch(1, Path(spec["study"]) / f"checkpointed-{spec['id']}")
     return work.train(spec)
 
 
