@@ -38,7 +38,8 @@ ROWS_PER_CHUNK = 4096
 def make_store(path: Path, n: int, seed: int = 0) -> None:
     """Write an n-row train split (and tiny val/test) in store format, chunk by chunk."""
     from lczldl.constants import BANDS, N_URBAN
-    from lczldl.data.prepare import STORE_FORMAT, STORE_VERSION, write_npy_header
+    from lczldl.data.prepare_pixels import write_npy_header
+    from lczldl.layout import STORE_FORMAT, STORE_VERSION
 
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)

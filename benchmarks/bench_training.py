@@ -63,7 +63,8 @@ def main() -> None:
 
     import torch
 
-    from lczldl.training.run import read_metrics_csv, train_run
+    from lczldl.training.callbacks import read_metrics_csv
+    from lczldl.training.run import train_run
 
     print(f"# training loop benchmark: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, torch {torch.__version__}, "

@@ -12,20 +12,26 @@ Top level :class:`LczldlConfig`, one section per concern:
 
 Defaults (``lczldl/resources/default.yaml`` documents every key) reproduce the paper's protocol:
 Nadam lr 0.002 halved every 5 epochs, batch 64, at most 300 epochs, early stopping on the
-regime's validation loss with patience 20. Sources are merged in this order: defaults <- YAML
-file <- ``--set key=value`` overrides <- explicit keyword updates (CLI options). Any problem
-raises :class:`lczldl.errors.ConfigError` with one line naming the key.
+regime's validation loss with patience 20.
+
+:func:`load_config` is the one place where settings are resolved, for every command: defaults
+(the models below, the only place they are declared) <- YAML file <- ``--set key=value``
+overrides <- the options the user typed (keyword updates; ``None`` = not given). What the user
+typed therefore always wins over the file, and the file over the defaults. Any problem raises
+:class:`lczldl.errors.ConfigError` with one line naming the key (or the CLI option, via ``flags``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lczldl.constants import BANDS, REGIMES
+from lczldl.constants import BANDS, PAPER_REGIMES, REGIMES
 from lczldl.errors import ConfigError
 
 Regime = Literal["onehot", "onehot_ls", "dist", "dist_ls", "dawid_skene"]
@@ -123,26 +129,98 @@ class SlurmConfig(_Strict):
 
 
 class PrepareConfig(_Strict):
-    """How raw vote files given to ``--data`` are prepared (as ``lczldl data prepare``)."""
+    """How raw vote files are prepared into a store: ``lczldl data prepare`` and the ``study.prepare``
+    section (raw votes given to ``lczldl study --data``). The one declaration of prepare's defaults."""
 
-    split: str = "authors"
-    seed: int = 42
+    split: Literal["authors", "random", "cities"] = "authors"
+    seed: int = Field(42, ge=0, description="seed of the random / held-out split")
     train_cities: list[str] | None = None
     val_cities: list[str] | None = None
     test_cities: list[str] | None = None
-    smoothing: float = 0.0
+    smoothing: float = Field(0.0, ge=0.0, allow_inf_nan=False,
+                             description="a of the stored distribution (c + a) / (n (1 + a))")
     drop_nonfinite: bool = False
+
+    @field_validator("train_cities", "val_cities", "test_cities", mode="before")
+    @classmethod
+    def _city_list(cls, v: object) -> object:
+        return split_list(v) if isinstance(v, str) else v
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+
+
+def split_list(text: str) -> list[str] | None:
+    """``"a, b,"`` -> ["a", "b"]; an empty text -> None (not given)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def parse_seeds(text: str | int | Iterable[int]) -> list[int]:
+    """``"0-4"`` -> [0..4], ``"0,2"`` -> [0, 2], ``"0-2,7"`` -> [0, 1, 2, 7]; order kept, no repeats.
+
+    Raises ValueError (the config models turn it into a ConfigError naming the key or option)."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a seed; write e.g. 0-4 or 0,1,2")
+    if isinstance(text, int):
+        items: list[int] = [text]
+    elif isinstance(text, str):
+        items = []
+        parts = text.split(",")
+        if not text.strip() or any(not p.strip() for p in parts):
+            raise ValueError(f"{text!r} has an empty item; write e.g. 0-4 or 0,1,2")
+        for p in parts:
+            m = _RANGE.match(p)
+            if m:
+                lo, hi = int(m.group(1)), int(m.group(2))
+                if hi < lo:
+                    raise ValueError(f"range {p.strip()} runs backwards; write e.g. 0-4")
+                items.extend(range(lo, hi + 1))
+            elif p.strip().isdigit():
+                items.append(int(p.strip()))
+            else:
+                raise ValueError(f"{p.strip()!r} is not a seed or range; write e.g. 0-4 or 0,1,2")
+    else:
+        items = [int(x) for x in text]
+    if any(s < 0 for s in items):
+        raise ValueError("seeds must be >= 0")
+    if not items:
+        raise ValueError("no seed given; write e.g. 0-4 or 0,1,2")
+    return list(dict.fromkeys(items))
+
+
+def parse_regimes(text: str | Iterable[str]) -> list[str]:
+    """Comma list (or list) of regime names -> list without repeats; unknown or none raise ValueError."""
+    names = [str(t).strip() for t in (text.split(",") if isinstance(text, str) else text)]
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError(f"no regime given; choose from {', '.join(REGIMES)}")
+    bad = [n for n in names if n not in REGIMES]
+    if bad:
+        raise ValueError(f"unknown {', '.join(bad)}; choose from {', '.join(REGIMES)}")
+    return list(dict.fromkeys(names))
 
 
 class StudyConfig(_Strict):
-    """The ``study:`` section. CLI options win over it when they differ from their defaults."""
+    """The ``study:`` section: the grid, workers, executor, prepare and SLURM settings (``lczldl
+    study`` / ``lczldl demo``; the CLI options --regimes, --seeds, --workers, --executor win)."""
 
-    regimes: list[str] | None = None
-    seeds: str | list[int] = "0-4"
+    regimes: list[str] = Field(default_factory=lambda: list(PAPER_REGIMES))
+    seeds: list[int] = Field(default_factory=lambda: list(range(5)))
     workers: int = Field(1, ge=1)
-    executor: str = "local"
+    executor: Literal["local", "slurm", "submitit-local"] = "local"
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+
+    @field_validator("regimes", mode="before")
+    @classmethod
+    def _regimes(cls, v: object) -> object:
+        return list(PAPER_REGIMES) if v is None else parse_regimes(v)  # type: ignore[arg-type]
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: object) -> object:
+        return parse_seeds(v)  # type: ignore[arg-type]
 
 
 class LczldlConfig(_Strict):
@@ -154,15 +232,28 @@ class LczldlConfig(_Strict):
     study: StudyConfig | None = None
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
+def _format_error(exc: ValidationError, source: str, flags: Mapping[str, str] | None = None) -> str:
+    """One line for the first validation error: the CLI option when the user typed the value
+    (``flags`` maps dotted keys to option names), else the config key and ``source``."""
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"{source}: unknown config key '{key}' (see lczldl/resources/default.yaml for the keys)"
-    msg = err["msg"].replace("\n", " ")
+    msg = err["msg"].replace("\n", " ").removeprefix("Value error, ")
     if err["type"] == "literal_error":
         msg = msg.replace("Input should be", "expected")
+    msg = msg.replace("Input should be", "must be")
+    flag = (flags or {}).get(key) or (flags or {}).get(key.rsplit(".", 1)[0])
+    if flag:
+        return f"{flag} {_shown(err.get('input'))}: {msg}"
     return f"{source}: config key '{key}': {msg} (got {err.get('input')!r})"
+
+
+def _shown(value: Any) -> str:
+    """A typed value as the user wrote it (lists back to comma lists)."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def parse_override(item: str) -> tuple[list[str], object]:
@@ -209,12 +300,14 @@ def merge_items(data: dict, items: list[tuple[list[str], object]]) -> dict:
     return data
 
 
-def load_config(path: Path | None = None, overrides: list[str] | None = None,
-                **updates: object) -> LczldlConfig:
-    """Defaults <- YAML ``path`` <- ``--set`` ``overrides`` <- keyword ``updates``.
+def load_config(path: Path | None = None, overrides: list[str] | None = None, *,
+                flags: Mapping[str, str] | None = None, **updates: object) -> LczldlConfig:
+    """Defaults <- YAML ``path`` <- ``--set`` ``overrides`` <- keyword ``updates``: the one resolver.
 
     ``updates`` use dotted keys through a dict, e.g. ``load_config(None, None,
-    **{"train.regime": "dist"})``; None values are ignored (an unset CLI option).
+    **{"train.regime": "dist"})``; None values are ignored (an option the user did not give).
+    ``flags`` maps dotted keys to the CLI options they came from, so a bad value is reported as
+    ``--workers 0: ...`` rather than as a config key.
     """
     source = "config"
     data: dict = {}
@@ -223,16 +316,22 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None,
         source = str(path)
         data = read_yaml(path)
     items = [parse_override(o) for o in overrides or []]
-    items += [(k.split("."), v) for k, v in updates.items() if v is not None]
-    return validate_config(merge_items(data, items), source)
+    given = [(k.split("."), v) for k, v in updates.items() if v is not None]
+    return validate_config(merge_items(data, items + given), source,
+                           {k: f for k, f in (flags or {}).items() if updates.get(k) is not None})
 
 
-def validate_config(data: dict, source: str = "config") -> LczldlConfig:
+def validate_config(data: dict, source: str = "config", flags: Mapping[str, str] | None = None) -> LczldlConfig:
     """Validate a config mapping (sections as in the YAML); ``source`` names it in errors."""
     try:
         return LczldlConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source)) from None
+        raise ConfigError(_format_error(exc, source, flags)) from None
+
+
+def run_sections(cfg: LczldlConfig) -> dict[str, Any]:
+    """The sections a training run records (every section but ``study``), as JSON-able values."""
+    return cfg.model_dump(mode="json", exclude={"study"})
 
 
 def dump_config(cfg: LczldlConfig) -> str:

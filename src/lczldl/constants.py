@@ -21,6 +21,9 @@ REFLECTANCE_SCALE = 10000.0
 N_LCZ = 17
 N_URBAN = 10
 N_EXPERTS = 11
+#: mixes a seed with a counter (epoch, tile, pass) into one torch seed: seed * SEED_MIXER + counter;
+#: a prime above any counter, so different (seed, counter) pairs give different seeds
+SEED_MIXER = 1_000_003
 
 #: Short LCZ names, index 0 <-> LCZ 1 (A..G are 11..17).
 LCZ_NAMES: tuple[str, ...] = (

@@ -36,6 +36,15 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(json_safe(obj), indent=2, allow_nan=False, default=str) + "\n"
 
 
+def os_error_at(exc: OSError, path: str | Path) -> OSError:
+    """``exc`` naming ``path`` when it names no file (writes through an open handle and h5py leave
+    the name out), with the plain cause for its errno; ``exc`` itself when it already names one."""
+    if exc.filename is not None:
+        return exc
+    cause = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+    return OSError(exc.errno, cause, str(path))  # OSError(errno, ...) picks the errno's subclass
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync, ``os.replace``.
 
@@ -50,6 +59,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise os_error_at(exc, path) from exc
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -22,7 +22,11 @@ STORE_FORMAT = "lczldl-store"
 STORE_VERSION = 1
 MANIFEST = "manifest.json"
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
-IMAGE_FILE = "image.npy"
+IMAGE = "image"
+#: temp folders of a prepare in progress: OUT.tmp-<pid>-XXXX beside OUT (removed when their process is gone)
+STORE_TMP_INFIX = ".tmp-"
+#: marker a completed ``lczldl data synth`` call of the demo leaves in its raw folder
+TWIN_MARKER = ".lczldl-twin.json"
 
 # ---------------------------------------------------------------- run folder
 RUN_INFO = "run.json"
@@ -36,12 +40,15 @@ METRICS = "metrics.json"
 METRICS_TS = "metrics_ts.json"
 METRICS_MC = "metrics_mc.json"
 EVAL_ERROR = "eval_error.txt"
+TENSORBOARD_DIR = "tensorboard"
+MLFLOW_DIR = "mlruns"
 
 #: run.json statuses
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 
 # ---------------------------------------------------------------- study folder
 STUDY_FORMAT = "lczldl-study"
+STUDY_VERSION = 1
 STUDY_INFO = "study.json"
 STUDY_CONFIG = "config.yaml"
 STUDY_LOCK = ".lock"
@@ -49,6 +56,11 @@ STUDY_STORE = "store"
 STUDY_RUNS = "runs"
 STUDY_UNITS = "units"
 STUDY_LOGS = "logs"
+STUDY_SLURM = "slurm"
+STUDY_SUBMITIT = "submitit"
+MARKER_SUFFIX = ".json"
+SPEC_SUFFIX = ".spec.json"
+LOG_SUFFIX = ".log"
 ENSEMBLE_DIR = "ensemble"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
@@ -68,6 +80,11 @@ def split_dir(store: str | Path, split: str) -> Path:
     return Path(store) / split
 
 
+def array_path(store: str | Path, split: str, name: str) -> Path:
+    """STORE/SPLIT/NAME.npy (``name`` is a column such as "label", or "image")."""
+    return split_dir(store, split) / f"{name}.npy"
+
+
 def run_dir(runs: str | Path, regime: str, seed: int) -> Path:
     """RUNS/REGIME/seedN."""
     return Path(runs) / regime / f"seed{int(seed)}"
@@ -83,6 +100,26 @@ def checkpoint_path(run: str | Path, which: str = "best") -> Path:
 def ensemble_dir(out: str | Path, regime: str) -> Path:
     """EVAL/ensemble/REGIME (ensemble predictions.npz and metrics.json)."""
     return Path(out) / ENSEMBLE_DIR / regime
+
+
+def study_run_dir(study: str | Path, regime: str, seed: int) -> Path:
+    """STUDY/runs/REGIME/seedN."""
+    return run_dir(Path(study) / STUDY_RUNS, regime, seed)
+
+
+def marker_path(study: str | Path, uid: str) -> Path:
+    """STUDY/units/<unit-id>.json, the unit's completion marker."""
+    return Path(study) / STUDY_UNITS / f"{uid}{MARKER_SUFFIX}"
+
+
+def spec_path(study: str | Path, uid: str) -> Path:
+    """STUDY/units/<unit-id>.spec.json, what the unit was given."""
+    return Path(study) / STUDY_UNITS / f"{uid}{SPEC_SUFFIX}"
+
+
+def log_path(study: str | Path, uid: str) -> Path:
+    """STUDY/logs/<unit-id>.log, the unit's stdout/stderr."""
+    return Path(study) / STUDY_LOGS / f"{uid}{LOG_SUFFIX}"
 
 
 def read_run_info(run: str | Path) -> dict[str, Any] | None:

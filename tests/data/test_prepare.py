@@ -10,10 +10,12 @@ import h5py
 import numpy as np
 import pytest
 
+from lczldl.config import PrepareConfig
 from lczldl.constants import ALL_CITIES
-from lczldl.data import prepare as prep
+from lczldl.data import prepare_pixels as pixels
 from lczldl.data.labels import build_labels, pad_votes
-from lczldl.data.prepare import is_prepared_store, is_raw_vote_folder, prepare_store
+from lczldl.data.prepare import is_raw_vote_folder, prepare_store
+from lczldl.data.store import is_prepared_store
 from lczldl.distributions import ENTROPY_BIN_EDGES
 from lczldl.errors import DataError
 
@@ -102,6 +104,7 @@ def test_round_trip_pixels_labels_and_coverage(prepared):
             np.testing.assert_array_equal(a["original"][sel], original[rows])
         assert a["votes"].dtype == np.int8 and a["votes"].shape[1] == 11
         assert a["label"].dtype == np.int64 and a["city"].dtype == np.int16
+        assert a["row"].dtype == np.int64                    # as documented (docs/architecture.md)
         np.testing.assert_allclose(a["dawid_skene"].sum(1), 1, atol=1e-5)
         np.testing.assert_allclose(a["distribution"].sum(1), 1, atol=1e-6)
     # every row kept exactly once; the three prepared drops are absent
@@ -161,8 +164,9 @@ def test_rerun_is_idempotent_and_changed_settings_replace(tmp_path):
     m2 = prepare_store(raw, out, progress=False)
     assert m2 == m1
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == before
-    m3 = prepare_store(raw, out, split="cities", train_cities=["amsterdam", "berlin"],
-                       val_cities=["madrid", "mumbai"], test_cities=["munich", "nairobi"], progress=False)
+    m3 = prepare_store(raw, out, PrepareConfig(split="cities", train_cities=["amsterdam", "berlin"],
+                                               val_cities=["madrid", "mumbai"], test_cities=["munich", "nairobi"]),
+                       progress=False)
     assert m3["config"]["split"] == "cities"
     assert m3["splits"]["test"]["cities"] == {"munich": N, "nairobi": N}
     assert json.loads((out / "manifest.json").read_text()) == m3
@@ -172,7 +176,7 @@ def test_rerun_is_idempotent_and_changed_settings_replace(tmp_path):
 def test_error_midway_leaves_nothing(tmp_path, monkeypatch):
     raw = make_raw(tmp_path / "raw")
     out = tmp_path / "store"
-    real, calls = prep.to_uint16, []
+    real, calls = pixels.to_uint16, []
 
     def failing(px):
         calls.append(1)
@@ -180,18 +184,18 @@ def test_error_midway_leaves_nothing(tmp_path, monkeypatch):
             raise RuntimeError("disk full")
         return real(px)
 
-    monkeypatch.setattr(prep, "to_uint16", failing)
+    monkeypatch.setattr(pixels, "to_uint16", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         prepare_store(raw, out, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
     # an existing store survives a failed replacement untouched
-    monkeypatch.setattr(prep, "to_uint16", real)
+    monkeypatch.setattr(pixels, "to_uint16", real)
     prepare_store(raw, out, progress=False)
     old = (out / "manifest.json").read_bytes()
     calls.clear()
-    monkeypatch.setattr(prep, "to_uint16", failing)
+    monkeypatch.setattr(pixels, "to_uint16", failing)
     with pytest.raises(RuntimeError):
-        prepare_store(raw, out, seed=7, progress=False)
+        prepare_store(raw, out, PrepareConfig(seed=7), progress=False)
     assert (out / "manifest.json").read_bytes() == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "store"]
 
@@ -201,7 +205,7 @@ def test_nonfinite_pixels_error_or_drop(tmp_path):
     with pytest.raises(DataError, match=r"munich\.h5.*non-finite.*1 of 24 rows.*--drop-nonfinite"):
         prepare_store(raw, tmp_path / "store", progress=False)
     assert not (tmp_path / "store").exists()
-    m = prepare_store(raw, tmp_path / "store", drop_nonfinite=True, progress=False)
+    m = prepare_store(raw, tmp_path / "store", PrepareConfig(drop_nonfinite=True), progress=False)
     assert m["dropped"]["nonfinite_pixels"] == 1
     assert sum(s["n"] for s in m["splits"].values()) == len(CITIES) * N - 4
     munich = m["cities"].index("munich")
@@ -227,7 +231,7 @@ def test_out_of_range_pixels_are_clipped_and_counted(tmp_path):
 
 def test_smoothing_is_stored_and_entropy_stays_raw(tmp_path):
     raw = make_raw(tmp_path / "raw")
-    prepare_store(raw, tmp_path / "store", smoothing=0.08, progress=False)
+    prepare_store(raw, tmp_path / "store", PrepareConfig(smoothing=0.08), progress=False)
     a = load_split(tmp_path / "store", "train")
     sel = a["city"] == ALL_CITIES.index("berlin")
     _, votes, original = raw_city(raw, "berlin")
@@ -238,11 +242,10 @@ def test_smoothing_is_stored_and_entropy_stays_raw(tmp_path):
     assert (a["distribution"][sel] > 0).all()
 
 
-@pytest.mark.parametrize("case", ["empty", "store_as_raw", "foreign_out", "out_is_raw", "bad_smoothing"])
+@pytest.mark.parametrize("case", ["empty", "store_as_raw", "foreign_out", "out_is_raw"])
 def test_bad_input(tmp_path, prepared, case):
     raw = make_raw(tmp_path / "raw")
     out = tmp_path / "out"
-    kw = {}
     if case == "empty":
         raw = tmp_path / "empty"
         raw.mkdir()
@@ -253,16 +256,14 @@ def test_bad_input(tmp_path, prepared, case):
         (out / "thesis.tex").write_text("precious")
     elif case == "out_is_raw":
         out = raw
-    elif case == "bad_smoothing":
-        kw["smoothing"] = -1.0
     with pytest.raises(DataError) as err:
-        prepare_store(raw, out, progress=False, **kw)
+        prepare_store(raw, out, progress=False)
     assert "\n" not in str(err.value)
     if case == "foreign_out":
         assert (out / "thesis.tex").read_text() == "precious"
     if case == "out_is_raw":
         assert is_raw_vote_folder(raw) and len(list(raw.glob("*.h5"))) == len(CITIES)
-    if case in ("empty", "bad_smoothing"):
+    if case == "empty":
         assert not out.exists()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lczldl.constants import ADDON_CITIES, EUROPEAN_CITIES
-from lczldl.data import synth
+from lczldl.data import synth, synth_pixels
 from lczldl.data.labels import build_labels
 from lczldl.data.readers.votes import open_city
 from lczldl.data.stats import compare_to_reference, load_reference, statistics_of_path, vote_statistics
@@ -73,10 +73,10 @@ def _mixture(primary: int, secondary: int, w: float, n: int) -> dict:
 def test_ambiguity_is_visible_in_pixels():
     """A larger share of LCZ 3 in an LCZ 6 patch lowers NDVI monotonically (the mixture is rendered)."""
     rng = np.random.default_rng(3)
-    city = synth.make_city(rng)
+    city = synth_pixels.make_city(rng)
     ndvi = []
     for w in (0.0, 0.25, 0.5):
-        px = synth.render_scene(rng, _mixture(6, 3, w, 200), city)
+        px = synth_pixels.render_scene(rng, _mixture(6, 3, w, 200), city)
         ndvi.append(((px[..., 6] - px[..., 2]) / (px[..., 6] + px[..., 2])).mean())
     assert ndvi[0] > ndvi[1] + 0.02 > ndvi[2] + 0.04
 

@@ -1,25 +1,28 @@
 """Tiny stand-ins for the study's unit work (imported by worker processes via PYTHONPATH).
 
 Behaviour is steered by files in the study folder so that it reaches worker processes:
-``fail.txt`` (unit ids that raise), ``crash.txt`` (unit ids that exit hard), ``sleep.txt``
-(seconds every unit sleeps). Every call appends ``<unit-id>`` to ``calls.txt``.
+``fail.txt`` (unit ids that raise), ``crash.txt`` (unit ids that exit hard), ``hold.txt`` (unit
+ids that write ``held-<unit-id>`` with their pid and then block for good: they end only when
+killed). Every call appends ``<unit-id>`` to ``calls.txt``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
+
+from killpoint import block_after_epoch, block_forever
 
 
 def _common(spec: dict) -> Path:
     study = Path(spec["study"])
     with open(study / "calls.txt", "a") as f:
         f.write(spec["id"] + "\n")
-    sleep = study / "sleep.txt"
-    if sleep.is_file():
-        time.sleep(float(sleep.read_text()))
+    hold = study / "hold.txt"
+    if hold.is_file() and spec["id"] in hold.read_text().split():
+        (study / f"held-{spec['id']}").write_text(str(os.getpid()))
+        block_forever(study)
     crash = study / "crash.txt"
     if crash.is_file() and spec["id"] in crash.read_text().split():
         os._exit(3)
@@ -78,6 +81,15 @@ def env(spec: dict) -> dict:
     _common(spec)
     return {"threads": os.environ.get("OMP_NUM_THREADS"), "device": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "pid": os.getpid()}
+
+
+def train_blocking_after_epoch_1(spec: dict) -> dict:
+    """The real train unit, except that it blocks for good right after ``last.ckpt`` of epoch 1 is
+    on disk (having written ``checkpointed-<unit-id>``), so a test can kill it at a known point."""
+    from lczldl.study import work
+
+    block_after_epoch(1, Path(spec["study"]) / f"checkpointed-{spec['id']}")
+    return work.train(spec)
 
 
 def work(name: str) -> dict[str, str]:

@@ -7,16 +7,23 @@ import io
 from rich.console import Console
 
 from lczldl.constants import PAPER_REGIMES
-from lczldl.study.demo import demo_config, key_comparison, print_comparison, read_summary
-from lczldl.study.runner import load_config
-from lczldl.study.units import parse_seeds
+from lczldl.study.demo import PROFILES, demo_config, key_comparison, print_comparison, read_summary
+from lczldl.study.runner import load_study_config
 
 
 def test_demo_config_is_valid_and_reduced():
-    raw, resolved, sc = load_config(demo_config())
-    assert sc.regimes == list(PAPER_REGIMES) and len(parse_seeds(sc.seeds)) >= 2
-    assert resolved["train"]["max_epochs"] < 300 and resolved["evaluation"]["mc_passes"] >= 1
-    assert raw["train"]["max_epochs"] == resolved["train"]["max_epochs"]
+    raw, cfg = load_study_config(demo_config())
+    assert cfg.study.regimes == list(PAPER_REGIMES) and cfg.study.seeds == [0, 1]
+    assert cfg.train.max_epochs == 12 and cfg.train.lr_step_epochs == 3 and cfg.evaluation.mc_passes == 10
+    assert raw["train"]["max_epochs"] == cfg.train.max_epochs and "study" not in raw
+    assert PROFILES["default"].twin_size == "small"
+
+
+def test_every_profile_has_a_valid_config():
+    for name, prof in PROFILES.items():
+        _, cfg = load_study_config(demo_config(name))
+        assert cfg.study.regimes and cfg.study.seeds, name
+        assert prof.twin_size in ("tiny", "small", "medium", "full") and prof.notes
 
 
 def _summary(tmp_path, dist_ece, extra=""):

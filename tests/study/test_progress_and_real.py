@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from lczldl.study.runner import Overview, Scheduler, train, train_epoch
+from lczldl.study.progress import Overview, eta, train_epoch
+from lczldl.study.scheduler import Scheduler
 from lczldl.study.units import Unit
+from lczldl.study.work import train
+
+from . import fakework
+from .test_runner import ROOT, process_gone, wait_for
 
 
 class _Ex:
@@ -30,22 +35,37 @@ def test_train_epoch_reads_metrics_csv(tmp_path):
     assert train_epoch(tmp_path) == 2
 
 
+class _Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
 def test_overview_shows_counts_epochs_and_eta(tmp_path):
     units = [Unit("train-dist-seed0", "train", "dist", 0), Unit("train-dist-seed1", "train", "dist", 1),
              Unit("train-dist-seed2", "train", "dist", 2)]
-    sch = Scheduler(units, tmp_path, _Ex(), make_spec=lambda u, up: {})
+    clock = _Clock()
+    sch = Scheduler(units, tmp_path, _Ex(), make_spec=lambda u, up: {}, clock=clock)
+    clock.t += 150                                      # the study has run for 150 s
     sch.state["train-dist-seed0"].update(status="done", wall_s=100.0)
-    now = time.time()
     sch.state["train-dist-seed1"]["status"] = "running"
-    sch.running["train-dist-seed1"] = (None, {}, now - 40)
+    sch.running["train-dist-seed1"] = (None, {}, clock.t - 40)   # started 40 s ago
     run = tmp_path / "runs" / "dist" / "seed1"
     run.mkdir(parents=True)
     (run / "metrics.csv").write_text("epoch\n0\n1\n2\n")
     ov = Overview(tmp_path, max_epochs=10, console=Console(file=io.StringIO(), width=120))
-    # left: running unit ~60 s + pending unit 100 s, over min(capacity, running) = 1 worker
-    assert ov.eta(sch) == pytest.approx(160, abs=2)
+    # left: running unit 100 - 40 = 60 s + pending unit 100 s, over min(capacity, running) = 1 worker
+    assert eta(sch) == 160.0
     line = ov.summary_line(sch)
-    assert "1/3 done, 1 running, 0 failed, 0 skipped" in line and "ETA 2m4" in line
+    assert "1/3 done, 1 running, 0 failed, 0 skipped | elapsed 2m30s | ETA 2m40s" in line
+    clock.t += 50                                       # running for 90 s: 10 s left of the mean
+    assert eta(sch) == 110.0 and "elapsed 3m20s | ETA 1m50s" in ov.summary_line(sch)
+    clock.t += 30                                       # 20 s over the mean: counts as 0 s left
+    assert eta(sch) == 100.0 and "elapsed 3m50s | ETA 1m40s" in ov.summary_line(sch)
     con = Console(file=io.StringIO(), width=120)
     con.print(ov.render(sch))
     text = con.file.getvalue()
@@ -71,29 +91,39 @@ def _tiny_store(tmp: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_real_study_killed_during_training_then_resumed_matches(tmp_path):
-    """A real (tiny) study killed mid-training and rerun gives the uninterrupted study's summary."""
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the study on Linux only")
+def test_real_study_killed_during_training_then_resumed_matches(tmp_path, monkeypatch):
+    """A real (tiny) study killed (kill -9) right after its train unit saved the epoch-1 checkpoint,
+    then rerun, gives the uninterrupted study's summary; the train unit resumes from last.ckpt."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     store = _tiny_store(tmp_path)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("train:\n  max_epochs: 3\n  patience: 5\nevaluation:\n  mc_passes: 2\n")
+    cfg.write_text("model:\n  depth: 5\n  width: 4\ntrain:\n  max_epochs: 3\n  patience: 5\n"
+                   "evaluation:\n  mc_passes: 2\n")  # a small network: resume semantics, not speed
     common = ["--data", str(store), "--config", str(cfg), "--regimes", "dist", "--seeds", "0"]
     cli = [sys.executable, "-m", "lczldl.cli.main", "study"]
     ref = subprocess.run(cli + common + ["--out", str(tmp_path / "ref")], capture_output=True, text=True)
     assert ref.returncode == 0, ref.stdout + ref.stderr
     out = tmp_path / "study"
-    proc = subprocess.Popen(cli + common + ["--out", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    run = out / "runs" / "dist" / "seed0"
-    deadline = time.time() + 300
-    while time.time() < deadline and not ((run / "checkpoints" / "last.ckpt").is_file()
-                                          and (train_epoch(run) or 0) >= 1):
-        time.sleep(0.2)
+    work = {"train": f"{fakework.__name__}:train_blocking_after_epoch_1"}
+    code = ("import sys; from lczldl.study.runner import run_study; "
+            f"run_study(data=sys.argv[1], out=sys.argv[2], config=sys.argv[3], regimes='dist', seeds='0', "
+            f"work={work!r}, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store), str(out), str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = out / "checkpointed-train-dist-seed0"
+    wait_for(lambda: marker.is_file() or proc.poll() is not None, "the epoch-1 checkpoint", timeout=600)
+    assert proc.poll() is None, "the study ended before its train unit reached epoch 1"
+    worker = int(marker.read_text())
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    wait_for(lambda: process_gone(worker), "the train worker to die with the study", timeout=30)
+    run = out / "runs" / "dist" / "seed0"
     assert json.loads((run / "run.json").read_text())["status"] == "running"
+    assert train_epoch(run) == 2 and (run / "checkpoints" / "last.ckpt").is_file()
     res = subprocess.run(cli + common + ["--out", str(out)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "resume=True" in (out / "logs" / "train-dist-seed0.log").read_text()
+    assert "resuming from" in (out / "logs" / "train-dist-seed0.log").read_text()
     assert (out / "summary.csv").read_text() == (tmp_path / "ref" / "summary.csv").read_text()
     info = json.loads((out / "study.json").read_text())
     assert info["status"] == "finished" and (out / "report.html").is_file()

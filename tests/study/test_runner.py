@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lczldl.errors import ConfigError, RunError
+from lczldl.errors import ConfigError, LczldlError, RunError
 from lczldl.study.executors import LocalExecutor, make_executor
 from lczldl.study.runner import run_study
 from lczldl.study.units import marker_path, read_marker
@@ -30,14 +30,6 @@ WORK = fakework.work(MOD)
 @pytest.fixture(autouse=True)
 def _importable(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = tmp_path / "store"
-    s.mkdir()
-    (s / "manifest.json").write_text(json.dumps({"format": "lczldl-store", "version": 1}))
-    return s
 
 
 def calls(study: Path) -> list[str]:
@@ -118,38 +110,63 @@ def test_worker_that_dies_is_a_failure_with_exit_code(store, tmp_path):
     assert info["units"]["aggregate"]["status"] == "skipped"  # no run left to aggregate
 
 
+def wait_for(predicate, what: str, timeout: float = 120.0) -> None:
+    """Wait until ``predicate()`` holds (a state on disk, never a fixed delay); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+HELD = "train-dist-seed1"
+#: what cannot finish while HELD is blocked: it, its dependants and the aggregate/report
+BLOCKED = {HELD, "evaluate-dist-seed1", "calibrate-dist-seed1", "aggregate", "report"}
+
+
+def done_markers(out: Path) -> set[str]:
+    return {p.name[:-len(".json")] for p in (out / "units").glob("*.json") if not p.name.endswith(".spec.json")}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the study on Linux only")
 def test_killed_midway_then_rerun_gives_same_summary(store, tmp_path):
+    """kill -9 of the study while one unit is held and every other unit that can finish has: the
+    held worker dies with the study (no orphan), and the rerun runs exactly the units that had not
+    finished, ending with the uninterrupted study's summary."""
     ref = tmp_path / "ref"
     study_run(store, ref)
     out = tmp_path / "study"
     out.mkdir()
-    (out / "sleep.txt").write_text("0.4")
+    (out / "hold.txt").write_text(HELD + "\n")
     code = ("import sys; from lczldl.study.runner import run_study; "
             f"run_study(data=sys.argv[1], out=sys.argv[2], regimes='onehot,dist', seeds='0-1', "
             f"workers=2, work={WORK!r}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(store), str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:  # wait until some but not all units are done
-        done = [p for p in (out / "units").glob("*.json") if not p.name.endswith(".spec.json")]
-        if len(done) >= 3:
-            break
-        time.sleep(0.05)
+    all_units = set(json.loads((ref / "study.json").read_text())["units"])
+    wait_for(lambda: (out / f"held-{HELD}").is_file() and done_markers(out) == all_units - BLOCKED,
+             "every unit but the held one and its dependants")
+    worker = int((out / f"held-{HELD}").read_text())
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_after = len(calls(out))
-    assert 3 <= killed_after < 14 and not (out / "summary.csv").exists()
-    time.sleep(0.6)  # a worker that outlived the study would show up as an extra call
-    assert len(calls(out)) == killed_after, "workers must die with the study process"
-    (out / "sleep.txt").unlink()
+    wait_for(lambda: process_gone(worker), "the held worker to die with the study", timeout=30)
+    killed_after = calls(out)
+    assert sorted(killed_after) == sorted(all_units - BLOCKED | {HELD})
+    assert not (out / "summary.csv").exists()
+    (out / "hold.txt").unlink()
     info = study_run(store, out)
     assert info["status"] == "finished"
     assert (out / "summary.csv").read_text() == (ref / "summary.csv").read_text() == EXPECTED_SUMMARY
-    # units recorded done before the kill did not run again
-    redone = calls(out)[killed_after:]
-    done_before = [u for u in calls(out)[:killed_after] if read_marker(out, u).get("finished")
-                   and u not in redone]
-    assert done_before, "some units finished before the kill and were reused"
+    # exactly the units that had not finished ran again; the others were reused from their markers
+    assert sorted(calls(out)[len(killed_after):]) == sorted(BLOCKED)
 
 
 def test_config_study_section_and_changed_config(store, tmp_path):
@@ -188,11 +205,8 @@ def _spec(study: Path, uid: str, work: str) -> dict:
 
 
 def _wait(h, timeout=60):
-    t = time.time()
-    while (rc := h.poll()) is None:
-        assert time.time() - t < timeout
-        time.sleep(0.05)
-    return rc
+    wait_for(lambda: h.poll() is not None, "the unit to end", timeout)
+    return h.poll()
 
 
 def test_local_executor_thread_share_and_devices(tmp_path):
@@ -229,3 +243,46 @@ def test_submitit_local_study(store, tmp_path):
     info = study_run(store, out, regimes="dist", seeds="0", workers=1, executor="submitit-local")
     assert info["status"] == "finished" and info["executor"] == "submitit-local"
     assert (out / "summary.csv").read_text() == "regime,seed,score\ndist,0,1.500\n"
+
+
+def test_typed_options_win_over_the_study_section(store, tmp_path):
+    """--seeds / --workers typed equal to their defaults still win over the config's study section."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("study:\n  regimes: [dist]\n  seeds: '3'\n  workers: 2\n  executor: submitit-local\n")
+    out = tmp_path / "study"
+    info = run_study(data=store, out=out, config=cfg, seeds="0-1", workers=1, executor="local",
+                     work=WORK, progress=False)
+    assert info["regimes"] == ["dist"]                                  # not typed: the file's
+    assert info["seeds"] == [0, 1] and info["workers"] == 1 and info["executor"] == "local"
+    assert (out / "summary.csv").read_text() == "regime,seed,score\ndist,0,1.500\ndist,1,1.550\n"
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"workers": 0}, "--workers 0: must be greater than or equal to 1"),
+    ({"seeds": "4-1"}, "--seeds 4-1: range 4-1 runs backwards"),
+    ({"regimes": "dist,soft"}, "--regimes dist,soft: unknown soft"),
+    ({"executor": "condor"}, "--executor condor: expected"),
+    ({"config": "missing.yaml"}, "missing.yaml: config file not found"),
+    ({"data": "nothing"}, "--data"),
+])
+def test_a_bad_option_leaves_nothing(store, tmp_path, kw, message):
+    kw = dict(kw)
+    for k in ("config", "data"):
+        if k in kw:
+            kw[k] = tmp_path / kw[k]
+    kw.setdefault("data", store)
+    out = tmp_path / "study"
+    with pytest.raises(LczldlError) as e:
+        run_study(out=out, work=WORK, progress=False, **kw)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists()
+
+
+def test_raw_votes_that_fail_to_prepare_leave_no_study_folder(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "atlantis.h5").write_bytes(b"not a city")
+    out = tmp_path / "study"
+    with pytest.raises(LczldlError, match="unknown city file"):
+        run_study(data=raw, out=out, work=WORK, progress=False)
+    assert not out.exists()

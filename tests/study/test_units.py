@@ -6,18 +6,12 @@ import json
 
 import pytest
 
+from lczldl.config import load_config, parse_regimes, parse_seeds
 from lczldl.constants import PAPER_REGIMES
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
-from lczldl.study.units import (
-    build_units,
-    fingerprint,
-    is_done,
-    marker_path,
-    parse_regimes,
-    parse_seeds,
-    thread_share,
-)
+from lczldl.layout import marker_path
+from lczldl.study.units import build_units, fingerprint, settled_marker, thread_share
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -36,17 +30,21 @@ def test_parse_seeds(text, expected):
 
 @pytest.mark.parametrize("text", ["", "a", "4-1", "0,,1", "-1", "1-", "0.5"])
 def test_parse_seeds_rejects(text):
-    with pytest.raises(ConfigError, match="seeds"):
+    with pytest.raises(ValueError, match="seed|range|item"):
         parse_seeds(text)
+    # typed on the command line: a one-line ConfigError naming the option and the value
+    with pytest.raises(ConfigError) as e:
+        load_config(None, None, flags={"study.seeds": "--seeds"}, **{"study.seeds": text})
+    assert str(e.value).startswith(f"--seeds {text}: ") and "\n" not in str(e.value)
 
 
 def test_parse_regimes():
-    assert parse_regimes(None) == list(PAPER_REGIMES)
+    assert load_config(None, None, **{"study.workers": 1}).study.regimes == list(PAPER_REGIMES)
     assert parse_regimes("dist, dawid_skene") == ["dist", "dawid_skene"]
     assert parse_regimes(["onehot", "onehot"]) == ["onehot"]
-    with pytest.raises(ConfigError, match="unknown softmax"):
+    with pytest.raises(ValueError, match="unknown softmax"):
         parse_regimes("dist,softmax")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValueError):
         parse_regimes(" , ")
 
 
@@ -75,16 +73,15 @@ def test_build_units_dag():
 
 
 def test_marker_roundtrip_and_inputs(tmp_path):
-    assert not is_done(tmp_path, "train-dist-seed0")
+    assert settled_marker(tmp_path, "train-dist-seed0", "abc") is None
     atomic_write_json(marker_path(tmp_path, "train-dist-seed0"), {"status": "done", "inputs": "abc"})
-    assert is_done(tmp_path, "train-dist-seed0")
-    assert is_done(tmp_path, "train-dist-seed0", "abc")
-    assert not is_done(tmp_path, "train-dist-seed0", "xyz")
+    assert settled_marker(tmp_path, "train-dist-seed0", "abc")["status"] == "done"
+    assert settled_marker(tmp_path, "train-dist-seed0", "xyz") is None  # other inputs: not settled
     atomic_write_json(marker_path(tmp_path, "evaluate-dist-seed0"), {"status": "failed", "inputs": "abc"})
-    assert not is_done(tmp_path, "evaluate-dist-seed0", "abc")
+    assert settled_marker(tmp_path, "evaluate-dist-seed0", "abc")["status"] == "failed"
     # a half-written marker (not JSON) counts as absent; no temp files are left behind
     marker_path(tmp_path, "calibrate-dist-seed0").write_text('{"status": "do')
-    assert not is_done(tmp_path, "calibrate-dist-seed0")
+    assert settled_marker(tmp_path, "calibrate-dist-seed0", "abc") is None
     assert sorted(p.name for p in (tmp_path / "units").iterdir()) == [
         "calibrate-dist-seed0.json", "evaluate-dist-seed0.json", "train-dist-seed0.json"]
     assert json.loads(marker_path(tmp_path, "train-dist-seed0").read_text())["inputs"] == "abc"

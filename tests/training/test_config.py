@@ -83,12 +83,47 @@ def test_study_section_is_accepted_and_kept(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("train:\n  max_epochs: 2\nstudy:\n  seeds: '0-1'\n")
     c = load_config(f)
-    assert c.study.seeds == "0-1" and c.study.workers == 1 and "study" in dump_config(c)
+    assert c.study.seeds == [0, 1] and c.study.workers == 1 and "study" in dump_config(c)
     assert "study" not in dump_config(LczldlConfig())
     bad = tmp_path / "bad.yaml"
     bad.write_text("study:\n  wokers: 2\n")
     with pytest.raises(ConfigError, match="unknown config key 'study.wokers'"):
         load_config(bad)
+
+
+def test_typed_options_win_over_the_file_even_when_equal_to_the_defaults(tmp_path):
+    """A value typed on the command line wins over the config file, including a value that equals
+    the built-in default (``--seeds 0-4``, ``--workers 1``); the file wins over the defaults."""
+    f = tmp_path / "s.yaml"
+    f.write_text("study:\n  seeds: '0,3'\n  workers: 2\n  executor: submitit-local\n"
+                 "evaluation:\n  n_bins: 15\n")
+    typed = {"study.seeds": "0-4", "study.workers": 1, "study.executor": "local"}
+    c = load_config(f, None, **typed)
+    assert (c.study.seeds, c.study.workers, c.study.executor) == ([0, 1, 2, 3, 4], 1, "local")
+    c = load_config(f, None, **dict.fromkeys(typed))               # nothing typed: the file's values
+    assert (c.study.seeds, c.study.workers, c.study.executor) == ([0, 3], 2, "submitit-local")
+    assert c.evaluation.n_bins == 15 and c.evaluation.mc_passes == 20  # file, then default
+
+
+@pytest.mark.parametrize("key, flag, value, expected", [
+    ("study.workers", "--workers", 0, "--workers 0: must be greater than or equal to 1"),
+    ("study.executor", "--executor", "condor", "--executor condor: expected 'local', 'slurm' or 'submitit-local'"),
+    ("study.regimes", "--regimes", "dist,soft", "--regimes dist,soft: unknown soft; choose from"),
+    ("evaluation.n_bins", "--bins", 0, "--bins 0: must be greater than or equal to 2"),
+    ("study.prepare.smoothing", "--smoothing", float("nan"), "--smoothing nan: must be a finite number"),
+])
+def test_a_bad_typed_value_names_the_option(key, flag, value, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, None, flags={key: flag}, **{key: value})
+    assert str(e.value).startswith(expected) and "\n" not in str(e.value)
+
+
+def test_run_sections_leave_the_study_section_out(tmp_path):
+    from lczldl.config import run_sections
+
+    f = tmp_path / "s.yaml"
+    f.write_text("train:\n  max_epochs: 2\nstudy:\n  seeds: '0-1'\n")
+    assert set(run_sections(load_config(f))) == {"data", "model", "train", "evaluation"}
 
 
 @pytest.mark.parametrize("args", [

@@ -3,7 +3,7 @@
 import lightning as L
 import torch
 
-from lczldl.training.run import selection_callbacks
+from lczldl.training.callbacks import selection_callbacks
 
 
 class Scripted(L.LightningModule):
@@ -32,13 +32,13 @@ class Scripted(L.LightningModule):
 
 
 def _fit(tmp_path, losses, patience):
-    cbs = selection_callbacks(patience, tmp_path / "ck")
+    cbs = selection_callbacks(patience, tmp_path)
     trainer = L.Trainer(max_epochs=len(losses), callbacks=cbs, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
                         default_root_dir=tmp_path)
     trainer.fit(Scripted(losses))
-    best = torch.load(tmp_path / "ck" / "best.ckpt", weights_only=False)
-    last = torch.load(tmp_path / "ck" / "last.ckpt", weights_only=False)
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=False)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     return trainer.current_epoch, best["epoch"], last["epoch"]
 
 

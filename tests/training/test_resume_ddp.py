@@ -11,7 +11,9 @@ import time
 import pytest
 import torch
 
-from lczldl.training.run import read_metrics_csv, train_run
+from killpoint import pythonpath
+from lczldl.training.callbacks import read_metrics_csv
+from lczldl.training.run import train_run
 
 from .conftest import TINY
 
@@ -38,21 +40,18 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_store, tmp_path):
 
     out = tmp_path / "killed"
     run = out / "dist" / "seed5"
-    proc = subprocess.Popen(_cli(tiny_store, out), env=_env(), stdout=subprocess.DEVNULL,
+    marker = tmp_path / "checkpointed"          # the run blocks for good after last.ckpt of epoch 1
+    proc = subprocess.Popen([sys.executable, "-m", "killpoint", "1", str(marker), *_cli(tiny_store, out)[3:]],
+                            env=dict(_env(), PYTHONPATH=pythonpath()), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    killed_after = None
-    while time.time() < deadline and proc.poll() is None:
-        last = run / "checkpoints" / "last.ckpt"
-        if last.is_file() and (run / "metrics.csv").is_file():
-            rows = read_metrics_csv(run / "metrics.csv")
-            if len(rows) >= 2:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed_after = len(rows)
-                break
+    deadline = time.monotonic() + 300
+    while not marker.is_file():                 # wait for the file, not for a time
+        assert proc.poll() is None, "the run ended before its epoch-1 checkpoint"
+        assert time.monotonic() < deadline, "timed out waiting for the epoch-1 checkpoint"
         time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert killed_after is not None, "the run finished before it could be killed"
+    assert len(read_metrics_csv(run / "metrics.csv")) == 2 and (run / "checkpoints" / "last.ckpt").is_file()
     assert json.loads((run / "run.json").read_text())["status"] == "running"
 
     # without --resume the interrupted run is refused; with it, it completes

@@ -11,7 +11,8 @@ import yaml
 from lczldl.config import load_config
 from lczldl.errors import RunError
 from lczldl.models.io import load_model
-from lczldl.training.run import read_metrics_csv, train_run
+from lczldl.training.callbacks import read_metrics_csv
+from lczldl.training.run import train_run
 
 from .conftest import TINY
 
@@ -117,3 +118,25 @@ def test_channels_last_off_gives_the_same_function(tiny_store, tmp_path):
     assert a[0]["val_loss"] == pytest.approx(b[0]["val_loss"], abs=1e-4)
     assert a[0]["train_loss"] == pytest.approx(b[0]["train_loss"], abs=1e-4)
     assert load_config(None, ["train.channels_last=false"]).train.channels_last is False
+
+
+def test_production_lr_schedule_halves_after_each_step(tiny_store, tmp_path):
+    """The lr the training loop used in each epoch (metrics.csv), past the first decays:
+    lr0 * decay ** floor(epoch / step) with lr0 0.002, decay 0.5, step 2 -> 0.002 0.002 0.001 0.001 0.0005."""
+    run = _train(tiny_store, tmp_path, "onehot", epochs=5, extra=["train.lr_step_epochs=2", "train.patience=10"])
+    assert [r["lr"] for r in read_metrics_csv(run / "metrics.csv")] == pytest.approx(
+        [0.002, 0.002, 0.001, 0.001, 0.0005], rel=1e-12)
+
+
+def test_train_accepts_a_study_yaml_and_records_the_run_sections_only(tiny_store, tmp_path):
+    from lczldl.cli.main import main
+
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text("model:\n  depth: 5\n  width: 2\ntrain:\n  regime: dist\n  batch_size: 16\n"
+                   "  num_threads: 1\nstudy:\n  regimes: [onehot, dist]\n  seeds: '0-4'\n  workers: 2\n")
+    main(["train", "--data", str(tiny_store), "--out", str(tmp_path / "runs"), "--config", str(cfg),
+          "--max-epochs", "1"])
+    run = tmp_path / "runs" / "dist" / "seed0"                     # regime from the file
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and info["epochs"] == 1 and "study" not in info["config"]
+    assert set(yaml.safe_load((run / "config.yaml").read_text())) == {"data", "model", "train", "evaluation"}

@@ -13,36 +13,42 @@ app = typer.Typer(help="Raw vote files -> prepared store; synthetic twin; statis
 @app.command("synth")
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder for the 18 cities' raw vote files."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the twin."),
-    size: str = typer.Option("small", "--size", help="small (demo) | medium | full (like the real release)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed of the twin."),
+    size: str = typer.Option("small", "--size", help="tiny (tests) | small (demo) | medium | full (like the real release)."),
 ) -> None:
     """Write a realistic synthetic twin of the label-evaluation release (raw vote-file format)."""
     from lczldl.data.synth import synthesize
 
-    synthesize(out, seed=seed, size=size)
+    written = synthesize(out, seed=seed, size=size)
+    typer.echo(f"twin {out}: {len(written)} files, {sum(written.values())} patches")
 
 
 @app.command("prepare")
 def prepare(
     raw: Path = typer.Option(..., "--raw", help="Folder with {city}.h5 / {city}_addon.h5 vote files."),
     out: Path = typer.Option(..., "--out", help="Folder of the prepared store."),
-    split: str = typer.Option("authors", "--split", help="authors | random | cities."),
-    seed: int = typer.Option(42, "--seed", help="Seed of the random / held-out split."),
+    config: Path = typer.Option(None, "--config", help="YAML config file (its study.prepare section)."),
+    split: str = typer.Option(None, "--split", help="authors | random | cities [config: authors]."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the random / held-out split [config: 42]."),
     train_cities: str = typer.Option(None, "--train-cities", help="Comma list (with --split cities)."),
     val_cities: str = typer.Option(None, "--val-cities", help="Comma list (with --split cities)."),
     test_cities: str = typer.Option(None, "--test-cities", help="Comma list (with --split cities)."),
-    smoothing: float = typer.Option(0.0, "--smoothing", help="Distribution smoothing a: (c+a)/(n(1+a))."),
-    drop_nonfinite: bool = typer.Option(False, "--drop-nonfinite", help="Drop rows with NaN/inf pixels instead of failing."),
+    smoothing: float = typer.Option(None, "--smoothing", help="Distribution smoothing a: (c+a)/(n(1+a)) [config: 0]."),
+    drop_nonfinite: bool = typer.Option(None, "--drop-nonfinite/--keep-nonfinite",
+                                        help="Drop rows with NaN/inf pixels instead of failing [config: keep]."),
 ) -> None:
     """Read raw vote files, build labels and write train/val/test into a prepared store."""
+    from lczldl.cli.options import resolve
+
+    given = {"split": ("--split", split), "seed": ("--seed", seed),
+             "train_cities": ("--train-cities", train_cities), "val_cities": ("--val-cities", val_cities),
+             "test_cities": ("--test-cities", test_cities), "smoothing": ("--smoothing", smoothing),
+             "drop_nonfinite": ("--drop-nonfinite", drop_nonfinite)}
+    settings = resolve(config, {f"study.prepare.{k}": v for k, v in given.items()}).study
+    from lczldl.config import PrepareConfig
     from lczldl.data.prepare import prepare_store
 
-    def _split(s: str | None) -> list[str] | None:
-        return [c.strip() for c in s.split(",") if c.strip()] if s else None
-
-    m = prepare_store(raw, out, split=split, seed=seed, train_cities=_split(train_cities),
-                      val_cities=_split(val_cities), test_cities=_split(test_cities),
-                      smoothing=smoothing, drop_nonfinite=drop_nonfinite)
+    m = prepare_store(raw, out, settings.prepare if settings is not None else PrepareConfig())
     sizes = ", ".join(f"{s} {v['n']}" for s, v in m["splits"].items())
     dropped = ", ".join(f"{k} {v}" for k, v in m["dropped"].items() if v) or "none"
     typer.echo(f"store {out}: {sizes}; dropped: {dropped}")

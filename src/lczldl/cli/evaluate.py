@@ -12,10 +12,15 @@ def register(app: typer.Typer) -> None:
     def evaluate(
         runs: Path = typer.Option(..., "--runs", help="Folder holding REGIME/seedN run folders."),
         out: Path = typer.Option(None, "--out", help="Where summary.csv/md go (default: RUNS)."),
-        mc_passes: int = typer.Option(20, "--mc-passes", help="MC dropout passes."),
-        n_bins: int = typer.Option(20, "--bins", help="Calibration bins."),
+        config: Path = typer.Option(None, "--config", help="YAML config file (its evaluation section)."),
+        mc_passes: int = typer.Option(None, "--mc-passes", help="MC dropout passes [config: 20]."),
+        n_bins: int = typer.Option(None, "--bins", help="Calibration bins [config: 20]."),
     ) -> None:
         """Evaluate every finished run: predictions, metrics, temperature scaling, MC dropout, ensembles, summary."""
+        from lczldl.cli.options import resolve
+
+        ev = resolve(config, {"evaluation.mc_passes": ("--mc-passes", mc_passes),
+                              "evaluation.n_bins": ("--bins", n_bins)}).evaluation
         from lczldl.evaluation.runs import evaluate_runs
 
-        evaluate_runs(runs, out=out, mc_passes=mc_passes, n_bins=n_bins)
+        evaluate_runs(runs, out=out, mc_passes=ev.mc_passes, n_bins=ev.n_bins)

@@ -12,13 +12,15 @@ def register(app: typer.Typer) -> None:
     def study(
         data: Path = typer.Option(..., "--data", help="Prepared store or folder of raw vote files."),
         out: Path = typer.Option(..., "--out", help="Study folder."),
-        config: Path = typer.Option(None, "--config", help="YAML config file."),
-        regimes: str = typer.Option(None, "--regimes", help="Comma list (default: the paper's four)."),
-        seeds: str = typer.Option("0-4", "--seeds", help="e.g. 0-4 or 0,1,2."),
-        workers: int = typer.Option(1, "--workers", help="Units run at once on this machine."),
-        executor: str = typer.Option("local", "--executor", help="local | slurm."),
+        config: Path = typer.Option(None, "--config", help="YAML config file (run sections + study section)."),
+        regimes: str = typer.Option(None, "--regimes", help="Comma list [config; default: the paper's four]."),
+        seeds: str = typer.Option(None, "--seeds", help="e.g. 0-4 or 0,1,2 [config; default: 0-4]."),
+        workers: int = typer.Option(None, "--workers", help="Units run at once on this machine [config; default: 1]."),
+        executor: str = typer.Option(None, "--executor", help="local | slurm [config; default: local]."),
     ) -> None:
-        """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report."""
+        """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report.
+
+        Options you type win over the config's study section, which wins over the defaults."""
         from lczldl.study.runner import run_study
 
         run_study(data=data, out=out, config=config, regimes=regimes, seeds=seeds,
@@ -31,9 +33,15 @@ def register(app: typer.Typer) -> None:
 
         redraw_study(study)
 
+    from lczldl.study.demo import DEFAULT_PROFILE, PROFILES
+
     @app.command("demo")
-    def demo(out: Path = typer.Option(Path("lczldl-demo"), "--out", help="Demo folder.")) -> None:
+    def demo(
+        out: Path = typer.Option(Path("lczldl-demo"), "--out", help="Demo folder."),
+        profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="; ".join(
+            f"{name}: {p.help}" for name, p in PROFILES.items()) + "."),
+    ) -> None:
         """Synthesise the twin, prepare it, run a reduced study and write the report."""
         from lczldl.study.demo import run_demo
 
-        run_demo(out)
+        run_demo(out, profile)

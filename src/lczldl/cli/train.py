@@ -11,12 +11,13 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         data: Path = typer.Option(..., "--data", help="Prepared store (lczldl data prepare)."),
-        regime: str = typer.Option(..., "--regime", help="onehot | onehot_ls | dist | dist_ls | dawid_skene."),
-        seed: int = typer.Option(0, "--seed"),
         out: Path = typer.Option(..., "--out", help="Runs folder; the run goes to OUT/REGIME/seedN/."),
-        config: Path = typer.Option(None, "--config", help="YAML config file."),
+        regime: str = typer.Option(None, "--regime",
+                                   help="onehot | onehot_ls | dist | dist_ls | dawid_skene [config: onehot]."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the run."),
+        config: Path = typer.Option(None, "--config", help="YAML config file (a study YAML works too)."),
         set_: list[str] = typer.Option(None, "--set", help="Override, key=value (repeatable)."),
-        max_epochs: int = typer.Option(None, "--max-epochs"),
+        max_epochs: int = typer.Option(None, "--max-epochs", help="[config: 300]"),
         resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
     ) -> None:
         """Train Sen2LCZ-Net under one regime and seed."""

@@ -2,7 +2,7 @@
 
 Import submodules directly (``lczldl.data.labels``, ``lczldl.data.prepare``, ...). The names
 below are loaded lazily on first access, so ``import lczldl.data`` stays light (no torch):
-``prepare_store``, ``is_prepared_store``, ``is_raw_vote_folder`` (prepare), ``open_store``,
+``prepare_store``, ``is_raw_vote_folder`` (prepare), ``is_prepared_store``, ``open_store``,
 ``Store``, ``SplitArrays``, ``LCZDataset`` (store, numpy only), ``LCZDataModule``,
 ``EpochBatchSampler`` (datamodule, imports torch and lightning).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "prepare_store": "prepare", "is_prepared_store": "prepare", "is_raw_vote_folder": "prepare",
+    "prepare_store": "prepare", "is_prepared_store": "store", "is_raw_vote_folder": "prepare",
     "open_store": "store", "Store": "store", "SplitArrays": "store", "LCZDataset": "store",
     "LCZDataModule": "datamodule", "EpochBatchSampler": "datamodule",
 }

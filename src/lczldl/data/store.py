@@ -1,4 +1,4 @@
-"""Reading the prepared store: validated arrays and a lazy dataset of dict samples.
+"""Owns reading the prepared store: validated arrays and a lazy dataset of dict samples.
 
 Images: file-backed mmap pages count in the process's resident memory (RSS), so a plain
 ``np.load(mmap_mode="r")`` would grow to the whole 8 GB of a 400k-sample store over one epoch.
@@ -9,7 +9,7 @@ machine: faster than mmap + periodic ``madvise(MADV_DONTNEED)``, whose page faul
 cost more than the syscalls.) The small per-row arrays (labels, distributions, ...) are
 memory-mapped.
 
-No normalisation happens here: images are reflectance (DN / 10000); the model scales its inputs.
+No normalisation happens here: images are reflectance (DN / REFLECTANCE_SCALE); the model scales its inputs.
 This module imports numpy only; torch is imported when a sample is built.
 """
 
@@ -23,18 +23,31 @@ from pathlib import Path
 
 import numpy as np
 
-from lczldl.constants import BANDS, N_URBAN, PATCH_SIZE
+from lczldl.constants import BANDS, N_EXPERTS, N_URBAN, PATCH_SIZE, REFLECTANCE_SCALE
 from lczldl.errors import DataError
+from lczldl.layout import IMAGE, MANIFEST, STORE_FORMAT, STORE_VERSION, array_path, manifest_path, split_dir
 
 #: Targets a dataset can serve (regime training / validation targets).
 TARGETS = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls", "dawid_skene")
 TARGET_ALIASES = {"dist": "distribution", "dist_ls": "distribution_ls"}
-#: Per-row arrays of a split: name -> (trailing shape, dtype kind).
+#: Per-row arrays of a split: name -> (trailing shape, dtype kind). Required in every store.
 COLUMNS = {
     "label": ((), "i"), "distribution": ((N_URBAN,), "f"), "dawid_skene": ((N_URBAN,), "f"),
-    "votes": ((11,), "i"), "original": ((), "i"), "city": ((), "i"), "vote_entropy": ((), "f"),
+    "votes": ((N_EXPERTS,), "i"), "original": ((), "i"), "city": ((), "i"), "vote_entropy": ((), "f"),
 }
-SCALE = 10000.0
+#: Per-row arrays a store may lack (hand-made fixture stores): name -> (trailing shape, dtype kind).
+OPTIONAL_COLUMNS = {"row": ((), "i")}
+
+
+def is_prepared_store(path: Path) -> bool:
+    """True if ``path`` holds the manifest of an lczldl store (format tag checked, nothing else)."""
+    m = manifest_path(path)
+    if not m.is_file():
+        return False
+    try:
+        return json.loads(m.read_text()).get("format") == STORE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class ImageFile:
@@ -152,7 +165,7 @@ class SplitArrays:
     original: np.ndarray       # (N,) int8 original So2Sat LCZ id
     city: np.ndarray           # (N,) int16 index into manifest["cities"]
     vote_entropy: np.ndarray   # (N,) float32 nats
-    row: np.ndarray | None = None  # (N,) int32 row in the city's raw file (stores from prepare)
+    row: np.ndarray | None = None  # (N,) int64 row in the city's raw file (stores from prepare)
 
 
 class Store:
@@ -160,19 +173,19 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        mpath = self.path / "manifest.json"
+        mpath = manifest_path(self.path)
         if not mpath.is_file():
-            raise DataError(f"{self.path}: not a prepared store (no manifest.json); "
+            raise DataError(f"{self.path}: not a prepared store (no {MANIFEST}); "
                             "create one with `lczldl data prepare --raw RAW --out STORE`")
         try:
             self.manifest = json.loads(mpath.read_text())
         except (OSError, ValueError) as exc:
             raise DataError(f"{mpath}: manifest is not valid JSON ({exc}); prepare the store again") from None
-        if not isinstance(self.manifest, dict) or self.manifest.get("format") != "lczldl-store":
-            raise DataError(f"{mpath}: not an lczldl store manifest (format != 'lczldl-store')")
-        if self.manifest.get("version") != 1:
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != STORE_FORMAT:
+            raise DataError(f"{mpath}: not an lczldl store manifest (format != '{STORE_FORMAT}')")
+        if self.manifest.get("version") != STORE_VERSION:
             raise DataError(f"{mpath}: store version {self.manifest.get('version')} is not supported "
-                            "(expected 1); prepare the store again with this lczldl")
+                            f"(expected {STORE_VERSION}); prepare the store again with this lczldl")
         if not isinstance(self.manifest.get("splits"), dict):
             raise DataError(f"{mpath}: manifest has no 'splits'; prepare the store again")
         self._splits: dict[str, SplitArrays] = {}
@@ -185,33 +198,34 @@ class Store:
     def cities(self) -> list[str]:
         return list(self.manifest.get("cities", []))
 
+    def _column(self, split: str, name: str, n: int, tail: tuple[int, ...], kind: str) -> np.ndarray:
+        """One per-row array of a split, memory-mapped and checked against the manifest's row count."""
+        f = array_path(self.path, split, name)
+        try:
+            arr = np.load(f, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{f}: missing or unreadable array of the store ({exc}); "
+                            "prepare the store again") from None
+        if arr.shape != (n,) + tail or arr.dtype.kind != kind:
+            raise DataError(f"{f}: shape {arr.shape} dtype {arr.dtype}, expected {(n,) + tail} "
+                            f"({'int' if kind == 'i' else 'float'}) from manifest; prepare the store again")
+        return arr
+
     def split(self, name: str) -> SplitArrays:
         """Validated arrays of split ``name`` (train / val / test)."""
         if name in self._splits:
             return self._splits[name]
-        d = self.path / name
+        d = split_dir(self.path, name)
         if name not in self.manifest["splits"] or not d.is_dir():
             raise DataError(f"{self.path}: no split '{name}' in the store (has: {', '.join(self.splits)})")
         n = self.manifest["splits"][name].get("n")
-        cols = {}
-        for c, (tail, kind) in COLUMNS.items():
-            f = d / f"{c}.npy"
-            try:
-                arr = np.load(f, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{f}: missing or unreadable array of the store ({exc}); "
-                                "prepare the store again") from None
-            if arr.shape != (n,) + tail or arr.dtype.kind != kind:
-                raise DataError(f"{f}: shape {arr.shape} dtype {arr.dtype}, expected {(n,) + tail} "
-                                f"({'int' if kind == 'i' else 'float'}) from manifest; prepare the store again")
-            cols[c] = arr
-        if (d / "row.npy").is_file():
-            cols["row"] = np.load(d / "row.npy", mmap_mode="r")
-            if cols["row"].shape != (n,):
-                raise DataError(f"{d / 'row.npy'}: shape {cols['row'].shape}, expected ({n},); prepare the store again")
-        image = ImageFile(d / "image.npy")
+        cols = {c: self._column(name, c, n, tail, kind) for c, (tail, kind) in COLUMNS.items()}
+        for c, (tail, kind) in OPTIONAL_COLUMNS.items():
+            if array_path(self.path, name, c).is_file():
+                cols[c] = self._column(name, c, n, tail, kind)
+        image = ImageFile(array_path(self.path, name, IMAGE))
         if image.shape[0] != n or image.shape[1] != len(BANDS):
-            raise DataError(f"{d / 'image.npy'}: shape {image.shape}, expected ({n}, {len(BANDS)}, 32, 32)")
+            raise DataError(f"{image.path}: shape {image.shape}, expected ({n}, {len(BANDS)}, 32, 32)")
         self._splits[name] = SplitArrays(name=name, n=int(n), image=image, **cols)
         return self._splits[name]
 
@@ -291,7 +305,7 @@ class LCZDataset:
         raw = self.arrays.image.read(rows)
         if self.band_idx != list(range(raw.shape[1])):
             raw = raw[:, self.band_idx]
-        return np.divide(raw, np.float32(SCALE), dtype=np.float32)
+        return np.divide(raw, np.float32(REFLECTANCE_SCALE), dtype=np.float32)
 
     def _rows(self, index) -> np.ndarray:
         rows = np.asarray(index, dtype=np.int64).reshape(-1)

@@ -30,21 +30,33 @@ the 11 vote columns only, as in the release.
 
 Output: exactly the release format read by ``lczldl.data.readers.votes`` (``sen2`` stored as
 float32 reflectance, ``label`` int16). Deterministic for a seed (each city has its own stream).
-Sizes (patches per European / addon city): small 560 / 60 (6,080 in all, 3,600 in the authors'
-train cities), medium 10x, full 20,000 / 2,500 (220,000, ~45,000 per held-out split, like the real
-test split of 40,885).
+Sizes (:data:`SIZES`, patches per European / addon city; docs/synthetic_twin.md): tiny 80 / 8
+(864 in all), small 560 / 30 (5,840 in all, 3,480 in the authors' train cities), medium 10x,
+full 20,000 / 1,250 (210,000, ~42,500 per held-out split, like the real test split of 40,885).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from lczldl.constants import ADDON_CITIES, EUROPEAN_CITIES, N_EXPERTS
+from lczldl.constants import (
+    ADDON_CITIES,
+    BANDS,
+    EUROPEAN_CITIES,
+    N_EXPERTS,
+    N_LCZ,
+    N_URBAN,
+    PATCH_SIZE,
+)
+from lczldl.data.synth_pixels import make_city, render_scene
 from lczldl.errors import DataError
+from lczldl.fileio import os_error_at
 
 SIZES = {  # patches per European city, per addon city
     "tiny": (80, 8),
@@ -133,7 +145,7 @@ def simulate_latent(rng: np.random.Generator, n: int, addon: bool,
         mixing = {7: ADDON_MIXING}
     else:
         shares = CITY_SHARES if shares is None else shares
-        primary = rng.choice(np.arange(1, 11), size=n, p=shares).astype(np.int64)
+        primary = rng.choice(np.arange(1, N_URBAN + 1), size=n, p=shares).astype(np.int64)
         odd = rng.random(n) < NON_URBAN_SHARE
         primary[odd] = rng.choice([11, 14], size=int(odd.sum()))
         table, mixing = NEIGHBOURS, MIXING
@@ -215,7 +227,7 @@ def simulate_votes(rng: np.random.Generator, experts: list[dict], latent: dict) 
     for e, ex in enumerate(experts):
         per = np.clip(weight + rng.normal(0.0, ex["noise"], weight.shape) * (weight > 0), 1e-6, None)
         per = per ** ex["gamma"]
-        mix = np.zeros((n, 18))
+        mix = np.zeros((n, N_LCZ + 1))
         for j in range(3):
             np.add.at(mix, (rows, comp[:, j]), per[:, j])
         for (a, b), leak in ex["leaks"].items():
@@ -224,7 +236,7 @@ def simulate_votes(rng: np.random.Generator, experts: list[dict], latent: dict) 
             mix[:, b] += moved
         mix /= mix.sum(axis=1, keepdims=True)
         u = rng.random((n, 1)) if draws is None else draws[:, e:e + 1]
-        v = np.minimum((u > np.cumsum(mix, axis=1)).sum(axis=1), 17)
+        v = np.minimum((u > np.cumsum(mix, axis=1)).sum(axis=1), N_LCZ)
         slip = rng.random(n) < ex["slip"]
         for a in np.unique(v[slip]):
             idx = np.nonzero(slip & (v == a))[0]
@@ -241,119 +253,6 @@ def original_labels(rng: np.random.Generator, latent: dict) -> np.ndarray:
     n = comp.shape[0]
     swap = (weight[:, 1] > 0.35) & (rng.random(n) < 0.5) | (rng.random(n) < 0.03)
     return np.where(swap, comp[:, 1], comp[:, 0])
-
-
-# ----------------------------------------------------------------------------------------- pixels
-# materials: roof, paved, vegetation, soil, water, shadow
-#                 B2    B3    B4    B5    B6    B7    B8    B8A   B11   B12
-SPECTRA = np.array([
-    [.120, .125, .130, .140, .150, .155, .160, .165, .200, .180],   # roof (tile / concrete)
-    [.090, .095, .100, .105, .110, .112, .115, .118, .140, .125],   # paved / asphalt
-    [.030, .055, .035, .090, .250, .310, .340, .350, .180, .090],   # vegetation
-    [.080, .100, .130, .160, .190, .210, .220, .230, .300, .260],   # bare soil
-    [.060, .055, .035, .025, .015, .012, .010, .009, .005, .004],   # water
-    [.025, .028, .030, .032, .038, .040, .042, .043, .040, .032],   # shadow
-], dtype=np.float32)
-#: light sheet-metal roofs (LCZ 7), bright large industrial roofs (LCZ 8), dark industry (LCZ 10)
-ROOF_LIGHT = np.array([.200, .210, .220, .225, .230, .232, .235, .238, .260, .240], dtype=np.float32)
-ROOF_INDUSTRIAL = np.array([.170, .175, .180, .185, .190, .195, .200, .205, .230, .210], dtype=np.float32)
-ROOF_DARK = np.array([.070, .072, .075, .078, .082, .085, .088, .090, .110, .100], dtype=np.float32)
-
-#: per LCZ: material shares (roof, paved, vegetation, soil, water), building scale (blob size,
-#: 1 = small houses), building height (shadow length in pixels), roof type
-PROFILES: dict[int, tuple[tuple[float, ...], float, int, str]] = {
-    1: ((.45, .40, .08, .04, .03), 2.5, 4, "tile"),
-    2: ((.55, .33, .08, .04, .00), 2.0, 2, "tile"),
-    3: ((.58, .24, .14, .04, .00), 1.0, 1, "tile"),
-    4: ((.24, .28, .40, .06, .02), 2.5, 4, "tile"),
-    5: ((.32, .28, .34, .06, .00), 2.0, 2, "tile"),
-    6: ((.28, .20, .46, .06, .00), 1.0, 1, "tile"),
-    7: ((.62, .06, .08, .24, .00), 0.6, 0, "light"),
-    8: ((.52, .38, .05, .05, .00), 4.0, 1, "industrial"),
-    9: ((.12, .10, .60, .18, .00), 1.2, 1, "tile"),
-    10: ((.42, .34, .06, .16, .02), 3.5, 2, "dark"),
-    11: ((.00, .02, .95, .03, .00), 1.0, 0, "tile"),
-    12: ((.02, .04, .74, .20, .00), 1.0, 0, "tile"),
-    14: ((.00, .02, .78, .20, .00), 1.0, 0, "tile"),
-}
-
-
-def smooth_field(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
-    """(n, 32, 32) smooth random field, rank-normalised per patch to [0, 1) (thresholds = shares).
-
-    Bilinear upsampling of coarse uniform noise; ``scale`` ~ blob size (1 = about 8 px cells).
-    """
-    coarse = max(2, int(round(32 / (8 * scale))) + 1)
-    g = rng.random((n, coarse, coarse), dtype=np.float32)
-    x = np.linspace(0, coarse - 1, 32, dtype=np.float32)
-    i0 = np.clip(x.astype(int), 0, coarse - 2)
-    t = (x - i0)[None, :]
-    rows = g[:, i0, :] * (1 - t.T)[None] + g[:, i0 + 1, :] * t.T[None]
-    field = rows[:, :, i0] * (1 - t)[None] + rows[:, :, i0 + 1] * t[None]
-    field += rng.random(field.shape, dtype=np.float32) * 0.02      # break ties
-    flat = field.reshape(n, -1)
-    ranks = flat.argsort(axis=1).argsort(axis=1).astype(np.float32) / flat.shape[1]
-    return ranks.reshape(n, 32, 32)
-
-
-def render(rng: np.random.Generator, lcz: int, n: int, city: dict) -> np.ndarray:
-    """(n, 10, 32, 32) reflectance of ``n`` pure patches of LCZ ``lcz`` in ``city``'s appearance."""
-    shares, scale, height, roof_type = PROFILES[lcz]
-    shares = np.asarray(shares, dtype=np.float64)
-    jit = rng.dirichlet(shares * 25 + 0.05, size=n).astype(np.float32)  # density varies
-    field = smooth_field(rng, n, scale * rng.uniform(0.8, 1.25))
-    cum = np.cumsum(jit, axis=1)
-    mat = np.minimum((field[:, None] >= cum[:, :, None, None]).sum(axis=1), 4)
-    if height > 0:                      # shadows cast away from the sun, length ~ height
-        roof = mat == 0
-        dy, dx = city["sun"]
-        cast = np.zeros_like(roof)
-        for k in range(1, height + 1):
-            cast |= np.roll(roof, (k * dy, k * dx), axis=(1, 2))
-        mat = np.where(cast & ~roof, 5, mat)
-    roof_spec = {"tile": SPECTRA[0], "light": ROOF_LIGHT, "industrial": ROOF_INDUSTRIAL,
-                 "dark": ROOF_DARK}[roof_type]
-    if roof_type == "tile":
-        roof_spec = (1 - city["roof_mix"]) * roof_spec + city["roof_mix"] * city["roof_alt"]
-    spectra = np.concatenate([roof_spec[None], SPECTRA[1:]], axis=0).copy()
-    spectra[2] *= city["vigour"]
-    img = spectra[mat].transpose(0, 3, 1, 2)                       # (n, 10, 32, 32)
-    img = img * city["gain"][None, :, None, None] + city["offset"][None, :, None, None]
-    return img * rng.normal(1.0, 0.05, (n, 1, 1, 1)).astype(np.float32)
-
-
-def make_city(rng: np.random.Generator) -> dict:
-    """Appearance of one city: band gain / offset, season (vegetation vigour), roofs, sun."""
-    haze = rng.uniform(0.0, 0.02)
-    decay = np.linspace(1.0, 0.1, 10, dtype=np.float32)
-    sun = [(1, 1), (1, 0), (0, 1), (1, -1)][int(rng.integers(4))]
-    return {
-        "gain": (rng.normal(1.0, 0.08) * rng.normal(1.0, 0.04, 10)).astype(np.float32),
-        "offset": (haze * decay + rng.normal(0.0, 0.004, 10)).astype(np.float32),
-        "vigour": np.float32(rng.uniform(0.75, 1.15)),
-        "roof_mix": float(rng.uniform(0.0, 0.5)),
-        "roof_alt": [ROOF_LIGHT, ROOF_DARK, SPECTRA[3]][int(rng.integers(3))],
-        "sun": sun,
-    }
-
-
-def render_scene(rng: np.random.Generator, latent: dict, city: dict) -> np.ndarray:
-    """(n, 32, 32, 10) float32 reflectance of the latent scenes (regions with the latent shares)."""
-    comp, weight = latent["comp"], latent["weight"]
-    n = comp.shape[0]
-    layers = np.empty((3, n, 10, 32, 32), dtype=np.float32)
-    for j in range(3):
-        for lcz in np.unique(comp[:, j]):
-            idx = np.nonzero(comp[:, j] == lcz)[0]
-            layers[j, idx] = render(rng, int(lcz), idx.size, city)
-    region = smooth_field(rng, n, 2.0)                            # coarse blobs
-    ws = weight[:, 1, None, None].astype(np.float32)
-    wt = weight[:, 2, None, None].astype(np.float32)
-    pick = np.where(region < ws, 1, np.where(region < ws + wt, 2, 0))
-    px = np.take_along_axis(layers, pick[None, :, None], axis=0)[0]
-    px += rng.normal(0.0, 0.005, px.shape).astype(np.float32)
-    px = np.clip(px, 0.0, None)
-    return np.round(px.transpose(0, 2, 3, 1) * 10000) / 10000      # S2 quantisation (DN / 10000)
 
 
 def city_patches(rng: np.random.Generator, n: int, experts: list[dict], city: dict, addon: bool,
@@ -378,32 +277,55 @@ def _city_key(city: str) -> int:
 def synthesize(out: Path, seed: int = 0, size: str = "small", progress: bool = True) -> dict:
     """Write the 18 cities' vote files of the twin into ``out``; returns {file name: rows}.
 
-    Each file is written under a temporary name and renamed; the same seed gives the same files.
+    All-or-nothing: the files are written into a temporary folder inside ``out`` and moved into
+    place once every one is complete; on any error (a full disk included) the temporary folder,
+    and ``out`` itself when this call created it, are removed. The same seed gives the same files.
     """
     if size not in SIZES:
         raise DataError(f"unknown twin size '{size}', use one of {', '.join(SIZES)}")
+    if not isinstance(seed, int) or seed < 0:
+        raise DataError(f"twin seed must be an integer >= 0, got {seed!r}")
     out = Path(out)
+    new_root = next((p for p in reversed([out.absolute(), *out.absolute().parents]) if not p.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".lczldl-synth-", dir=out))
+    try:
+        written = _write_twin(tmp, seed, size, progress)
+        for name in written:
+            os.replace(tmp / name, out / name)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if new_root is not None:
+            shutil.rmtree(new_root, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise os_error_at(exc, out) from exc
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
+def _write_twin(folder: Path, seed: int, size: str, progress: bool) -> dict[str, int]:
+    """Write every city's file of the twin into ``folder``; returns {file name: rows}."""
+    from rich.progress import Progress
+
+    from lczldl.data.readers.votes import city_file_name
+
     n_city, n_addon = SIZES[size]
     experts = make_experts(np.random.default_rng([seed, 1]))
     jobs = [(c, False) for c in EUROPEAN_CITIES] + [(c, True) for c in ADDON_CITIES]
-    total = sum(n_addon if a else n_city for _, a in jobs)
     written = {}
-    from rich.progress import Progress
-
     with Progress(disable=not progress or size in ("tiny", "small"), transient=True) as bar:
-        task = bar.add_task("synthesising twin", total=total)
+        task = bar.add_task("synthesising twin", total=sum(n_addon if a else n_city for _, a in jobs))
         for city, addon in jobs:
             rng = np.random.default_rng([seed, _city_key(city)])
             look = make_city(rng)
             shares = None if addon else rng.dirichlet(CITY_SHARES * 80 + 0.1)
             n = n_addon if addon else n_city
-            name = f"{city}_addon.h5" if addon else f"{city}.h5"
-            tmp = out / f".{name}.tmp"
+            name = city_file_name(city, addon)
             try:
-                with h5py.File(tmp, "w") as f:
-                    ds = f.create_dataset("sen2", shape=(n, 32, 32, 10), dtype="float32",
-                                          chunks=(min(n, 128), 32, 32, 10))
+                with h5py.File(folder / name, "w") as f:
+                    ds = f.create_dataset("sen2", shape=(n, PATCH_SIZE, PATCH_SIZE, len(BANDS)),
+                                          dtype="float32", chunks=(min(n, 128), PATCH_SIZE, PATCH_SIZE, len(BANDS)))
                     labels = []
                     for start in range(0, n, CHUNK):
                         m = min(CHUNK, n - start)
@@ -413,9 +335,7 @@ def synthesize(out: Path, seed: int = 0, size: str = "small", progress: bool = T
                         bar.advance(task, m)
                     f.create_dataset("label", data=np.concatenate(labels))
                     f.attrs["lczldl_synthetic_twin"] = f"seed={seed} size={size}"
-                os.replace(tmp, out / name)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+            except OSError as exc:
+                raise os_error_at(exc, folder.parent / name) from exc
             written[name] = n
     return written

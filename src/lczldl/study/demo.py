@@ -1,4 +1,5 @@
-"""``lczldl demo``: synthesise the twin, prepare it, run the reduced study, write the report.
+"""Owns ``lczldl demo``: its profiles (twin + packaged config + notes), and synthesise, prepare,
+run the reduced study, report.
 
 Layout of OUT: ``raw/`` (the twin's vote files), then the study layout of
 :mod:`lczldl.study.runner` (``store/``, ``runs/``, ``summary.csv``, ``report.html`` ...).
@@ -10,41 +11,84 @@ from __future__ import annotations
 import csv
 import json
 import time
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-TWIN = {"seed": 0, "size": "small"}
+from lczldl.layout import REPORT_HTML, REPORT_MD, SUMMARY_CSV, TWIN_MARKER
 
-#: What the demo reduces against the paper's protocol (also in docs/study.md and resources/demo.yaml).
-NOTES = (
-    "Demo on the synthetic twin (size small, seed 0), not the real votes.",
-    "Reduced for time: 2 seeds instead of 5; 12 epochs instead of up to 300, learning rate halved "
-    "every 3 epochs instead of 5, early stopping effectively off (patience 12); 10 MC-dropout passes "
-    "instead of 20. Model, optimiser, losses and post-hoc methods are the paper's.",
-)
+#: the raw vote files' folder inside the demo folder
+RAW_DIR = "raw"
 
 
-def demo_config() -> Path:
-    """Path of the packaged reduced config (resources/demo.yaml)."""
-    return Path(str(resources.files("lczldl") / "resources" / "demo.yaml"))
+@dataclass(frozen=True)
+class DemoProfile:
+    """One way to run the demo: the twin it synthesises (size, seed), the packaged config it runs
+    with (a file in ``lczldl/resources``, study section included) and the notes for the report."""
+
+    twin_size: str
+    twin_seed: int
+    config: str
+    notes: tuple[str, ...]
+    help: str
 
 
-def synthesize_once(raw: Path, console: Any) -> None:
-    """Write the twin into ``raw`` unless a completed earlier call left its marker."""
+#: the demo's profiles; ``default`` is what ``lczldl demo`` runs (docs/study.md)
+PROFILES: dict[str, DemoProfile] = {
+    "default": DemoProfile(
+        twin_size="small", twin_seed=0, config="demo.yaml",
+        notes=("Demo on the synthetic twin (size small, seed 0), not the real votes.",
+               "Reduced for time: 2 seeds instead of 5; 12 epochs instead of up to 300, learning rate "
+               "halved every 3 epochs instead of 5, early stopping effectively off (patience 12); 10 "
+               "MC-dropout passes instead of 20. Model, optimiser, losses and post-hoc methods are the "
+               "paper's."),
+        help="the paper's four regimes x 2 seeds on the small twin, ~6-11 min on 2 CPU cores"),
+    "tiny": DemoProfile(
+        twin_size="tiny", twin_seed=0, config="demo_tiny.yaml",
+        notes=("Smoke test on the tiny synthetic twin with a tiny network: the numbers mean nothing.",),
+        help="a smoke test: tiny twin, tiny network, 2 regimes x 1 seed, 2 epochs (~1 min)"),
+}
+DEFAULT_PROFILE = "default"
+#: the default profile's notes (the report shows them)
+NOTES = PROFILES[DEFAULT_PROFILE].notes
+
+
+def profile(name: str) -> DemoProfile:
+    """The demo profile called ``name``; ConfigError naming the choices otherwise."""
+    from lczldl.errors import ConfigError
+
+    if name not in PROFILES:
+        raise ConfigError(f"--profile {name!r}: choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def demo_config(name: str = DEFAULT_PROFILE) -> Path:
+    """Path of a profile's packaged config (resources/demo.yaml for the default)."""
+    return Path(str(resources.files("lczldl") / "resources" / profile(name).config))
+
+
+def twin_record(prof: DemoProfile) -> dict[str, Any]:
+    """What the twin marker records: the twin's seed and size."""
+    return {"seed": prof.twin_seed, "size": prof.twin_size}
+
+
+def synthesize_once(raw: Path, console: Any, prof: DemoProfile | None = None) -> None:
+    """Write the profile's twin into ``raw`` unless a completed earlier call left its marker."""
     from lczldl.fileio import atomic_write_json
 
-    marker = raw / ".lczldl-twin.json"
+    prof = prof or PROFILES[DEFAULT_PROFILE]
+    marker = raw / TWIN_MARKER
     try:
-        if json.loads(marker.read_text()) == TWIN:
+        if json.loads(marker.read_text()) == twin_record(prof):
             return
     except (OSError, ValueError):
         pass
     from lczldl.data.synth import synthesize
 
-    console.print(f"synthesising the twin ({TWIN['size']}, seed {TWIN['seed']}) -> {raw}")
-    synthesize(raw, seed=TWIN["seed"], size=TWIN["size"])
-    atomic_write_json(marker, TWIN)
+    console.print(f"synthesising the twin ({prof.twin_size}, seed {prof.twin_seed}) -> {raw}")
+    synthesize(raw, seed=prof.twin_seed, size=prof.twin_size)
+    atomic_write_json(marker, twin_record(prof))
 
 
 def read_summary(path: Path) -> list[dict[str, str]]:
@@ -98,23 +142,24 @@ def print_comparison(console: Any, rows: list[dict[str, str]]) -> dict[tuple[str
     return verdict
 
 
-def run_demo(out: Path) -> None:
-    """Synthesise + prepare the twin, run the reduced study into ``out``, print where the report is."""
+def run_demo(out: Path, profile_name: str = DEFAULT_PROFILE, console: Any = None) -> None:
+    """Synthesise + prepare the profile's twin, run its reduced study into ``out``, print the key
+    comparison and where the report is."""
     from rich.console import Console
 
     from lczldl.study.runner import run_study
 
-    console = Console()
+    prof = profile(profile_name)
+    console = console or Console()
     out = Path(out)
     t0 = time.time()
-    raw = out / "raw"
-    synthesize_once(raw, console)
-    run_study(data=raw, out=out, config=demo_config(), console=console, notes=NOTES)
-    wall = time.time() - t0
-    console.print(f"demo finished in {wall / 60:.1f} min")
-    summary = out / "summary.csv"
+    synthesize_once(out / RAW_DIR, console, prof)
+    run_study(data=out / RAW_DIR, out=out, config=demo_config(profile_name), console=console,
+              notes=prof.notes)
+    console.print(f"demo finished in {(time.time() - t0) / 60:.1f} min")
+    summary = out / SUMMARY_CSV
     if summary.is_file():
         print_comparison(console, read_summary(summary))
-    for name in ("report.html", "report.md"):
+    for name in (REPORT_HTML, REPORT_MD):
         if (out / name).is_file():
             console.print(f"report: {out / name}")

@@ -1,7 +1,7 @@
-"""Where units run: local subprocesses, SLURM jobs (submitit) or submitit's local executor.
+"""Owns where units run: local subprocesses, SLURM jobs (submitit) or submitit's local executor.
 
 Every executor runs :func:`execute_unit` on a *spec* (a JSON-able dict, see
-:func:`lczldl.study.runner.unit_spec`) in a separate process. ``execute_unit`` sends the unit's
+:func:`lczldl.study.runner.spec_maker`) in a separate process. ``execute_unit`` sends the unit's
 stdout/stderr to ``STUDY/logs/<id>.log``, runs the unit's work function and then writes the
 completion marker ``STUDY/units/<id>.json`` atomically (done or failed). The scheduler only polls
 handles; the marker is the truth.
@@ -33,7 +33,8 @@ from typing import Any, Protocol
 
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
-from lczldl.study.units import DONE, FAILED, marker_path
+from lczldl.layout import STUDY_SLURM, STUDY_SUBMITIT, marker_path, spec_path
+from lczldl.study.units import DONE, FAILED
 
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local")
 
@@ -223,7 +224,7 @@ class LocalExecutor:
         slot = self._free.pop(0)
         spec = dict(spec, threads=self.threads, redirect=False,
                     device=self.gpus[slot % len(self.gpus)] if self.gpus else None)
-        spec_file = Path(spec["study"]) / "units" / f"{spec['id']}.spec.json"
+        spec_file = spec_path(spec["study"], spec["id"])
         atomic_write_json(spec_file, spec)
         log = Path(spec["log"])
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -313,23 +314,30 @@ class SubmititExecutor:
                 h.cancel()
 
 
-def make_executor(kind: str, study: Path, workers: int = 1,
-                  slurm: Mapping[str, Any] | None = None) -> LocalExecutor | SubmititExecutor:
-    """Executor by name: ``local`` | ``slurm`` | ``submitit-local``."""
-    if workers < 1:
-        raise ConfigError(f"--workers {workers}: must be >= 1")
-    if kind == "local":
-        return LocalExecutor(workers)
+def check_executor(kind: str) -> None:
+    """ConfigError unless executor ``kind`` exists and can run here (checked before a study writes
+    anything): ``slurm`` needs ``sbatch`` on the PATH."""
+    if kind not in EXECUTORS:
+        raise ConfigError(f"--executor {kind!r}: choose local or slurm (or submitit-local for tests)")
     if kind == "slurm":
         import shutil
 
         if shutil.which("sbatch") is None:
             raise ConfigError("--executor slurm: `sbatch` not found on this machine; run the study on a "
                               "SLURM login node or use --executor local")
-        return SubmititExecutor(Path(study) / "slurm", "slurm", workers, slurm)
-    if kind == "submitit-local":
-        return SubmititExecutor(Path(study) / "submitit", "local", workers, dict(slurm or {}, max_parallel=workers))
-    raise ConfigError(f"--executor {kind!r}: choose local or slurm (or submitit-local for tests)")
+
+
+def make_executor(kind: str, study: Path, workers: int = 1,
+                  slurm: Mapping[str, Any] | None = None) -> LocalExecutor | SubmititExecutor:
+    """Executor by name: ``local`` | ``slurm`` | ``submitit-local``."""
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: must be >= 1")
+    check_executor(kind)
+    if kind == "local":
+        return LocalExecutor(workers)
+    if kind == "slurm":
+        return SubmititExecutor(Path(study) / STUDY_SLURM, "slurm", workers, slurm)
+    return SubmititExecutor(Path(study) / STUDY_SUBMITIT, "local", workers, dict(slurm or {}, max_parallel=workers))
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through LocalExecutor

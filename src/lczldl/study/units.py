@@ -1,4 +1,4 @@
-"""Units of a study: what they are, how they depend on each other, and their completion markers.
+"""Owns the units of a study: what they are, how they depend on each other, and their completion markers.
 
 A study is a small DAG of units::
 
@@ -18,20 +18,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lczldl.constants import PAPER_REGIMES, REGIMES
 from lczldl.errors import ConfigError
+from lczldl.layout import marker_path
 
 #: Unit kinds in dependency order.
 KINDS: tuple[str, ...] = ("train", "evaluate", "calibrate", "aggregate", "report")
 
 #: Default work function of each kind, "module:function"; each takes the unit's spec dict.
-DEFAULT_WORK: dict[str, str] = {k: f"lczldl.study.runner:{k}" for k in KINDS}
+DEFAULT_WORK: dict[str, str] = {k: f"lczldl.study.work:{k}" for k in KINDS}
 
 # Statuses a unit can be in, as shown in study.json and the progress overview.
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
@@ -82,59 +81,6 @@ def build_units(regimes: Sequence[str], seeds: Sequence[int]) -> list[Unit]:
     return units
 
 
-# ---------------------------------------------------------------------------------------------
-# parsing of the grid
-# ---------------------------------------------------------------------------------------------
-
-_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
-
-
-def parse_seeds(text: str | int | Iterable[int]) -> list[int]:
-    """``"0-4"`` -> [0..4], ``"0,2"`` -> [0, 2], ``"0-2,7"`` -> [0, 1, 2, 7]; order kept, no repeats."""
-    if isinstance(text, int):
-        items: list[int] = [text]
-    elif isinstance(text, str):
-        items = []
-        parts = [p for p in text.split(",")]
-        if not text.strip() or any(not p.strip() for p in parts):
-            raise ConfigError(f"seeds {text!r}: empty item; write e.g. 0-4 or 0,1,2")
-        for p in parts:
-            m = _RANGE.match(p)
-            if m:
-                lo, hi = int(m.group(1)), int(m.group(2))
-                if hi < lo:
-                    raise ConfigError(f"seeds {text!r}: range {p.strip()} runs backwards; write e.g. 0-4")
-                items.extend(range(lo, hi + 1))
-            elif p.strip().isdigit():
-                items.append(int(p.strip()))
-            else:
-                raise ConfigError(f"seeds {text!r}: {p.strip()!r} is not a seed or range; write e.g. 0-4 or 0,1,2")
-    else:
-        items = [int(x) for x in text]
-    if any(s < 0 for s in items):
-        raise ConfigError(f"seeds {text!r}: seeds must be >= 0")
-    out: list[int] = []
-    for s in items:
-        if s not in out:
-            out.append(s)
-    if not out:
-        raise ConfigError("seeds: no seed given; write e.g. 0-4 or 0,1,2")
-    return out
-
-
-def parse_regimes(text: str | Sequence[str] | None) -> list[str]:
-    """Comma list (or list) of regimes; ``None`` -> the paper's four. Unknown names raise ConfigError."""
-    if text is None:
-        return list(PAPER_REGIMES)
-    names = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if str(t).strip()]
-    if not names:
-        raise ConfigError(f"regimes {text!r}: empty; choose from {', '.join(REGIMES)}")
-    bad = [n for n in names if n not in REGIMES]
-    if bad:
-        raise ConfigError(f"regimes: unknown {', '.join(bad)}; choose from {', '.join(REGIMES)}")
-    return list(dict.fromkeys(names))
-
-
 def thread_share(workers: int, cores: int | None = None) -> int:
     """Torch threads per worker when ``workers`` units share ``cores`` cores (at least 1)."""
     if workers < 1:
@@ -161,26 +107,21 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def marker_path(study: Path, uid: str) -> Path:
-    return Path(study) / "units" / f"{uid}.json"
-
-
-def log_path(study: Path, uid: str) -> Path:
-    return Path(study) / "logs" / f"{uid}.log"
-
-
 def read_marker(study: Path, uid: str) -> dict[str, Any] | None:
     """The unit's marker, or None when absent or unreadable (an unreadable one counts as absent)."""
-    p = marker_path(study, uid)
     try:
-        return json.loads(p.read_text())
+        m = json.loads(marker_path(study, uid).read_text())
     except (OSError, ValueError):
         return None
+    return m if isinstance(m, dict) else None
 
 
-def is_done(study: Path, uid: str, inputs: str | None = None) -> bool:
-    """True when the unit's marker says done (and, if given, with the same inputs fingerprint)."""
+def settled_marker(study: Path, uid: str, inputs: str) -> dict[str, Any] | None:
+    """The unit's marker when it records a result (done or failed) for these ``inputs``, else None.
+
+    The one test of whether a recorded result still holds: a marker written for other inputs
+    (changed config, redone upstream unit) counts as absent."""
     m = read_marker(study, uid)
-    if not m or m.get("status") != DONE:
-        return False
-    return inputs is None or m.get("inputs") == inputs
+    if m and m.get("status") in (DONE, FAILED) and m.get("inputs") == inputs:
+        return m
+    return None

@@ -1,4 +1,4 @@
-"""LightningModule training Sen2LCZ-Net under one regime.
+"""Owns the LightningModule that trains Sen2LCZ-Net under one regime.
 
 The network is ``self.model`` and the hyper-parameters hold ``model_kwargs`` (what
 :func:`lczldl.models.io.load_model` reads from a checkpoint). No per-step host syncs: the training
@@ -12,9 +12,13 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from lczldl.constants import SEED_MIXER
 from lczldl.models import Sen2LCZ
 from lczldl.training.losses import loss_fn
-from lczldl.training.schedule import lr_factor, make_optimizer
+from lczldl.training.schedule import make_optimizer, make_scheduler
+
+#: dropout seeds of different ranks of one epoch are this far apart (more ranks than this collide)
+RANK_STRIDE = 64
 
 
 class LCZModule(L.LightningModule):
@@ -56,7 +60,8 @@ class LCZModule(L.LightningModule):
             # reseed the global RNG (dropout) right before the epoch's first step: later than
             # on_train_epoch_start because creating the DataLoader iterator draws from the global
             # RNG, and a resumed run creates its first iterator at another moment
-            torch.manual_seed((self.hparams.seed * 1_000_003 + self.current_epoch) * 64 + self.global_rank)
+            torch.manual_seed((self.hparams.seed * SEED_MIXER + self.current_epoch) * RANK_STRIDE
+                              + self.global_rank)
 
     def on_train_epoch_start(self) -> None:
         self._train_sum = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -102,5 +107,5 @@ class LCZModule(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         opt = make_optimizer(self.parameters(), lr=hp.lr, eps=hp.nadam_eps, momentum_decay=hp.nadam_momentum_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, hp.lr_decay, hp.lr_step_epochs))
+        sched = make_scheduler(opt, hp.lr_decay, hp.lr_step_epochs)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -38,6 +38,9 @@ from lczldl.data.readers._h5 import (
 from lczldl.errors import DataError
 from lczldl.fileio import file_sha256
 
+#: what the release appends to an addon city's file name
+ADDON_SUFFIX = "_addon"
+
 
 @dataclass
 class CityFile:
@@ -67,9 +70,14 @@ class CityFile:
 def city_of(path: Path) -> tuple[str, bool]:
     """``berlin.h5`` -> ("berlin", False); ``mumbai_addon.h5`` -> ("mumbai", True)."""
     stem = Path(path).stem
-    if stem.endswith("_addon"):
-        return stem[: -len("_addon")], True
+    if stem.endswith(ADDON_SUFFIX):
+        return stem[: -len(ADDON_SUFFIX)], True
     return stem, False
+
+
+def city_file_name(city: str, addon: bool) -> str:
+    """The release's file name of a city: ``berlin.h5``, ``mumbai_addon.h5``."""
+    return f"{city}{ADDON_SUFFIX}.h5" if addon else f"{city}.h5"
 
 
 def find_city_files(raw_dir: Path) -> dict[str, Path]:
@@ -125,10 +133,10 @@ def open_city(path: Path) -> CityFile:
     else:
         if width != N_EXPERTS + 1:
             raise DataError(f"{path}: 'label' has {width} columns, expected {N_EXPERTS + 1} "
-                            "(11 votes + original label)")
+                            f"({N_EXPERTS} votes + original label)")
         votes, original = raw[:, :N_EXPERTS], raw[:, N_EXPERTS]
         if original.min() < 1 or original.max() > N_LCZ:
-            raise DataError(f"{path}: 'label' column 11 (original label) must hold LCZ ids 1..17, "
+            raise DataError(f"{path}: 'label' column {N_EXPERTS} (original label) must hold LCZ ids 1..{N_LCZ}, "
                             f"found {int(original[(original < 1) | (original > N_LCZ)][0])}")
     if votes.min() < 0 or votes.max() > N_LCZ:
         bad = votes[(votes < 0) | (votes > N_LCZ)]

@@ -1,0 +1,54 @@
+"""Owns the prepared store's ``manifest.json`` content: format tag and version, per-split counts
+(classes, entropy bins, cities, clipped values), drops, bands and train band statistics, the
+soft-target fits, the sources' checksums and the settings (keys in docs/architecture.md)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import numpy as np
+
+from lczldl.constants import BANDS, N_URBAN, REFLECTANCE_SCALE
+from lczldl.data.prepare_pixels import UINT16_MAX, PixelStats
+from lczldl.data.prepare_plan import PreparePlan
+from lczldl.distributions import ENTROPY_BIN_EDGES, entropy_histogram
+from lczldl.layout import STORE_FORMAT, STORE_VERSION
+
+#: how image.npy encodes pixels (recorded in the manifest)
+PIXEL_ENCODING = (f"image.npy: uint16 = round(reflectance * {REFLECTANCE_SCALE:g}) clipped to [0, {UINT16_MAX}], "
+                  "channels-first (N, 10, 32, 32)")
+
+
+def split_summary(plan: PreparePlan, split: str, arrays: dict[str, np.ndarray], clipped: int) -> dict[str, Any]:
+    """The manifest entry of one split from its written per-row arrays."""
+    n = plan.n(split)
+    ent_counts = entropy_histogram(arrays["vote_entropy"]).tolist()
+    return {
+        "n": n,
+        "class_counts": np.bincount(arrays["label"], minlength=N_URBAN).tolist(),
+        "entropy_bins": ent_counts,
+        "entropy_shares": [round(x / max(n, 1), 6) for x in ent_counts],
+        "cities": {c: int(len(r)) for c, r in plan.parts[split]},
+        "clipped_pixel_values": clipped,
+    }
+
+
+def build_manifest(plan: PreparePlan, splits: dict[str, dict[str, Any]], stats: PixelStats) -> dict[str, Any]:
+    """The whole manifest (``splits``: split -> :func:`split_summary`)."""
+    from lczldl import __version__
+
+    mean, std = stats.band_mean_std()
+    return {
+        "format": STORE_FORMAT, "version": STORE_VERSION, "package_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "splits": splits, "dropped": plan.dropped(), "dropped_by_city": plan.dropped_by_city,
+        "clipped_pixel_values": int(sum(stats.clipped.values())),
+        "cities": plan.city_names, "bands": list(BANDS),
+        "pixel_encoding": PIXEL_ENCODING,
+        "band_mean": [round(float(x), 7) for x in mean],
+        "band_std": [round(float(x), 7) for x in std],
+        "entropy_bin_edges": [e if np.isfinite(e) else "inf" for e in ENTROPY_BIN_EDGES],
+        **plan.fits,
+        "sources": plan.sources, "config": plan.config,
+    }

@@ -1,0 +1,51 @@
+"""Deterministic kill points for the resume tests: a training run that blocks for good right after
+``last.ckpt`` of a given epoch is on disk, so a test can kill it there (no timing involved).
+Worker and CLI subprocesses import this module with the tests folder on PYTHONPATH."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+#: the tests folder: put it on PYTHONPATH so that subprocesses can import this module
+TESTS = Path(__file__).resolve().parent
+
+
+def block_forever(folder: Path) -> None:
+    """Block without polling: open a FIFO for reading that nobody ever writes to."""
+    fifo = Path(folder) / "never-written.fifo"
+    try:
+        os.mkfifo(fifo)
+    except FileExistsError:
+        pass
+    open(fifo).close()  # returns only if a writer appears (none does)
+    raise RuntimeError("the FIFO was opened for writing")
+
+
+def block_after_epoch(epoch: int, marker: Path) -> None:
+    """From now on in this process, training writes ``marker`` (its pid) and blocks for good once
+    the ``last.ckpt`` of ``epoch`` is saved."""
+    from lczldl.training.callbacks import LastCheckpoint
+
+    real = LastCheckpoint.on_train_epoch_end
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        real(self, trainer, pl_module)
+        if trainer.current_epoch == epoch:
+            Path(marker).write_text(str(os.getpid()))
+            block_forever(Path(marker).parent)
+
+    LastCheckpoint.on_train_epoch_end = on_train_epoch_end
+
+
+def pythonpath() -> str:
+    """PYTHONPATH for subprocesses that import this module (or the tests' fake study work)."""
+    return os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+
+
+if __name__ == "__main__":  # python -m killpoint EPOCH MARKER lczldl-arguments...
+    block_after_epoch(int(sys.argv[1]), Path(sys.argv[2]))
+    from lczldl.cli.main import main
+
+    main(sys.argv[3:])
