@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from lczldl.constants import N_URBAN
+from lczldl.data.dawid_skene import log_likelihood
 
 #: crowd-kit aggregators offered as soft targets (``crowdkit_ds`` is for cross-checks only: the
 #: project's own Dawid-Skene in data/dawid_skene.py is the ``dawid_skene`` target)
@@ -94,8 +95,11 @@ def _iterate(step: Callable[[], Any], first: Any, max_iter: int, tol: float) -> 
     return cur, max_iter, False
 
 
-def _ds_like(df: Any, one_coin: bool, max_iter: int, tol: float) -> tuple[Any, dict[str, Any]]:
-    """crowd-kit's (one-coin) Dawid-Skene EM: majority-vote start, as ``DawidSkene.fit``."""
+def _ds_like(df: Any, votes: np.ndarray, classes: Sequence[int], one_coin: bool, max_iter: int,
+             tol: float) -> tuple[Any, dict[str, Any]]:
+    """crowd-kit's (one-coin) Dawid-Skene EM: majority-vote start, as ``DawidSkene.fit``; the
+    log-likelihood of its final parameters by :func:`lczldl.data.dawid_skene.log_likelihood`."""
+    n_experts = votes.shape[1]
     from crowdkit.aggregation import DawidSkene, MajorityVote, OneCoinDawidSkene
 
     cls = OneCoinDawidSkene if one_coin else DawidSkene
@@ -115,24 +119,23 @@ def _ds_like(df: Any, one_coin: bool, max_iter: int, tol: float) -> tuple[Any, d
         return p
 
     probas, n_iter, converged = _iterate(step, probas, max_iter, tol)
-    ll = _ds_log_likelihood(df, state["errors"], state["priors"])
+    conf, priors = _ds_parameters(state["errors"], state["priors"], n_experts, classes)
+    ll = log_likelihood(votes, conf, priors, classes=classes)
     return probas, {"iterations": n_iter, "converged": converged, "log_likelihood": ll}
 
 
-def _ds_log_likelihood(df: Any, errors: Any, priors: Any) -> float:
-    """Observed-data log-likelihood (nats) of crowd-kit DS parameters: errors indexed (worker,
-    observed label) x true label, priors over true labels."""
-    import pandas as pd
-
-    labels = list(priors.index)
-    pos = errors.index.get_indexer(pd.MultiIndex.from_arrays([df["worker"], df["label"]]))
-    log_err = np.log(errors[labels].to_numpy(dtype=np.float64)[pos])          # (A, L)
-    tasks, task_ids = pd.factorize(df["task"])
-    per_task = np.zeros((len(task_ids), len(labels)))
-    np.add.at(per_task, tasks, log_err)
-    per_task += np.log(np.clip(priors.to_numpy(dtype=np.float64), 1e-10, None))
-    m = per_task.max(axis=1, keepdims=True)
-    return float((m[:, 0] + np.log(np.exp(per_task - m).sum(axis=1))).sum())
+def _ds_parameters(errors: Any, priors: Any, n_experts: int, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """crowd-kit DS parameters (errors indexed (worker, observed label) x true label; priors over
+    true labels) -> (E, K, K) confusion [expert, true, vote] and (K,) priors in ``classes`` order;
+    entries crowd-kit never estimated (labels nobody voted) are 0."""
+    k = len(classes)
+    col = {c: i for i, c in enumerate(classes)}
+    conf = np.zeros((n_experts, k, k))
+    e = errors.reindex(columns=list(classes)).fillna(0.0)
+    workers = e.index.get_level_values(0).to_numpy(dtype=np.int64)
+    votes = np.array([col[int(v)] for v in e.index.get_level_values(1)], dtype=np.int64)
+    conf[workers[:, None], np.arange(k)[None, :], votes[:, None]] = e.to_numpy(dtype=np.float64)
+    return conf, priors.reindex(list(classes)).fillna(0.0).to_numpy(dtype=np.float64)
 
 
 def _glad(df: Any, max_iter: int, tol: float) -> tuple[Any, dict[str, Any]]:
@@ -229,7 +232,7 @@ def aggregate(votes: np.ndarray, method: str, *, num_classes: int = N_URBAN,
         elif method == "mace":
             probas, info = _mace(df, cap, tol, seed)
         else:
-            probas, info = _ds_like(df, method == "one_coin", cap, tol)
+            probas, info = _ds_like(df, v, cls, method == "one_coin", cap, tol)
     if probas is None:
         post = np.full((v.shape[0], len(cls)), 1.0 / len(cls))
     else:

@@ -155,6 +155,11 @@ RIVAL_MIN_ROWS = 10
 #: random starts: initial posteriors (1 - w) * normalised in-class counts + w * Dirichlet(1)
 N_RANDOM_STARTS = 3
 RANDOM_START_WEIGHT = 0.5
+#: each start is fitted to this relative tolerance (fit_dawid_skene's 1e-6 is 1.45 nats on the full
+#: twin's 206k rows, coarser than the margin: a start stopped there can look 245 nats worse than
+#: the optimum it is heading for) and iteration cap, unless given
+MULTISTART_TOL = 1e-10
+MULTISTART_MAX_ITER = 1000
 
 
 @dataclass
@@ -189,8 +194,10 @@ def fit_dawid_skene_multistart(votes: np.ndarray, num_classes: int = 10, *,
     the fit within ``margin`` nats of the best that disagrees with it on the most rows; it is
     reported (``rival`` not None) when :func:`compare_solutions` finds it ``substantial`` under
     ``min_class_share`` / ``min_rows``. ``starts`` adds named (N, K) initial posteriors;
-    ``fit_kwargs`` go to :func:`fit_dawid_skene`.
+    ``fit_kwargs`` go to :func:`fit_dawid_skene` (tol / max_iter default to MULTISTART_TOL /
+    MULTISTART_MAX_ITER).
     """
+    fit_kwargs = {"tol": MULTISTART_TOL, "max_iter": MULTISTART_MAX_ITER, **fit_kwargs}
     cls = list(range(1, num_classes + 1)) if classes is None else [int(c) for c in classes]
     inits: dict[str, str | np.ndarray] = {"majority": "majority", "counts": "counts"}
     inits.update(_random_starts(np.asarray(votes), len(cls), cls, n_random, seed, random_weight))
@@ -267,8 +274,8 @@ def log_likelihood(votes: np.ndarray, confusion: np.ndarray, priors: np.ndarray,
     codes = _class_codes(votes, cls)
     if codes.shape[1] != n_exp:
         raise ValueError(f"votes have {codes.shape[1]} experts, confusion {n_exp}")
-    log_joint = np.tile(np.log(np.asarray(priors, dtype=np.float64)), (codes.shape[0], 1))
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore"):                       # log 0 = -inf: impossible classes
+        log_joint = np.tile(np.log(np.asarray(priors, dtype=np.float64)), (codes.shape[0], 1))
         log_conf = np.log(conf)
     for e in range(n_exp):                                   # loop over experts, not rows
         has = codes[:, e] > 0

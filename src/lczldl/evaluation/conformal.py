@@ -149,9 +149,10 @@ def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, *,
             "plausible_exact", "plausible_size")
     means = weighted_means(np.stack([f[c] for c in names], axis=1), weights)
     out: dict[str, Any] = {key: means[..., j] for j, key in enumerate(keys)}
-    by_cls = weighted_group_means(f["covered"], f["label"], k, weights)
+    wt = None if weights is None else np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
+    by_cls = weighted_group_means(f["covered"], f["label"], k, weights, wt=wt)
     by_bin = weighted_group_means(np.stack([f["covered"], f["size"]], axis=1), f["ebin"],
-                                  N_ENTROPY_BINS, weights)
+                                  N_ENTROPY_BINS, weights, wt=wt)
     out.update({f"coverage_cls{c}": by_cls[..., c] for c in range(k)})
     out.update({f"coverage_ebin{b}": by_bin[..., b, 0] for b in range(N_ENTROPY_BINS)})
     out.update({f"set_size_ebin{b}": by_bin[..., b, 1] for b in range(N_ENTROPY_BINS)})

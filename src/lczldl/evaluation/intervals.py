@@ -72,27 +72,49 @@ def weighted_means(values: np.ndarray, weights: np.ndarray | None = None) -> np.
     w = _as_weights(weights, v.shape[0])
     v2 = v.reshape(v.shape[0], -1)
     fin = np.isfinite(v2)
-    num = w @ np.where(fin, v2, 0.0)
-    den = w @ fin.astype(np.float64)
+    if fin.all():
+        num, den = w @ v2, w.sum(axis=1, keepdims=True)
+    else:
+        num, den = w @ np.where(fin, v2, 0.0), w @ fin.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     out = out.reshape((w.shape[0],) + v.shape[1:])
     return out[0] if weights is None else out
 
 
+def cell_sums(weights: np.ndarray | None, cell: np.ndarray, n_cells: int, values: np.ndarray | None = None,
+              *, wt: np.ndarray | None = None) -> np.ndarray:
+    """(B, n_cells) weighted sums of ``values`` (ones if None) of the images in each cell (one
+    sparse product); ``cell`` (N,) or (N, r) ints (r cells per image), cell < 0 left out.
+    ``wt``: the counts transposed and contiguous, np.ascontiguousarray(weights.T), when the caller
+    reuses it. (n_cells,) without weights."""
+    from scipy import sparse
+
+    cell = np.asarray(cell).reshape(len(cell), -1)
+    if wt is None:
+        wt = np.ascontiguousarray(_as_weights(weights, len(cell)).T)
+    vals = np.ones(cell.shape) if values is None else np.asarray(values, dtype=np.float64).reshape(cell.shape)
+    rows = np.broadcast_to(np.arange(len(cell))[:, None], cell.shape)
+    keep = cell >= 0
+    m = sparse.csc_matrix((vals[keep], (cell[keep], rows[keep])), shape=(n_cells, len(cell)))
+    out = np.asarray(m @ wt).T
+    return out[0] if weights is None and out.shape[0] == 1 else out
+
+
 def weighted_group_means(values: np.ndarray, groups: np.ndarray, n_groups: int,
-                         weights: np.ndarray | None = None) -> np.ndarray:
-    """Mean of (N,) or (N, m) values within each group 0..n_groups-1 of (N,) int groups (NaN for
-    an empty group): (G,) / (G, m) without weights, (B, G) / (B, G, m) with (B, N) weights."""
+                         weights: np.ndarray | None = None, *, wt: np.ndarray | None = None) -> np.ndarray:
+    """Mean of (N,) or (N, m) values within each group 0..n_groups-1 of (N,) int groups, skipping
+    NaN values (NaN for an empty group): (G,) / (G, m) without weights, (B, G) / (B, G, m) with
+    (B, N) weights (``wt`` as in :func:`cell_sums`)."""
     v = np.asarray(values, dtype=np.float64)
     g = np.asarray(groups, dtype=np.int64)
     w = _as_weights(weights, v.shape[0])
-    one = np.zeros((len(g), n_groups))
-    one[np.arange(len(g)), g] = 1.0
+    wt = np.ascontiguousarray(w.T) if wt is None else wt
     v2 = v.reshape(v.shape[0], -1)
     fin = np.isfinite(v2)
-    num = w @ (one[:, :, None] * np.where(fin, v2, 0.0)[:, None, :]).reshape(len(g), -1)
-    den = w @ (one[:, :, None] * fin[:, None, :]).reshape(len(g), -1)
+    cells = g[:, None] * v2.shape[1] + np.arange(v2.shape[1])[None, :]         # (N, m) cells
+    num = cell_sums(w, cells, n_groups * v2.shape[1], np.where(fin, v2, 0.0), wt=wt)
+    den = cell_sums(w, np.where(fin, cells, -1), n_groups * v2.shape[1], wt=wt)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     out = out.reshape((w.shape[0], n_groups) + v.shape[1:])
@@ -109,7 +131,8 @@ def weighted_ranks(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     xs = x[order]
     starts = np.r_[0, np.nonzero(np.diff(xs))[0] + 1]                   # tie groups in sorted order
     group = np.cumsum(np.r_[0, np.diff(xs) != 0])                       # (N,) group of sorted pos
-    wg = np.add.reduceat(w[:, order], starts, axis=1)                   # (B, G) copies per group
+    ws = w[:, order]
+    wg = ws if len(starts) == len(xs) else np.add.reduceat(ws, starts, axis=1)   # (B, G) copies
     below = np.cumsum(wg, axis=1) - wg
     rank_g = below + (wg + 1.0) / 2.0
     ranks = np.empty_like(w)
@@ -121,15 +144,19 @@ def weighted_spearman(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None =
     """Spearman correlation (average ranks for ties) of (N,) x and y in each weighted sample:
     (B,) (NaN where either is constant); a float without weights (= distributions.spearman)."""
     w = _as_weights(weights, len(np.asarray(x)))
-    rx, ry = weighted_ranks(x, w), weighted_ranks(y, w)
+    out = spearman_from_ranks(weighted_ranks(x, w), weighted_ranks(y, w), w)
+    return float(out[0]) if weights is None else out
+
+
+def spearman_from_ranks(rx: np.ndarray, ry: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B,) Pearson correlation of (B, N) ranks from :func:`weighted_ranks` under (B, N) counts."""
     n = w.sum(axis=1, keepdims=True)
     mid = (n + 1.0) / 2.0                                              # mean rank of n values
     dx, dy = rx - mid, ry - mid
     cov = (w * dx * dy).sum(axis=1)
     den = np.sqrt((w * dx * dx).sum(axis=1) * (w * dy * dy).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, cov / np.where(den > 0, den, 1.0), np.nan)
-    return float(out[0]) if weights is None else out
+        return np.where(den > 0, cov / np.where(den > 0, den, 1.0), np.nan)
 
 
 def bootstrap_interval(statistic: Callable[[np.ndarray], np.ndarray], n: int, *, n_boot: int = N_BOOT,

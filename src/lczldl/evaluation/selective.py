@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import digamma
 
 from lczldl.distributions import entropy_nats
-from lczldl.evaluation.intervals import weighted_ranks, weighted_spearman
+from lczldl.evaluation.intervals import spearman_from_ranks, weighted_ranks
 
 #: coverages at which selective accuracy is reported
 COVERAGES: tuple[float, ...] = (0.8, 0.9)
@@ -53,21 +53,36 @@ def aurc(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray | None
 
     Within a group of m tied images after n0 images with e0 errors, the risks at k = n0 + j
     (j = 1..m) sum to (e0 - n0 r)(H(n0 + m) - H(n0)) + r m with r = e / m and H the harmonic
-    numbers (digamma(x + 1) + Euler's gamma)."""
+    numbers."""
     correct = np.asarray(correct, dtype=bool)
     w = _weights(weights, correct.size)
-    errors = (~correct).astype(np.float64)
-    m, e, n0, e0 = _tie_groups(confidence, errors, w)
+    a, ea = _aurc(_tie_groups(confidence, (~correct).astype(np.float64), w))
+    return (float(a[0]), float(ea[0])) if weights is None else (a, ea)
+
+
+def _aurc(groups: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    m, e, n0, e0 = groups
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(m > 0, e / np.where(m > 0, m, 1.0), 0.0)
-    harm = digamma(n0 + m + 1.0) - digamma(n0 + 1.0)
-    n = w.sum(axis=1)
+    harm = _harmonic(n0 + m) - _harmonic(n0)
+    n = m.sum(axis=1)
     a = ((e0 - n0 * r) * harm + r * m).sum(axis=1) / n
     # perfect ranking: n_c correct first (risk 0), then errors: risk (k - n_c) / k for k > n_c
-    n_err = (w * errors).sum(axis=1)
+    n_err = e.sum(axis=1)
     n_c = n - n_err
-    best = (n_err - n_c * (digamma(n + 1.0) - digamma(n_c + 1.0))) / n
-    return (float(a[0]), float(a[0] - best[0])) if weights is None else (a, a - best)
+    best = (n_err - n_c * (_harmonic(n) - _harmonic(n_c))) / n
+    return a, a - best
+
+
+def _harmonic(x: np.ndarray) -> np.ndarray:
+    """Harmonic numbers H(x) = sum_{j<=x} 1/j: a table for whole numbers (bootstrap counts),
+    digamma(x + 1) + Euler's gamma otherwise."""
+    x = np.asarray(x, dtype=np.float64)
+    xi = np.rint(x)
+    if x.size and np.array_equal(x, xi) and xi.min() >= 0:
+        table = np.r_[0.0, np.cumsum(1.0 / np.arange(1, int(xi.max()) + 1))]
+        return table[xi.astype(np.int64)]
+    return digamma(x + 1.0) + np.euler_gamma
 
 
 def accuracy_at_coverage(confidence: np.ndarray, correct: np.ndarray, coverage: float,
@@ -75,17 +90,20 @@ def accuracy_at_coverage(confidence: np.ndarray, correct: np.ndarray, coverage: 
     """Accuracy of the ceil(coverage x N) most confident images (ties: expectation over orders)."""
     correct = np.asarray(correct, dtype=bool)
     w = _weights(weights, correct.size)
-    m, e, n0, e0 = _tie_groups(confidence, (~correct).astype(np.float64), w)
-    n = w.sum(axis=1)
+    acc = _accuracy_at(_tie_groups(confidence, (~correct).astype(np.float64), w), coverage)
+    return float(acc[0]) if weights is None else acc
+
+
+def _accuracy_at(groups: tuple[np.ndarray, ...], coverage: float) -> np.ndarray:
+    m, e, n0, e0 = groups
+    n = m.sum(axis=1)
     k = np.ceil(coverage * n - 1e-9)
-    g = ((n0 + m) < k[:, None]).sum(axis=1)                  # group holding position k
-    g = np.minimum(g, m.shape[1] - 1)
-    rows = np.arange(len(w))
+    g = np.minimum(((n0 + m) < k[:, None]).sum(axis=1), m.shape[1] - 1)   # group holding position k
+    rows = np.arange(len(m))
     mg, eg = m[rows, g], e[rows, g]
     with np.errstate(invalid="ignore", divide="ignore"):
         risk = (e0[rows, g] + (k - n0[rows, g]) * np.where(mg > 0, eg / np.where(mg > 0, mg, 1.0), 0.0)) / k
-    acc = 1.0 - risk
-    return float(acc[0]) if weights is None else acc
+    return 1.0 - risk
 
 
 def risk_coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,13 +123,16 @@ def error_auroc(uncertainty: np.ndarray, correct: np.ndarray, weights: np.ndarra
     images are correct or all wrong."""
     err = ~np.asarray(correct, dtype=bool)
     w = _weights(weights, err.size)
-    ranks = weighted_ranks(uncertainty, w)
+    auc = _auroc_from_ranks(weighted_ranks(uncertainty, w), err, w)
+    return float(auc[0]) if weights is None else auc
+
+
+def _auroc_from_ranks(ranks: np.ndarray, err: np.ndarray, w: np.ndarray) -> np.ndarray:
     n1 = (w * err).sum(axis=1)
     n0 = (w * ~err).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        auc = np.where((n1 > 0) & (n0 > 0),
-                       ((w * err * ranks).sum(axis=1) - n1 * (n1 + 1.0) / 2.0) / (n1 * n0), np.nan)
-    return float(auc[0]) if weights is None else auc
+        return np.where((n1 > 0) & (n0 > 0),
+                        ((w * err * ranks).sum(axis=1) - n1 * (n1 + 1.0) / 2.0) / (n1 * n0), np.nan)
 
 
 def ensemble_disagreement(members: Sequence[np.ndarray], kind: str = "kl") -> np.ndarray:
@@ -143,10 +164,18 @@ def uncertainty_signals(probs: np.ndarray, *, mutual_info: np.ndarray | None = N
 
 def signal_metrics(signals: dict[str, np.ndarray], correct: np.ndarray, vote_entropy: np.ndarray,
                    weights: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
-    """Per signal: {"auroc": error-detection AUROC, "spearman": Spearman with the vote entropy}."""
-    return {name: {"auroc": error_auroc(u, correct, weights),
-                   "spearman": weighted_spearman(u, vote_entropy, weights)}
-            for name, u in signals.items()}
+    """Per signal: {"auroc": error-detection AUROC, "spearman": Spearman with the vote entropy}
+    (each signal ranked once for both)."""
+    err = ~np.asarray(correct, dtype=bool)
+    w = _weights(weights, err.size)
+    r_vote = weighted_ranks(vote_entropy, w)
+    out: dict[str, dict[str, Any]] = {}
+    for name, u in signals.items():
+        r = weighted_ranks(u, w)
+        auc, rho = _auroc_from_ranks(r, err, w), spearman_from_ranks(r, r_vote, w)
+        out[name] = ({"auroc": float(auc[0]), "spearman": float(rho[0])} if weights is None
+                     else {"auroc": auc, "spearman": rho})
+    return out
 
 
 def selective_metrics(probs: np.ndarray, labels: np.ndarray, *, confidence: np.ndarray | None = None,
@@ -157,8 +186,7 @@ def selective_metrics(probs: np.ndarray, labels: np.ndarray, *, confidence: np.n
     p = np.asarray(probs, dtype=np.float64)
     correct = p.argmax(axis=1) == np.asarray(labels)
     conf = p.max(axis=1) if confidence is None else np.asarray(confidence, dtype=np.float64)
-    a, ea = aurc(conf, correct, weights)
-    out: dict[str, Any] = {"aurc": a, "eaurc": ea}
-    for c in coverages:
-        out[f"acc_at_{100 * c:g}"] = accuracy_at_coverage(conf, correct, c, weights)
-    return out
+    groups = _tie_groups(conf, (~correct).astype(np.float64), _weights(weights, correct.size))
+    vals = dict(zip(("aurc", "eaurc"), _aurc(groups), strict=True))
+    vals.update({f"acc_at_{100 * c:g}": _accuracy_at(groups, c) for c in coverages})
+    return {k: (float(v[0]) if weights is None else v) for k, v in vals.items()}

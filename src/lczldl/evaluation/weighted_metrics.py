@@ -20,6 +20,7 @@ from lczldl.evaluation.intervals import (
     N_BOOT,
     SEED,
     bootstrap_counts,
+    cell_sums,
     percentile_interval,
     weighted_spearman,
 )
@@ -27,17 +28,8 @@ from lczldl.evaluation.metrics import KERAS_EPS, LOG_FLOOR, METRIC_KEYS, validat
 
 
 def _cell_sums(wt: np.ndarray, cell: np.ndarray, n_cells: int, values: np.ndarray | None = None) -> np.ndarray:
-    """(B, n_cells) weighted sums of ``values`` (ones if None) of the images in each cell, for
-    counts given transposed and contiguous, ``wt`` (N, B); images with cell < 0 are left out.
-    ``cell`` (N,) or (N, r) (r cells per image)."""
-    from scipy import sparse
-
-    cell = np.asarray(cell).reshape(len(cell), -1)
-    vals = np.ones(cell.shape) if values is None else np.asarray(values, dtype=np.float64).reshape(cell.shape)
-    rows = np.broadcast_to(np.arange(len(cell))[:, None], cell.shape)
-    keep = cell >= 0
-    m = sparse.csc_matrix((vals[keep], (cell[keep], rows[keep])), shape=(n_cells, len(cell)))
-    return np.asarray(m @ wt).T
+    """intervals.cell_sums with the transposed counts ``wt`` (N, B) computed once per call."""
+    return cell_sums(wt.T, cell, n_cells, values, wt=wt)
 
 
 def _classification(w: np.ndarray, wt: np.ndarray, labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.ndarray]:
