@@ -173,5 +173,5 @@ def conformal_metrics(cal_probs: np.ndarray, cal_labels: np.ndarray, test_probs:
             sets, qhat = split_conformal(cal_probs, cal_labels, test_probs, score=score, level=level,
                                          randomized=randomized, seed=seed, lam=lam, k_reg=k_reg)
             m = set_metrics(sets, test_labels, test_votes, plausible_share=plausible_share)
-            out[f"{score}_{100 * level:g}"] = {"qhat": qhat, **m}
+            out[f"{score}_{round(100 * level, 6):g}"] = {"qhat": qhat, **m}
     return out

@@ -188,5 +188,5 @@ def selective_metrics(probs: np.ndarray, labels: np.ndarray, *, confidence: np.n
     conf = p.max(axis=1) if confidence is None else np.asarray(confidence, dtype=np.float64)
     groups = _tie_groups(conf, (~correct).astype(np.float64), _weights(weights, correct.size))
     vals = dict(zip(("aurc", "eaurc"), _aurc(groups), strict=True))
-    vals.update({f"acc_at_{100 * c:g}": _accuracy_at(groups, c) for c in coverages})
+    vals.update({f"acc_at_{round(100 * c, 6):g}": _accuracy_at(groups, c) for c in coverages})
     return {k: (float(v[0]) if weights is None else v) for k, v in vals.items()}
