@@ -140,3 +140,145 @@ def fit_dawid_skene(votes: np.ndarray, num_classes: int = 10, *, classes: Sequen
         prev_ll = ll
     return DawidSkeneResult(posteriors=post[inverse], confusion=conf, priors=priors, n_iter=n_iter,
                             converged=converged, log_likelihood=ll)
+
+
+# ------------------------------------------------------------------ multi-start and rival optima
+
+#: rival solutions within this many nats of the best log-likelihood count as near-equal (a
+#: likelihood ratio below e^3 ~ 20; 2 x 3 = 6 is where Kass & Raftery's "strong" evidence begins)
+RIVAL_MARGIN_NATS = 3.0
+#: a near-equal rival is reported when some class has at least this share of its rows (rows that
+#: either solution assigns to it by argmax) assigned differently by the other solution ...
+RIVAL_CLASS_SHARE = 0.2
+#: ... and at least this many rows change argmax in all
+RIVAL_MIN_ROWS = 10
+#: random starts: initial posteriors (1 - w) * normalised in-class counts + w * Dirichlet(1)
+N_RANDOM_STARTS = 3
+RANDOM_START_WEIGHT = 0.5
+#: each start is fitted to this relative tolerance (fit_dawid_skene's 1e-6 is 1.45 nats on the full
+#: twin's 206k rows, coarser than the margin: a start stopped there can look 245 nats worse than
+#: the optimum it is heading for) and iteration cap, unless given
+MULTISTART_TOL = 1e-10
+MULTISTART_MAX_ITER = 1000
+
+
+@dataclass
+class MultiStartResult:
+    best: DawidSkeneResult        # the fit with the highest log-likelihood
+    best_start: str               # its start ("majority", "counts", "random0", ...)
+    starts: list[dict]            # per start: name, log_likelihood, n_iter, converged
+    rival: dict | None            # compare_solutions() of the near-equal rival, None if none
+    fits: dict[str, DawidSkeneResult]
+
+
+def _random_starts(votes: np.ndarray, k: int, classes: Sequence[int], n: int, seed: int,
+                   weight: float) -> dict[str, np.ndarray]:
+    codes = _class_codes(votes, classes)
+    counts = _initial_posteriors(codes, k, "counts")
+    rng = np.random.default_rng(seed)
+    return {f"random{i}": (1.0 - weight) * counts + weight * rng.dirichlet(np.ones(k), len(codes))
+            for i in range(n)}
+
+
+def fit_dawid_skene_multistart(votes: np.ndarray, num_classes: int = 10, *,
+                               classes: Sequence[int] | None = None, n_random: int = N_RANDOM_STARTS,
+                               seed: int = 0, random_weight: float = RANDOM_START_WEIGHT,
+                               margin: float = RIVAL_MARGIN_NATS, min_class_share: float = RIVAL_CLASS_SHARE,
+                               min_rows: int = RIVAL_MIN_ROWS, starts: dict[str, np.ndarray] | None = None,
+                               **fit_kwargs) -> MultiStartResult:
+    """Fit Dawid-Skene from several starts, keep the best log-likelihood, look for a rival.
+
+    Starts: "majority" (the project's default), "counts" (normalised in-class vote counts: the
+    start of crowd-kit's DawidSkene) and ``n_random`` perturbed starts "random0", ... (counts mixed
+    with Dirichlet(1) noise at weight ``random_weight``; deterministic for ``seed``). The rival is
+    the fit within ``margin`` nats of the best that disagrees with it on the most rows; it is
+    reported (``rival`` not None) when :func:`compare_solutions` finds it ``substantial`` under
+    ``min_class_share`` / ``min_rows``. ``starts`` adds named (N, K) initial posteriors;
+    ``fit_kwargs`` go to :func:`fit_dawid_skene` (tol / max_iter default to MULTISTART_TOL /
+    MULTISTART_MAX_ITER).
+    """
+    fit_kwargs = {"tol": MULTISTART_TOL, "max_iter": MULTISTART_MAX_ITER, **fit_kwargs}
+    cls = list(range(1, num_classes + 1)) if classes is None else [int(c) for c in classes]
+    inits: dict[str, str | np.ndarray] = {"majority": "majority", "counts": "counts"}
+    inits.update(_random_starts(np.asarray(votes), len(cls), cls, n_random, seed, random_weight))
+    inits.update(starts or {})
+    fits = {name: fit_dawid_skene(votes, classes=cls, init=init, **fit_kwargs)
+            for name, init in inits.items()}
+    best_name = max(fits, key=lambda s: fits[s].log_likelihood)   # first start wins exact ties
+    best = fits[best_name]
+    rival, rival_rows = None, -1
+    for name, f in fits.items():
+        if name == best_name or best.log_likelihood - f.log_likelihood > margin:
+            continue
+        cmp = compare_solutions(best.posteriors, f.posteriors, classes=cls,
+                                min_class_share=min_class_share, min_rows=min_rows)
+        if cmp["rows_changed"] > rival_rows:
+            rival_rows = cmp["rows_changed"]
+            rival = {"start": name, "best_start": best_name,
+                     "log_likelihood_gap": float(best.log_likelihood - f.log_likelihood), **cmp}
+    if rival is not None and not rival["substantial"]:
+        rival = None
+    table = [{"start": s, "log_likelihood": float(f.log_likelihood), "n_iter": int(f.n_iter),
+              "converged": bool(f.converged)} for s, f in fits.items()]
+    return MultiStartResult(best=best, best_start=best_name, starts=table, rival=rival, fits=fits)
+
+
+def compare_solutions(best: np.ndarray, other: np.ndarray, *, classes: Sequence[int] | None = None,
+                      min_class_share: float = RIVAL_CLASS_SHARE, min_rows: int = RIVAL_MIN_ROWS,
+                      max_pairs: int = 5) -> dict:
+    """How two (N, K) posteriors differ by argmax (JSON-friendly dict).
+
+    rows_changed; per class (LCZ id) the rows moved and ``share`` = moved / rows assigned to the
+    class by either solution (1 - Jaccard of the two row sets); ``swaps``: up to ``max_pairs``
+    class pairs by rows moved, each {lcz: [a, b], a_to_b, b_to_a} with a -> b meaning argmax a in
+    ``best`` and b in ``other``; ``summary`` like "LCZ 3 <-> LCZ 7 (118 rows)" (<-> when rows move
+    both ways, -> when one way); ``substantial``: max class share >= min_class_share and
+    rows_changed >= min_rows.
+    """
+    a, b = np.asarray(best).argmax(axis=1), np.asarray(other).argmax(axis=1)
+    k = np.asarray(best).shape[1]
+    cls = list(range(1, k + 1)) if classes is None else [int(c) for c in classes]
+    moved = np.bincount(a * k + b, minlength=k * k).reshape(k, k)
+    np.fill_diagonal(moved, 0)
+    in_either = np.array([int(((a == c) | (b == c)).sum()) for c in range(k)])
+    out_or_in = moved.sum(axis=0) + moved.sum(axis=1)
+    share = np.where(in_either > 0, out_or_in / np.maximum(in_either, 1), 0.0)
+    pair = moved + moved.T
+    iu = np.triu_indices(k, 1)
+    order = np.argsort(-pair[iu], kind="stable")
+    swaps, parts = [], []
+    for j in order[:max_pairs]:
+        i, m = int(iu[0][j]), int(iu[1][j])
+        if pair[i, m] == 0:
+            break
+        swaps.append({"lcz": [cls[i], cls[m]], "a_to_b": int(moved[i, m]), "b_to_a": int(moved[m, i])})
+        arrow = "<->" if moved[i, m] and moved[m, i] else ("->" if moved[i, m] else "<-")
+        parts.append(f"LCZ {cls[i]} {arrow} LCZ {cls[m]} ({int(pair[i, m])} rows)")
+    rows_changed = int((a != b).sum())
+    return {"rows_changed": rows_changed, "share_of_rows": float(rows_changed / max(len(a), 1)),
+            "class_moved": {str(c): int(out_or_in[i]) for i, c in enumerate(cls)},
+            "class_share": {str(c): float(share[i]) for i, c in enumerate(cls)},
+            "max_class_share": float(share.max(initial=0.0)), "swaps": swaps,
+            "summary": "; ".join(parts),
+            "substantial": bool(share.max(initial=0.0) >= min_class_share and rows_changed >= min_rows)}
+
+
+def log_likelihood(votes: np.ndarray, confusion: np.ndarray, priors: np.ndarray, *,
+                   classes: Sequence[int] | None = None) -> float:
+    """Observed-data log-likelihood (nats) of (N, E) votes under Dawid-Skene parameters
+    ``confusion`` (E, K, K) [expert, true, vote] and ``priors`` (K,); same vote conventions as
+    :func:`fit_dawid_skene` (out-of-class votes and 0 ignored)."""
+    conf = np.asarray(confusion, dtype=np.float64)
+    n_exp, k, _ = conf.shape
+    cls = list(range(1, k + 1)) if classes is None else [int(c) for c in classes]
+    codes = _class_codes(votes, cls)
+    if codes.shape[1] != n_exp:
+        raise ValueError(f"votes have {codes.shape[1]} experts, confusion {n_exp}")
+    with np.errstate(divide="ignore"):                       # log 0 = -inf: impossible classes
+        log_joint = np.tile(np.log(np.asarray(priors, dtype=np.float64)), (codes.shape[0], 1))
+        log_conf = np.log(conf)
+    for e in range(n_exp):                                   # loop over experts, not rows
+        has = codes[:, e] > 0
+        log_joint[has] += log_conf[e][:, codes[has, e] - 1].T
+    m = log_joint.max(axis=1, keepdims=True)
+    return float((m[:, 0] + np.log(np.exp(log_joint - m).sum(axis=1))).sum())

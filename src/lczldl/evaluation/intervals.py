@@ -1,0 +1,205 @@
+"""Owns the 95 % intervals of the study: bootstrap over test images within a run (percentile, draws as
+(B, N) count matrices so that metrics are computed for all draws at once), the weighted reductions
+that metrics use under those counts (means, group means, average ranks, Spearman), and intervals
+over seeds for a regime mean.
+
+Conventions (docs/beyond_the_paper.md):
+- Image bootstrap: ``n_boot`` = 1000 draws of N images with replacement from
+  ``np.random.default_rng(seed)``, seed 0: draw b is ``rng.integers(0, N, N)`` (the index form,
+  :func:`bootstrap_indices`), used as counts ``w[b, i]`` = how often image i was drawn. Every
+  metric of a run uses the same draws (intervals of differences stay paired). Interval = the
+  (1 - level) / 2 and (1 + level) / 2 quantiles (np.quantile, linear) of the finite draw values;
+  NaN when fewer than half of the draws are finite (e.g. an almost empty entropy bin).
+- A statistic under weights ``w`` equals the statistic on the resampled images (tested against
+  the unweighted functions on explicit resamples), with one difference: ties in a sort key are
+  ordered by image index, not by their position in the resampled array.
+- Over seeds (regime mean): Student-t interval mean +- t_{n-1} s / sqrt(n) (default), or the
+  percentile bootstrap over seeds of :func:`lczldl.evaluation.summary.bootstrap_ci`. With 2 seeds
+  the t-interval is mean +- 12.71 |a - b| / 2 (very wide, honest about 2 seeds); the bootstrap over
+  2 seeds can only return values between a and b (too narrow), so it is not the default.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+#: image-bootstrap draws, seed and interval level
+N_BOOT = 1000
+SEED = 0
+LEVEL = 0.95
+
+
+def bootstrap_indices(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
+    """(n_boot, n) int64 indices of the images of each draw (with replacement)."""
+    if n < 1 or n_boot < 1:
+        raise ValueError(f"need n >= 1 and n_boot >= 1, got n={n}, n_boot={n_boot}")
+    return np.random.default_rng(seed).integers(0, n, size=(int(n_boot), int(n)))
+
+
+def bootstrap_counts(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
+    """(n_boot, n) float64 counts: how often each image is in each draw (rows sum to n); the same
+    draws as :func:`bootstrap_indices` for the same n, n_boot, seed."""
+    idx = bootstrap_indices(n, n_boot, seed)
+    flat = idx + (np.arange(idx.shape[0]) * n)[:, None]
+    return np.bincount(flat.ravel(), minlength=idx.size).reshape(idx.shape).astype(np.float64)
+
+
+def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over axis 0 of (B, ...) draw values, ignoring non-finite draws; NaN
+    where fewer than half of the draws are finite. Returns (lo, hi) of shape (...)."""
+    s = np.asarray(samples, dtype=np.float64)
+    fin = np.isfinite(s)
+    a = (1.0 - level) / 2.0
+    with warnings.catch_warnings():                 # all-NaN columns: NaN, handled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(np.where(fin, s, np.nan), [a, 1.0 - a], axis=0)
+    few = fin.sum(axis=0) < 0.5 * s.shape[0]
+    return np.where(few, np.nan, lo), np.where(few, np.nan, hi)
+
+
+def _as_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+    return np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64)
+
+
+def weighted_means(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Mean over images of (N,) or (N, m) values, skipping NaN values: (m,) or () without
+    weights, (B, m) or (B,) with (B, N) weights (NaN where no finite value has weight)."""
+    v = np.asarray(values, dtype=np.float64)
+    w = _as_weights(weights, v.shape[0])
+    v2 = v.reshape(v.shape[0], -1)
+    fin = np.isfinite(v2)
+    if fin.all():
+        num, den = w @ v2, w.sum(axis=1, keepdims=True)
+    else:
+        num, den = w @ np.where(fin, v2, 0.0), w @ fin.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    out = out.reshape((w.shape[0],) + v.shape[1:])
+    return out[0] if weights is None else out
+
+
+def cell_sums(weights: np.ndarray | None, cell: np.ndarray, n_cells: int, values: np.ndarray | None = None,
+              *, wt: np.ndarray | None = None) -> np.ndarray:
+    """(B, n_cells) weighted sums of ``values`` (ones if None) of the images in each cell (one
+    sparse product); ``cell`` (N,) or (N, r) ints (r cells per image), cell < 0 left out.
+    ``wt``: the counts transposed and contiguous, np.ascontiguousarray(weights.T), when the caller
+    reuses it. (n_cells,) without weights."""
+    from scipy import sparse
+
+    cell = np.asarray(cell).reshape(len(cell), -1)
+    if wt is None:
+        wt = np.ascontiguousarray(_as_weights(weights, len(cell)).T)
+    vals = np.ones(cell.shape) if values is None else np.asarray(values, dtype=np.float64).reshape(cell.shape)
+    rows = np.broadcast_to(np.arange(len(cell))[:, None], cell.shape)
+    keep = cell >= 0
+    m = sparse.csc_matrix((vals[keep], (cell[keep], rows[keep])), shape=(n_cells, len(cell)))
+    out = np.asarray(m @ wt).T
+    return out[0] if weights is None and out.shape[0] == 1 else out
+
+
+def weighted_group_means(values: np.ndarray, groups: np.ndarray, n_groups: int,
+                         weights: np.ndarray | None = None, *, wt: np.ndarray | None = None) -> np.ndarray:
+    """Mean of (N,) or (N, m) values within each group 0..n_groups-1 of (N,) int groups, skipping
+    NaN values (NaN for an empty group): (G,) / (G, m) without weights, (B, G) / (B, G, m) with
+    (B, N) weights (``wt`` as in :func:`cell_sums`)."""
+    v = np.asarray(values, dtype=np.float64)
+    g = np.asarray(groups, dtype=np.int64)
+    w = _as_weights(weights, v.shape[0])
+    wt = np.ascontiguousarray(w.T) if wt is None else wt
+    v2 = v.reshape(v.shape[0], -1)
+    fin = np.isfinite(v2)
+    cells = g[:, None] * v2.shape[1] + np.arange(v2.shape[1])[None, :]         # (N, m) cells
+    num = cell_sums(w, cells, n_groups * v2.shape[1], np.where(fin, v2, 0.0), wt=wt)
+    den = cell_sums(w, np.where(fin, cells, -1), n_groups * v2.shape[1], wt=wt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    out = out.reshape((w.shape[0], n_groups) + v.shape[1:])
+    return out[0] if weights is None else out
+
+
+def weighted_ranks(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Average ranks (1-based, ties share their mean rank) of (N,) values in the sample where image
+    i appears w[b, i] times: (B, N) (an image's rank is that of each of its copies); (N,) without
+    weights (= scipy.stats.rankdata)."""
+    x = np.asarray(x, dtype=np.float64)
+    w = _as_weights(weights, x.size)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.r_[0, np.nonzero(np.diff(xs))[0] + 1]                   # tie groups in sorted order
+    group = np.cumsum(np.r_[0, np.diff(xs) != 0])                       # (N,) group of sorted pos
+    ws = w[:, order]
+    wg = ws if len(starts) == len(xs) else np.add.reduceat(ws, starts, axis=1)   # (B, G) copies
+    below = np.cumsum(wg, axis=1) - wg
+    rank_g = below + (wg + 1.0) / 2.0
+    ranks = np.empty_like(w)
+    ranks[:, order] = rank_g[:, group]
+    return ranks[0] if weights is None else ranks
+
+
+def weighted_spearman(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Spearman correlation (average ranks for ties) of (N,) x and y in each weighted sample:
+    (B,) (NaN where either is constant); a float without weights (= distributions.spearman)."""
+    w = _as_weights(weights, len(np.asarray(x)))
+    out = spearman_from_ranks(weighted_ranks(x, w), weighted_ranks(y, w), w)
+    return float(out[0]) if weights is None else out
+
+
+def spearman_from_ranks(rx: np.ndarray, ry: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B,) Pearson correlation of (B, N) ranks from :func:`weighted_ranks` under (B, N) counts."""
+    n = w.sum(axis=1, keepdims=True)
+    mid = (n + 1.0) / 2.0                                              # mean rank of n values
+    dx, dy = rx - mid, ry - mid
+    cov = (w * dx * dy).sum(axis=1)
+    den = np.sqrt((w * dx * dx).sum(axis=1) * (w * dy * dy).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, cov / np.where(den > 0, den, 1.0), np.nan)
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], np.ndarray], n: int, *, n_boot: int = N_BOOT,
+                       seed: int = SEED, level: float = LEVEL, chunk: int = 4_000_000
+                       ) -> tuple[float, float]:
+    """Percentile interval of a vectorised statistic: ``statistic(w)`` maps (b, n) counts to (b,)
+    values; draws are passed in chunks of at most ``chunk`` counts (memory)."""
+    w = bootstrap_counts(n, n_boot, seed)
+    step = max(1, chunk // max(n, 1))
+    vals = np.concatenate([np.asarray(statistic(w[i:i + step]), dtype=np.float64)
+                           for i in range(0, len(w), step)])
+    lo, hi = percentile_interval(vals, level)
+    return float(lo), float(hi)
+
+
+def bootstrap_interval_loop(statistic: Callable[..., float], arrays: Sequence[np.ndarray], *,
+                            n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
+                            ) -> tuple[float, float]:
+    """Percentile interval of any statistic(*arrays) recomputed on each draw of the rows of the
+    arrays (same draws as :func:`bootstrap_counts`); slow, for statistics without weights."""
+    arrays = [np.asarray(a) for a in arrays]
+    idx = bootstrap_indices(len(arrays[0]), n_boot, seed)
+    vals = np.array([statistic(*[a[i] for a in arrays]) for i in idx], dtype=np.float64)
+    lo, hi = percentile_interval(vals, level)
+    return float(lo), float(hi)
+
+
+def seed_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL, method: str = "t",
+                  n_boot: int = 10000, seed: int = SEED) -> tuple[float, float]:
+    """Interval of the mean over seeds of per-seed values (NaN skipped); (nan, nan) with fewer
+    than 2. ``method`` "t": mean +- t_{n-1, (1+level)/2} * s / sqrt(n); "bootstrap": the percentile
+    bootstrap of summary.bootstrap_ci."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return float("nan"), float("nan")
+    if method == "bootstrap":
+        from lczldl.evaluation.summary import bootstrap_ci
+
+        return bootstrap_ci(v, n_boot=n_boot, level=level, seed=seed)
+    if method != "t":
+        raise ValueError(f"method must be 't' or 'bootstrap', got {method!r}")
+    from scipy.stats import t
+
+    half = float(t.ppf((1.0 + level) / 2.0, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return float(v.mean() - half), float(v.mean() + half)
