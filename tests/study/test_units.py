@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lczldl.constants import PAPER_REGIMES
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
+from lczldl.regimes import PAPER_REGIMES
 from lczldl.study.units import (
     build_units,
     fingerprint,

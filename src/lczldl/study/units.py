@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lczldl.constants import PAPER_REGIMES, REGIMES
 from lczldl.errors import ConfigError
+from lczldl.regimes import PAPER_REGIMES, REGIMES
 
 #: Unit kinds in dependency order.
 KINDS: tuple[str, ...] = ("train", "evaluate", "calibrate", "aggregate", "report")

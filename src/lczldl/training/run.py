@@ -267,7 +267,7 @@ def train_run(data: Path, regime: str, seed: int, out: Path, config: Path | None
     import torch
 
     from lczldl.data.datamodule import LCZDataModule
-    from lczldl.training.losses import regime_targets
+    from lczldl.regimes import regime_targets
     from lczldl.training.module import LCZModule
 
     logger = _logger(t.logger, run_dir)  # ConfigError before anything is written
