@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib as mpl
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -57,6 +58,16 @@ def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
     """(rows, cols) of a panel grid for ``n`` panels, at most ``max_cols`` wide (4 panels: 2 x 2)."""
     cols = min(n, max_cols) if n != 4 else 2
     return math.ceil(n / cols), cols
+
+
+def panels_with_colorbar(n: int, rows: int, cols: int, panel: tuple[float, float], pad: tuple[float, float],
+                         wspace: float) -> tuple[Figure, list[Axes], Axes]:
+    """A figure of ``n`` panels (inches ``panel`` each, plus ``pad``) on a rows x cols grid, filled
+    row by row, and a thin colour-bar axes on the right spanning all rows (created last)."""
+    fig = new_figure(panel[0] * cols + pad[0], panel[1] * rows + pad[1])
+    gs = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.05], wspace=wspace, hspace=0.3)
+    axes = [fig.add_subplot(gs[i // cols, i % cols]) for i in range(n)]
+    return fig, axes, fig.add_subplot(gs[:, cols])
 
 
 def lcz_label(index: int, with_name: bool = True) -> str:

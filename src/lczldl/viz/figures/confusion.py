@@ -14,7 +14,15 @@ from matplotlib.figure import Figure
 from lczldl.constants import N_URBAN
 from lczldl.evaluation.metrics import confusion_matrix
 from lczldl.regimes import order_regimes, regime_label
-from lczldl.viz.style import grid_shape, lcz_color, lcz_label, new_figure, save_figure, styled
+from lczldl.viz.style import (
+    grid_shape,
+    lcz_color,
+    lcz_label,
+    new_figure,
+    panels_with_colorbar,
+    save_figure,
+    styled,
+)
 
 Array = np.ndarray
 
@@ -91,6 +99,23 @@ def _color_ticklabels(labels, indices: Sequence[int]) -> None:
         t.set_bbox({"boxstyle": "square,pad=0.15", "facecolor": lcz_color(i), "edgecolor": "none", "alpha": 0.35})
 
 
+def _confusion_panel(ax: Axes, regime: str, labels: Array, preds: Array, k: int, first_col: bool):
+    """One regime's panel: the heatmap, LCZ codes below (names on the first column's rows), OA."""
+    names = [lcz_label(i) for i in range(k)]
+    codes = [lcz_label(i, with_name=False) for i in range(k)]
+    # x: LCZ codes on every panel (names are on the rows), so no panel hides another's labels
+    im = _heatmap(ax, confusion_percent(labels, preds, k), xlabels=codes, ylabels=names, show_x=True,
+                  show_y=first_col)
+    _color_ticklabels(ax.get_xticklabels(), range(k))
+    ax.set_xlabel("predicted LCZ")
+    if first_col:
+        _color_ticklabels(ax.get_yticklabels(), range(k))
+        ax.set_ylabel("majority vote")
+    acc = float(np.mean(np.asarray(labels) == np.asarray(preds))) if len(labels) else float("nan")
+    ax.set_title(f"{regime_label(regime)}  (OA {100 * acc:.1f} %)")
+    return im
+
+
 def draw_confusion_matrices(results: Mapping[str, tuple[Array, Array]], k: int = N_URBAN,
                             title: str | None = None) -> Figure:
     """Row-normalised confusion matrices (percent of each majority-vote class), one panel per regime.
@@ -103,27 +128,11 @@ def draw_confusion_matrices(results: Mapping[str, tuple[Array, Array]], k: int =
         raise ValueError("plot_confusion_matrices: no regimes given")
     regimes = order_regimes(list(results))
     rows, cols = grid_shape(len(regimes))
-    names = [lcz_label(i) for i in range(k)]
-    codes = [lcz_label(i, with_name=False) for i in range(k)]
     with styled():
-        fig = new_figure(3.3 * cols + 2.2, 3.55 * rows + 0.6)
-        gs = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.05], wspace=0.08, hspace=0.3)
-        im = None
-        for n, reg in enumerate(regimes):
-            r, c = divmod(n, cols)
-            ax = fig.add_subplot(gs[r, c])
-            labels, preds = results[reg]
-            # x: LCZ codes on every panel (names are on the rows), so no panel hides another's labels
-            im = _heatmap(ax, confusion_percent(labels, preds, k), xlabels=codes, ylabels=names,
-                          show_x=True, show_y=c == 0)
-            _color_ticklabels(ax.get_xticklabels(), range(k))
-            ax.set_xlabel("predicted LCZ")
-            if c == 0:
-                _color_ticklabels(ax.get_yticklabels(), range(k))
-                ax.set_ylabel("majority vote")
-            acc = float(np.mean(np.asarray(labels) == np.asarray(preds))) if len(labels) else float("nan")
-            ax.set_title(f"{regime_label(reg)}  (OA {100 * acc:.1f} %)")
-        cb = fig.colorbar(im, cax=fig.add_subplot(gs[:, cols]))
+        fig, axes, cax = panels_with_colorbar(len(regimes), rows, cols, (3.3, 3.55), (2.2, 0.6), wspace=0.08)
+        for n, (reg, ax) in enumerate(zip(regimes, axes, strict=True)):
+            im = _confusion_panel(ax, reg, *results[reg], k, first_col=n % cols == 0)
+        cb = fig.colorbar(im, cax=cax)
         cb.set_label("% of majority-vote class")
         cb.outline.set_visible(False)
         if title:

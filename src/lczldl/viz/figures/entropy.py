@@ -24,7 +24,7 @@ from lczldl.distributions import (
 from lczldl.evaluation.calibration import N_BINS
 from lczldl.evaluation.metrics import entropy_bin_metrics
 from lczldl.regimes import order_regimes, regime_color, regime_label
-from lczldl.viz.style import NEUTRAL, grid_shape, new_figure, save_figure, styled
+from lczldl.viz.style import NEUTRAL, grid_shape, new_figure, panels_with_colorbar, save_figure, styled
 
 Array = np.ndarray
 Triple = tuple[Array, Array, Array]
@@ -175,12 +175,10 @@ def draw_entropy_hexbin(per_regime: Mapping[str, tuple[Array, Array]], gridsize:
     rows, cols = (1, 4) if len(regimes) == 4 else grid_shape(len(regimes), 4)
     lim = math.log(max(np.asarray(p).shape[1] for p, _ in per_regime.values())) * 1.02
     with styled():
-        fig = new_figure(2.9 * cols + 0.8, 2.9 * rows + 0.5)
-        gs = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.05], wspace=0.12, hspace=0.3)
+        fig, axes, cax = panels_with_colorbar(len(regimes), rows, cols, (2.9, 2.9), (0.8, 0.5), wspace=0.12)
         hb = None
-        for n, reg in enumerate(regimes):
-            r, c = divmod(n, cols)
-            ax = fig.add_subplot(gs[r, c])
+        for n, (reg, ax) in enumerate(zip(regimes, axes, strict=True)):
+            c = n % cols
             p, ve = per_regime[reg]
             pe, ve = entropy_nats(np.asarray(p, dtype=np.float64)), np.asarray(ve, dtype=np.float64)
             hb = ax.hexbin(ve, pe, gridsize=gridsize, extent=(0, lim, 0, lim), bins="log", cmap="viridis",
@@ -199,7 +197,7 @@ def draw_entropy_hexbin(per_regime: Mapping[str, tuple[Array, Array]], gridsize:
                     va="top", ha="left", fontsize=8, zorder=5,
                     bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "#bbbbbb",
                           "linewidth": 0.5, "alpha": 0.95})
-        cb = fig.colorbar(hb, cax=fig.add_subplot(gs[:, cols]))
+        cb = fig.colorbar(hb, cax=cax)
         cb.set_label("images (log scale)")
         cb.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
