@@ -48,22 +48,26 @@ from lczldl.viz.reader import (
 )
 from lczldl.viz.render import Document
 
+#: Figure file stems (STUDY/figures/STEM.png|pdf).
+CONFUSION, RELIABILITY, VOTE_ENTROPY, VOTING, ENTROPY_BINS, HEXBIN, SEEDS = (
+    "confusion_matrices", "reliability", "vote_entropy_bars", "voting_confusion", "metrics_by_entropy_bin",
+    "entropy_hexbin", "seed_metrics")
 #: Figure file stems in report order, with their one-line captions ({n_bins}: the study's bins).
 FIGURES: tuple[tuple[str, str], ...] = (
-    ("confusion_matrices", "Confusion matrices on the test set, percent of each majority-vote class "
+    (CONFUSION, "Confusion matrices on the test set, percent of each majority-vote class "
                            "(rows), predictions of all seeds pooled, one panel per regime."),
-    ("reliability", "Reliability diagrams ({n_bins} confidence bins (lo, hi], bar opacity = share of "
+    (RELIABILITY, "Reliability diagrams ({n_bins} confidence bins (lo, hi], bar opacity = share of "
                     "samples, hatched = gap to calibration) before and after temperature scaling, lowest "
                     "seed of each regime; confidence histogram below."),
-    ("vote_entropy_bars", "Share of images per vote-entropy bin (the paper's bins, entropy of all 17 "
+    (VOTE_ENTROPY, "Share of images per vote-entropy bin (the paper's bins, entropy of all 17 "
                           "classes' votes) for urban and non-urban majority classes."),
-    ("voting_confusion", "Original So2Sat label vs individual expert votes, percent of each row's votes "
+    (VOTING, "Original So2Sat label vs individual expert votes, percent of each row's votes "
                          "for LCZ 1-10."),
-    ("metrics_by_entropy_bin", "Accuracy and ECE per vote-entropy bin of the test images, mean over "
+    (ENTROPY_BINS, "Accuracy and ECE per vote-entropy bin of the test images, mean over "
                                "seeds (error bars: std), plain models."),
-    ("entropy_hexbin", "Predictive entropy of the model vs entropy of the expert votes (test images, "
+    (HEXBIN, "Predictive entropy of the model vs entropy of the expert votes (test images, "
                        "seeds pooled); dashed: y = x."),
-    ("seed_metrics", "Key test metrics of every seed (dots) and their mean (bar), plain models."),
+    (SEEDS, "Key test metrics of every seed (dots) and their mean (bar), plain models."),
 )
 #: Source line of the vote figures: the store holds only urban-majority images.
 STORE_VOTES_NOTE = ("Source: prepared store (urban-majority images only; non-urban images were dropped "
@@ -90,22 +94,22 @@ def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
     written = F.plot_confusion_matrices(
         {reg: (np.concatenate([p["labels"] for _, p in rp]),
                np.concatenate([p["probs"].argmax(axis=1) for _, p in rp])) for reg, rp in preds.items()},
-        fig_dir / "confusion_matrices")
+        fig_dir / CONFUSION)
     panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for reg, rp in preds.items():
         run, p = rp[0]
         panels[reg] = {"plain": (p["probs"], p["labels"])}
         if run.temperature is not None and "log_probs" in p:
             panels[reg]["temperature"] = (apply_temperature(p["log_probs"], run.temperature), p["labels"])
-    written += F.plot_reliability_grid(panels, fig_dir / "reliability", n_bins=st.n_bins)
+    written += F.plot_reliability_grid(panels, fig_dir / RELIABILITY, n_bins=st.n_bins)
     with_ent = {reg: [(p["probs"], p["labels"], p["vote_entropy"]) for _, p in rp if "vote_entropy" in p]
                 for reg, rp in preds.items()}
     with_ent = {k: v for k, v in with_ent.items() if v}
     if with_ent:
-        written += F.plot_metrics_by_entropy_bin(with_ent, fig_dir / "metrics_by_entropy_bin", n_bins=st.n_bins)
+        written += F.plot_metrics_by_entropy_bin(with_ent, fig_dir / ENTROPY_BINS, n_bins=st.n_bins)
         written += F.plot_entropy_hexbin(
             {reg: (np.concatenate([t[0] for t in v]), np.concatenate([t[2] for t in v]))
-             for reg, v in with_ent.items()}, fig_dir / "entropy_hexbin")
+             for reg, v in with_ent.items()}, fig_dir / HEXBIN)
     return written
 
 
@@ -115,14 +119,14 @@ def _draw(st: Study) -> list[Path]:
     votes = store_votes(st)
     if votes is not None:
         v, original, majority = votes
-        written += F.plot_vote_entropy_bars(vote_entropy_all_classes(v), majority, fig_dir / "vote_entropy_bars",
+        written += F.plot_vote_entropy_bars(vote_entropy_all_classes(v), majority, fig_dir / VOTE_ENTROPY,
                                             note=STORE_VOTES_NOTE)
-        written += F.plot_voting_confusion(v, original, fig_dir / "voting_confusion")
+        written += F.plot_voting_confusion(v, original, fig_dir / VOTING)
     per_seed = {reg: [r.metrics["plain"] for _, r in sorted(st.runs.get(reg, {}).items()) if "plain" in r.metrics]
                 for reg in st.regimes}
     per_seed = {k: v for k, v in per_seed.items() if v}
     if per_seed:
-        written += F.plot_seed_dots(per_seed, fig_dir / "seed_metrics")
+        written += F.plot_seed_dots(per_seed, fig_dir / SEEDS)
     return written
 
 
