@@ -70,6 +70,3 @@ AUTHORS_SPLIT_SEED = 42
 SO2SAT_V2_MEANS: tuple[float, ...] = (
     0.1238, 0.1093, 0.1011, 0.1142, 0.1593, 0.1815, 0.1746, 0.1950, 0.1543, 0.1091,
 )
-
-REGIMES: tuple[str, ...] = ("onehot", "onehot_ls", "dist", "dist_ls", "dawid_skene")
-PAPER_REGIMES: tuple[str, ...] = ("onehot", "onehot_ls", "dist", "dist_ls")

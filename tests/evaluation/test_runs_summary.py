@@ -145,7 +145,54 @@ def test_evaluate_runs_end_to_end(tmp_path):
     got = {(r["regime"], r["method"]): r["n_runs"] for r in rows}
     assert got == {(g, m): "2" for g in ("onehot", "dist") for m in ("plain", "temperature", "mc_dropout", "ensemble")}
     assert (out / "paired.csv").is_file() and (out / "summary.md").is_file()
+    _check_ensemble_and_mc_from_files(runs, out, tmp_path / "store")
     # second call: predictions are not redone
     mtime = (run / "predictions.npz").stat().st_mtime_ns
     evaluate_runs(runs, out=out, mc_passes=3, n_bins=10, progress=False)
     assert (run / "predictions.npz").stat().st_mtime_ns == mtime
+
+
+def _check_ensemble_and_mc_from_files(runs, out, store):
+    """The ensemble is the mean of its members' saved probabilities; MC-dropout arrays equal the
+    passes redone by hand with the evaluation's seed (0) and batches."""
+    from lczldl.models.io import load_model
+
+    members = []
+    for seed in (0, 1):                                   # dist seed2 failed: not a member
+        with np.load(runs / "dist" / f"seed{seed}" / "predictions.npz") as z:
+            members.append((z["probs"].astype(np.float64), z["labels"]))
+    mean = (members[0][0] + members[1][0]) / 2
+    labels = members[0][1]
+    with np.load(out / "ensemble" / "dist" / "predictions.npz") as z:
+        np.testing.assert_allclose(z["probs"], mean, atol=1e-7)
+        np.testing.assert_array_equal(z["labels"], labels)
+        np.testing.assert_allclose(z["mean_member_confidence"],
+                                   (members[0][0].max(1) + members[1][0].max(1)) / 2, atol=1e-7)
+    ens = json.loads((out / "ensemble" / "dist" / "metrics.json").read_text())
+    assert ens["oa"] == pytest.approx(float((mean.argmax(1) == labels).mean()))
+    assert ens["mean_confidence"] == pytest.approx(float(mean.max(1).mean()), abs=1e-7)
+    assert ens["meta"]["seeds"] == [0, 1]
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    row = next(r for r in rows if r["regime"] == "dist" and r["method"] == "ensemble")
+    assert float(row["oa_mean"]) == pytest.approx(ens["oa"]) and row["oa_std"] == ""
+
+    run = runs / "dist" / "seed0"
+    model = load_model(run / "checkpoints" / "best.ckpt")
+    x = torch.from_numpy(np.load(store / "test" / "image.npy").astype(np.float32) / 10000)
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        passes = [model(x).double().exp().numpy() for _ in range(3)]
+    mc_mean = np.mean(passes, axis=0)
+    h = -(mc_mean * np.log(mc_mean)).sum(1)
+    mi = h - np.mean([-(p * np.log(p)).sum(1) for p in passes], axis=0)
+    with np.load(run / "predictions.npz") as z:
+        np.testing.assert_allclose(z["mc_probs"], mc_mean, atol=1e-6)
+        np.testing.assert_allclose(z["mc_entropy"], h, atol=1e-6)
+        np.testing.assert_allclose(z["mc_mutual_info"], mi, atol=1e-6)
+    mc = json.loads((run / "metrics_mc.json").read_text())
+    assert mc["mean_mutual_info"] == pytest.approx(float(mi.mean()), abs=1e-6)
+    assert mc["oa"] == pytest.approx(float((mc_mean.argmax(1) == labels).mean()))

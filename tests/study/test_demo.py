@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from lczldl.constants import PAPER_REGIMES
+from lczldl.regimes import PAPER_REGIMES
 from lczldl.study.demo import PROFILES, demo_config, key_comparison, print_comparison, read_summary
 from lczldl.study.runner import load_study_config
 

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from lczldl.config import load_config, parse_regimes, parse_seeds
-from lczldl.constants import PAPER_REGIMES
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
 from lczldl.layout import marker_path
+from lczldl.regimes import PAPER_REGIMES
 from lczldl.study.units import build_units, fingerprint, settled_marker, thread_share
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lczldl.training.losses import kl_divergence, loss_fn, regime_targets, soft_cross_entropy
+from lczldl.regimes import regime_targets
+from lczldl.training.losses import kl_divergence, loss_fn, soft_cross_entropy
 
 
 def _logp(rows):

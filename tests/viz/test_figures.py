@@ -1,4 +1,5 @@
-"""Figure functions: files written (PNG + PDF, non-empty, valid signatures) and the numbers drawn."""
+"""Figure functions: the numbers drawn, read back from the returned figures against values computed
+by hand, and the files written (PNG + PDF, non-empty, valid signatures)."""
 
 from __future__ import annotations
 
@@ -189,7 +190,7 @@ def test_plot_metrics_by_entropy_bin_and_hexbin(tmp_path, data):
     _check_files(F.plot_entropy_hexbin(hexd, stem), stem)
 
 
-def test_plot_seed_dots(tmp_path):
+def test_plot_seed_dots_files(tmp_path):
     rng = np.random.default_rng(0)
     per = {r: [{"oa": rng.uniform(0.5, 0.7), "ece": rng.uniform(0, 0.1), "ce_distr": 1.0, "kappa": 0.5}
                for _ in range(3)] for r in ("onehot", "dist")}
@@ -197,3 +198,143 @@ def test_plot_seed_dots(tmp_path):
     _check_files(F.plot_seed_dots(per, stem), stem)
     with pytest.raises(ValueError):
         F.plot_seed_dots(per, stem, metrics=[])
+
+
+# --- plotted data read back from the figures ----------------------------------------------------
+
+def _bar_heights(container):
+    return np.array([b.get_height() for b in container.patches])
+
+
+def _bar_containers(ax):
+    from matplotlib.container import BarContainer
+
+    return [c for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def test_confusion_panels_hold_the_row_percentages():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])
+    preds = np.array([0, 0, 1, 2, 1, 1, 0])
+    fig = F.draw_confusion_matrices({"dist": (labels, labels), "onehot": (labels, preds)}, k=4)
+    ax_onehot, ax_dist = fig.axes[:2]                       # regime order, then the colour bar
+    img = ax_onehot.images[0].get_array()
+    np.testing.assert_allclose(img[:3].filled(np.nan), [[50, 25, 25, 0], [0, 100, 0, 0], [100, 0, 0, 0]])
+    assert img.mask[3].all()                                # class without samples: masked
+    assert ax_onehot.get_title() == "one-hot  (OA 57.1 %)"     # 4 of 7 correct
+    assert ax_dist.get_title() == "distribution  (OA 100.0 %)"
+    np.testing.assert_allclose(np.diag(ax_dist.images[0].get_array()[:3]), 100)
+    assert sorted(t.get_text() for t in ax_onehot.texts) == sorted(["50", "25", "25", "100", "100"])
+
+
+def test_voting_confusion_image_and_vote_count():
+    votes = np.array([[1, 1, 2, 0, 14], [3, 3, 3, 7, 0]])
+    fig = F.draw_voting_confusion(votes, np.array([1, 3]), k=10)
+    img = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(img[0, :3], [200 / 3, 100 / 3, 0])
+    np.testing.assert_allclose(img[2, [2, 6]], [75, 25])
+    assert "(7 votes)" in fig.axes[0].get_title()           # 0 and 14 are not urban votes
+
+
+def test_reliability_bars_gaps_histogram_and_ece():
+    # confidences 0.5 (correct, bin 9 of (lo, hi]) and 1.0 (wrong, bin 19)
+    p = np.array([[0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    fig = F.draw_reliability(p, np.array([0, 1]), n_bins=20)
+    ax, axh = fig.axes
+    acc, gap = _bar_containers(ax)                          # accuracy bars, then gap bars
+    np.testing.assert_allclose([b.get_x() + b.get_width() / 2 for b in acc.patches], [0.475, 0.975])
+    np.testing.assert_allclose(_bar_heights(acc), [1.0, 0.0])
+    np.testing.assert_allclose(_bar_heights(gap), [0.5, 1.0])                # |acc - conf|
+    np.testing.assert_allclose([b.get_y() for b in gap.patches], [0.5, 0.0])  # from min(acc, conf)
+    hist = _bar_heights(axh.containers[0])
+    assert hist[9] == pytest.approx(50) and hist[19] == pytest.approx(50) and hist.sum() == pytest.approx(100)
+    assert [t.get_text() for t in ax.texts] == ["ECE = 75.00 %"]
+    lines = {ln.get_label(): ln.get_xdata()[0] for ln in axh.lines}
+    assert lines["accuracy"] == pytest.approx(0.5) and lines["avg. confidence"] == pytest.approx(0.75)
+
+
+def test_reliability_grid_panels_and_missing_one(data):
+    rng, labels, _ = data
+    p = _probs(rng, labels)
+    fig = F.draw_reliability_grid({"dist": {"plain": (p, labels)}, "onehot": {"plain": (p, labels)}})
+    titles = [a.get_title() for a in fig.axes[::2]]          # (diagram, histogram) per panel
+    assert titles == ["one-hot, before TS", "one-hot, after TS", "distribution, before TS",
+                      "distribution, after TS"]
+    assert fig.axes[2].texts[0].get_text() == "not available"
+    ece = compute_metrics(p, labels, np.eye(K)[labels])["ece"]
+    assert fig.axes[0].texts[0].get_text() == f"ECE = {100 * ece:.2f} %"
+
+
+def test_vote_entropy_bars_heights():
+    ent = np.array([0.0, 0.2, 0.25, 1.3, 0.1, 2.0, 0.69])
+    maj = np.array([1, 2, 10, 3, 11, 17, 12])
+    fig = F.draw_vote_entropy_bars(ent, maj, note="a note")
+    urban, non_urban = _bar_containers(fig.axes[0])
+    np.testing.assert_allclose(_bar_heights(urban), [25, 50, 0, 0, 0, 25])
+    np.testing.assert_allclose(_bar_heights(non_urban), 100 / 3 * np.array([1, 0, 1, 0, 0, 1]))
+    assert urban.get_label() == "urban majority (n = 4)" and non_urban.get_label() == "non-urban majority (n = 3)"
+    assert "a note" in [t.get_text() for t in fig.texts]
+
+
+def _hand_bin_metrics(p, y, ent, n_bins=20):
+    """Accuracy and ECE per entropy bin with explicit masks and loops over (lo, hi] confidence bins."""
+    edges = np.array(ENTROPY_BIN_EDGES)
+    acc, ece = np.full(6, np.nan), np.full(6, np.nan)
+    for b in range(6):
+        sel = (ent >= edges[b]) & (ent < edges[b + 1])
+        if not sel.any():
+            continue
+        conf, ok = p[sel].max(1), p[sel].argmax(1) == y[sel]
+        acc[b] = ok.mean()
+        total = 0.0
+        for i in range(n_bins):
+            lo, hi = i / n_bins, (i + 1) / n_bins
+            inb = (conf > lo) & (conf <= hi)
+            if inb.any():
+                total += inb.sum() * abs(ok[inb].mean() - conf[inb].mean())
+        ece[b] = total / sel.sum()
+    return acc, ece
+
+
+def test_metrics_by_entropy_bin_bars_are_seed_means(data):
+    rng, labels, ent = data
+    seeds = [_probs(rng, labels) for _ in range(2)]
+    fig = F.draw_metrics_by_entropy_bin({"onehot": [(p, labels, ent) for p in seeds]})
+    hand = [_hand_bin_metrics(p, labels, ent) for p in seeds]
+    acc_ax, ece_ax = fig.axes
+    for ax, i in ((acc_ax, 0), (ece_ax, 1)):
+        vals = 100 * np.array([h[i] for h in hand])
+        np.testing.assert_allclose(_bar_heights(_bar_containers(ax)[0]), vals.mean(0))
+        segs = ax.containers[0][2][0].get_segments()           # error bar of each bin: mean -+ std
+        half = np.array([(sg[1, 1] - sg[0, 1]) / 2 if len(sg) else np.nan for sg in segs])
+        np.testing.assert_allclose(half, vals.std(0), atol=1e-9)
+    edges = ENTROPY_BIN_EDGES
+    counts = [int(((ent >= lo) & (ent < hi)).sum()) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    ticks = [t.get_text().split("n=")[1] for t in acc_ax.get_xticklabels()]
+    assert [int(t.replace(",", "")) for t in ticks] == counts
+
+
+def test_hexbin_counts_and_spearman(data):
+    from scipy.stats import spearmanr
+
+    rng, labels, ent = data
+    p = _probs(rng, labels)
+    fig = F.draw_entropy_hexbin({"dist": (p, ent)})
+    ax = fig.axes[0]
+    assert ax.collections[0].get_array().sum() == len(labels)       # every image in some hexagon
+    pred_ent = -(p * np.log(p)).sum(1)
+    rho = spearmanr(pred_ent, ent).statistic
+    assert ax.texts[0].get_text() == f"Spearman \u03c1 = {rho:.2f}"
+
+
+def test_seed_dots_positions_and_means():
+    per = {"dist": [{"oa": 0.6, "ece": 0.1}, {"oa": 0.7, "ece": float("nan")}],
+           "onehot": [{"oa": 0.5, "ece": 0.2}, {"oa": 0.55, "ece": 0.3}, {"oa": 0.65, "ece": 0.25}]}
+    fig = F.draw_seed_dots(per)
+    ax_oa, ax_ece = fig.axes
+    assert ax_oa.get_title() == "overall accuracy (\u2191 better)" and ax_ece.get_title() == "ECE (\u2193 better)"
+    onehot, dist = ax_oa.collections                          # regime order
+    np.testing.assert_allclose(onehot.get_offsets()[:, 0], [0.5, 0.55, 0.65])
+    assert (np.abs(onehot.get_offsets()[:, 1] - 1) <= 0.12).all()   # one-hot on the top row
+    np.testing.assert_allclose(dist.get_offsets()[:, 0], [0.6, 0.7])
+    np.testing.assert_allclose([ln.get_xdata()[0] for ln in ax_oa.lines], [0.5666666666666667, 0.65])
+    np.testing.assert_allclose(ax_ece.collections[1].get_offsets()[:, 0], [0.1])   # NaN seed left out

@@ -1,4 +1,5 @@
-"""Report of a study folder built by hand in tmp_path: figures, tables, failures, browser render."""
+"""Report of a study folder built in tmp_path (runs by hand, summary files by the evaluation's
+writer): figures, tables read back against summary.csv / paired.csv, failures, browser render."""
 
 from __future__ import annotations
 
@@ -35,30 +36,46 @@ def _predictions(rng, n, sharp):
                 city=np.zeros(n, dtype=np.int16))
 
 
-def make_study(root: Path, summary: bool = True) -> Path:
-    """A finished-with-failures study: onehot seeds 0-1, dist seed 0; dist seed 1 failed."""
-    rng = np.random.default_rng(0)
-    study = root / "study"
-    store = study / "store"
+def _write_store(store: Path, rng) -> None:
+    """A prepared store in the documented layout (readable by lczldl.data.store.open_store)."""
     splits = {}
     for s, n in (("train", 60), ("val", 20), ("test", 20)):
-        (store / s).mkdir(parents=True)
+        d = store / s
+        d.mkdir(parents=True)
         label = rng.integers(0, K, n)
         votes = np.zeros((n, 11), dtype=np.int8)
         votes[:, :7] = (label + 1)[:, None]
         votes[:, 7:10] = rng.integers(1, 18, (n, 3))
-        np.save(store / s / "votes.npy", votes)
-        np.save(store / s / "original.npy", (label + 1).astype(np.int8))
-        np.save(store / s / "label.npy", label)
+        dist = np.stack([(votes == c + 1).sum(1) for c in range(K)], 1).astype(np.float32)
+        dist /= dist.sum(1, keepdims=True)
+        np.save(d / "image.npy", np.zeros((n, 10, 32, 32), dtype=np.uint16))
+        np.save(d / "label.npy", label.astype(np.int64))
+        np.save(d / "distribution.npy", dist)
+        np.save(d / "dawid_skene.npy", dist)
+        np.save(d / "votes.npy", votes)
+        np.save(d / "original.npy", (label + 1).astype(np.int8))
+        np.save(d / "city.npy", np.zeros(n, dtype=np.int16))
+        np.save(d / "vote_entropy.npy", np.zeros(n, dtype=np.float32))
         splits[s] = {"n": n, "class_counts": np.bincount(label, minlength=K).tolist(),
                      "entropy_bins": [n - 10, 6, 2, 1, 1, 0], "cities": {"berlin": n}}
     (store / "manifest.json").write_text(json.dumps({
         "format": "lczldl-store", "version": 1, "package_version": "0.1", "created": "2024-01-01",
         "splits": splits, "dropped": {"non_urban_majority": 123}, "cities": ["berlin"],
         "sources": {"berlin.h5": "ab" * 32}, "config": {"split": "authors"}}))
+
+
+def make_study(root: Path, summary: bool = True) -> Path:
+    """A finished-with-failures study: onehot seeds 0-2, dist seeds 0 and 2; dist seed 1 failed.
+    summary.csv / paired.csv are written by the evaluation's own writer."""
+    from lczldl.evaluation.summary import write_summary
+
+    rng = np.random.default_rng(0)
+    study = root / "study"
+    store = study / "store"
+    _write_store(store, rng)
     info = {
         "format": "lczldl-study", "version": 1, "data": str(store), "store": str(store),
-        "regimes": ["onehot", "dist"], "seeds": [0, 1], "status": "finished_with_failures",
+        "regimes": ["onehot", "dist"], "seeds": [0, 1, 2], "status": "finished_with_failures",
         "run_config": {"evaluation": {"n_bins": 20, "mc_passes": 20}, "train": {"max_epochs": 3}},
         "study_config": {"workers": 1}, "versions": {"python": "3.11", "numpy": np.__version__},
         "failures": [{"id": "train-dist-seed1", "log": str(study / "logs" / "train-dist-seed1.log"),
@@ -66,10 +83,10 @@ def make_study(root: Path, summary: bool = True) -> Path:
         "skipped": [{"id": "evaluate-dist-seed1", "reason": "upstream train-dist-seed1 failed"}],
         "notes": ["Reduced for time: 3 epochs instead of up to 300."],
     }
-    (study).mkdir(parents=True, exist_ok=True)
     (study / "study.json").write_text(json.dumps(info))
-    metrics: dict[tuple[str, str], list[dict]] = {}
-    for reg, seed, sharp in (("onehot", 0, 3.0), ("onehot", 1, 3.2), ("dist", 0, 2.0)):
+    records = []
+    for reg, seed, sharp in (("onehot", 0, 3.0), ("onehot", 1, 3.2), ("onehot", 2, 3.1), ("dist", 0, 2.0),
+                             ("dist", 2, 2.2)):
         run = study / "runs" / reg / f"seed{seed}"
         run.mkdir(parents=True)
         p = _predictions(rng, 200, sharp)
@@ -81,25 +98,11 @@ def make_study(root: Path, summary: bool = True) -> Path:
                 "temperature": 1.5}
         (run / "metrics_ts.json").write_text(json.dumps(m_ts))
         (run / "run.json").write_text(json.dumps({"status": "finished"}))
-        metrics.setdefault((reg, "plain"), []).append(m)
-        metrics.setdefault((reg, "temperature"), []).append(m_ts)
+        records += [{"regime": reg, "method": "plain", "seed": seed, "metrics": m},
+                    {"regime": reg, "method": "temperature", "seed": seed, "metrics": m_ts}]
     (study / "runs" / "dist" / "seed1").mkdir()          # failed run: folder without outputs
     if summary:
-        keys = list(metrics[("onehot", "plain")][0])
-        with open(study / "summary.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["regime", "method", "n"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")])
-            for (reg, meth), ms in metrics.items():
-                row = [reg, meth, len(ms)]
-                for k in keys:
-                    a = np.array([x[k] for x in ms], dtype=float)
-                    row += [a.mean(), a.std(ddof=1) if len(a) > 1 else ""]
-                w.writerow(row)
-        with open(study / "paired.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["regime", "method", "metric", "mean_diff", "ci_low", "ci_high", "n"])
-            w.writerow(["dist", "plain", "ece", -0.0312, -0.05, -0.01, 1])
-            w.writerow(["dist", "plain", "oa", 0.004, -0.02, 0.03, 1])
+        write_summary(study, records, n_boot=500)
     return study
 
 
@@ -134,19 +137,33 @@ def test_tables_hold_the_summary_values(built):
     oh = next(r for r in rows if r["regime"] == "onehot" and r["method"] == "plain")
     assert f"{float(oh['oa_mean']):.4f} ± {float(oh['oa_std']):.4f}" in html
     d = next(r for r in rows if r["regime"] == "dist" and r["method"] == "temperature")
-    assert f"<td>{float(d['ece_mean']):.4f}</td>" in html or f">{float(d['ece_mean']):.4f}<" in html
+    assert f"{float(d['ece_mean']):.4f} ± {float(d['ece_std']):.4f}" in html
     for m in PAPER:
         assert f"<th>{m}</th>" in html
-    assert "balanced_accuracy" in html                       # extras table
-    assert "-0.0312 [-0.0500, -0.0100] *" in html            # significant paired difference marked
-    assert "+0.0040 [-0.0200, +0.0300]" in html and "+0.0040 [-0.0200, +0.0300] *" not in html
+    assert "<th>balanced_accuracy</th>" in html and "<th>temperature</th>" in html   # extras table
+    assert "<th>oa &lt; 0.2</th>" in html                                            # per entropy bin
+    # every paired row as "diff [lo, hi]", marked exactly when the interval excludes 0
+    marked = 0
+    for r in csv.DictReader(open(built / "paired.csv")):
+        if "" in (r["mean_diff"], r["ci_low"]):                 # undefined (e.g. an empty entropy bin)
+            continue
+        d, lo, hi = float(r["mean_diff"]), float(r["ci_low"]), float(r["ci_high"])
+        sig = lo > 0 or hi < 0
+        cell = f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" + (" *" if sig else "")
+        assert f">{cell}</td>" in html, cell
+        marked += sig
+    assert 0 < marked == html.count('class="sig"')
 
 
 def test_best_value_is_marked(built):
     html = (built / "report.html").read_text()
     rows = list(csv.DictReader(open(built / "summary.csv")))
-    best = min(float(r["ece_mean"]) for r in rows)
+    best = min(float(r["ece_mean"]) for r in rows)                # lower is better
     assert re.search(rf'<td class="best">{best:.4f}', html)
+    best = max(float(r["kappa_mean"]) for r in rows)              # higher is better
+    assert re.search(rf'<td class="best">{best:.4f}', html)
+    worst = max(float(r["mean_confidence_mean"]) for r in rows)   # descriptive: never marked
+    assert not re.search(rf'<td class="best">{worst:.4f}', html)
 
 
 def test_failures_missing_runs_data_and_config(built):
@@ -180,20 +197,16 @@ def test_status_while_the_report_unit_runs():
     assert R.study_status({}) == "unknown"
 
 
-def test_summary_fallback_from_metrics_files(tmp_path):
+def test_without_summary_files_the_report_says_so(tmp_path):
+    """The report reads the evaluation's summary files; it does not recompute them."""
     study = make_study(tmp_path, summary=False)
     st = R.load_study(study)
-    rows, source = R.summary_rows(st)
-    assert "no summary.csv" in source
-    oh = next(r for r in rows if r["regime"] == "onehot" and r["method"] == "plain")
-    vals = [json.loads((study / "runs" / "onehot" / f"seed{s}" / "metrics.json").read_text())["oa"]
-            for s in (0, 1)]
-    assert oh["oa"][0] == pytest.approx(np.mean(vals))
-    assert oh["oa"][1] == pytest.approx(abs(vals[0] - vals[1]) / np.sqrt(2))
     assert st.runs["onehot"][0].temperature == 1.5
     html, md = R.write_report(study)
-    assert "No paired.csv" in html.read_text()
-    assert "No figures" in html.read_text()                  # write_report alone draws nothing
+    text = html.read_text()
+    assert "No summary.csv in the study folder yet" in text and "<th>oa</th>" not in text
+    assert "No paired.csv" in text
+    assert "No figures" in text                              # write_report alone draws nothing
 
 
 def test_not_a_study_and_corrupt_files(tmp_path):
@@ -205,30 +218,35 @@ def test_not_a_study_and_corrupt_files(tmp_path):
         R.write_report(study)
 
 
-def test_vote_source_prefers_raw_files(tmp_path):
-    h5py = pytest.importorskip("h5py")
+def test_vote_figures_read_the_store_never_raw_files(tmp_path):
+    from lczldl.viz import reader
+
     study = make_study(tmp_path)
     raw = tmp_path / "raw"
     raw.mkdir()
-    label = np.zeros((4, 12), dtype=np.int64)
-    label[:, 11] = [2, 2, 14, 14]
-    label[0, :11] = 2                     # urban majority, unanimous
-    label[1, :6], label[1, 6:] = 2, 5     # urban, mixed
-    label[2, :11] = 14                    # non-urban majority
-    label[3, :5], label[3, 5:9] = 14, 11  # non-urban, mixed, 2 no-votes
-    with h5py.File(raw / "berlin.h5", "w") as f:
-        f["sen2"] = np.zeros((4, 32, 32, 10), dtype=np.float32)
-        f["label"] = label
+    (raw / "berlin.h5").write_bytes(b"not an hdf5 file: reading it would fail")
     info = json.loads((study / "study.json").read_text())
-    info["data"] = str(raw)
+    info["data"] = str(raw)                                  # the study was started on raw files
     (study / "study.json").write_text(json.dumps(info))
     st = R.load_study(study)
-    votes, original, desc = R._vote_source(st)
-    assert "raw" in desc and votes.shape == (4, 11)
-    ent, maj = R._votes_entropy_majority(votes, original)
-    np.testing.assert_array_equal(maj, [2, 2, 14, 14])
-    np.testing.assert_allclose(ent, [0, -(6 / 11 * np.log(6 / 11) + 5 / 11 * np.log(5 / 11)), 0,
-                                     -(5 / 9 * np.log(5 / 9) + 4 / 9 * np.log(4 / 9))], rtol=1e-12)
+    votes, original, majority = reader.store_votes(st)
+    store = study / "store"
+    for got, name in ((votes, "votes"), (original, "original")):
+        want = np.concatenate([np.load(store / s / f"{name}.npy") for s in ("train", "val", "test")])
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        majority, np.concatenate([np.load(store / s / "label.npy") + 1 for s in ("train", "val", "test")]))
+    paths = R.draw_figures(study)
+    assert study / "figures" / "vote_entropy_bars.png" in paths
+
+
+def test_vote_entropy_over_all_classes_by_hand():
+    from lczldl.viz.reader import vote_entropy_all_classes
+
+    votes = np.array([[2] * 11, [2] * 6 + [5] * 5, [14] * 5 + [11] * 4 + [0, 0], [0] * 11])
+    h = vote_entropy_all_classes(votes)
+    np.testing.assert_allclose(h, [0, -(6 / 11 * np.log(6 / 11) + 5 / 11 * np.log(5 / 11)),
+                                   -(5 / 9 * np.log(5 / 9) + 4 / 9 * np.log(4 / 9)), 0], rtol=1e-12)
 
 
 def _chromium() -> str | None:

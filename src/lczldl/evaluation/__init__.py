@@ -1,4 +1,5 @@
-"""Evaluation: metrics, calibration (temperature / vector scaling), MC dropout, ensembles, summaries.
+"""Evaluation: metrics (names in :mod:`~lczldl.evaluation.registry`), calibration (temperature /
+vector scaling), the predictor (MC dropout, ensembles), the evaluation files, summaries.
 
 Light imports only (numpy; scipy / torch are imported inside the functions that need them).
 """

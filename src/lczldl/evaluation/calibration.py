@@ -16,9 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 BINNINGS = ("right", "left")
+#: Default number of equal-width confidence bins (the seed's 20; ``evaluation.n_bins`` in the config)
+N_BINS = 20
 
 
-def bin_index(conf: np.ndarray, n_bins: int = 20, binning: str = "right") -> np.ndarray:
+def bin_index(conf: np.ndarray, n_bins: int = N_BINS, binning: str = "right") -> np.ndarray:
     """Bin of each confidence (N,) -> (N,) int64 in 0..n_bins-1 ("left": 0..n_bins), -1 = dropped."""
     if binning not in BINNINGS:
         raise ValueError(f"binning must be 'right' or 'left', got {binning!r}")
@@ -47,7 +49,7 @@ def n_buckets(n_bins: int, binning: str) -> int:
     return n_bins + (1 if binning == "left" else 0)
 
 
-def calibration_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 20,
+def calibration_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS,
                      binning: str = "right") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bucket (count, mean confidence, accuracy); mean/accuracy NaN in empty buckets.
 
@@ -64,7 +66,7 @@ def calibration_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 20,
         return cnt, s_conf / cnt, s_acc / cnt
 
 
-def ece_mce(conf: np.ndarray, correct: np.ndarray, n_bins: int = 20,
+def ece_mce(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS,
             binning: str = "right") -> tuple[float, float]:
     """(ECE, MCE) of top-label confidence; (nan, nan) when no sample is binned."""
     cnt, c, a = calibration_bins(conf, correct, n_bins, binning)
@@ -75,7 +77,7 @@ def ece_mce(conf: np.ndarray, correct: np.ndarray, n_bins: int = 20,
     return float((cnt[nz] * gap).sum() / cnt.sum()), float(gap.max())
 
 
-def sce_seed(probs: np.ndarray, labels: np.ndarray, n_bins: int = 20) -> float:
+def sce_seed(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> float:
     """The seed's "static calibration error" (utils/calibration.py of the authors' code).
 
     Right-closed bins on the top-label confidence. In each bin b and for each true class k, with
@@ -100,7 +102,7 @@ def sce_seed(probs: np.ndarray, labels: np.ndarray, n_bins: int = 20) -> float:
     return float(np.abs(acc[nz] - pk[nz]).sum() / cnt.sum() / k)
 
 
-def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 20, binning: str = "right") -> float:
+def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS, binning: str = "right") -> float:
     """Classwise ECE (Kull et al. 2019): mean over classes k of the ECE of p_k against 1[label = k],
     all N samples binned on p_k (equal-width bins, ``binning`` convention, except that p_k = 0 is
     kept in the first bin under "right": every sample counts for every class)."""
@@ -113,7 +115,7 @@ def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 20, binni
     return float(np.abs(sy - sp).sum() / n / k)
 
 
-def adaptive_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int = 20) -> float:
+def adaptive_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> float:
     """ECE with equal-mass bins: samples sorted by confidence (stable) and cut into n_bins groups
     of sizes as np.array_split (first N mod n_bins groups one larger); |sum acc - sum conf| / N."""
     n = len(conf)

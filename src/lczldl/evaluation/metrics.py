@@ -15,7 +15,9 @@ import numpy as np
 
 from lczldl.distributions import N_ENTROPY_BINS, entropy_bin, entropy_nats, spearman
 from lczldl.errors import DataError
+from lczldl.evaluation import registry
 from lczldl.evaluation.calibration import (
+    N_BINS,
     adaptive_ece,
     bin_index,
     classwise_ece,
@@ -24,22 +26,19 @@ from lczldl.evaluation.calibration import (
     sce_seed,
 )
 
-#: Keras' backend epsilon used by categorical_crossentropy.
+#: Keras' backend epsilon used by categorical_crossentropy (ce_one_hot / ce_distr clip to it).
 KERAS_EPS = 1e-7
 #: Floor applied to probabilities before log in nll / kl_distr / js_distr (keeps them finite).
 LOG_FLOOR = 1e-12
 #: Tolerance on row sums of probabilities and distributions.
 ROW_SUM_TOL = 1e-3
-#: The paper's metrics, in its table order.
-PAPER_METRICS = ("oa", "maa", "waa", "kappa", "ce_one_hot", "ce_distr", "ece", "mce", "sce")
-EXTRA_METRICS = ("balanced_accuracy", "macro_f1", "classwise_ece", "adaptive_ece", "mean_confidence",
-                 "overconfidence", "brier_one_hot",
-                 "brier_distr", "nll", "kl_distr", "js_distr", "tv_distr", "entropy_spearman")
-ENTROPY_BIN_METRICS = tuple(f"oa_ebin{b}" for b in range(N_ENTROPY_BINS)) + tuple(
-    f"ece_ebin{b}" for b in range(N_ENTROPY_BINS))
+#: Keys by group, in summary.csv order (names, directions, labels: :mod:`lczldl.evaluation.registry`).
+PAPER_METRICS = registry.keys(registry.PAPER)
+EXTRA_METRICS = registry.keys(registry.EXTRA)
+ENTROPY_BIN_METRICS = registry.keys(registry.ENTROPY_BIN)
 #: Keys that depend on the top-label confidence (what ``compute_metrics(confidence=...)`` changes,
-#: besides ece_ebin*).
-CONFIDENCE_METRICS = ("ece", "mce", "adaptive_ece", "mean_confidence", "overconfidence")
+#: besides ece_ebin*); the ensemble's compat block repeats them.
+CONFIDENCE_METRICS = tuple(k for k in PAPER_METRICS + EXTRA_METRICS if registry.METRICS[k].confidence)
 #: Every key returned by :func:`compute_metrics`, in order.
 METRIC_KEYS = PAPER_METRICS + EXTRA_METRICS + ENTROPY_BIN_METRICS
 
@@ -80,14 +79,6 @@ def validate(probs: np.ndarray, labels: np.ndarray | None = None,
         _check_rows(distributions, "distributions", where)
 
 
-def keras_categorical_ce(target: np.ndarray, probs: np.ndarray) -> float:
-    """Keras ``categorical_crossentropy`` on probabilities, as the seed computes ce_one_hot/ce_distr:
-    rows renormalised by their sum, clipped to [1e-7, 1 - 1e-7], -sum target * log, mean over N."""
-    p = probs / probs.sum(axis=1, keepdims=True)
-    np.clip(p, KERAS_EPS, 1.0 - KERAS_EPS, out=p)
-    return float(-(target * np.log(p)).sum(axis=1).mean())
-
-
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
     """(K, K) float64 counts, rows = true class, columns = predicted class."""
     return np.bincount(labels * k + preds, minlength=k * k).reshape(k, k).astype(np.float64)
@@ -119,7 +110,7 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray, k: int) -> dic
     }
 
 
-def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.ndarray, n_bins: int = 20,
+def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.ndarray, n_bins: int = N_BINS,
                     binning: str = "right", confidence: np.ndarray | None = None,
                     where: str = "predictions") -> dict[str, float]:
     """The paper's metrics and the extras, keys METRIC_KEYS (floats; NaN where undefined).
@@ -191,7 +182,7 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
 
 
 def entropy_bin_metrics(conf: np.ndarray, correct: np.ndarray, vote_entropy: np.ndarray,
-                        n_bins: int = 20, binning: str = "right") -> dict[str, float]:
+                        n_bins: int = N_BINS, binning: str = "right") -> dict[str, float]:
     """oa_ebin{b} and ece_ebin{b} per paper vote-entropy bin b (NaN for an empty bin), in one
     bincount over (entropy bin, confidence bin) cells."""
     eb = entropy_bin(vote_entropy)

@@ -6,41 +6,57 @@ Per run (RUNS/REGIME/seedN with run.json status "finished" and checkpoints/best.
   predictions.npz is newer than best.ckpt (metrics.json is then recomputed only if missing or made
   with other n_bins).
 - :func:`calibrate_run` -> metrics_ts.json (temperature T fitted on val against the regime's
-  validation target: one-hot for onehot / onehot_ls, the vote distribution for dist / dist_ls, the
-  Dawid-Skene posterior for dawid_skene; also vector scaling, nested) and metrics_mc.json (MC
-  dropout, arrays mc_* added to predictions.npz).
+  temperature-scaling target from :mod:`lczldl.regimes`; also vector scaling, nested) and
+  metrics_mc.json (MC dropout, arrays mc_* added to predictions.npz).
 - :func:`aggregate_runs` -> OUT/ensemble/REGIME/{predictions.npz, metrics.json}, OUT/summary.csv,
   summary.md, paired.csv.
 :func:`evaluate_runs` does all of it, recording a failing run (RUN/eval_error.txt) and going on.
-Every file is written to a temp name in its folder, then renamed.
+File names come from :mod:`lczldl.layout`; every file is written atomically.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lczldl import layout
 from lczldl.errors import LczldlError, RunError
-from lczldl.evaluation.ensemble import ensemble_confidence, ensemble_probs
+from lczldl.evaluation.calibration import N_BINS
+from lczldl.evaluation.files import (
+    is_fresh,
+    load_predictions,
+    numeric,
+    read_json_object,
+    save_predictions,
+    write_metrics,
+)
 from lczldl.evaluation.metrics import CONFIDENCE_METRICS, compute_metrics
-from lczldl.evaluation.summary import write_summary
+from lczldl.evaluation.predictor import (
+    MC_PASSES,
+    ensemble_confidence,
+    ensemble_probs,
+    mc_dropout_predict,
+    predict_log_probs,
+)
+from lczldl.evaluation.registry import ENSEMBLE, METHODS, PER_SEED_METHODS
+from lczldl.evaluation.summary import N_BOOT, write_summary
 from lczldl.evaluation.temperature import (
     apply_temperature,
     apply_vector_scaling,
     fit_temperature,
     fit_vector_scaling,
 )
-from lczldl.fileio import atomic_write_json, atomic_write_text
+from lczldl.fileio import atomic_write_text
+from lczldl.regimes import REGIMES
 
+#: images per forward pass when predicting a store split
 BATCH = 512
-#: Validation target used for temperature scaling, per regime (the regime's validation target).
-TS_TARGET = {"onehot": "onehot", "onehot_ls": "onehot", "dist": "distribution",
-             "dist_ls": "distribution", "dawid_skene": "dawid_skene"}
+#: temperature-scaling target of a regime outside the registry
+_DEFAULT_TS_TARGET = "onehot"
 
 
 def _say(progress: bool, msg: str) -> None:
@@ -55,7 +71,7 @@ def find_runs(runs: Path) -> list[Path]:
     runs = Path(runs)
     if not runs.is_dir():
         raise RunError(f"{runs}: runs folder not found; pass the folder given to `lczldl train --out`")
-    found = [p.parent for p in runs.glob("*/seed*/run.json")]
+    found = [p.parent for p in runs.glob(f"*/seed*/{layout.RUN_INFO}")]
 
     def key(p: Path) -> tuple[str, int]:
         try:
@@ -65,23 +81,22 @@ def find_runs(runs: Path) -> list[Path]:
     return sorted(found, key=key)
 
 
-def read_run_info(run: Path) -> dict[str, Any]:
+def run_info(run: Path) -> dict[str, Any]:
     """run.json of a run (RunError if missing or unreadable)."""
-    path = Path(run) / "run.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path}: missing or unreadable run.json ({exc}); train the run again") from None
+    info = layout.read_run_info(run)
+    if info is None:
+        raise RunError(f"{Path(run) / layout.RUN_INFO}: missing or unreadable run.json; train the run again")
+    return info
 
 
 def _finished(run: Path) -> tuple[dict[str, Any], Path]:
-    info = read_run_info(run)
-    if info.get("status") != "finished":
-        raise RunError(f"{run}: run status is {info.get('status')!r}, not 'finished'; "
+    info = run_info(run)
+    if info.get("status") != layout.FINISHED:
+        raise RunError(f"{run}: run status is {info.get('status')!r}, not '{layout.FINISHED}'; "
                        "finish training (lczldl train --resume) before evaluating")
-    ckpt = Path(run) / "checkpoints" / "best.ckpt"
+    ckpt = layout.checkpoint_path(run, "best")
     if not ckpt.is_file():
-        raise RunError(f"{run}: no checkpoints/best.ckpt; train the run again")
+        raise RunError(f"{run}: no {layout.CHECKPOINT_DIR}/{layout.BEST_CKPT}; train the run again")
     return info, ckpt
 
 
@@ -92,8 +107,7 @@ def _regime(run: Path, info: dict[str, Any]) -> str:
 def _load_net(ckpt: Path):
     from lczldl.models.io import load_model
 
-    model = load_model(ckpt)
-    return model
+    return load_model(ckpt)
 
 
 def _store_split(info: dict[str, Any], run: Path, split: str):
@@ -101,33 +115,18 @@ def _store_split(info: dict[str, Any], run: Path, split: str):
 
     data = info.get("data")
     if not data:
-        raise RunError(f"{run}/run.json: no 'data' (prepared store path); train the run again")
-    return open_store(Path(data)).split(split)
+        raise RunError(f"{run}/{layout.RUN_INFO}: no 'data' (prepared store path); train the run again")
+    arrays = open_store(Path(data)).split(split)
+    if arrays.n == 0:
+        raise RunError(f"split '{split}' of the store is empty; nothing to evaluate")
+    return arrays
 
 
 def _images(arrays, batch: int = BATCH):
-    """Float32 reflectance batches (B, 10, 32, 32) of a store split, in row order."""
-    import torch
-
+    """uint16 image batches (B, 10, 32, 32) of a store split, in row order (the predictor turns them
+    into reflectance)."""
     for i in range(0, arrays.n, batch):
-        img = arrays.image.read(np.arange(i, min(i + batch, arrays.n)))
-        yield torch.from_numpy(img.astype(np.float32) / 10000.0)
-
-
-def predict_log_probs(model, arrays) -> np.ndarray:
-    """(N, K) float32 natural-log probabilities of a store split (eval mode, BN folded if the model
-    offers ``inference_copy``)."""
-    import torch
-
-    net = model.inference_copy() if hasattr(model, "inference_copy") else model.eval()
-    net.eval()
-    out = []
-    with torch.no_grad():
-        for x in _images(arrays):
-            out.append(net(x).float().numpy())
-    if not out:
-        raise RunError(f"split '{arrays.name}' of the store is empty; nothing to evaluate")
-    return np.concatenate(out)
+        yield arrays.image.read(np.arange(i, min(i + batch, arrays.n)))
 
 
 def _probs(log_probs: np.ndarray) -> np.ndarray:
@@ -135,56 +134,26 @@ def _probs(log_probs: np.ndarray) -> np.ndarray:
     return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def _ts_kind(regime: str) -> str:
+    """Temperature-scaling target of a regime (registry; one-hot for an unknown regime)."""
+    r = REGIMES.get(regime)
+    return r.ts_target if r else _DEFAULT_TS_TARGET
 
 
-def load_predictions(run: Path) -> dict[str, np.ndarray]:
-    """All arrays of RUN/predictions.npz (RunError if missing / unreadable)."""
-    path = Path(run) / "predictions.npz"
-    try:
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path}: missing or unreadable predictions ({exc}); run `lczldl evaluate` "
-                       "on this run") from None
-
-
-def _metrics_file(path: Path, metrics: dict[str, float], meta: dict[str, Any], **extra: Any) -> None:
-    atomic_write_json(path, {**metrics, **extra, "meta": meta})
-
-
-def _fresh(path: Path, ref: Path, **meta: Any) -> bool:
-    """path exists, is newer than ref and its "meta" holds the given values."""
-    if not path.is_file() or path.stat().st_mtime < ref.stat().st_mtime:
-        return False
-    try:
-        got = json.loads(path.read_text()).get("meta", {})
-    except (OSError, ValueError):
-        return False
-    return all(got.get(k) == v for k, v in meta.items())
-
-
-def evaluate_run(run: Path, n_bins: int = 20, progress: bool = True) -> dict[str, float]:
+def evaluate_run(run: Path, n_bins: int = N_BINS, progress: bool = True) -> dict[str, float]:
     """Predictions (test + val) and plain metrics of one finished run; returns the metrics."""
     run = Path(run)
     info, ckpt = _finished(run)
-    npz, mpath = run / "predictions.npz", run / "metrics.json"
+    npz, mpath = run / layout.PREDICTIONS, run / layout.METRICS
     if npz.is_file() and npz.stat().st_mtime >= ckpt.stat().st_mtime:
-        pred = load_predictions(run)
-        if _fresh(mpath, ckpt, n_bins=n_bins):
+        pred = load_predictions(npz)
+        if is_fresh(mpath, ckpt, n_bins=n_bins):
             return {k: v for k, v in json.loads(mpath.read_text()).items() if k != "meta"}
     else:
         t0 = time.perf_counter()
         model = _load_net(ckpt)
         test, val = _store_split(info, run, "test"), _store_split(info, run, "val")
-        lp, vlp = predict_log_probs(model, test), predict_log_probs(model, val)
+        lp, vlp = predict_log_probs(model, _images(test)), predict_log_probs(model, _images(val))
         pred = {"probs": _probs(lp), "log_probs": lp, "labels": np.asarray(test.label, dtype=np.int64),
                 "distributions": np.asarray(test.distribution, dtype=np.float32),
                 "dawid_skene": np.asarray(test.dawid_skene, dtype=np.float32),
@@ -193,18 +162,19 @@ def evaluate_run(run: Path, n_bins: int = 20, progress: bool = True) -> dict[str
                 "val_log_probs": vlp, "val_labels": np.asarray(val.label, dtype=np.int64),
                 "val_distributions": np.asarray(val.distribution, dtype=np.float32),
                 "val_dawid_skene": np.asarray(val.dawid_skene, dtype=np.float32)}
-        _save_npz(npz, pred)
+        save_predictions(npz, pred)
         _say(progress, f"  {run}: predicted {len(lp):,} test + {len(vlp):,} val samples in "
                        f"{time.perf_counter() - t0:.1f} s")
     m = compute_metrics(pred["probs"], pred["labels"], pred["distributions"], n_bins=n_bins,
                         where=str(npz))
-    _metrics_file(mpath, m, {"n_bins": n_bins, "binning": "right", "n": int(len(pred["labels"])),
+    write_metrics(mpath, m, {"n_bins": n_bins, "binning": "right", "n": int(len(pred["labels"])),
                              "checkpoint": str(ckpt), "regime": _regime(run, info), "seed": info.get("seed")})
     return m
 
 
-def _ts_target(regime: str, pred: dict[str, np.ndarray]) -> np.ndarray:
-    kind = TS_TARGET.get(regime, "onehot")
+def _ts_target(kind: str, pred: dict[str, np.ndarray]) -> np.ndarray:
+    """Validation target of temperature scaling: class indices for "onehot", else the rows of the
+    saved distributions / Dawid-Skene posteriors renormalised."""
     if kind == "onehot":
         return pred["val_labels"]
     key = "val_distributions" if kind == "distribution" else "val_dawid_skene"
@@ -212,128 +182,139 @@ def _ts_target(regime: str, pred: dict[str, np.ndarray]) -> np.ndarray:
     return t / np.maximum(t.sum(axis=1, keepdims=True), 1e-12)
 
 
-def calibrate_run(run: Path, mc_passes: int = 20, n_bins: int = 20, progress: bool = True) -> dict[str, Any]:
+def _temperature(run: Path, regime: str, pred: dict[str, np.ndarray], n_bins: int,
+                 progress: bool) -> dict[str, Any]:
+    """Fit T and vector scaling on val against the regime's TS target; write metrics_ts.json."""
+    npz, ts_path, kind = run / layout.PREDICTIONS, run / layout.METRICS_TS, _ts_kind(regime)
+    if is_fresh(ts_path, npz, n_bins=n_bins, target=kind):
+        ts = json.loads(ts_path.read_text())
+        return {"temperature": ts.get("temperature"), "ts": ts}
+    target = _ts_target(kind, pred)
+    t0 = time.perf_counter()
+    temp = fit_temperature(pred["val_log_probs"], target)
+    fit_s = time.perf_counter() - t0
+    m = compute_metrics(apply_temperature(pred["log_probs"], temp), pred["labels"],
+                        pred["distributions"], n_bins=n_bins, where=str(npz))
+    w, b = fit_vector_scaling(pred["val_log_probs"], target)
+    vm = compute_metrics(apply_vector_scaling(pred["log_probs"], w, b), pred["labels"],
+                         pred["distributions"], n_bins=n_bins, where=str(npz))
+    write_metrics(ts_path, m, {"n_bins": n_bins, "target": kind, "fit_seconds": round(fit_s, 4),
+                               "n_val": int(len(target)), "fitted_on": "val log(mean softmax)"},
+                  temperature=temp, vector_scaling={"w": w.tolist(), "b": b.tolist(), "metrics": vm})
+    _say(progress, f"  {run}: T = {temp:.4f} ({fit_s * 1000:.0f} ms)")
+    return {"temperature": temp, "ts": m}
+
+
+def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.ndarray], mc_passes: int,
+                n_bins: int, progress: bool) -> dict[str, Any]:
+    """MC-dropout predictions of the test split (mc_* arrays into predictions.npz), metrics_mc.json."""
+    npz, mc_path = run / layout.PREDICTIONS, run / layout.METRICS_MC
+    if is_fresh(mc_path, ckpt, n_bins=n_bins, passes=mc_passes) and "mc_probs" in pred:
+        return json.loads(mc_path.read_text())
+    t0 = time.perf_counter()
+    model = _load_net(ckpt)
+    test = _store_split(info, run, "test")
+    if test.n != len(pred["labels"]):
+        raise RunError(f"{npz}: {len(pred['labels'])} test predictions but the store has "
+                       f"{test.n}; delete {layout.PREDICTIONS} and evaluate again")
+    mc = mc_dropout_predict(model, _images(test), passes=mc_passes)
+    pred.update(mc_probs=mc["probs"].astype(np.float32), mc_entropy=mc["predictive_entropy"],
+                mc_mutual_info=mc["mutual_info"])
+    save_predictions(npz, pred)
+    m = compute_metrics(mc["probs"], pred["labels"], pred["distributions"], n_bins=n_bins, where=str(npz))
+    write_metrics(mc_path, m, {"n_bins": n_bins, "passes": mc_passes,
+                               "seconds": round(time.perf_counter() - t0, 2)},
+                  mean_mutual_info=float(mc["mutual_info"].mean()),
+                  mean_predictive_entropy=float(mc["predictive_entropy"].mean()))
+    _say(progress, f"  {run}: MC dropout, {mc_passes} passes, {time.perf_counter() - t0:.1f} s")
+    return m
+
+
+def calibrate_run(run: Path, mc_passes: int = MC_PASSES, n_bins: int = N_BINS,
+                  progress: bool = True) -> dict[str, Any]:
     """Temperature / vector scaling (metrics_ts.json) and MC dropout (metrics_mc.json, mc_* arrays
     in predictions.npz) of one evaluated run. Returns {"temperature": ..., "ts": ..., "mc": ...}."""
     run = Path(run)
     info, ckpt = _finished(run)
-    regime = _regime(run, info)
-    pred = load_predictions(run)
-    npz = run / "predictions.npz"
-    where = str(npz)
-    ts_path, mc_path = run / "metrics_ts.json", run / "metrics_mc.json"
-    out: dict[str, Any] = {}
-    if _fresh(ts_path, npz, n_bins=n_bins, target=TS_TARGET.get(regime, "onehot")):
-        ts = json.loads(ts_path.read_text())
-        out["temperature"], out["ts"] = ts.get("temperature"), ts
-    else:
-        target = _ts_target(regime, pred)
-        t0 = time.perf_counter()
-        temp = fit_temperature(pred["val_log_probs"], target)
-        fit_s = time.perf_counter() - t0
-        m = compute_metrics(apply_temperature(pred["log_probs"], temp), pred["labels"],
-                            pred["distributions"], n_bins=n_bins, where=where)
-        w, b = fit_vector_scaling(pred["val_log_probs"], target)
-        vm = compute_metrics(apply_vector_scaling(pred["log_probs"], w, b), pred["labels"],
-                             pred["distributions"], n_bins=n_bins, where=where)
-        _metrics_file(ts_path, m, {"n_bins": n_bins, "target": TS_TARGET.get(regime, "onehot"),
-                                   "fit_seconds": round(fit_s, 4), "n_val": int(len(target)),
-                                   "fitted_on": "val log(mean softmax)"},
-                      temperature=temp, vector_scaling={"w": w.tolist(), "b": b.tolist(), "metrics": vm})
-        out["temperature"], out["ts"] = temp, m
-        _say(progress, f"  {run}: T = {temp:.4f} ({fit_s * 1000:.0f} ms)")
+    pred = load_predictions(run / layout.PREDICTIONS)
+    out = _temperature(run, _regime(run, info), pred, n_bins, progress)
     if mc_passes > 0:
-        if _fresh(mc_path, ckpt, n_bins=n_bins, passes=mc_passes) and "mc_probs" in pred:
-            out["mc"] = json.loads(mc_path.read_text())
-        else:
-            from lczldl.evaluation.mc_dropout import mc_dropout_predict
-
-            t0 = time.perf_counter()
-            model = _load_net(ckpt)
-            test = _store_split(info, run, "test")
-            if test.n != len(pred["labels"]):
-                raise RunError(f"{npz}: {len(pred['labels'])} test predictions but the store has "
-                               f"{test.n}; delete predictions.npz and evaluate again")
-            mc = mc_dropout_predict(model, _images(test), passes=mc_passes)
-            pred.update(mc_probs=mc["probs"].astype(np.float32), mc_entropy=mc["predictive_entropy"],
-                        mc_mutual_info=mc["mutual_info"])
-            _save_npz(npz, pred)
-            m = compute_metrics(mc["probs"], pred["labels"], pred["distributions"], n_bins=n_bins, where=where)
-            _metrics_file(mc_path, m, {"n_bins": n_bins, "passes": mc_passes,
-                                       "seconds": round(time.perf_counter() - t0, 2)},
-                          mean_mutual_info=float(mc["mutual_info"].mean()),
-                          mean_predictive_entropy=float(mc["predictive_entropy"].mean()))
-            out["mc"] = m
-            _say(progress, f"  {run}: MC dropout, {mc_passes} passes, {time.perf_counter() - t0:.1f} s")
+        out["mc"] = _mc_dropout(run, info, ckpt, pred, mc_passes, n_bins, progress)
     return out
 
 
-def _read_metrics(path: Path) -> dict[str, float] | None:
-    if not path.is_file():
-        return None
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return {k: (float("nan") if v is None else float(v)) for k, v in d.items()
-            if v is None or (isinstance(v, int | float) and not isinstance(v, bool))}
+def _run_records(run: Path, info: dict[str, Any], progress: bool) -> list[dict[str, Any]]:
+    """One record {regime, method, seed, metrics} per per-seed method whose metrics file exists."""
+    regime, seed = _regime(run, info), info.get("seed", run.name[4:])
+    records = []
+    for method in PER_SEED_METHODS:
+        try:
+            obj = read_json_object(run / METHODS[method].metrics_file)
+        except RunError as exc:
+            _say(progress, f"[red]{exc}; left out[/red]")
+            continue
+        if obj is not None:
+            records.append({"regime": regime, "method": method, "seed": seed, "metrics": numeric(obj)})
+    return records
 
 
-def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = 20, progress: bool = True,
-                   n_boot: int = 10000) -> dict[str, Any]:
+def _ensemble(out: Path, regime: str, mem: list[tuple[Any, dict[str, np.ndarray]]], n_bins: int,
+              progress: bool) -> dict[str, Any]:
+    """Mean of the members' saved probabilities; OUT/ensemble/REGIME/{predictions.npz, metrics.json}
+    (with the seed's mean-member confidence as a compat block). Returns the ensemble's record."""
+    labels = mem[0][1]["labels"]
+    same = [(s, p) for s, p in mem if p["labels"].shape == labels.shape and np.array_equal(p["labels"], labels)]
+    if len(same) != len(mem):
+        _say(progress, f"[red]ensemble {regime}: {len(mem) - len(same)} runs predict other test "
+                       "samples; left out[/red]")
+    probs_list = [p["probs"] for _, p in same]
+    probs = ensemble_probs(probs_list)
+    conf_mm = ensemble_confidence(probs_list, "mean_member")
+    d = same[0][1]
+    where = f"ensemble {regime}"
+    m = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, where=where)
+    compat = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, confidence=conf_mm, where=where)
+    edir = layout.ensemble_dir(out, regime)
+    save_predictions(edir / layout.PREDICTIONS, {
+        "probs": probs.astype(np.float32), "labels": labels, "distributions": d["distributions"],
+        "vote_entropy": d["vote_entropy"], "mean_member_confidence": conf_mm.astype(np.float32)})
+    write_metrics(edir / layout.METRICS, m,
+                  {"n_bins": n_bins, "members": len(same), "seeds": [s for s, _ in same],
+                   "confidence": "max of mean"},
+                  compat_mean_member_confidence={k: compat[k] for k in CONFIDENCE_METRICS})
+    return {"regime": regime, "method": ENSEMBLE, "seed": None, "metrics": m, "n_runs": len(same)}
+
+
+def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = N_BINS, progress: bool = True,
+                   n_boot: int = N_BOOT) -> dict[str, Any]:
     """Ensembles per regime (OUT/ensemble/REGIME) and summary.csv / summary.md / paired.csv in OUT
     over every run with predictions; returns {"records": [...], "ensembles": {regime: metrics}}."""
     runs = Path(runs)
     out = Path(out) if out is not None else runs
     records: list[dict[str, Any]] = []
-    members: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {}
+    members: dict[str, list[tuple[Any, dict[str, np.ndarray]]]] = {}
     for run in find_runs(runs):
-        if not (run / "predictions.npz").is_file():
+        if not (run / layout.PREDICTIONS).is_file():
             continue
-        info = read_run_info(run)
-        regime, seed = _regime(run, info), info.get("seed", run.name[4:])
-        for method, fname in (("plain", "metrics.json"), ("temperature", "metrics_ts.json"),
-                              ("mc_dropout", "metrics_mc.json")):
-            m = _read_metrics(run / fname)
-            if m is not None:
-                records.append({"regime": regime, "method": method, "seed": seed, "metrics": m})
+        info = run_info(run)
+        records += _run_records(run, info, progress)
         try:
-            members.setdefault(regime, []).append((seed, load_predictions(run)))
+            pred = load_predictions(run / layout.PREDICTIONS)
         except RunError as exc:
             _say(progress, f"[red]{exc}[/red]")
+            continue
+        members.setdefault(_regime(run, info), []).append((info.get("seed", run.name[4:]), pred))
     ensembles: dict[str, Any] = {}
     for regime, mem in sorted(members.items()):
-        labels = mem[0][1]["labels"]
-        same = [p for _, p in mem if p["labels"].shape == labels.shape and np.array_equal(p["labels"], labels)]
-        if len(same) != len(mem):
-            _say(progress, f"[red]ensemble {regime}: {len(mem) - len(same)} runs predict other test "
-                           "samples; left out[/red]")
-        probs_list = [p["probs"] for p in same]
-        probs = ensemble_probs(probs_list)
-        conf_mm = ensemble_confidence(probs_list, "mean_member")
-        d = same[0]
-        m = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, where=f"ensemble {regime}")
-        compat = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, confidence=conf_mm,
-                                 where=f"ensemble {regime}")
-        edir = out / "ensemble" / regime
-        edir.mkdir(parents=True, exist_ok=True)
-        _save_npz(edir / "predictions.npz", {"probs": probs.astype(np.float32), "labels": labels,
-                                             "distributions": d["distributions"],
-                                             "vote_entropy": d["vote_entropy"],
-                                             "mean_member_confidence": conf_mm.astype(np.float32)})
-        _metrics_file(edir / "metrics.json", m,
-                      {"n_bins": n_bins, "members": len(same), "seeds": [s for s, p in mem if any(p is q for q in same)],
-                       "confidence": "max of mean"},
-                      compat_mean_member_confidence={k: compat[k] for k in CONFIDENCE_METRICS})
-        records.append({"regime": regime, "method": "ensemble", "seed": None, "metrics": m,
-                        "n_runs": len(same)})
-        ensembles[regime] = m
+        rec = _ensemble(out, regime, mem, n_bins, progress)
+        records.append(rec)
+        ensembles[regime] = rec["metrics"]
     if records:
         write_summary(out, records, n_boot=n_boot)
     return {"records": records, "ensembles": ensembles}
 
 
-def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = 20, n_bins: int = 20,
+def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = MC_PASSES, n_bins: int = N_BINS,
                   progress: bool = True) -> dict[str, Any]:
     """Evaluate every finished run under RUNS, then ensembles and summaries into OUT (default RUNS).
 
@@ -347,12 +328,12 @@ def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = 20, n_bi
     all_runs = find_runs(runs)
     _say(progress, f"[bold]Evaluating {len(all_runs)} run folder(s) under {runs}[/bold]")
     for run in all_runs:
-        err = run / "eval_error.txt"
+        err = run / layout.EVAL_ERROR
         try:
-            info = read_run_info(run)
-            if info.get("status") != "finished":
+            status = run_info(run).get("status")
+            if status != layout.FINISHED:
                 result["skipped"].append(str(run))
-                _say(progress, f"  {run}: status {info.get('status')!r}, skipped")
+                _say(progress, f"  {run}: status {status!r}, skipped")
                 continue
             evaluate_run(run, n_bins=n_bins, progress=progress)
             calibrate_run(run, mc_passes=mc_passes, n_bins=n_bins, progress=progress)
@@ -366,11 +347,11 @@ def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = 20, n_bi
             _say(progress, f"[red]  {run}: {msg}[/red]")
     agg = aggregate_runs(runs, out=out, n_bins=n_bins, progress=progress)
     if agg["records"]:
-        result["summary"] = str(out / "summary.csv")
+        result["summary"] = str(out / layout.SUMMARY_CSV)
     result["ensembles"] = agg["ensembles"]
     if result["failed"]:
         _say(progress, f"[bold red]{len(result['failed'])} run(s) failed: "
-                       f"{', '.join(result['failed'])} (see eval_error.txt in each)[/bold red]")
+                       f"{', '.join(result['failed'])} (see {layout.EVAL_ERROR} in each)[/bold red]")
     else:
         _say(progress, f"[green]done: {len(result['evaluated'])} run(s); summary in {out}[/green]")
     return result

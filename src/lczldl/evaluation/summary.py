@@ -1,5 +1,6 @@
-"""Summary tables over runs: mean +- std per regime x method, paired differences with bootstrap
-intervals."""
+"""Owns the summary tables over runs (summary.csv, summary.md, paired.csv): mean ± std per
+regime x method and paired differences with one-hot with bootstrap intervals. Pure aggregation,
+then the writers; names, order and number format come from :mod:`lczldl.evaluation.registry`."""
 
 from __future__ import annotations
 
@@ -9,30 +10,42 @@ from typing import Any
 
 import numpy as np
 
+from lczldl import layout
+from lczldl.evaluation.registry import (
+    ENSEMBLE,
+    METHODS,
+    PAPER,
+    PER_SEED_METHODS,
+    fmt_interval,
+    fmt_mean_std,
+    fmt_signed,
+    keys,
+    order_metrics,
+    significant,
+)
 from lczldl.fileio import atomic_write_text
+from lczldl.regimes import order_regimes
+
+#: Bootstrap resamples of the paired-difference intervals.
+N_BOOT = 10_000
+#: Level of the paired-difference intervals.
+CI_LEVEL = 0.95
+#: Regime the paired differences are taken against.
+BASELINE = "onehot"
+#: Columns of paired.csv.
+PAIRED_COLUMNS = ("regime", "baseline", "method", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high")
 
 # ---------------------------------------------------------------- aggregation (pure)
 
-#: Method order of the tables.
-METHODS = ("plain", "temperature", "mc_dropout", "ensemble")
-
 
 def metric_names(records: list[dict[str, Any]]) -> list[str]:
-    """Metric keys in METRIC_KEYS order, then any other numeric keys (e.g. temperature) as found."""
-    from lczldl.evaluation.metrics import METRIC_KEYS
-
+    """Registered metric keys in registry order, then any other numeric keys as found."""
     seen: list[str] = []
     for r in records:
         for k in r["metrics"]:
             if k not in seen:
                 seen.append(k)
-    return [k for k in METRIC_KEYS if k in seen] + [k for k in seen if k not in METRIC_KEYS]
-
-
-def _regime_order(regimes: set[str]) -> list[str]:
-    from lczldl.constants import REGIMES
-
-    return [r for r in REGIMES if r in regimes] + sorted(regimes - set(REGIMES))
+    return order_metrics(seen)
 
 
 def aggregate_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -43,23 +56,23 @@ def aggregate_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     the ensemble (one model per regime)."""
     names = metric_names(records)
     rows = []
-    for regime in _regime_order({r["regime"] for r in records}):
-        for method in METHODS + tuple(sorted({r["method"] for r in records} - set(METHODS))):
+    for regime in order_regimes({r["regime"] for r in records}):
+        for method in tuple(METHODS) + tuple(sorted({r["method"] for r in records} - set(METHODS))):
             sel = [r for r in records if r["regime"] == regime and r["method"] == method]
             if not sel:
                 continue
-            n_runs = sel[0].get("n_runs", len(sel)) if method == "ensemble" else len(sel)
+            n_runs = sel[0].get("n_runs", len(sel)) if method == ENSEMBLE else len(sel)
             row: dict[str, Any] = {"regime": regime, "method": method, "n_runs": n_runs}
             for k in names:
                 a = np.array([float(r["metrics"].get(k, np.nan)) for r in sel], dtype=np.float64)
                 a = a[np.isfinite(a)]
                 row[f"{k}_mean"] = float(a.mean()) if a.size else float("nan")
-                row[f"{k}_std"] = float(a.std(ddof=1)) if a.size > 1 and method != "ensemble" else float("nan")
+                row[f"{k}_std"] = float(a.std(ddof=1)) if a.size > 1 and method != ENSEMBLE else float("nan")
             rows.append(row)
     return rows
 
 
-def bootstrap_ci(diffs: np.ndarray, n_boot: int = 10000, level: float = 0.95,
+def bootstrap_ci(diffs: np.ndarray, n_boot: int = N_BOOT, level: float = CI_LEVEL,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``diffs`` (resampling with replacement);
     (nan, nan) with fewer than 2 values."""
@@ -73,22 +86,21 @@ def bootstrap_ci(diffs: np.ndarray, n_boot: int = 10000, level: float = 0.95,
     return float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))
 
 
-def paired_differences(records: list[dict[str, Any]], baseline: str = "onehot", n_boot: int = 10000,
+def paired_differences(records: list[dict[str, Any]], baseline: str = BASELINE, n_boot: int = N_BOOT,
                        seed: int = 0) -> list[dict[str, Any]]:
-    """Per method (not ensemble), regime != baseline and metric: differences regime - baseline paired
-    by seed: regime, baseline, method, metric, n_pairs, mean_diff, ci_low, ci_high (95 % bootstrap
-    over seeds)."""
+    """Per per-seed method (not the ensemble), regime != baseline and metric: differences regime -
+    baseline paired by seed: the :data:`PAIRED_COLUMNS` (95 % bootstrap interval over seeds)."""
     names = metric_names(records)
     by: dict[tuple[str, str], dict[Any, dict[str, float]]] = {}
     for r in records:
-        if r["method"] != "ensemble":
+        if r["method"] in PER_SEED_METHODS:
             by.setdefault((r["regime"], r["method"]), {})[r["seed"]] = r["metrics"]
     rows = []
-    for method in METHODS[:-1]:
+    for method in PER_SEED_METHODS:
         base = by.get((baseline, method))
         if not base:
             continue
-        for regime in _regime_order({k[0] for k in by}):
+        for regime in order_regimes({k[0] for k in by}):
             other = by.get((regime, method))
             if regime == baseline or not other:
                 continue
@@ -127,23 +139,16 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _pm(mean: float, std: float, digits: int = 4) -> str:
-    if not math.isfinite(mean):
-        return "–"
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
-
-
 def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> str:
     """summary.md: the paper's table (mean ± std over seeds), the extras, paired differences."""
-    from lczldl.evaluation.metrics import PAPER_METRICS
-
+    paper_metrics = keys(PAPER)
     lines = ["# Evaluation summary", "",
              "Mean ± sample std over seeds (ensemble: one model per regime, no std). maa / waa are "
              "macro / weighted *precision* as in the seed; ece / mce / sce with the seed's "
              "right-closed bins (docs/metrics.md).", ""]
     names = [c[:-5] for c in (table[0] if table else {}) if c.endswith("_mean")]
-    groups = [("Paper metrics", [m for m in PAPER_METRICS if m in names]),
-              ("Further metrics", [m for m in names if m not in PAPER_METRICS])]
+    groups = [("Paper metrics", [m for m in paper_metrics if m in names]),
+              ("Further metrics", [m for m in names if m not in paper_metrics])]
     for title, cols in groups:
         if not cols:
             continue
@@ -151,33 +156,33 @@ def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> st
                   "|" + "---|" * (3 + len(cols))]
         for r in table:
             lines.append(f"| {r['regime']} | {r['method']} | {r['n_runs']} | "
-                         + " | ".join(_pm(r[f'{c}_mean'], r[f'{c}_std']) for c in cols) + " |")
+                         + " | ".join(fmt_mean_std(r[f'{c}_mean'], r[f'{c}_std']) for c in cols) + " |")
         lines.append("")
     if paired:
         lines += ["## Paired differences vs the baseline (same seed), 95 % bootstrap interval over seeds",
                   "", "`*`: interval excludes 0.", "",
                   "| method | regime − baseline | metric | n | mean diff | 95 % CI |", "|---|---|---|---|---|---|"]
         for p in paired:
-            if p["metric"] not in PAPER_METRICS:
+            if p["metric"] not in paper_metrics:
                 continue
-            lo, hi = p["ci_low"], p["ci_high"]
-            sig = math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0)
-            ci = f"[{lo:+.4f}, {hi:+.4f}]" if math.isfinite(lo) else "–"
-            md = f"{p['mean_diff']:+.4f}" if math.isfinite(p["mean_diff"]) else "–"
+            sig = " *" if significant(p["ci_low"], p["ci_high"]) else ""
             lines.append(f"| {p['method']} | {p['regime']} − {p['baseline']} | {p['metric']} | "
-                         f"{p['n_pairs']} | {md}{' *' if sig else ''} | {ci} |")
+                         f"{p['n_pairs']} | {fmt_signed(p['mean_diff'])}{sig} | "
+                         f"{fmt_interval(p['ci_low'], p['ci_high'])} |")
         lines += ["", "All metrics: paired.csv.", ""]
     return "\n".join(lines)
 
 
-def write_summary(out: Path, records: list[dict[str, Any]], baseline: str = "onehot",
-                  n_boot: int = 10000) -> dict[str, Path]:
-    """Write OUT/summary.csv, summary.md and paired.csv (atomic) from metric records."""
+def write_summary(out: Path, records: list[dict[str, Any]], baseline: str = BASELINE,
+                  n_boot: int = N_BOOT) -> dict[str, Path]:
+    """Write OUT/summary.csv, summary.md and paired.csv (atomic) from metric records; returns the
+    paths by file name."""
     out = Path(out)
     table = aggregate_table(records)
     paired = paired_differences(records, baseline=baseline, n_boot=n_boot)
-    paths = {"summary.csv": atomic_write_text(out / "summary.csv", to_csv(table)),
-             "summary.md": atomic_write_text(out / "summary.md", to_markdown(table, paired))}
-    cols = ["regime", "baseline", "method", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high"]
-    paths["paired.csv"] = atomic_write_text(out / "paired.csv", to_csv(paired) or ",".join(cols) + "\n")
-    return paths
+    return {
+        layout.SUMMARY_CSV: atomic_write_text(out / layout.SUMMARY_CSV, to_csv(table)),
+        layout.SUMMARY_MD: atomic_write_text(out / layout.SUMMARY_MD, to_markdown(table, paired)),
+        layout.PAIRED_CSV: atomic_write_text(out / layout.PAIRED_CSV,
+                                             to_csv(paired) or ",".join(PAIRED_COLUMNS) + "\n"),
+    }

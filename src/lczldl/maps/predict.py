@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lczldl.constants import PATCH_SIZE
 from lczldl.distributions import entropy_nats
 from lczldl.errors import RunError, SceneError
-from lczldl.evaluation.mc_dropout import enable_mc_dropout
+from lczldl.evaluation.predictor import Predictor
 from lczldl.fileio import atomic_write_json, file_sha256
 from lczldl.maps.scene import OutputGrid, SceneInfo, detect_scale, open_scene, output_grid, read_rows
 
@@ -98,37 +98,15 @@ class MapPredictor:
         self.mc_passes = int(mc_passes)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        for m in self.models:
-            if self.mc_passes > 0:
-                enable_mc_dropout(m)
-            else:
-                m.eval()
+        self._predictor = Predictor(self.models, self.temperatures, mc_passes=self.mc_passes,
+                                    channels_last=True)
 
     def __call__(self, patches: np.ndarray, key: int = 0) -> np.ndarray:
         """patches (N, C, 32, 32) float32 reflectance -> probabilities (N, K) float32; ``key``
         (e.g. the block's first row) picks the MC-dropout random stream."""
-        if self.mc_passes == 0:
-            return self._predict(patches)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed * 1_000_003 + int(key))
-            return self._predict(patches)
-
-    @torch.inference_mode()
-    def _predict(self, patches: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(patches), self.batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(patches[start:start + self.batch_size]))
-            x = x.contiguous(memory_format=torch.channels_last)
-            acc = None
-            n = 0
-            for model, t in zip(self.models, self.temperatures, strict=True):
-                for _ in range(max(1, self.mc_passes)):
-                    logp = model(x)
-                    p = torch.softmax(logp / t, dim=1) if t != 1.0 else logp.exp()
-                    acc = p if acc is None else acc + p
-                    n += 1
-            out.append((acc / n).numpy())
-        return np.concatenate(out, axis=0).astype(np.float32)
+        seed = self.seed * 1_000_003 + int(key)
+        out = self._predictor.predict(np.ascontiguousarray(patches), self.batch_size, seed=seed)
+        return out["probs"].astype(np.float32)
 
 
 def _file_fingerprint(path: Path) -> str:

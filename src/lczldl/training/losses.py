@@ -1,4 +1,5 @@
-"""Training losses on canonical log-probabilities (pure torch) and the regimes' targets.
+"""Training losses on canonical log-probabilities (pure torch), by the names regimes use
+(:mod:`lczldl.regimes` owns which regime trains with which target and loss).
 
 Shapes: ``log_probs`` (N, K) natural-log probabilities (rows logsumexp to 0), ``target`` (N, K)
 non-negative rows (one-hot, smoothed one-hot, vote distribution or Dawid-Skene posterior). Both
@@ -32,30 +33,8 @@ def kl_divergence(log_probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return torch.where(pos, target * (torch.log(safe_t) - safe_lp), torch.zeros_like(target)).sum(dim=1).mean()
 
 
-#: regime -> (train target, validation target, loss name); target names of lczldl.data.store.
-REGIMES: dict[str, tuple[str, str, str]] = {
-    "onehot": ("onehot", "onehot", "ce"),
-    "onehot_ls": ("onehot_ls", "onehot", "ce"),
-    "dist": ("distribution", "distribution", "kl"),
-    "dist_ls": ("distribution_ls", "distribution", "kl"),
-    "dawid_skene": ("dawid_skene", "dawid_skene", "kl"),
-}
+#: loss name (``lczldl.regimes.Regime.loss``) -> loss function
 LOSSES: dict[str, Loss] = {"ce": soft_cross_entropy, "kl": kl_divergence}
-
-
-def regime_targets(regime: str, compat17: bool = False) -> tuple[str, str, str]:
-    """(train target, validation target, loss name) of a regime.
-
-    Smoothing applies to training targets only: onehot_ls validates on the plain one-hot label,
-    dist_ls on the unsmoothed distribution. ``compat17`` swaps onehot_ls's training target for the
-    seed's 17-column smoothing (rows sum to 0.959 for e = 0.1).
-    """
-    if regime not in REGIMES:
-        raise ValueError(f"unknown regime {regime!r}; use one of {', '.join(REGIMES)}")
-    train_t, val_t, loss = REGIMES[regime]
-    if regime == "onehot_ls" and compat17:
-        train_t = "onehot_ls17"
-    return train_t, val_t, loss
 
 
 def loss_fn(name: str) -> Loss:

@@ -113,8 +113,8 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
     import torch
 
     from lczldl.data.datamodule import LCZDataModule
+    from lczldl.regimes import regime_targets
     from lczldl.training.callbacks import History, selection_callbacks
-    from lczldl.training.losses import regime_targets
     from lczldl.training.module import LCZModule
 
     t = cfg.train

@@ -1,6 +1,8 @@
 """Figures (PNG + PDF) and the study report (HTML + Markdown), drawn from saved files only.
 
-:mod:`lczldl.viz.figures` holds pure plotting functions (arrays in, files out),
-:mod:`lczldl.viz.report` reads a study folder and writes ``figures/``, ``report.html`` and
-``report.md``; :mod:`lczldl.viz.style` is the shared look.
+:mod:`lczldl.viz.figures` holds the figure functions by family (data function, ``draw_*`` ->
+Figure, ``plot_*`` -> files), :mod:`lczldl.viz.reader` reads a study folder, :mod:`lczldl.viz.render`
+lays out HTML + Markdown, :mod:`lczldl.viz.report` decides which figures and tables come from which
+files and writes ``figures/``, ``report.html`` and ``report.md``; :mod:`lczldl.viz.style` is the
+shared look.
 """

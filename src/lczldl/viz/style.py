@@ -1,4 +1,5 @@
-"""One visual style for every lczldl figure: rc settings, regime colours/names, atomic saving.
+"""Owns the look of every lczldl figure: rc settings, accent colours, LCZ names and colours on
+axes, panel grids, and atomic saving (regime names and colours: :mod:`lczldl.regimes`).
 
 Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pyplot state, no
 interactive backend), rendered with the Agg canvas and saved as PNG (150 dpi) and PDF.
@@ -7,15 +8,18 @@ interactive backend), rendered with the Agg canvas and saved as PNG (150 dpi) an
 from __future__ import annotations
 
 import contextlib
-import os
+import io
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib as mpl
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lczldl.constants import LCZ_CODES, LCZ_COLORS, LCZ_NAMES, REGIMES
+from lczldl.constants import LCZ_CODES, LCZ_COLORS, LCZ_NAMES
+from lczldl.fileio import atomic_write_bytes
 
 #: rc settings applied while a figure is built and saved.
 RC: dict[str, object] = {
@@ -45,51 +49,25 @@ RC: dict[str, object] = {
 
 PNG_DPI = 150
 
-#: Display names of the training regimes.
-REGIME_LABELS: dict[str, str] = {
-    "onehot": "one-hot",
-    "onehot_ls": "one-hot + LS",
-    "dist": "distribution",
-    "dist_ls": "distribution + LS",
-    "dawid_skene": "Dawid-Skene",
-}
-#: One colour per regime (colour-blind safe, Okabe-Ito).
-REGIME_COLORS: dict[str, str] = {
-    "onehot": "#7f7f7f",
-    "onehot_ls": "#e69f00",
-    "dist": "#0072b2",
-    "dist_ls": "#009e73",
-    "dawid_skene": "#cc79a7",
-}
-_EXTRA_COLORS = ("#d55e00", "#56b4e9", "#f0e442", "#000000")
-
-#: Display names of the post-hoc methods of the summary tables.
-METHOD_LABELS: dict[str, str] = {
-    "plain": "plain",
-    "temperature": "temperature scaling",
-    "mc_dropout": "MC dropout",
-    "ensemble": "ensemble",
-}
-
 ACCENT = "#0072b2"     # bars, accuracy
 GAP = "#d55e00"        # calibration gaps
 NEUTRAL = "#555555"
 
 
-def regime_label(regime: str) -> str:
-    """Display name of a regime (unknown names pass through)."""
-    return REGIME_LABELS.get(regime, regime)
+def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
+    """(rows, cols) of a panel grid for ``n`` panels, at most ``max_cols`` wide (4 panels: 2 x 2)."""
+    cols = min(n, max_cols) if n != 4 else 2
+    return math.ceil(n / cols), cols
 
 
-def regime_color(regime: str, i: int = 0) -> str:
-    """Colour of a regime; unknown regimes get a fallback colour by position ``i``."""
-    return REGIME_COLORS.get(regime, _EXTRA_COLORS[i % len(_EXTRA_COLORS)])
-
-
-def order_regimes(regimes: list[str] | tuple[str, ...]) -> list[str]:
-    """Known regimes in :data:`lczldl.constants.REGIMES` order, unknown ones after, sorted."""
-    known = [r for r in REGIMES if r in regimes]
-    return known + sorted(r for r in regimes if r not in REGIMES)
+def panels_with_colorbar(n: int, rows: int, cols: int, panel: tuple[float, float], pad: tuple[float, float],
+                         wspace: float) -> tuple[Figure, list[Axes], Axes]:
+    """A figure of ``n`` panels (inches ``panel`` each, plus ``pad``) on a rows x cols grid, filled
+    row by row, and a thin colour-bar axes on the right spanning all rows (created last)."""
+    fig = new_figure(panel[0] * cols + pad[0], panel[1] * rows + pad[1])
+    gs = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.05], wspace=wspace, hspace=0.3)
+    axes = [fig.add_subplot(gs[i // cols, i % cols]) for i in range(n)]
+    return fig, axes, fig.add_subplot(gs[:, cols])
 
 
 def lcz_label(index: int, with_name: bool = True) -> str:
@@ -117,24 +95,18 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save_figure(fig: Figure, out_stem: Path | str) -> list[Path]:
-    """Write ``out_stem``.png and ``out_stem``.pdf atomically (temp name + os.replace).
+    """Write ``out_stem``.png and ``out_stem``.pdf atomically (:func:`lczldl.fileio.atomic_write_bytes`).
 
     Returns the two paths. The parent folder is created. PDF/PNG carry no creation date so
-    redrawing the same data gives the same files.
+    redrawing the same data gives the same files. Saved under :data:`RC` (:func:`styled`).
     """
     stem = Path(out_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for ext in ("png", "pdf"):
-        final = stem.parent / f"{stem.name}.{ext}"
-        tmp = stem.parent / f".{stem.name}.tmp-{os.getpid()}.{ext}"
-        meta = {"Software": None} if ext == "png" else {"CreationDate": None, "Creator": None,
-                                                         "Producer": None}
-        try:
-            fig.savefig(tmp, format=ext, dpi=PNG_DPI, metadata=meta)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        written.append(final)
+    with styled():
+        for ext in ("png", "pdf"):
+            meta = {"Software": None} if ext == "png" else {"CreationDate": None, "Creator": None,
+                                                             "Producer": None}
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=PNG_DPI, metadata=meta)
+            written.append(atomic_write_bytes(stem.parent / f"{stem.name}.{ext}", buf.getvalue()))
     return written

@@ -1,0 +1,148 @@
+"""Owns the vocabulary of results: every metric once (key, label, direction, group, digits), the
+post-hoc methods (order, label, metrics file), the significance rule of a paired interval and how
+numbers are written in tables. Evaluation (metrics, summary), figures and the report read it.
+
+Order matters: :data:`METRICS` is the column order of summary.csv (``METRIC_KEYS`` of
+:func:`lczldl.evaluation.metrics.compute_metrics`, then the descriptive numbers the methods' files
+add), and :data:`METHODS` the row order of every table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from lczldl import layout
+from lczldl.distributions import N_ENTROPY_BINS, entropy_bin_labels
+
+HIGHER, LOWER, DESCRIPTIVE = "higher", "lower", "descriptive"
+#: metric groups: the paper's table, further metrics, per vote-entropy bin, descriptive numbers
+#: written beside the metrics (not computed by compute_metrics)
+PAPER, EXTRA, ENTROPY_BIN, OTHER = "paper", "extra", "entropy_bin", "descriptive"
+#: decimals of every number in the summary tables and the report
+DIGITS = 4
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric. ``direction``: "higher" / "lower" is better, or "descriptive" (not ranked)."""
+
+    key: str
+    label: str
+    direction: str
+    group: str
+    #: depends on the top-label confidence (``compute_metrics(confidence=...)`` changes it)
+    confidence: bool = False
+    digits: int = DIGITS
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        """True / False, or None for a descriptive number."""
+        return None if self.direction == DESCRIPTIVE else self.direction == HIGHER
+
+
+def _m(key: str, label: str, direction: str, group: str, confidence: bool = False) -> Metric:
+    return Metric(key, label, direction, group, confidence)
+
+
+_BIN_LABELS = entropy_bin_labels()
+#: Every metric, in summary.csv column order (definitions: docs/metrics.md).
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    _m("oa", "overall accuracy", HIGHER, PAPER),
+    _m("maa", "macro precision (maa)", HIGHER, PAPER),
+    _m("waa", "weighted precision (waa)", HIGHER, PAPER),
+    _m("kappa", "Cohen's kappa", HIGHER, PAPER),
+    _m("ce_one_hot", "CE vs one-hot", LOWER, PAPER),
+    _m("ce_distr", "CE vs vote distribution", LOWER, PAPER),
+    _m("ece", "ECE", LOWER, PAPER, confidence=True),
+    _m("mce", "MCE", LOWER, PAPER, confidence=True),
+    _m("sce", "SCE (seed)", LOWER, PAPER),
+    _m("balanced_accuracy", "balanced accuracy", HIGHER, EXTRA),
+    _m("macro_f1", "macro F1", HIGHER, EXTRA),
+    _m("classwise_ece", "classwise ECE", LOWER, EXTRA),
+    _m("adaptive_ece", "adaptive ECE", LOWER, EXTRA, confidence=True),
+    _m("mean_confidence", "mean confidence", DESCRIPTIVE, EXTRA, confidence=True),
+    _m("overconfidence", "over-confidence (mean confidence - oa)", DESCRIPTIVE, EXTRA, confidence=True),
+    _m("brier_one_hot", "Brier vs one-hot", LOWER, EXTRA),
+    _m("brier_distr", "Brier vs vote distribution", LOWER, EXTRA),
+    _m("nll", "NLL", LOWER, EXTRA),
+    _m("kl_distr", "KL(votes || prediction)", LOWER, EXTRA),
+    _m("js_distr", "JS divergence to the votes", LOWER, EXTRA),
+    _m("tv_distr", "TV distance to the votes", LOWER, EXTRA),
+    _m("entropy_spearman", "Spearman(predictive, vote entropy)", HIGHER, EXTRA),
+    *(_m(f"oa_ebin{b}", f"oa {_BIN_LABELS[b]}", HIGHER, ENTROPY_BIN) for b in range(N_ENTROPY_BINS)),
+    *(_m(f"ece_ebin{b}", f"ece {_BIN_LABELS[b]}", LOWER, ENTROPY_BIN, confidence=True)
+      for b in range(N_ENTROPY_BINS)),
+    _m("temperature", "temperature T", DESCRIPTIVE, OTHER),
+    _m("mean_mutual_info", "mean mutual information (MC dropout)", DESCRIPTIVE, OTHER),
+    _m("mean_predictive_entropy", "mean predictive entropy (MC dropout)", DESCRIPTIVE, OTHER),
+)}
+
+
+def keys(*groups: str) -> tuple[str, ...]:
+    """Metric keys of the given groups (all groups when none is given), in :data:`METRICS` order."""
+    return tuple(k for k, m in METRICS.items() if not groups or m.group in groups)
+
+
+def order_metrics(found: list[str] | tuple[str, ...]) -> list[str]:
+    """Registered keys in :data:`METRICS` order, then unregistered keys in the order found."""
+    return [k for k in METRICS if k in found] + [k for k in found if k not in METRICS]
+
+
+def higher_is_better(key: str) -> bool | None:
+    """Direction of a metric: True / False, None when descriptive or not registered."""
+    m = METRICS.get(key)
+    return None if m is None else m.higher_is_better
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way of turning a trained run into test predictions."""
+
+    key: str
+    label: str
+    #: the run's metrics file (layout name); None for the ensemble (one model per regime)
+    metrics_file: str | None
+
+
+#: The method whose model is the mean of a regime's seeds (no per-seed std, no pairing).
+ENSEMBLE = "ensemble"
+#: The post-hoc methods in table order.
+METHODS: dict[str, Method] = {m.key: m for m in (
+    Method("plain", "plain", layout.METRICS),
+    Method("temperature", "temperature scaling", layout.METRICS_TS),
+    Method("mc_dropout", "MC dropout", layout.METRICS_MC),
+    Method(ENSEMBLE, "ensemble", None),
+)}
+#: Methods with one model per seed (a metrics file in each run folder), in table order.
+PER_SEED_METHODS: tuple[str, ...] = tuple(k for k, m in METHODS.items() if m.metrics_file)
+
+
+def method_label(key: str) -> str:
+    """Display name of a method (unknown keys pass through)."""
+    m = METHODS.get(key)
+    return m.label if m else key
+
+
+def significant(ci_low: float, ci_high: float) -> bool:
+    """A paired difference is marked significant when its interval excludes 0 (both ends finite)."""
+    return math.isfinite(ci_low) and math.isfinite(ci_high) and (ci_low > 0 or ci_high < 0)
+
+
+def fmt_mean_std(mean: float, std: float, digits: int = DIGITS) -> str:
+    """"0.8123 ± 0.0100" ("0.8123" without a finite std; "–" without a finite mean)."""
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
+
+
+def fmt_signed(value: float, digits: int = DIGITS) -> str:
+    """"+0.0123" / "-0.0123"; "–" when not finite."""
+    return f"{value:+.{digits}f}" if math.isfinite(value) else "–"
+
+
+def fmt_interval(ci_low: float, ci_high: float, digits: int = DIGITS) -> str:
+    """"[-0.0200, +0.0300]"; "–" when the interval is undefined (fewer than 2 pairs)."""
+    if not math.isfinite(ci_low):
+        return "–"
+    return f"[{fmt_signed(ci_low, digits)}, {fmt_signed(ci_high, digits)}]"

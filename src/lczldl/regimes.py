@@ -1,0 +1,87 @@
+"""Owns the training regimes: for each, its training and validation targets, loss, temperature-
+scaling target, display label and colour, and which of them form the paper's grid. Pure data; every
+layer (config, data, training, evaluation, viz, study) reads it, and it imports nothing of lczldl.
+
+Adding a regime is one entry in :data:`REGIMES` (the target names must be targets that
+``lczldl.data.store.make_targets`` serves; ``loss`` a key of ``lczldl.training.losses.LOSSES``).
+Smoothing is a training-only change: a smoothed regime validates, and is temperature-scaled,
+against the unsmoothed target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Regime:
+    """One training regime. Target names are those of ``lczldl.data.store.TARGETS``."""
+
+    name: str
+    #: training target (``compat17_target`` replaces it under ``train.label_smoothing_compat17``)
+    train_target: str
+    #: target of the validation loss (early stopping, best checkpoint)
+    val_target: str
+    #: "ce" (soft cross-entropy) or "kl" (KL divergence), keys of ``lczldl.training.losses.LOSSES``
+    loss: str
+    #: target temperature / vector scaling are fitted against on the validation split
+    ts_target: str
+    #: display name in figures and reports
+    label: str
+    #: colour in figures (colour-blind safe, Okabe-Ito)
+    color: str
+    #: part of the paper's grid (the study's default regimes)
+    paper: bool = False
+    #: the seed's 17-column smoothing quirk as training target (rows sum to 0.959 for e = 0.1)
+    compat17_target: str | None = None
+
+
+#: Every regime, in table / figure order.
+REGIMES: dict[str, Regime] = {r.name: r for r in (
+    Regime("onehot", "onehot", "onehot", "ce", "onehot", "one-hot", "#7f7f7f", paper=True),
+    Regime("onehot_ls", "onehot_ls", "onehot", "ce", "onehot", "one-hot + LS", "#e69f00", paper=True,
+           compat17_target="onehot_ls17"),
+    Regime("dist", "distribution", "distribution", "kl", "distribution", "distribution", "#0072b2",
+           paper=True),
+    Regime("dist_ls", "distribution_ls", "distribution", "kl", "distribution", "distribution + LS",
+           "#009e73", paper=True),
+    Regime("dawid_skene", "dawid_skene", "dawid_skene", "kl", "dawid_skene", "Dawid-Skene", "#cc79a7"),
+)}
+#: The paper's four regimes (the study's default grid), in order.
+PAPER_REGIMES: tuple[str, ...] = tuple(n for n, r in REGIMES.items() if r.paper)
+#: Colours of regimes outside the registry (e.g. a study folder of a newer version), by position.
+EXTRA_COLORS: tuple[str, ...] = ("#d55e00", "#56b4e9", "#f0e442", "#000000")
+
+
+def get_regime(name: str) -> Regime:
+    """The registered regime ``name``; ValueError (one line, listing the choices) otherwise."""
+    try:
+        return REGIMES[name]
+    except KeyError:
+        raise ValueError(f"unknown regime {name!r}; use one of {', '.join(REGIMES)}") from None
+
+
+def regime_targets(name: str, compat17: bool = False) -> tuple[str, str, str]:
+    """(train target, validation target, loss name) of a regime; ``compat17`` swaps in the seed's
+    17-column smoothing where the regime has it (onehot_ls)."""
+    r = get_regime(name)
+    train = r.compat17_target if compat17 and r.compat17_target else r.train_target
+    return train, r.val_target, r.loss
+
+
+def order_regimes(names: list[str] | tuple[str, ...] | set[str]) -> list[str]:
+    """Registered regimes in :data:`REGIMES` order, then unknown names sorted."""
+    names = set(names)
+    return [r for r in REGIMES if r in names] + sorted(names - set(REGIMES))
+
+
+def regime_label(name: str) -> str:
+    """Display name of a regime (unknown names pass through)."""
+    r = REGIMES.get(name)
+    return r.label if r else name
+
+
+def regime_color(name: str, i: int = 0) -> str:
+    """Colour of a regime; an unknown regime gets :data:`EXTRA_COLORS` by its position ``i``."""
+    r = REGIMES.get(name)
+    return r.color if r else EXTRA_COLORS[i % len(EXTRA_COLORS)]

@@ -1,0 +1,216 @@
+"""Owns reading a study folder for the figures and the report: study.json, the runs' metrics files
+and predictions, the summary tables the evaluation wrote (summary.csv, paired.csv) and the vote
+arrays of the prepared store (through :func:`lczldl.data.store.open_store`). It reads, never
+recomputes: what is missing is listed in ``Study.notes``.
+
+Reads (file names from :mod:`lczldl.layout`)::
+
+    STUDY/study.json                      config, regimes, seeds, store, versions, failures
+    STUDY/store/ or study.json["store"]   the prepared store (manifest, votes, original, label)
+    STUDY/runs/REGIME/seedN/              predictions.npz, metrics.json, metrics_ts.json, metrics_mc.json
+    STUDY/summary.csv   STUDY/paired.csv
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lczldl import layout
+from lczldl.distributions import entropy_nats
+from lczldl.errors import DataError, RunError
+from lczldl.evaluation.calibration import N_BINS
+from lczldl.evaluation.files import load_predictions, read_json_object
+from lczldl.evaluation.registry import METHODS, PER_SEED_METHODS
+from lczldl.evaluation.summary import PAIRED_COLUMNS
+from lczldl.regimes import order_regimes
+
+#: What a figure needs from a run's predictions.npz.
+PREDICTION_KEYS = ("probs", "log_probs", "labels", "vote_entropy")
+#: Remedy named when a study file cannot be read.
+_REMEDY = "delete it and rerun `lczldl study` to rewrite it"
+
+
+@dataclass
+class Run:
+    """Saved outputs of one run (any may be missing)."""
+
+    regime: str
+    seed: int
+    path: Path
+    metrics: dict[str, dict] = field(default_factory=dict)    # method -> metrics file object
+    temperature: float | None = None
+
+    def predictions(self) -> dict[str, np.ndarray] | None:
+        """The :data:`PREDICTION_KEYS` arrays of predictions.npz; None when there is none."""
+        p = self.path / layout.PREDICTIONS
+        return load_predictions(p, PREDICTION_KEYS) if p.is_file() else None
+
+
+@dataclass
+class Study:
+    """Everything the figures and the report need, read from one study folder."""
+
+    path: Path
+    info: dict[str, Any]
+    regimes: list[str]
+    seeds: list[int]
+    runs: dict[str, dict[int, Run]]
+    store: Path | None
+    manifest: dict[str, Any] | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_bins(self) -> int:
+        """Confidence bins of the study's evaluation (its run config; default N_BINS)."""
+        try:
+            return int(self.info["run_config"]["evaluation"]["n_bins"])
+        except (KeyError, TypeError, ValueError):
+            return N_BINS
+
+
+def _read_run(regime: str, seed: int, folder: Path) -> Run:
+    run = Run(regime, seed, folder)
+    for method in PER_SEED_METHODS:
+        obj = read_json_object(folder / METHODS[method].metrics_file, _REMEDY)
+        if obj is not None:
+            run.metrics[method] = obj
+    ts = run.metrics.get("temperature", {}).get("temperature")
+    run.temperature = float(ts) if isinstance(ts, int | float) and ts > 0 else None
+    return run
+
+
+def _find_store(study: Path, info: dict[str, Any], notes: list[str]) -> tuple[Path | None, dict | None]:
+    """The study's prepared store and its manifest (study.json "store", else STUDY/store)."""
+    from lczldl.data.store import open_store
+
+    cands = ([Path(info["store"])] if info.get("store") else []) + [study / layout.STUDY_STORE]
+    for cand in cands:
+        if layout.manifest_path(cand).is_file():
+            try:
+                return cand, open_store(cand).manifest
+            except DataError as exc:
+                notes.append(f"prepared store unreadable ({exc}): data summary and vote figures left out")
+                return None, None
+    notes.append("prepared store not found (study.json 'store' or STUDY/store): data summary and "
+                 "vote figures left out")
+    return None, None
+
+
+def load_study(study: Path) -> Study:
+    """Read study.json, the store's manifest and every run's metrics files (not the predictions)."""
+    study = Path(study)
+    runs_dir = study / layout.STUDY_RUNS
+    info = read_json_object(study / layout.STUDY_INFO, _REMEDY)
+    if info is None and not runs_dir.is_dir():
+        raise RunError(f"{study}: not a study folder (no {layout.STUDY_INFO} and no {layout.STUDY_RUNS}/); "
+                       "run `lczldl study --out` on it first")
+    info = info or {}
+    notes: list[str] = []
+    found = sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    regimes = order_regimes(list(dict.fromkeys(list(info.get("regimes") or []) + found)))
+    seeds_set = {int(s) for s in info.get("seeds") or []}
+    runs: dict[str, dict[int, Run]] = {}
+    for reg in regimes:
+        runs[reg] = {}
+        rdir = runs_dir / reg
+        for sd in sorted(rdir.iterdir()) if rdir.is_dir() else []:
+            m = re.fullmatch(r"seed(\d+)", sd.name)
+            if sd.is_dir() and m:
+                seeds_set.add(int(m.group(1)))
+                runs[reg][int(m.group(1))] = _read_run(reg, int(m.group(1)), sd)
+    seeds = sorted(seeds_set)
+    store, manifest = _find_store(study, info, notes)
+    for reg in regimes:
+        for seed in seeds:
+            r = runs[reg].get(seed)
+            if r is None or "plain" not in r.metrics:
+                notes.append(f"{reg} seed {seed}: no test metrics (run missing or failed)")
+    return Study(study, info, regimes, seeds, runs, store, manifest, notes)
+
+
+def run_predictions(st: Study) -> dict[str, list[tuple[Run, dict[str, np.ndarray]]]]:
+    """regime -> [(run, predictions)] in seed order, for runs with probs and labels saved."""
+    out: dict[str, list[tuple[Run, dict[str, np.ndarray]]]] = {}
+    for reg in st.regimes:
+        for seed in sorted(st.runs.get(reg, {})):
+            run = st.runs[reg][seed]
+            pred = run.predictions()
+            if pred is not None and "probs" in pred and "labels" in pred:
+                out.setdefault(reg, []).append((run, pred))
+    return out
+
+
+def _read_csv(path: Path) -> list[dict[str, str]] | None:
+    if not path.is_file():
+        return None
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def summary_rows(st: Study) -> list[dict[str, Any]]:
+    """Rows {regime, method, n, <metric>: (mean, std)} of summary.csv in its order; [] when the
+    study has none (the evaluation's aggregate step has not run)."""
+    out: list[dict[str, Any]] = []
+    for r in _read_csv(st.path / layout.SUMMARY_CSV) or []:
+        d: dict[str, Any] = {"regime": r.get("regime", ""), "method": r.get("method", ""),
+                             "n": r.get("n_runs", "")}
+        for k, v in r.items():
+            if k.endswith("_mean"):
+                m = k[: -len("_mean")]
+                d[m] = (_num(v), _num(r.get(m + "_std")))
+        out.append(d)
+    return out
+
+
+def paired_rows(st: Study) -> list[dict[str, Any]] | None:
+    """Rows of paired.csv (numbers as floats, NaN for empty cells); None when there is none or its
+    columns are not :data:`lczldl.evaluation.summary.PAIRED_COLUMNS`."""
+    rows = _read_csv(st.path / layout.PAIRED_CSV)
+    if not rows or set(rows[0]) != set(PAIRED_COLUMNS):
+        return None
+    nums = ("mean_diff", "ci_low", "ci_high")
+    return [{k: (_num(v) if k in nums else v) for k, v in r.items()} for r in rows]
+
+
+def vote_entropy_all_classes(votes: np.ndarray) -> np.ndarray:
+    """(N, V) votes (LCZ ids, 0 = no vote) -> (N,) entropy in nats of each image's vote shares over
+    all 17 LCZ (0 for an image without votes)."""
+    from lczldl.data.labels import vote_counts
+
+    counts = vote_counts(votes).astype(np.float64)
+    tot = counts.sum(axis=1, keepdims=True)
+    return entropy_nats(np.where(tot > 0, counts / np.maximum(tot, 1), 0.0))
+
+
+def store_votes(st: Study) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(votes (N, V) LCZ ids, original (N,) LCZ id, majority (N,) LCZ id) of every image of the
+    prepared store (all splits; urban-majority images only, as the store holds); None without a
+    readable store (noted)."""
+    from lczldl.data.store import open_store
+
+    if st.store is None:
+        return None
+    try:
+        store = open_store(st.store)
+        parts = [store.split(s) for s in store.splits]
+    except DataError as exc:
+        st.notes.append(f"vote figures left out: {exc}")
+        return None
+    if not parts:
+        return None
+    return (np.concatenate([np.asarray(a.votes, dtype=np.int64) for a in parts]),
+            np.concatenate([np.asarray(a.original, dtype=np.int64) for a in parts]),
+            np.concatenate([np.asarray(a.label, dtype=np.int64) + 1 for a in parts]))
