@@ -19,7 +19,6 @@ mean is too noisy: LCZ 1 is 0.7 % of the rows, ~40 rows in the small twin).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from lczldl.constants import (
     AUTHORS_TRAIN_CITIES,
     N_URBAN,
 )
+from lczldl.data.store import is_prepared_store, open_store
 from lczldl.distributions import (
     ENTROPY_BIN_EDGES,
     N_ENTROPY_BINS,
@@ -200,19 +200,14 @@ def statistics_of_path(path: Path) -> tuple[str, dict[str, dict], dict]:
     """
     path = Path(path)
     groups: dict[str, dict] = {}
-    if path.is_dir() and (path / "manifest.json").is_file():
-        try:
-            manifest = json.loads((path / "manifest.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path / 'manifest.json'}: unreadable manifest ({exc})") from None
+    if path.is_dir() and is_prepared_store(path):
+        store = open_store(path)            # the store's reader checks the manifest and each array
+        manifest = store.manifest
         parts = []
-        for split in manifest.get("splits", {}):
-            try:
-                d = np.load(path / split / "distribution.npy").astype(np.float64)
-                m = np.load(path / split / "label.npy").astype(np.int64)
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{path / split}: cannot read distribution.npy / label.npy ({exc}); "
-                                "re-run `lczldl data prepare`") from None
+        for split in store.splits:
+            arrays = store.split(split)
+            d = np.asarray(arrays.distribution, dtype=np.float64)
+            m = np.asarray(arrays.label, dtype=np.int64)
             parts.append({"distribution": d, "majority": m})
             groups[split] = vote_statistics(d, m)
         groups["all"] = vote_statistics(*_pool(parts))
