@@ -49,9 +49,11 @@ def overview_factors(rows: int, cols: int, tile: int = TILE) -> list[int]:
 
 
 def geotiff_profile(grid: OutputGrid, crs, count: int, dtype: str, nodata: float) -> dict:
-    """Creation options of a map GeoTIFF: tiled, deflate (float predictor for float32)."""
+    """Creation options of a map GeoTIFF: tiled (256 px, or one tile of a multiple of 16 px for small
+    maps), deflate (with the floating-point predictor for float32)."""
+    tile = min(TILE, 16 * -(-max(grid.rows, grid.cols) // 16))  # small maps: one small tile
     profile = dict(driver="GTiff", width=grid.cols, height=grid.rows, crs=crs, transform=grid.transform,
-                   count=count, dtype=dtype, nodata=nodata, tiled=True, blockxsize=TILE, blockysize=TILE,
+                   count=count, dtype=dtype, nodata=nodata, tiled=True, blockxsize=tile, blockysize=tile,
                    compress="deflate", interleave="band" if count > 1 else "pixel")
     if dtype == "float32":
         profile["predictor"] = 3
