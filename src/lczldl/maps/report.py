@@ -23,7 +23,7 @@ def geotiff_tags(scene: SceneReader, checkpoints: Sequence[Path], sha: list[str]
         "RADIOMETRY": m.radiometry(),
         "OFFSET": f"{offsets.pop():g}" if len(offsets) == 1 else ",".join(f"{b}={m.offsets[b]:g}" for b in SO2SAT_BANDS),
         "SCALE": f"{scales.pop():g}" if len(scales) == 1 else ",".join(f"{b}={m.scales[b]:g}" for b in SO2SAT_BANDS),
-        "CLOUD_MASK": m.cloud_mask, "CLOUD_CLASSES": ",".join(map(str, m.cloud_classes)) or "none",
+        "CLOUD_MASK": m.cloud_mask,
         "MAX_CLOUD_SHARE": f"{settings['max_cloud_share']:g}",
         "CHECKPOINTS": ";".join(str(c) for c in checkpoints), "CHECKPOINT_SHA256": ";".join(sha),
         "STRIDE_PX": str(settings["stride"]), "MC_PASSES": str(settings["mc"]),
