@@ -5,6 +5,7 @@ tagged, tiled outputs; bad input ends in one line and exit 2 with no final-named
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def test_safe_zip_band_files_and_stack_give_the_same_map(products, s2, checkpoin
     maps["safe"] = predict_scene([checkpoint], safe, tmp_path / "safe", cloud_classes=(), **kw)
     stack = s2.write_stack(tmp_path / "stack.tif", "05.09")
     maps["stack"] = predict_scene([checkpoint], stack, tmp_path / "stack", scale=10000, offset=-1000, **kw)
-    img = next((safe / "GRANULE").iterdir()) / "IMG_DATA"
+    img = shutil.copytree(next((safe / "GRANULE").iterdir()) / "IMG_DATA", tmp_path / "band_files")
     maps["bands"] = predict_scene([checkpoint], img, tmp_path / "bands", scale=10000, offset=-1000, **kw)
     ref = _outputs(tmp_path / "safe")
     assert ref["lcz.tif"].shape == (1, 6, 6) and (ref["lcz.tif"] > 0).all()

@@ -3,6 +3,8 @@ bands on the 10 m grid, zip = folder, per-band files, stacked GeoTIFFs, cloud ma
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import rasterio
@@ -63,7 +65,10 @@ def test_zip_reads_like_the_folder(products):
 
 
 def test_band_files_need_scale_and_then_match_the_product(products, tmp_path):
-    img = next((products[("L2A", "05.09")] / "GRANULE").iterdir()) / "IMG_DATA"
+    inside = next((products[("L2A", "05.09")] / "GRANULE").iterdir()) / "IMG_DATA"
+    with pytest.raises(SceneError, match="lies inside the product .*SAFE; pass that .SAFE folder itself"):
+        open_scene(inside, scale=10000)                  # the product's own metadata must set radiometry
+    img = shutil.copytree(inside, tmp_path / "bands")   # R10m/, R20m/, R60m/ of per-band files
     with pytest.raises(SceneError, match="--scale"):
         open_scene(img)
     with open_scene(products[("L2A", "05.09")], cloud_classes=()) as safe:

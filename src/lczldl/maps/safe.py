@@ -241,6 +241,11 @@ def find_band_files(paths: Sequence[Path]) -> ProductFiles:
         names = [str(p) for p in paths]
     picked = pick_band_files(names, where)
     bands = _require_bands(picked, where)
+    for path in bands.values():
+        product = next((p for p in Path(path).resolve().parents if is_safe_folder(p)), None)
+        if product is not None:
+            raise SceneError(f"{path} lies inside the product {product}; pass that .SAFE folder itself, so that "
+                             "its metadata sets the radiometry")
     scl = picked.get("SCL")
     return ProductFiles(source=where, kind="band-files", bands=bands, mask=scl,
                         mask_kind="SCL" if scl else None,

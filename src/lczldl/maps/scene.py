@@ -19,6 +19,7 @@ Conventions
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 
@@ -44,7 +45,14 @@ from lczldl.maps.radiometry import (
     scl_cloud_mask,
     to_reflectance,
 )
-from lczldl.maps.safe import ProductFiles, find_band_files, find_safe_folder, find_safe_zip, is_safe_folder
+from lczldl.maps.safe import (
+    MTD_LEVELS,
+    ProductFiles,
+    find_band_files,
+    find_safe_folder,
+    find_safe_zip,
+    is_safe_folder,
+)
 
 #: float data whose 99th percentile exceeds this is not reflectance (digital numbers need --scale)
 MAX_PLAUSIBLE_REFLECTANCE = 2.0
@@ -176,7 +184,9 @@ class SceneReader:
 
 def _open(path: str, what: str):
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():  # a file without georeferencing is refused below, in one line
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
     except RasterioIOError as exc:
         raise SceneError(f"{path}: cannot read the {what} as a raster ({exc}); pass a GeoTIFF or JPEG 2000 "
                          "file, a .SAFE folder or its .zip") from None
@@ -208,11 +218,9 @@ def _radiometry(ds, where: str, scale: float | None, offset: float | None) -> tu
     """(scale, offset) for a file without product metadata."""
     if scale is None:
         if np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-            inside = next((p for p in Path(where).resolve().parents if is_safe_folder(p)), None)
-            hint = f"; or pass the product folder {inside} to read its metadata" if inside else ""
             raise SceneError(f"{where}: integer values without --scale; say how they become reflectance, "
                              "e.g. --scale 10000 (and --offset -1000 for Sentinel-2 processing baseline 04.00 "
-                             f"and later){hint}")
+                             "and later)")
         scale = 1.0
     if not np.isfinite(scale) or scale <= 0:
         raise SceneError(f"--scale must be a positive number, got {scale}")
@@ -339,6 +347,8 @@ def open_scene(path: Path | str | Sequence[Path | str], *, bands: Sequence[str] 
             raise SceneError(f"{p}: scene not found; pass an existing .SAFE folder, .zip, band files or GeoTIFF "
                              "with --scene")
     classes = tuple(cloud_classes)
+    if len(paths) == 1 and paths[0].name in MTD_LEVELS:
+        raise SceneError(f"{paths[0]}: pass the .SAFE folder that holds this metadata file, not the file")
     if bands is not None and (len(paths) > 1 or paths[0].is_dir() or paths[0].suffix.lower() == ".zip"):
         raise SceneError("--bands names the band order of one stacked GeoTIFF; product folders, zips and band "
                          "files are named by their file names")
