@@ -51,8 +51,7 @@ CLOUD_BLOCK_10M = (48, 84, 72, 108)            # rows [48, 84), cols [72, 108): 
 OTHER_BLOCK_10M = (120, 156, 24, 60)           # dark area / water / snow, never masked by default
 MEANS = {"B01": 1300, "B02": 1238, "B03": 1093, "B04": 1011, "B05": 1142, "B06": 1593, "B07": 1815,
          "B08": 1746, "B8A": 1950, "B09": 600, "B10": 30, "B11": 1543, "B12": 1091}
-JP2_OPTIONS = dict(driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES", YCC="NO",
-                   BLOCKXSIZE="64", BLOCKYSIZE="64")
+JP2_OPTIONS = dict(driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES", YCC="NO")
 
 
 def has_offset(baseline: str) -> bool:
@@ -106,9 +105,10 @@ def _write_raster(path: Path, data: np.ndarray, res: int, crs: str = CRS, **opti
         dst.write(data)
 
 
-def write_jp2(path: Path, data: np.ndarray, res: int, crs: str = CRS) -> None:
-    """Lossless JPEG 2000 of ``data`` ((h, w) or (n, h, w)) on the tile grid at ``res`` m."""
-    _write_raster(path, data, res, crs, **JP2_OPTIONS)
+def write_jp2(path: Path, data: np.ndarray, res: int, crs: str = CRS, block: int = 64) -> None:
+    """Lossless JPEG 2000 of ``data`` ((h, w) or (n, h, w)) on the tile grid at ``res`` m, in JPEG 2000
+    tiles of ``block`` px."""
+    _write_raster(path, data, res, crs, BLOCKXSIZE=str(block), BLOCKYSIZE=str(block), **JP2_OPTIONS)
 
 
 def _scl(size: int) -> np.ndarray:
@@ -220,10 +220,11 @@ def _resolutions(level: str, band: str) -> list[int]:
 
 def write_product(out_dir: Path, level: str = "L1C", baseline: str = "05.09", *, size: int = SIZE,
                   seed: int = 0, as_zip: bool = False, band_crs: dict[str, str] | None = None,
-                  omit: tuple[str, ...] = (), quantification: bool = True, nodata_cols: int = 0) -> Path:
+                  omit: tuple[str, ...] = (), quantification: bool = True, nodata_cols: int = 0,
+                  block: int = 64) -> Path:
     """Write a product under ``out_dir``; returns the .SAFE folder (or the .zip with ``as_zip``).
     ``band_crs`` gives some bands another CRS, ``omit`` leaves band files out, ``quantification``
-    False drops the quantification element (all for bad-input tests)."""
+    False drops the quantification element (all for bad-input tests); ``block``: JPEG 2000 tile px."""
     name = product_name(level, baseline)
     safe = Path(out_dir) / name
     if safe.exists():
@@ -239,13 +240,13 @@ def write_product(out_dir: Path, level: str = "L1C", baseline: str = "05.09", *,
             data = dn if r == res else dn[::r // res, ::r // res]
             rel = (f"IMG_DATA/{TILE}_{SENSING}_{band}" if level == "L1C"
                    else f"IMG_DATA/R{r}m/{TILE}_{SENSING}_{band}_{r}m")
-            write_jp2(granule / f"{rel}.jp2", data, r, (band_crs or {}).get(band, CRS))
+            write_jp2(granule / f"{rel}.jp2", data, r, (band_crs or {}).get(band, CRS), block)
             image_files.append(f"GRANULE/{granule.name}/{rel}")
     if level == "L2A":
-        write_jp2(granule / "IMG_DATA" / "R20m" / f"{TILE}_{SENSING}_SCL_20m.jp2", _scl(size), 20)
-        write_jp2(granule / "IMG_DATA" / "R60m" / f"{TILE}_{SENSING}_SCL_60m.jp2", _scl(size)[::3, ::3], 60)
+        write_jp2(granule / "IMG_DATA" / "R20m" / f"{TILE}_{SENSING}_SCL_20m.jp2", _scl(size), 20, block=block)
+        write_jp2(granule / "IMG_DATA" / "R60m" / f"{TILE}_{SENSING}_SCL_60m.jp2", _scl(size)[::3, ::3], 60, block=block)
     elif has_offset(baseline):
-        write_jp2(granule / "QI_DATA" / "MSK_CLASSI_B00.jp2", _classi(size), 60)
+        write_jp2(granule / "QI_DATA" / "MSK_CLASSI_B00.jp2", _classi(size), 60, block=block)
     else:
         (granule / "QI_DATA").mkdir(parents=True, exist_ok=True)
         (granule / "QI_DATA" / "MSK_CLOUDS_B00.gml").write_text('<?xml version="1.0"?>\n<eop:Mask/>\n')
@@ -277,8 +278,10 @@ def main() -> None:
     ap.add_argument("--level", choices=("L1C", "L2A"), default="L1C")
     ap.add_argument("--baseline", default="05.09")
     ap.add_argument("--zip", action="store_true")
+    ap.add_argument("--block", type=int, default=64, help="JPEG 2000 tile size (px)")
     args = ap.parse_args()
-    print(write_product(args.out, args.level, args.baseline, size=args.size, as_zip=args.zip))
+    print(write_product(args.out, args.level, args.baseline, size=args.size, as_zip=args.zip,
+                        block=args.block))
 
 
 if __name__ == "__main__":
