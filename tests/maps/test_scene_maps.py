@@ -195,6 +195,12 @@ def test_outputs_are_tiled_compressed_with_overviews(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def _without_mtd(s2, tmp: Path) -> Path:
+    safe = s2.write_product(tmp / "nomtd", "L1C", "05.09")
+    (safe / "MTD_MSIL1C.xml").unlink()
+    return safe
+
+
 def _bad_cases(products, s2, tmp: Path) -> dict[str, tuple[list[str], str]]:
     int_tif = s2.write_stack(tmp / "dn.tif", "05.09")
     l1c = str(products[("L1C", "05.09")])
@@ -216,6 +222,7 @@ def _bad_cases(products, s2, tmp: Path) -> dict[str, tuple[list[str], str]]:
         "cloud classes": ([l1c, "--cloud-classes", "8,12"], "not SCL classes"),
         "bands": ([str(int_tif), "--bands", "B02,B03", "--scale", "10000"], "--bands lacks"),
         "missing scene": ([str(tmp / "absent.SAFE")], "not found"),
+        "SAFE without MTD": ([str(_without_mtd(s2, tmp))], "no MTD_MSIL1C.xml or MTD_MSIL2A.xml"),
     }
 
 

@@ -78,6 +78,9 @@ def test_band_files_need_scale_and_then_match_the_product(products, tmp_path):
         assert folder.metadata.kind == "band-files" and folder.metadata.level == "unknown"
         assert "_B02_10m" in folder.metadata.files["B02"] and "_B05_20m" in folder.metadata.files["B05"]
         np.testing.assert_array_equal(folder.read(FULL), expected)
+    with open_scene(img, scale=10000, offset=-1000) as folder_scl:     # its SCL_20m file masks clouds
+        assert folder_scl.metadata.cloud_mask.startswith("SCL classes 1 saturated")
+        assert folder_scl.read_block(FULL).cloud.sum() == 36 * 36
     files = [folder.metadata.files[b] for b in SO2SAT]
     with open_scene(files, scale=10000, offset=-1000) as listed:
         assert listed.metadata.cloud_mask.startswith("none")

@@ -349,6 +349,9 @@ def open_scene(path: Path | str | Sequence[Path | str], *, bands: Sequence[str] 
     classes = tuple(cloud_classes)
     if len(paths) == 1 and paths[0].name in MTD_LEVELS:
         raise SceneError(f"{paths[0]}: pass the .SAFE folder that holds this metadata file, not the file")
+    if len(paths) == 1 and paths[0].suffix.upper() == ".SAFE" and not is_safe_folder(paths[0]):
+        raise SceneError(f"{paths[0]}: no MTD_MSIL1C.xml or MTD_MSIL2A.xml at its root; the product is incomplete "
+                         "(re-download it) or of the pre-2017 multi-tile format, which is not supported")
     if bands is not None and (len(paths) > 1 or paths[0].is_dir() or paths[0].suffix.lower() == ".zip"):
         raise SceneError("--bands names the band order of one stacked GeoTIFF; product folders, zips and band "
                          "files are named by their file names")
