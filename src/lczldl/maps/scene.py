@@ -204,11 +204,12 @@ def _check_grid(ref, ref_name: str, ds, name: str) -> None:
 
 
 def _check_plausible(reader: SceneReader, where: str) -> None:
-    """Refuse float data without --scale whose values are clearly not reflectance."""
+    """Refuse (and close ``reader``) float data without --scale whose values are clearly not reflectance."""
     h, w = min(reader.height, 256), min(reader.width, 256)
     block = reader.read_block(Window((reader.width - w) // 2, (reader.height - h) // 2, w, h))
     values = block.reflectance[:, ~block.nodata]
     if values.size and float(np.percentile(values, 99)) > MAX_PLAUSIBLE_REFLECTANCE:
+        reader.close()
         raise SceneError(f"{where}: float values up to {float(np.percentile(values, 99)):g} are not reflectance "
                          "(0..~1.5); for digital numbers pass --scale (e.g. --scale 10000, and --offset -1000 "
                          "for processing baseline 04.00 and later)")
