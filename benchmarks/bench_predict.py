@@ -3,7 +3,7 @@ data as a Sentinel-2 SAFE product (lossless JPEG 2000, 20 m bands resampled whil
 the reading (JP2 decoding) measured on its own; peak memory of the SAFE path for growing tiles.
 
     python benchmarks/bench_predict.py [--size 1020] [--stride 10] [--batch 256] [--threads 2]
-                                       [--repeats 2] [--memory-sizes 510,1020,2040]
+                                       [--repeats 2] [--memory-sizes 510,1020,2040,4080] [--memory-only]
 
 The product is scripts/make_s2_products.py's synthetic L1C (processing baseline 05.09, JPEG 2000 tiles of
 1024 px), the stack its digital numbers as one tiled uint16 GeoTIFF (mapped with --scale 10000 --offset
@@ -117,7 +117,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--memory-sizes", default="510,1020,2040", help="tile sizes for the peak-memory table")
+    ap.add_argument("--memory-sizes", default="510,1020,2040,4080", help="tile sizes for the peak-memory table")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak-memory table")
     ap.add_argument("--child-memory", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -128,52 +129,62 @@ def main() -> None:
     gen = _generator()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        safe = gen.write_product(tmp / "safe", "L1C", "05.09", size=args.size, block=1024)
-        zipped = gen.write_product(tmp / "zip", "L1C", "05.09", size=args.size, block=1024, as_zip=True)
-        stack = gen.write_stack(tmp / "stack.tif", "05.09", size=args.size)
-        torch.manual_seed(0)
-        model = Sen2LCZ(num_classes=10)
-        ckpt = tmp / "model.pt"
-        save_model(model, ckpt)
-        n_side = (args.size - 32) // args.stride + 1
-        n = n_side * n_side
-        paths = {"stacked GeoTIFF (uint16, --scale/--offset)": (stack, dict(scale=10000, offset=-1000)),
-                 "SAFE folder (JPEG 2000)": (safe, {}), "SAFE .zip (/vsizip/)": (zipped, {})}
-        best: dict[str, float] = {"model inference only": float("inf")}
-        reads: dict[str, float] = {}
-        for r in range(args.repeats):
-            best["model inference only"] = min(best["model inference only"], _inference_seconds(model, n, args.batch))
-            for name, (path, kw) in paths.items():
-                t0 = time.perf_counter()
-                predict_scene([ckpt], path, tmp / f"map{r}", stride=args.stride, batch_size=args.batch,
-                              progress=False, cloud_classes=(), **kw)
-                best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
-                reads[name] = min(reads.get(name, float("inf")), _read_seconds(path, args.stride, **kw))
-        decode_s, mpx = _decode_whole_bands(safe)
+        if not args.memory_only:
+            _throughput(gen, tmp, args)
+        _memory_table(gen, tmp, args)
 
-        print(f"scene {args.size}x{args.size} px (10 m), stride {args.stride}, {n} windows, batch {args.batch}, "
-              f"{torch.get_num_threads()} threads, torch {torch.__version__}, GDAL {rasterio.__gdal_version__}, "
-              f"best of {args.repeats}")
-        print("\n| path | seconds | windows/s | vs stacked GeoTIFF | reading only (s) | reading windows/s |")
-        print("|---|---:|---:|---:|---:|---:|")
-        ref = best["stacked GeoTIFF (uint16, --scale/--offset)"]
-        for name, sec in best.items():
-            rd = f"{reads[name]:.2f} | {n / reads[name]:,.0f}" if name in reads else "- | -"
-            print(f"| {name} | {sec:.2f} | {n / sec:,.0f} | {ref / sec:.2f} | {rd} |")
-        print(f"\nJPEG 2000 decoding of the 10 band files whole, once: {decode_s:.2f} s for {mpx:.1f} Mpx "
-              f"({mpx / decode_s:.1f} Mpx/s)")
 
-        print("\nPeak memory of mapping a whole tile (one child process each; GDAL's block cache of decoded JPEG "
-              "2000 tiles at its default cap, 5 % of RAM, and capped at 32 MB):")
-        print("\n| tile (px) | windows (stride 32) | RSS before mapping (MB) | mapping adds (MB) | "
-              "mapping adds, GDAL_CACHEMAX=32 (MB) |")
-        print("|---:|---:|---:|---:|---:|")
-        for size in (int(s) for s in args.memory_sizes.split(",") if s.strip()):
-            product = gen.write_product(tmp / f"m{size}", "L1C", "05.09", size=size, block=1024)
-            runs = [_memory_child(product, tmp, args.threads, cache) for cache in (None, "32")]
-            shutil.rmtree(product)
-            print(f"| {size} | {runs[0]['windows']} | {runs[0]['before_mb']:.0f} | "
-                  f"{runs[0]['peak_mb'] - runs[0]['before_mb']:.0f} | {runs[1]['peak_mb'] - runs[1]['before_mb']:.0f} |")
+def _throughput(gen, tmp: Path, args: argparse.Namespace) -> None:
+    """The windows/s table: inference alone, stacked GeoTIFF, SAFE folder, SAFE zip; reading alone."""
+    safe = gen.write_product(tmp / "safe", "L1C", "05.09", size=args.size, block=1024)
+    zipped = gen.write_product(tmp / "zip", "L1C", "05.09", size=args.size, block=1024, as_zip=True)
+    stack = gen.write_stack(tmp / "stack.tif", "05.09", size=args.size)
+    torch.manual_seed(0)
+    model = Sen2LCZ(num_classes=10)
+    ckpt = tmp / "model.pt"
+    save_model(model, ckpt)
+    n_side = (args.size - 32) // args.stride + 1
+    n = n_side * n_side
+    paths = {"stacked GeoTIFF (uint16, --scale/--offset)": (stack, dict(scale=10000, offset=-1000)),
+             "SAFE folder (JPEG 2000)": (safe, {}), "SAFE .zip (/vsizip/)": (zipped, {})}
+    best: dict[str, float] = {"model inference only": float("inf")}
+    reads: dict[str, float] = {}
+    for r in range(args.repeats):
+        best["model inference only"] = min(best["model inference only"], _inference_seconds(model, n, args.batch))
+        for name, (path, kw) in paths.items():
+            t0 = time.perf_counter()
+            predict_scene([ckpt], path, tmp / f"map{r}", stride=args.stride, batch_size=args.batch,
+                          progress=False, cloud_classes=(), **kw)
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+            reads[name] = min(reads.get(name, float("inf")), _read_seconds(path, args.stride, **kw))
+    decode_s, mpx = _decode_whole_bands(safe)
+
+    print(f"scene {args.size}x{args.size} px (10 m), stride {args.stride}, {n} windows, batch {args.batch}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, GDAL {rasterio.__gdal_version__}, "
+          f"best of {args.repeats}")
+    print("\n| path | seconds | windows/s | vs stacked GeoTIFF | reading only (s) | reading windows/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    ref = best["stacked GeoTIFF (uint16, --scale/--offset)"]
+    for name, sec in best.items():
+        rd = f"{reads[name]:.2f} | {n / reads[name]:,.0f}" if name in reads else "- | -"
+        print(f"| {name} | {sec:.2f} | {n / sec:,.0f} | {ref / sec:.2f} | {rd} |")
+    print(f"\nJPEG 2000 decoding of the 10 band files whole, once: {decode_s:.2f} s for {mpx:.1f} Mpx "
+          f"({mpx / decode_s:.1f} Mpx/s)")
+
+
+def _memory_table(gen, tmp: Path, args: argparse.Namespace) -> None:
+    """Growth of resident memory while mapping whole tiles of growing size."""
+    print("\nPeak memory of mapping a whole tile (one child process each; GDAL's block cache of decoded JPEG "
+          "2000 tiles at its default cap, 5 % of RAM, and capped at 32 MB):")
+    print("\n| tile (px) | windows (stride 32) | RSS before mapping (MB) | mapping adds (MB) | "
+          "mapping adds, GDAL_CACHEMAX=32 (MB) |")
+    print("|---:|---:|---:|---:|---:|")
+    for size in (int(s) for s in args.memory_sizes.split(",") if s.strip()):
+        product = gen.write_product(tmp / f"m{size}", "L1C", "05.09", size=size, block=1024)
+        runs = [_memory_child(product, tmp, args.threads, cache) for cache in (None, "32")]
+        shutil.rmtree(product)
+        print(f"| {size} | {runs[0]['windows']} | {runs[0]['before_mb']:.0f} | "
+              f"{runs[0]['peak_mb'] - runs[0]['before_mb']:.0f} | {runs[1]['peak_mb'] - runs[1]['before_mb']:.0f} |")
 
 
 def _memory_child(product: Path, workdir: Path, threads: int, gdal_cachemax: str | None) -> dict:
