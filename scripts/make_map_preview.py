@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
+from lczldl.constants import REFLECTANCE_SCALE
 from lczldl.data.store import open_store
 from lczldl.maps.predict import predict_scene
 
@@ -53,7 +54,9 @@ def main() -> None:
         with rasterio.open(scene, "w", driver="GTiff", width=512, height=512, count=10, dtype="uint16",
                            crs="EPSG:32632", transform=from_origin(500000, 5300000, 10, 10)) as dst:
             dst.write(img)
-        rec = predict_scene([args.checkpoint], scene, Path(tmp) / "map", stride=16, progress=False)
+        # integer scenes need their scale named (lczldl predict refuses to guess it)
+        rec = predict_scene([args.checkpoint], scene, Path(tmp) / "map", stride=16, scale=REFLECTANCE_SCALE,
+                            progress=False)
         shutil.copy(Path(tmp) / "map" / "preview.png", args.out / "map_preview.png")
     print(f"wrote {args.out / 'map_preview.png'} ({rec['windows']} windows)")
 

@@ -1,18 +1,17 @@
 """Sliding-window LCZ maps with uncertainty from a Sentinel-2 scene.
 
-The scene is read in horizontal blocks of output rows (never whole), windows are cut with a
-strided view, pushed through one or more models (ensemble; optional MC dropout; optional
-temperature), and each finished block is saved atomically under ``OUT/.partial/``. A killed run
-restarts at the first missing block. When every block is there the GeoTIFFs are assembled under
-temporary names and renamed into place, so the final names only ever hold complete files.
+The scene (:func:`lczldl.maps.scene.open_scene`: a .SAFE folder or .zip, per-band files, or a
+stacked GeoTIFF) is read in chunks of output pixels (never whole), optionally limited to an area of
+interest; windows are cut with a strided view, pushed through one or more models (ensemble; optional
+MC dropout; optional temperature), and each finished chunk is saved atomically under
+``OUT/.partial/``. A killed run restarts at the first missing chunk. When every chunk is there the
+outputs (:mod:`lczldl.maps.outputs`) are written under temporary names and renamed into place, so the
+final names only ever hold complete files; ``predict.json`` records inputs, radiometry, cloud
+masking, checksums, settings, versions and timing.
 
-Outputs (all on the output grid of :func:`lczldl.maps.scene.output_grid`, the scene's CRS):
-- ``lcz.tif``          uint8, LCZ id 1..K of the argmax, nodata 0 (window touching nodata)
-- ``probability.tif``  float32, one band per class (LCZ 1..K), nodata NaN
-- ``entropy.tif``      float32, predictive entropy in nats, nodata NaN
-- ``confidence.tif``   float32, max class probability, nodata NaN
-- ``preview.png``      LCZ map in the standard colours with legend, beside the entropy map
-- ``predict.json``     provenance (inputs, checksums, settings, versions, timing)
+A window is no-data in every output when it touches a no-data pixel, or when more than
+``max_cloud_share`` of its pixels are cloud-masked; windows below that share are predicted from the
+observed pixels (the mask flags some bright roofs too).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +28,24 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lczldl.constants import PATCH_SIZE
-from lczldl.distributions import entropy_nats
 from lczldl.errors import RunError, SceneError
 from lczldl.evaluation.predictor import Predictor
 from lczldl.fileio import atomic_write_json, file_sha256
-from lczldl.maps.scene import OutputGrid, SceneInfo, detect_scale, open_scene, output_grid, read_rows
+from lczldl.maps.aoi import Aoi, aoi_grid, bbox_aoi, geojson_aoi
+from lczldl.maps.grid import OutputGrid, chunk_pixels, chunks, output_grid
+from lczldl.maps.outputs import summarize_probs, write_map
+from lczldl.maps.radiometry import DEFAULT_MAX_CLOUD_SHARE, DEFAULT_SCL_CLASSES, SO2SAT_BANDS
+from lczldl.maps.report import describe_scene, geotiff_tags, window_stats
+from lczldl.maps.scene import SceneReader, open_scene
 
 PARTIAL = ".partial"
 OUTPUT_NAMES = ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "preview.png",
                 "predict.json")
+#: scenes (single files) up to this size are checksummed into predict.json
+SHA256_MAX_BYTES = 2 << 30
+
+__all__ = ["MapPredictor", "predict_scene", "resolve_temperature", "summarize_probs", "window_counts",
+           "window_patches"]
 
 
 def resolve_temperature(checkpoint: Path, temperature: str | float) -> float:
@@ -64,6 +72,17 @@ def resolve_temperature(checkpoint: Path, temperature: str | float) -> float:
                    "run `lczldl evaluate` on it or pass --temperature with a number")
 
 
+def window_counts(mask: np.ndarray, stride: int, n_r: int, n_c: int) -> np.ndarray:
+    """(n_r, n_c) int32: how many pixels of ``mask`` (R, W) bool each window holds; window (i, j)
+    spans rows i*stride .. +32 and columns j*stride .. +32 (a 2-D prefix sum, O(R*W))."""
+    csum = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
+    csum[1:, 1:] = mask.astype(np.int32).cumsum(0).cumsum(1)
+    r0 = np.arange(n_r) * stride
+    c0 = np.arange(n_c) * stride
+    r1, c1 = r0 + PATCH_SIZE, c0 + PATCH_SIZE
+    return csum[r1][:, c1] - csum[r0][:, c1] - csum[r1][:, c0] + csum[r0][:, c0]
+
+
 def window_patches(pixels: np.ndarray, invalid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Cut every window of a block.
 
@@ -72,15 +91,8 @@ def window_patches(pixels: np.ndarray, invalid: np.ndarray, stride: int) -> tupl
     """
     views = sliding_window_view(pixels, (PATCH_SIZE, PATCH_SIZE), axis=(1, 2))[:, ::stride, ::stride]
     patches = views.transpose(1, 2, 0, 3, 4)
-    # any-invalid per window via a 2-D prefix sum (O(R*W), not O(windows * 1024))
-    csum = np.zeros((invalid.shape[0] + 1, invalid.shape[1] + 1), dtype=np.int32)
-    csum[1:, 1:] = invalid.astype(np.int32).cumsum(0).cumsum(1)
     n_r, n_c = patches.shape[:2]
-    r0 = np.arange(n_r) * stride
-    c0 = np.arange(n_c) * stride
-    r1, c1 = r0 + PATCH_SIZE, c0 + PATCH_SIZE
-    counts = (csum[r1][:, c1] - csum[r0][:, c1] - csum[r1][:, c0] + csum[r0][:, c0])
-    return patches, counts > 0
+    return patches, window_counts(invalid, stride, n_r, n_c) > 0
 
 
 class MapPredictor:
@@ -109,143 +121,135 @@ class MapPredictor:
         return out["probs"].astype(np.float32)
 
 
+def _block_path(partial: Path, b: int) -> Path:
+    return partial / f"block_{b:05d}.npz"
+
+
 def _file_fingerprint(path: Path) -> str:
     st = Path(path).stat()
     return f"{Path(path).resolve()}:{st.st_size}:{int(st.st_mtime)}"
 
 
-def _block_path(partial: Path, b: int) -> Path:
-    return partial / f"block_{b:05d}.npz"
-
-
-def _predict_block(info: SceneInfo, grid: OutputGrid, predictor: MapPredictor, r0: int, r1: int,
-                   scale: float, offset: float, num_classes: int) -> dict[str, np.ndarray]:
-    s = grid.stride
-    pixels, invalid = read_rows(info.path, info, r0 * s, (r1 - 1) * s + PATCH_SIZE, scale, offset)
-    patches, win_invalid = window_patches(pixels, invalid, s)
-    patches = patches[:, :grid.cols]
-    win_invalid = win_invalid[:, :grid.cols]
-    n_r, n_c = win_invalid.shape
-    probs = np.full((n_r, n_c, num_classes), np.nan, dtype=np.float32)
-    valid = ~win_invalid
-    if valid.any():
-        probs[valid] = predictor(patches[valid], key=r0)
-    return {"probs": probs, "valid": valid}
-
-
-def _write_outputs(out: Path, partial: Path, info: SceneInfo, grid: OutputGrid, blocks: list[tuple[int, int]],
-                   num_classes: int) -> None:
-    import rasterio
+def _predict_block(scene: SceneReader, grid: OutputGrid, predictor: MapPredictor,
+                   chunk: tuple[int, int, int, int], max_cloud_share: float,
+                   num_classes: int) -> dict[str, np.ndarray]:
+    """Read one chunk's pixels and predict its windows. Returns probs (r, c, K) float32 (NaN where
+    not valid), valid / nodata / cloud (r, c) bool and cloud_share (r, c) float32 (masked share of
+    each window's pixels)."""
     from rasterio.windows import Window
 
-    base = dict(driver="GTiff", width=grid.cols, height=grid.rows, crs=info.crs,
-                transform=grid.transform, tiled=grid.cols >= 16 and grid.rows >= 16,
-                compress="deflate")
-    if base["tiled"]:
-        base.update(blockxsize=16 * max(1, min(grid.cols, 256) // 16),
-                    blockysize=16 * max(1, min(grid.rows, 256) // 16))
-    specs = {
-        "lcz.tif": dict(count=1, dtype="uint8", nodata=0),
-        "probability.tif": dict(count=num_classes, dtype="float32", nodata=float("nan")),
-        "entropy.tif": dict(count=1, dtype="float32", nodata=float("nan")),
-        "confidence.tif": dict(count=1, dtype="float32", nodata=float("nan")),
-    }
-    tmp = {name: out / f".{name}.tmp" for name in specs}
-    dsts = {name: rasterio.open(tmp[name], "w", **base, **spec) for name, spec in specs.items()}
-    has_data = False
-    lcz_full = np.zeros((grid.rows, grid.cols), dtype=np.uint8)
-    ent_full = np.full((grid.rows, grid.cols), np.nan, dtype=np.float32)
-    try:
-        for b, (r0, r1) in enumerate(blocks):
-            with np.load(_block_path(partial, b)) as z:
-                probs, valid = z["probs"], z["valid"]
-            has_data = has_data or bool(valid.any())
-            lcz, ent, conf = summarize_probs(probs, valid)
-            win = Window(0, r0, grid.cols, r1 - r0)
-            dsts["lcz.tif"].write(lcz, 1, window=win)
-            dsts["probability.tif"].write(probs.transpose(2, 0, 1), window=win)
-            dsts["entropy.tif"].write(ent, 1, window=win)
-            dsts["confidence.tif"].write(conf, 1, window=win)
-            lcz_full[r0:r1] = lcz
-            ent_full[r0:r1] = ent
-        for k in range(num_classes):
-            dsts["probability.tif"].set_band_description(k + 1, f"LCZ {k + 1}")
-    finally:
-        for d in dsts.values():
-            d.close()
-    if not has_data:
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
-        raise SceneError(f"{info.path}: every window holds nodata; nothing to map")
-    from lczldl.maps.preview import write_preview
-
-    write_preview(lcz_full, ent_full, out / "preview.png", num_classes=num_classes)
-    for name, path in tmp.items():
-        os.replace(path, out / name)
+    row, col, h, w = chunk_pixels(grid, chunk)
+    block = scene.read_block(Window(col, row, w, h))
+    patches, nodata = window_patches(block.reflectance, block.nodata, grid.stride)
+    n_r, n_c = nodata.shape
+    cloud_share = (window_counts(block.cloud & ~block.nodata, grid.stride, n_r, n_c)
+                   / float(PATCH_SIZE * PATCH_SIZE)).astype(np.float32)
+    cloud = ~nodata & (cloud_share > max_cloud_share)
+    valid = ~nodata & ~cloud
+    probs = np.full((n_r, n_c, num_classes), np.nan, dtype=np.float32)
+    if valid.any():
+        # MC-dropout stream per chunk, from its first window in the scene's full grid
+        key = (grid.row0 + chunk[0]) * 65_536 + grid.col0 + chunk[2]
+        probs[valid] = predictor(patches[valid], key=key)
+    return {"probs": probs, "valid": valid, "nodata": nodata, "cloud": cloud, "cloud_share": cloud_share}
 
 
-def summarize_probs(probs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, K) probabilities -> LCZ id uint8 (0 = nodata), entropy (nats), confidence."""
-    safe = np.where(valid[..., None], probs, 1.0 / probs.shape[-1])
-    lcz = (safe.argmax(-1) + 1).astype(np.uint8)
-    lcz[~valid] = 0
-    ent = entropy_nats(safe.reshape(-1, safe.shape[-1])).reshape(safe.shape[:-1]).astype(np.float32)
-    conf = safe.max(-1).astype(np.float32)
-    ent[~valid] = np.nan
-    conf[~valid] = np.nan
-    return lcz, ent, conf
-
-
-def predict_scene(checkpoints: Sequence[Path], scene: Path, out: Path, stride: int = 10, mc: int = 0,
-                  temperature: str | float = "1", scale: float | None = None, offset: float = 0.0,
-                  batch_size: int = 256, block_rows: int | None = None, progress: bool = True,
-                  max_blocks: int | None = None) -> dict:
-    """Write an LCZ map with uncertainty for ``scene`` into ``out`` (see module docstring).
-
-    ``max_blocks`` stops after that many new blocks (used to test resuming); returns the
-    provenance dict (``complete`` False when stopped early).
-    """
-    from lczldl import __version__
+def _load_predictor(checkpoints: Sequence[Path], temperature: str | float, mc: int,
+                    batch_size: int) -> tuple[MapPredictor, int, list[float]]:
+    """(predictor, number of classes, temperatures) of an ensemble of checkpoints."""
     from lczldl.models.io import load_model
 
-    if stride <= 0:
-        raise SceneError(f"--stride must be a positive number of pixels, got {stride}")
-    if mc < 0:
-        raise SceneError(f"--mc must be >= 0, got {mc}")
     if not checkpoints:
         raise RunError("give at least one --checkpoint")
-    info = open_scene(Path(scene))
-    grid = output_grid(info, stride)
-    if scale is None:
-        scale = detect_scale(info.path, info)
-    if not scale or scale <= 0:
-        raise SceneError(f"--scale must be positive, got {scale}")
     temps = [resolve_temperature(Path(c), temperature) for c in checkpoints]
     models = [load_model(Path(c)) for c in checkpoints]
-    num_classes = int(models[0].model_kwargs.get("num_classes", 10)) if hasattr(models[0], "model_kwargs") else 10
+    num_classes = int(getattr(models[0], "model_kwargs", {}).get("num_classes", 10))
     for c, m in zip(checkpoints, models, strict=True):
         k = int(getattr(m, "model_kwargs", {}).get("num_classes", num_classes))
         if k != num_classes:
             raise RunError(f"{c}: model has {k} classes, the first checkpoint has {num_classes}; "
                            "an ensemble needs the same classes")
-        in_ch = int(getattr(m, "model_kwargs", {}).get("in_channels", info.count))
-        if in_ch != info.count:
-            raise SceneError(f"{c}: model expects {in_ch} bands, scene has {info.count}")
+        in_ch = int(getattr(m, "model_kwargs", {}).get("in_channels", len(SO2SAT_BANDS)))
+        if in_ch != len(SO2SAT_BANDS):
+            raise SceneError(f"{c}: model expects {in_ch} bands, the scene gives {len(SO2SAT_BANDS)} "
+                             f"({', '.join(SO2SAT_BANDS)})")
     predictor = MapPredictor([m.to(memory_format=torch.channels_last) for m in models], temps,
                              mc_passes=mc, batch_size=batch_size)
+    return predictor, num_classes, temps
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    partial = out / PARTIAL
-    if block_rows is None:
-        block_rows = max(1, 256 // stride)
-    blocks = [(r, min(r + block_rows, grid.rows)) for r in range(0, grid.rows, block_rows)]
-    state = {
-        "scene": _file_fingerprint(info.path),
-        "checkpoints": [_file_fingerprint(Path(c)) for c in checkpoints],
-        "stride": stride, "mc": mc, "temperatures": temps, "scale": scale, "offset": offset,
-        "block_rows": block_rows, "rows": grid.rows, "cols": grid.cols,
-    }
+
+def _map_grid(scene: SceneReader, stride: int, bbox: Sequence[float] | None,
+              aoi: Path | None) -> tuple[OutputGrid, dict | None, list[str]]:
+    """The grid to map (the whole scene, or the cells of the area of interest), the AOI record and
+    warnings."""
+    grid = output_grid(scene.width, scene.height, scene.transform, stride)
+    if bbox is not None and aoi is not None:
+        raise SceneError("give either --bbox or --aoi, not both")
+    area: Aoi | None = bbox_aoi(bbox) if bbox is not None else geojson_aoi(aoi) if aoi is not None else None
+    if area is None:
+        return grid, None, []
+    t, w, h = scene.transform, scene.width, scene.height
+    scene_bounds = (t.c, t.f + h * t.e, t.c + w * t.a, t.f)
+    sub, bounds, beyond = aoi_grid(area, grid, scene.crs, scene_bounds)
+    record = {"label": area.label, "crs": area.crs, "bounds": list(area.bounds),
+              "bounds_scene_crs": list(bounds), "beyond_scene": beyond,
+              "rows": [sub.row0, sub.row0 + sub.rows], "cols": [sub.col0, sub.col0 + sub.cols]}
+    warnings = [f"{area.label} reaches beyond the scene; only the part inside is mapped"] if beyond else []
+    return sub, record, warnings
+
+
+def _chunk_results(partial: Path, blocks: list[tuple[int, int, int, int]],
+                   stats: dict) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
+    """Saved chunks for the writer, counting windows into ``stats`` on the way."""
+    for b, chunk in enumerate(blocks):
+        with np.load(_block_path(partial, b)) as z:
+            probs, valid = z["probs"], z["valid"]
+            stats["windows_predicted"] += int(valid.sum())
+            stats["windows_nodata"] += int(z["nodata"].sum())
+            stats["windows_cloud"] += int(z["cloud"].sum())
+            share = z["cloud_share"][~z["nodata"]]
+            stats["cloud_share_sum"] += float(share.sum())
+            stats["windows_with_data"] += int(share.size)
+        yield chunk, probs, valid
+
+
+def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out: Path, stride: int = 10,
+                  mc: int = 0, temperature: str | float = "1", scale: float | None = None,
+                  offset: float | None = None, batch_size: int = 256, block_rows: int | None = None,
+                  progress: bool = True, max_blocks: int | None = None, *, bands: Sequence[str] | None = None,
+                  bbox: Sequence[float] | None = None, aoi: Path | None = None,
+                  cloud_classes: Sequence[int] = DEFAULT_SCL_CLASSES,
+                  max_cloud_share: float = DEFAULT_MAX_CLOUD_SHARE, block_cols: int | None = None,
+                  say: Callable[[str], None] | None = None) -> dict:
+    """Write an LCZ map with uncertainty for ``scene`` into ``out`` (see module docstring).
+
+    ``scene``, ``bands``, ``scale``, ``offset``, ``cloud_classes``: as :func:`open_scene`. ``bbox``
+    (WEST, SOUTH, EAST, NORTH in degrees) or ``aoi`` (GeoJSON) limit the map to the windows whose
+    output cells overlap the area. ``say`` receives what is read and masked (lines; warnings start
+    with "warning:") once every input is validated. ``max_blocks`` stops after that many new chunks
+    (used to test resuming). Returns the provenance dict (``complete`` False when stopped early).
+    """
+    if mc < 0:
+        raise SceneError(f"--mc must be >= 0, got {mc}")
+    if not 0.0 <= max_cloud_share <= 1.0:
+        raise SceneError(f"--max-cloud-share must be a share in [0, 1], got {max_cloud_share}")
+    if stride <= 0:
+        raise SceneError(f"--stride must be a positive number of pixels, got {stride}")
+    with open_scene(scene, bands=bands, scale=scale, offset=offset, cloud_classes=cloud_classes) as reader:
+        grid, area, warnings = _map_grid(reader, stride, bbox, aoi)
+        predictor, num_classes, temps = _load_predictor(checkpoints, temperature, mc, batch_size)
+        warnings = [*reader.metadata.warnings, *warnings]
+        for line in describe_scene(reader, grid, area) + [f"warning: {w}" for w in warnings]:
+            if say is not None:
+                say(line)
+        settings = {"stride": stride, "mc": mc, "temperatures": temps, "max_cloud_share": float(max_cloud_share),
+                    "block_rows": block_rows or max(1, 256 // stride), "block_cols": block_cols or max(1, 256 // stride)}
+        return _run(reader, grid, area, warnings, predictor, num_classes, [Path(c) for c in checkpoints],
+                    Path(out), settings, progress, max_blocks)
+
+
+def _open_partial(out: Path, partial: Path, state: dict) -> None:
+    """Keep ``partial``'s saved chunks when they were made with the same ``state``, else start over."""
     state_path = partial / "state.json"
     if partial.exists():
         try:
@@ -259,50 +263,71 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path, out: Path, stride: i
     for name in OUTPUT_NAMES:  # a new map replaces an old one only when complete
         (out / f".{name}.tmp").unlink(missing_ok=True)
 
+
+def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: list[str], predictor: MapPredictor,
+         num_classes: int, checkpoints: list[Path], out: Path, settings: dict, progress: bool,
+         max_blocks: int | None) -> dict:
+    """Predict the missing chunks, then (when all are there) write the outputs and predict.json."""
+    from lczldl import __version__
+    from lczldl.provenance import versions
+
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / PARTIAL
+    blocks = chunks(grid, settings["block_rows"], settings["block_cols"])
+    m = reader.metadata
+    state = {"scene": reader.fingerprint(), "checkpoints": [_file_fingerprint(c) for c in checkpoints],
+             **settings, "offsets": m.offsets, "scales": m.scales, "cloud_mask": m.cloud_mask,
+             "cloud_classes": list(m.cloud_classes), "grid": [grid.rows, grid.cols, grid.row0, grid.col0]}
+    _open_partial(out, partial, state)
     todo = [b for b in range(len(blocks)) if not _block_path(partial, b).exists()]
-    n_windows = grid.rows * grid.cols
-    t0 = time.perf_counter()
-    done_windows = 0
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = [TextColumn("map"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:>7.0f} windows/s"), TimeRemainingColumn()]
-    new_blocks = 0
+    t0, done_windows, new_blocks = time.perf_counter(), 0, 0
+    n_windows = grid.rows * grid.cols
     with Progress(*columns, disable=not progress, transient=False) as bar:
-        already = sum((r1 - r0) * grid.cols for b, (r0, r1) in enumerate(blocks) if b not in set(todo))
-        task = bar.add_task("map", total=n_windows, rate=0.0, completed=already)
+        size = {b: (r1 - r0) * (c1 - c0) for b, (r0, r1, c0, c1) in enumerate(blocks)}
+        task = bar.add_task("map", total=n_windows, rate=0.0,
+                            completed=sum(v for b, v in size.items() if b not in set(todo)))
         for b in todo:
             if max_blocks is not None and new_blocks >= max_blocks:
                 break
-            r0, r1 = blocks[b]
-            res = _predict_block(info, grid, predictor, r0, r1, scale, offset, num_classes)
+            res = _predict_block(reader, grid, predictor, blocks[b], settings["max_cloud_share"], num_classes)
             tmp = partial / f".block_{b:05d}.tmp.npz"
             np.savez(tmp, **res)
             os.replace(tmp, _block_path(partial, b))
             new_blocks += 1
-            done_windows += (r1 - r0) * grid.cols
-            rate = done_windows / max(time.perf_counter() - t0, 1e-9)
-            bar.update(task, advance=(r1 - r0) * grid.cols, rate=rate)
+            done_windows += size[b]
+            bar.update(task, advance=size[b], rate=done_windows / max(time.perf_counter() - t0, 1e-9))
     elapsed = time.perf_counter() - t0
     complete = all(_block_path(partial, b).exists() for b in range(len(blocks)))
     record = {
-        "complete": complete, "scene": str(info.path), "scene_sha256": None,
-        "checkpoints": [str(c) for c in checkpoints], "stride_px": stride,
-        "pixel_size": [grid.transform.a, grid.transform.e], "crs": str(info.crs),
-        "rows": grid.rows, "cols": grid.cols, "mc_passes": mc, "temperatures": temps,
-        "scale": scale, "offset": offset, "windows": n_windows,
-        "windows_per_second_this_call": done_windows / elapsed if elapsed > 0 else None,
-        "lczldl_version": __version__, "torch_version": torch.__version__,
+        "complete": complete, "scene": m.source, "scene_kind": m.kind, "product_id": m.product_id,
+        "level": m.level, "processing_baseline": m.processing_baseline, "radiometry": m.radiometry(),
+        "offsets": m.offsets, "scales": m.scales, "cloud_mask": m.cloud_mask,
+        "cloud_classes": list(m.cloud_classes), "max_cloud_share": settings["max_cloud_share"],
+        "files": m.files, "aoi": area, "checkpoints": [str(c) for c in checkpoints],
+        "stride_px": grid.stride, "pixel_size": [grid.transform.a, grid.transform.e], "crs": str(reader.crs),
+        "rows": grid.rows, "cols": grid.cols, "mc_passes": settings["mc"], "temperatures": settings["temperatures"],
+        "windows": n_windows, "windows_per_second_this_call": done_windows / elapsed if elapsed > 0 else None,
+        "warnings": warnings, "lczldl_version": __version__, "torch_version": torch.__version__,
+        "versions": versions(),
     }
     if not complete:
         return record
+    sha = [file_sha256(c) for c in checkpoints]
+    stats = dict.fromkeys(("windows_predicted", "windows_nodata", "windows_cloud", "windows_with_data"), 0)
+    stats["cloud_share_sum"] = 0.0
     try:
-        _write_outputs(out, partial, info, grid, blocks, num_classes)
+        write_map(out, grid, reader.crs, num_classes, _chunk_results(partial, blocks, stats),
+                  geotiff_tags(reader, checkpoints, sha, settings), m.source)
     except SceneError:
         shutil.rmtree(partial)
         raise
-    record["scene_sha256"] = file_sha256(info.path) if info.path.stat().st_size < (2 << 30) else None
-    record["checkpoint_sha256"] = [file_sha256(Path(c)) for c in checkpoints]
+    origin = reader.origin[0] if len(reader.origin) == 1 else None
+    record.update(window_stats(stats, n_windows), checkpoint_sha256=sha,
+                  scene_sha256=file_sha256(origin) if origin and origin.stat().st_size < SHA256_MAX_BYTES else None)
     atomic_write_json(out / "predict.json", record)
     shutil.rmtree(partial)
     return record

@@ -1,117 +1,378 @@
-"""Reading Sentinel-2 scenes for mapping: validation, scaling, output grid geometry.
+"""Owns reading a Sentinel-2 scene for mapping: :func:`open_scene` turns a product (.SAFE folder or
+.zip, per-band files, or one stacked GeoTIFF) into a reader of 10 m windows of reflectance in
+So2Sat band order.
 
 Conventions
-- The scene is a GeoTIFF with the 10 So2Sat bands in So2Sat order (constants.BANDS) at 10 m.
-- Pixel values are converted to reflectance: ``reflectance = (value + offset) / scale``.
-  Float scenes whose values look like reflectance (99th percentile of a sample < 2) use scale 1;
-  everything else (integer L1C/L2A digital numbers) uses scale 10000, offset 0. Sentinel-2 L2A
-  products of processing baseline >= 04.00 carry BOA_ADD_OFFSET = -1000: pass ``offset=-1000``.
-- A 32 x 32 window whose top-left pixel is (row, col) = (i*stride, j*stride) gives output pixel
-  (i, j). The output pixel is the stride x stride cell centred on the window centre, so the output
-  transform is ``scene_transform @ translation(16 - stride/2, 16 - stride/2) @ scale(stride)``.
+- The grid is B02's (10 m). Bands on other grids (the 20 m B05 B06 B07 B8A B11 B12, the 20 m SCL,
+  the 60 m MSK_CLASSI) are resampled onto it *while reading a window*, with nearest neighbour: the
+  Sentinel-2 grids are nested (a 20 m pixel is exactly 2 x 2 10 m pixels), so nearest copies each
+  20 m digital number unchanged into its four 10 m pixels - no value is invented or smoothed, the
+  radiometry stays exact, and masks stay categorical (docs/maps.md weighs it against bilinear).
+  Rasterio reads the window of the coarse file with ``out_shape`` and ``Resampling.nearest``; no
+  tile is ever read whole.
+- reflectance = (DN + offset) / scale (:mod:`lczldl.maps.radiometry`): from the product's
+  MTD_MSIL1C.xml / MTD_MSIL2A.xml for SAFE input; from ``scale`` / ``offset`` otherwise. Integer
+  data without a known scale is refused; float data without ``scale`` is taken as reflectance.
+- No-data: DN 0 of a product band (or a file's nodata value, or a non-finite value) in any band.
+- Which window gives which map pixel: :mod:`lczldl.maps.grid`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.errors import RasterioIOError
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window, from_bounds
+from rasterio.windows import bounds as window_bounds
 
-from lczldl.constants import BANDS, PATCH_SIZE
+from lczldl.constants import PATCH_SIZE
 from lczldl.errors import SceneError
+from lczldl.maps.radiometry import (
+    CLASSI_CLOUD_BANDS,
+    DEFAULT_SCL_CLASSES,
+    SCL_CLASS_NAMES,
+    SO2SAT_BANDS,
+    classi_cloud_mask,
+    describe_radiometry,
+    nodata_mask,
+    scl_cloud_mask,
+    to_reflectance,
+)
+from lczldl.maps.safe import (
+    MTD_LEVELS,
+    ProductFiles,
+    find_band_files,
+    find_safe_folder,
+    find_safe_zip,
+    is_safe_folder,
+)
+
+#: float data whose 99th percentile exceeds this is not reflectance (digital numbers need --scale)
+MAX_PLAUSIBLE_REFLECTANCE = 2.0
 
 
 @dataclass(frozen=True)
-class SceneInfo:
-    """What the mapper needs to know of a scene (no pixels)."""
+class BandSource:
+    """One So2Sat band: which file and band index hold it and how its values become reflectance."""
 
-    path: Path
-    width: int
-    height: int
-    count: int
-    dtype: str
-    crs: object
-    transform: Affine
+    band: str
+    path: str
+    index: int            # 1-based band index in the file
+    offset: float
+    scale: float
     nodata: float | None
 
 
 @dataclass(frozen=True)
-class OutputGrid:
-    """The map grid: one output pixel per window position."""
+class SceneMetadata:
+    """What was read and how: recorded in predict.json and the output GeoTIFF tags."""
 
-    rows: int
-    cols: int
-    stride: int
+    source: str
+    kind: str                            # "safe", "safe-zip", "band-files", "geotiff"
+    level: str                           # "L1C", "L2A" or "unknown"
+    product_id: str | None
+    processing_baseline: str | None
+    offsets: dict[str, float]            # So2Sat band -> offset (DN) used
+    scales: dict[str, float]             # So2Sat band -> divisor used
+    cloud_mask: str                      # what masks clouds, or "none (why)"
+    cloud_classes: tuple[int, ...]       # SCL classes masked (L2A / SCL input)
+    files: dict[str, str]                # band (and "mask") -> file
+    warnings: tuple[str, ...] = ()
+
+    def radiometry(self) -> str:
+        """One line: the conversion used (per band when bands differ)."""
+        pairs = {(self.offsets[b], self.scales[b]) for b in SO2SAT_BANDS}
+        if len(pairs) == 1:
+            return describe_radiometry(*pairs.pop())
+        return "; ".join(f"{b}: {describe_radiometry(self.offsets[b], self.scales[b])}" for b in SO2SAT_BANDS)
+
+
+@dataclass
+class SceneBlock:
+    """One window of a scene: ``reflectance`` (10, h, w) float32 (NaN where ``nodata``; observed
+    values where ``cloud``), ``nodata`` and ``cloud`` (h, w) bool."""
+
+    reflectance: np.ndarray
+    nodata: np.ndarray
+    cloud: np.ndarray
+
+
+@dataclass
+class SceneReader:
+    """A scene open for reading windows; use as a context manager (or call :meth:`close`)."""
+
+    sources: list[BandSource]
+    metadata: SceneMetadata
+    crs: object
     transform: Affine
+    width: int
+    height: int
+    mask_path: str | None = None
+    mask_kind: str | None = None          # "SCL" or "MSK_CLASSI"
+    origin: tuple[Path, ...] = ()         # files on disk behind the paths (a zip for its members)
+    _datasets: dict = field(default_factory=dict, repr=False)
+
+    def __enter__(self) -> SceneReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every open file."""
+        for ds in self._datasets.values():
+            ds.close()
+        self._datasets.clear()
+
+    def _dataset(self, path: str):
+        if path not in self._datasets:
+            self._datasets[path] = rasterio.open(path)
+        return self._datasets[path]
+
+    def _read(self, path: str, indexes: list[int], window: Window) -> np.ndarray:
+        """(len(indexes), h, w) native values of ``path`` on the reference grid's ``window``."""
+        ds = self._dataset(path)
+        if ds.transform == self.transform and (ds.width, ds.height) == (self.width, self.height):
+            return ds.read(indexes, window=window)
+        src_window = from_bounds(*window_bounds(window, self.transform), transform=ds.transform)
+        return ds.read(indexes, window=src_window, out_shape=(len(indexes), int(window.height), int(window.width)),
+                       resampling=Resampling.nearest)
+
+    def read_block(self, window: Window) -> SceneBlock:
+        """Reflectance, no-data and cloud mask of ``window`` (pixels of the 10 m grid, inside it)."""
+        h, w = int(window.height), int(window.width)
+        refl = np.empty((len(self.sources), h, w), dtype=np.float32)
+        nodata = np.zeros((h, w), dtype=bool)
+        groups: dict[str, list[int]] = {}
+        for k, s in enumerate(self.sources):
+            groups.setdefault(s.path, []).append(k)
+        for path, ks in groups.items():
+            values = self._read(path, [self.sources[k].index for k in ks], window)
+            for k, v in zip(ks, values, strict=True):
+                s = self.sources[k]
+                nodata |= nodata_mask(v, s.nodata)
+                refl[k] = to_reflectance(v, s.offset, s.scale)
+        refl[:, nodata] = np.nan
+        cloud = np.zeros((h, w), dtype=bool)
+        if self.mask_kind == "SCL":
+            cloud = scl_cloud_mask(self._read(self.mask_path, [1], window)[0], self.metadata.cloud_classes)
+        elif self.mask_kind == "MSK_CLASSI":
+            cloud = classi_cloud_mask(self._read(self.mask_path, list(CLASSI_CLOUD_BANDS), window))
+        return SceneBlock(refl, nodata, cloud)
+
+    def read(self, window: Window) -> np.ndarray:
+        """(10, h, w) float32 reflectance in So2Sat band order; NaN at no-data and masked pixels."""
+        block = self.read_block(window)
+        block.reflectance[:, block.cloud] = np.nan
+        return block.reflectance
+
+    def fingerprint(self) -> list[str]:
+        """path:size:mtime of every file read (a zip's members by the zip), for resuming."""
+        out = []
+        for p in sorted(set(self.origin)):
+            st = p.stat()
+            out.append(f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}")
+        return out
 
 
-def open_scene(path: Path) -> SceneInfo:
-    """Validate a scene for mapping and return its metadata; raises SceneError (one line)."""
-    path = Path(path)
-    if not path.exists():
-        raise SceneError(f"{path}: scene file not found; pass an existing GeoTIFF with --scene")
+def _open(path: str, what: str):
     try:
-        with rasterio.open(path) as src:
-            info = SceneInfo(path=path, width=src.width, height=src.height, count=src.count,
-                             dtype=src.dtypes[0], crs=src.crs, transform=src.transform,
-                             nodata=src.nodata)
+        with warnings.catch_warnings():  # a file without georeferencing is refused below, in one line
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
     except RasterioIOError as exc:
-        raise SceneError(f"{path}: cannot read the scene as a raster ({exc}); pass a GeoTIFF") from None
-    if info.count != len(BANDS):
-        raise SceneError(f"{path}: scene has {info.count} bands, need {len(BANDS)} "
-                         f"({', '.join(BANDS)}, So2Sat order)")
-    if info.crs is None:
-        raise SceneError(f"{path}: scene has no CRS; georeference it first (e.g. gdal_edit.py -a_srs)")
-    if info.width < PATCH_SIZE or info.height < PATCH_SIZE:
-        raise SceneError(f"{path}: scene is {info.width}x{info.height} px, smaller than one "
-                         f"{PATCH_SIZE}x{PATCH_SIZE} window")
-    return info
+        raise SceneError(f"{path}: cannot read the {what} as a raster ({exc}); pass a GeoTIFF or JPEG 2000 "
+                         "file, a .SAFE folder or its .zip") from None
 
 
-def output_grid(info: SceneInfo, stride: int) -> OutputGrid:
-    """Map grid for windows of PATCH_SIZE at ``stride`` pixels (see module docstring)."""
-    if stride <= 0:
-        raise SceneError(f"--stride must be a positive number of pixels, got {stride}")
-    rows = (info.height - PATCH_SIZE) // stride + 1
-    cols = (info.width - PATCH_SIZE) // stride + 1
-    half = PATCH_SIZE / 2 - stride / 2
-    transform = info.transform @ Affine.translation(half, half) @ Affine.scale(stride)
-    return OutputGrid(rows=rows, cols=cols, stride=stride, transform=transform)
+def _check_grid(ref, ref_name: str, ds, name: str) -> None:
+    """``ds`` must share ``ref``'s CRS and cover the same area (any pixel size)."""
+    if ds.crs != ref.crs:
+        raise SceneError(f"{name}: CRS {ds.crs} differs from {ref_name}'s {ref.crs}; bands of one scene need "
+                         "one CRS (reproject the odd file or use the product's own files)")
+    tol = 0.5 * abs(ref.transform.a)
+    if any(abs(a - b) > tol for a, b in zip(ds.bounds, ref.bounds, strict=True)):
+        raise SceneError(f"{name}: covers {tuple(round(v, 1) for v in ds.bounds)}, not {ref_name}'s "
+                         f"{tuple(round(v, 1) for v in ref.bounds)}; give files of one tile")
 
 
-def detect_scale(path: Path, info: SceneInfo) -> float:
-    """Guess the divisor that turns the scene's values into reflectance (1 or 10000)."""
-    if np.issubdtype(np.dtype(info.dtype), np.integer):
-        return 10000.0
-    with rasterio.open(path) as src:
-        h, w = min(info.height, 256), min(info.width, 256)
-        window = rasterio.windows.Window((info.width - w) // 2, (info.height - h) // 2, w, h)
-        sample = src.read(window=window, out_dtype="float32")
-    finite = sample[np.isfinite(sample)]
-    if info.nodata is not None:
-        finite = finite[finite != info.nodata]
-    if finite.size == 0:
-        return 1.0
-    return 1.0 if float(np.percentile(finite, 99)) < 2.0 else 10000.0
+def _check_plausible(reader: SceneReader, where: str) -> None:
+    """Refuse (and close ``reader``) float data without --scale whose values are clearly not reflectance."""
+    h, w = min(reader.height, 256), min(reader.width, 256)
+    block = reader.read_block(Window((reader.width - w) // 2, (reader.height - h) // 2, w, h))
+    values = block.reflectance[:, ~block.nodata]
+    if values.size and float(np.percentile(values, 99)) > MAX_PLAUSIBLE_REFLECTANCE:
+        reader.close()
+        raise SceneError(f"{where}: float values up to {float(np.percentile(values, 99)):g} are not reflectance "
+                         "(0..~1.5); for digital numbers pass --scale (e.g. --scale 10000, and --offset -1000 "
+                         "for processing baseline 04.00 and later)")
 
 
-def read_rows(path: Path, info: SceneInfo, row0: int, row1: int, scale: float,
-              offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Read scene rows [row0, row1) of all columns as reflectance.
+def _radiometry(ds, where: str, scale: float | None, offset: float | None) -> tuple[float, float]:
+    """(scale, offset) for a file without product metadata."""
+    if scale is None:
+        if np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+            raise SceneError(f"{where}: integer values without --scale; say how they become reflectance, "
+                             "e.g. --scale 10000 (and --offset -1000 for Sentinel-2 processing baseline 04.00 "
+                             "and later)")
+        scale = 1.0
+    if not np.isfinite(scale) or scale <= 0:
+        raise SceneError(f"--scale must be a positive number, got {scale}")
+    if offset is not None and not np.isfinite(offset):
+        raise SceneError(f"--offset must be a finite number, got {offset}")
+    return float(scale), float(offset or 0.0)
 
-    Returns (pixels (10, rows, width) float32, invalid (rows, width) bool) where invalid marks
-    nodata or non-finite pixels in any band.
+
+def _open_stacked(path: Path, bands: Sequence[str] | None, scale: float | None,
+                  offset: float | None) -> SceneReader:
+    ds = _open(str(path), "scene")
+    try:
+        if ds.crs is None:
+            raise SceneError(f"{path}: scene has no CRS; georeference it first (e.g. gdal_edit.py -a_srs)")
+        if bands is None:
+            if ds.count != len(SO2SAT_BANDS):
+                raise SceneError(f"{path}: scene has {ds.count} bands, need {len(SO2SAT_BANDS)} "
+                                 f"({', '.join(SO2SAT_BANDS)}, So2Sat order), or name its order with --bands")
+            bands = SO2SAT_BANDS
+        elif len(bands) != ds.count:
+            raise SceneError(f"{path}: --bands names {len(bands)} bands, the file has {ds.count}")
+        s, o = _radiometry(ds, str(path), scale, offset)
+        sources = [BandSource(b, str(path), list(bands).index(b) + 1, o, s, ds.nodatavals[list(bands).index(b)])
+                   for b in SO2SAT_BANDS]
+        meta = SceneMetadata(source=str(path), kind="geotiff", level="unknown", product_id=None,
+                             processing_baseline=None, offsets=dict.fromkeys(SO2SAT_BANDS, o),
+                             scales=dict.fromkeys(SO2SAT_BANDS, s),
+                             cloud_mask="none (a stacked GeoTIFF carries no cloud mask)", cloud_classes=(),
+                             files={b: str(path) for b in SO2SAT_BANDS})
+        reader = SceneReader(sources, meta, ds.crs, ds.transform, ds.width, ds.height, origin=(path,),
+                             _datasets={str(path): ds})
+    except BaseException:
+        ds.close()
+        raise
+    if scale is None:
+        _check_plausible(reader, str(path))
+    return reader
+
+
+def _open_product(files: ProductFiles, scale: float | None, offset: float | None,
+                  cloud_classes: tuple[int, ...]) -> SceneReader:
+    meta = files.metadata
+    if meta is not None and (scale is not None or offset is not None):
+        raise SceneError(f"{meta.metadata_file} sets the radiometry of {files.source}; drop --scale/--offset")
+    datasets: dict = {}
+
+    def get(path: str, what: str):
+        if path not in datasets:
+            datasets[path] = _open(path, what)
+        return datasets[path]
+
+    try:
+        ref = get(files.bands["B02"], "B02 file")
+        if ref.crs is None:
+            raise SceneError(f"{files.bands['B02']}: B02 has no CRS; give georeferenced band files")
+        sources = []
+        for band, path in files.bands.items():
+            ds = get(path, f"{band} file")
+            _check_grid(ref, "B02", ds, f"{band} ({path})")
+            if meta is not None:
+                s, o, nd = meta.quantification, meta.offset(band), 0.0
+            else:
+                s, o = _radiometry(ds, path, scale, offset)
+                nd = ds.nodata if ds.nodata is not None else (0.0 if np.issubdtype(np.dtype(ds.dtypes[0]),
+                                                                                    np.integer) else None)
+            sources.append(BandSource(band, path, 1, o, s, nd))
+        mask_desc, classes = _mask_description(files, cloud_classes)
+        mask_path = files.mask if mask_desc and not mask_desc.startswith("none") else None
+        if mask_path is not None:
+            _check_grid(ref, "B02", get(mask_path, "cloud mask"), f"cloud mask ({mask_path})")
+        level = meta.level if meta else "unknown"
+        warnings = []
+        if level == "L2A":
+            warnings.append("Level-2A (bottom-of-atmosphere) reflectance: Sen2LCZ-Net was trained on So2Sat "
+                            "LCZ42's Level-1C (top-of-atmosphere) cloud-free composites, so expect shifted "
+                            "predictions; prefer the L1C product of the same date")
+        smeta = SceneMetadata(
+            source=files.source, kind=files.kind, level=level, product_id=meta.product_id if meta else None,
+            processing_baseline=meta.processing_baseline if meta else None,
+            offsets={s.band: s.offset for s in sources}, scales={s.band: s.scale for s in sources},
+            cloud_mask=mask_desc, cloud_classes=classes,
+            files={**files.bands, **({"mask": mask_path} if mask_path else {})}, warnings=tuple(warnings))
+        origin = (files.zip_path,) if files.zip_path else tuple(Path(p) for p in smeta.files.values())
+        reader = SceneReader(sources, smeta, ref.crs, ref.transform, ref.width, ref.height, mask_path=mask_path,
+                             mask_kind=files.mask_kind if mask_path else None, origin=origin,
+                             _datasets=datasets)
+    except BaseException:
+        for ds in datasets.values():
+            ds.close()
+        raise
+    if meta is None and scale is None:
+        _check_plausible(reader, files.source)
+    return reader
+
+
+def _mask_description(files: ProductFiles, cloud_classes: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    if files.mask is None:
+        return f"none ({files.mask_note})", ()
+    if files.mask_kind == "SCL":
+        if not cloud_classes:
+            return "none (--cloud-classes none)", ()
+        names = ", ".join(f"{c} {SCL_CLASS_NAMES[c]}" for c in cloud_classes)
+        return f"SCL classes {names}", cloud_classes
+    if not cloud_classes:
+        return "none (--cloud-classes none)", ()
+    return "MSK_CLASSI_B00 opaque clouds and cirrus", ()
+
+
+def open_scene(path: Path | str | Sequence[Path | str], *, bands: Sequence[str] | None = None,
+               scale: float | None = None, offset: float | None = None,
+               cloud_classes: Sequence[int] = DEFAULT_SCL_CLASSES) -> SceneReader:
+    """Open a scene for mapping; raises SceneError (one line) for unusable input.
+
+    ``path``: a .SAFE folder or its .zip (radiometry from the product's metadata), a folder or list
+    of per-band files (``..._B02.jp2``, ``..._B8A_20m.jp2``, ``B02.tif``; radiometry from ``scale`` /
+    ``offset``), or one stacked GeoTIFF (So2Sat band order, or the order ``bands`` names).
+    ``cloud_classes``: SCL classes masked in L2A input; empty = no cloud mask (L1C's MSK_CLASSI too).
     """
-    window = rasterio.windows.Window(0, row0, info.width, row1 - row0)
-    with rasterio.open(path) as src:
-        data = src.read(window=window, out_dtype="float32")
-    invalid = ~np.isfinite(data).all(axis=0)
-    if info.nodata is not None:
-        invalid |= (data == np.float32(info.nodata)).any(axis=0)
-    data = (data + np.float32(offset)) / np.float32(scale)
-    data[:, invalid] = 0.0
-    return data, invalid
+    paths = [Path(p) for p in ([path] if isinstance(path, str | Path) else path)]
+    if not paths:
+        raise SceneError("no scene given; pass --scene")
+    for p in paths:
+        if not p.exists():
+            raise SceneError(f"{p}: scene not found; pass an existing .SAFE folder, .zip, band files or GeoTIFF "
+                             "with --scene")
+    classes = tuple(cloud_classes)
+    if len(paths) == 1 and paths[0].name in MTD_LEVELS:
+        raise SceneError(f"{paths[0]}: pass the .SAFE folder that holds this metadata file, not the file")
+    if len(paths) == 1 and paths[0].suffix.upper() == ".SAFE" and not is_safe_folder(paths[0]):
+        raise SceneError(f"{paths[0]}: no MTD_MSIL1C.xml or MTD_MSIL2A.xml at its root; the product is incomplete "
+                         "(re-download it) or of the pre-2017 multi-tile format, which is not supported")
+    if bands is not None and (len(paths) > 1 or paths[0].is_dir() or paths[0].suffix.lower() == ".zip"):
+        raise SceneError("--bands names the band order of one stacked GeoTIFF; product folders, zips and band "
+                         "files are named by their file names")
+    if len(paths) > 1:
+        reader = _open_product(find_band_files(paths), scale, offset, classes)
+    elif is_safe_folder(paths[0]):
+        reader = _open_product(find_safe_folder(paths[0]), scale, offset, classes)
+    elif paths[0].is_dir():
+        reader = _open_product(find_band_files(paths), scale, offset, classes)
+    elif paths[0].suffix.lower() == ".zip":
+        reader = _open_product(find_safe_zip(paths[0]), scale, offset, classes)
+    else:
+        reader = _open_stacked(paths[0], bands, scale, offset)
+    t = reader.transform
+    if t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
+        reader.close()
+        raise SceneError(f"{reader.metadata.source}: the grid is rotated or flipped ({tuple(t)[:6]}); "
+                         "warp it to a north-up grid first")
+    if reader.width < PATCH_SIZE or reader.height < PATCH_SIZE:
+        reader.close()
+        raise SceneError(f"{reader.metadata.source}: scene is {reader.width}x{reader.height} px, smaller than "
+                         f"one {PATCH_SIZE}x{PATCH_SIZE} window")
+    return reader
