@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lczldl.constants import PATCH_SIZE
+from lczldl.constants import PATCH_SIZE, SEED_MIXER
 from lczldl.errors import RunError, SceneError
 from lczldl.evaluation.predictor import Predictor
 from lczldl.fileio import atomic_write_json, file_sha256
@@ -116,7 +116,7 @@ class MapPredictor:
     def __call__(self, patches: np.ndarray, key: int = 0) -> np.ndarray:
         """patches (N, C, 32, 32) float32 reflectance -> probabilities (N, K) float32; ``key``
         (e.g. the block's first row) picks the MC-dropout random stream."""
-        seed = self.seed * 1_000_003 + int(key)
+        seed = self.seed * SEED_MIXER + int(key)
         out = self._predictor.predict(np.ascontiguousarray(patches), self.batch_size, seed=seed)
         return out["probs"].astype(np.float32)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from lczldl.distributions import N_ENTROPY_BINS, entropy_bin_labels
-from lczldl.viz.style import NEUTRAL, lcz_label, new_figure, regime_color, regime_label, save_figure, styled
+from lczldl.regimes import regime_color, regime_label
+from lczldl.viz.style import NEUTRAL, lcz_label, new_figure, save_figure, styled
 
 Array = np.ndarray
 #: display names of the metrics and signals drawn here
