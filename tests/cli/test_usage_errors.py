@@ -78,7 +78,9 @@ def test_bad_value_rejected_by_the_command(name, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, problem", [
-    (["predict", "--bbox", "1", "2", "3", "4"], "No such option: --bbox"),
+    (["predict", "--bbox", "1", "2", "3"], "Option '--bbox' requires 4 arguments."),
+    (["predict", "--checkpoint", "c", "--scene", "s", "--out", "o", "--bbox", "1", "2", "3", "a"],
+     "Invalid value for '--bbox'"),
     (["data", "synth", "--out", "x", "--seed", "-1"], "Invalid value for '--seed'"),
     (["train", "--data", "s", "--out", "r", "--seed", "-2"], "Invalid value for '--seed'"),
     (["nosuchcommand"], "No such command 'nosuchcommand'"),
