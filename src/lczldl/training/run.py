@@ -336,3 +336,30 @@ def train_run(data: Path, regime: str, seed: int, out: Path, config: Path | None
                                                             trainer.current_epoch < t.max_epochs),
                       best_checkpoint=str((ckpt_dir / "best.ckpt").resolve()))
     return run_dir
+
+
+# ------------------------------------------------------------------ shared with training.packed
+# Added for packed training (issue 11). train_run builds the same two dicts inline above; the
+# integrator points train_run at these so each has one owner. prepare_run_dir is _prepare_run_dir.
+
+def model_kwargs_for(cfg: LczldlConfig) -> dict[str, Any]:
+    """Sen2LCZ constructor arguments of a resolved config (``train.channels_last`` -> memory format)."""
+    return {"num_classes": cfg.model.num_classes, "in_channels": len(cfg.model.bands),
+            "depth": cfg.model.depth, "width": cfg.model.width, "dropout": cfg.model.dropout,
+            "fusion": cfg.model.fusion,
+            "memory_format": "channels_last" if cfg.train.channels_last else "contiguous"}
+
+
+def new_run_info(cfg: LczldlConfig, store_path: Path, seed: int, previous: dict, resumed: bool) -> dict[str, Any]:
+    """run.json of a run starting (or resuming, ``previous`` = its old run.json) under ``cfg``."""
+    from lczldl.training.losses import regime_targets
+
+    train_t, val_t, loss = regime_targets(cfg.train.regime, cfg.train.label_smoothing_compat17)
+    return {"status": "running", "regime": cfg.train.regime, "seed": seed, "data": str(Path(store_path).resolve()),
+            "data_checksum": file_sha256(Path(store_path) / "manifest.json"),
+            "train_target": train_t, "val_target": val_t, "loss": loss,
+            "versions": versions(), "config": cfg.model_dump(mode="json"),
+            "wall_time_s": float(previous.get("wall_time_s") or 0.0), "resumed": resumed}
+
+
+prepare_run_dir = _prepare_run_dir
