@@ -162,9 +162,9 @@ class PackedSen2LCZ(nn.Module):
         kwargs = dict(model_kwargs)
         if memory_format is not None:
             kwargs["memory_format"] = memory_format
-        self.k, self.model_kwargs = int(k), dict(model_kwargs)
-        self.memory_format = MEMORY_FORMATS[kwargs["memory_format"]]
         template = Sen2LCZ(**kwargs)
+        self.k, self.model_kwargs = int(k), dict(model_kwargs)
+        self.memory_format = MEMORY_FORMATS[template.model_kwargs["memory_format"]]
         self.net = copy.deepcopy(template)
         self.layout: dict[str, str] = {}      # member state key -> CAT / STACK / SHARED
         for name, mod in template.named_modules():
