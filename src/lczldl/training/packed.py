@@ -93,20 +93,14 @@ class _Member:
         return PackResult(self.regime, self.seed, self.run_dir, self.status, self.next_epoch, self.error)
 
 
-def _member(regime: str, seed: int, cfg: LczldlConfig, out: Path, store: Any, resume: bool,
+def _member(regime: str, seed: int, cfg: LczldlConfig, out: Path, store: Any, action: str | None,
             n_batches: int, n_val_batches: int, extra_info: dict) -> _Member | PackResult:
-    """Set up one member's run folder and state (fresh, or resumed from its last.ckpt)."""
+    """Set up one member's run folder and state: ``action`` None (fresh), "resume" (from its
+    last.ckpt) or "skip" (finished), as ``training.run.prepare_run_dir`` decided."""
     from lczldl.training.module import LCZModule
-    from lczldl.training.run import (
-        History,
-        model_kwargs_for,
-        new_run_info,
-        prepare_run_dir,
-        selection_callbacks,
-    )
+    from lczldl.training.run import History, model_kwargs_for, new_run_info, selection_callbacks
 
     folder = run_dir(out, regime, seed)
-    action = prepare_run_dir(folder, resume, cfg) if folder.exists() else None
     if action == "skip":
         return PackResult(regime, seed, folder, FINISHED, skipped=True)
     t = cfg.train
@@ -277,11 +271,16 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, config
         "cuda" if torch.cuda.is_available() and t.accelerator in ("auto", "gpu", "cuda") else "cpu")
     n_train, n_val = (int(store.manifest["splits"][s]["n"]) for s in ("train", "val"))
     n_batches, n_val_batches = math.ceil(n_train / t.batch_size), math.ceil(n_val / t.batch_size)
-    recover_commits(out, [run_dir(out, r, s) for r, s in members])
+    from lczldl.training.run import prepare_run_dir
+
+    folders = [run_dir(out, r, s) for r, s in members]
+    recover_commits(out, folders)
+    actions = [prepare_run_dir(f, resume, c) if f.exists() else None   # every refusal before any write
+               for f, c in zip(folders, cfgs, strict=True)]
     extra = {"pack": {"members": [f"{r}/seed{s}" for r, s in members], "device": str(dev),
                       "precision": "bf16" if bf16 else "fp32"}}
-    setup = [_member(r, s, c, out, store, resume, n_batches, n_val_batches, extra)
-             for (r, s), c in zip(members, cfgs, strict=True)]
+    setup = [_member(r, s, c, out, store, a, n_batches, n_val_batches, extra)
+             for (r, s), c, a in zip(members, cfgs, actions, strict=True)]
     live = [m for m in setup if isinstance(m, _Member)]
     for m in live:
         if m.next_epoch >= m.cfg.train.max_epochs or m.wait >= m.cfg.train.patience:
