@@ -180,3 +180,18 @@ def test_unknown_stateful_layer_fails_loudly(monkeypatch) -> None:
     monkeypatch.setattr(Sen2LCZ, "__init__", patched)
     with pytest.raises(PackingError, match="Scale"):
         PackedSen2LCZ({"depth": 5, "width": 2}, 2)
+
+
+def test_epoch_seed_is_the_solo_modules_dropout_reseed() -> None:
+    """The members' generators are reseeded with ``epoch_seed``; the solo LCZModule reseeds the
+    global RNG at an epoch's first batch: both must be the same function of (seed, epoch, rank)."""
+    from types import SimpleNamespace
+
+    from lczldl.training.module import LCZModule
+
+    module = LCZModule({"depth": 5, "width": 2}, seed=4)
+    with torch.random.fork_rng(devices=[]):
+        for epoch, rank in ((0, 0), (3, 0), (7, 1)):
+            module._trainer = SimpleNamespace(current_epoch=epoch, global_rank=rank)
+            module.on_train_batch_start({}, 0)
+            assert torch.initial_seed() == epoch_seed(4, epoch, rank)
