@@ -16,6 +16,7 @@ forward under bfloat16 autocast (losses and the optimizer in float32).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -147,10 +148,22 @@ class PackEngine:
             elif self._eager_steps < WARMUP_STEPS:
                 self._warm_step(batches[i])
             else:
-                self._capture(batches[i], lr)
-                self._graph.replay()
+                self._capture_or_eager(batches[i], lr)
         if last is not None:
             self._eager_step(last.to(self.device))
+
+    def _capture_or_eager(self, idx: torch.Tensor, lr: float) -> None:
+        """Capture and replay the step; where this torch/driver cannot capture it, warn once and
+        train eagerly from here on (same arithmetic, launch-bound speed)."""
+        try:
+            self._capture(idx, lr)
+        except RuntimeError as exc:
+            warnings.warn(f"CUDA graph capture failed ({str(exc).splitlines()[0]}); training eagerly",
+                          RuntimeWarning, stacklevel=2)
+            self.graphs, self._graph = False, None
+            self._eager_step(idx)
+            return
+        self._graph.replay()
 
     def _warm_step(self, idx: torch.Tensor) -> None:
         stream = torch.cuda.Stream()
