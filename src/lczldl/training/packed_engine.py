@@ -122,9 +122,9 @@ class PackEngine:
         self._static_idx = idx.clone()
         self.opt.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        for m in self.net.modules():
-            for g in getattr(m, "generators", None) or []:
-                graph.register_generator_state(g)
+        generators = {id(g): g for m in self.net.modules() for g in getattr(m, "generators", None) or []}
+        for g in generators.values():            # the dropout layers share the members' generators
+            graph.register_generator_state(g)
         with torch.cuda.graph(graph):
             self._step(self._static_idx)
         self._graph, self._graph_lr = graph, lr
