@@ -238,7 +238,7 @@ def main() -> None:
     args.n_train = args.n_train or (25600 if cuda else 512)
     torch.set_num_threads(args.threads)
     name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or platform.machine())
-    print(f"# packed training step: {name}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
+    print(f"# bench_gpu: {name}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, "
           f"torch {torch.__version__}, threads {args.threads}, batch {BATCH} per member, "
           f"{args.steps} steps x {args.repeats} repeats")
     if not args.no_steps:
