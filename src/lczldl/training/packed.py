@@ -303,7 +303,7 @@ def _train(live: list[_Member], store: Any, out: Path, dev: torch.device, member
     t, model = live[0].cfg.train, live[0].cfg.model
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
     if t.deterministic and dev.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(t.deterministic, warn_only=dev.type == "cuda")
@@ -337,4 +337,4 @@ def _train(live: list[_Member], store: Any, out: Path, dev: torch.device, member
                 m.history.write(status=FAILED, error=f"{type(exc).__name__}: {msg}")
         raise
     finally:
-        torch.use_deterministic_algorithms(was_deterministic)
+        torch.use_deterministic_algorithms(was[0], warn_only=was[1])
