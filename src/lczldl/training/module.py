@@ -12,13 +12,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from lczldl.constants import SEED_MIXER
 from lczldl.models import Sen2LCZ
 from lczldl.training.losses import loss_fn
-from lczldl.training.schedule import make_optimizer, make_scheduler
-
-#: dropout seeds of different ranks of one epoch are this far apart (more ranks than this collide)
-RANK_STRIDE = 64
+from lczldl.training.schedule import epoch_seed, make_optimizer, make_scheduler
 
 
 class LCZModule(L.LightningModule):
@@ -60,8 +56,7 @@ class LCZModule(L.LightningModule):
             # reseed the global RNG (dropout) right before the epoch's first step: later than
             # on_train_epoch_start because creating the DataLoader iterator draws from the global
             # RNG, and a resumed run creates its first iterator at another moment
-            torch.manual_seed((self.hparams.seed * SEED_MIXER + self.current_epoch) * RANK_STRIDE
-                              + self.global_rank)
+            torch.manual_seed(epoch_seed(self.hparams.seed, self.current_epoch, self.global_rank))
 
     def on_train_epoch_start(self) -> None:
         self._train_sum = torch.zeros((), device=self.device, dtype=torch.float64)

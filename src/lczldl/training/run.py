@@ -129,15 +129,11 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
                        lr_step_epochs=t.lr_step_epochs, nadam_eps=t.nadam_eps,
                        nadam_momentum_decay=t.nadam_momentum_decay, seed=seed)
     previous = (read_run_info(run) or {}) if action == RESUME else {}
-    run_info = {"status": RUNNING, "regime": t.regime, "seed": seed, "data": str(store.path.resolve()),
-                "data_checksum": file_sha256(manifest_path(store.path)),
-                "train_target": train_t, "val_target": val_t, "loss": loss,
-                "versions": versions(), "config": run_sections(cfg),
-                "wall_time_s": float(previous.get("wall_time_s") or 0.0), "resumed": action == RESUME}
+    run_info = new_run_info(cfg, store.path, seed, previous, action == RESUME)
     history = History(run, int(store.manifest["splits"]["train"]["n"]), run_info)
     trainer = _trainer(cfg, run, [history, *selection_callbacks(t.patience, run)], logger, progress)
     if trainer.is_global_zero:
-        atomic_write_text(run / RUN_CONFIG, yaml.safe_dump(run_sections(cfg), sort_keys=False))
+        atomic_write_text(run / RUN_CONFIG, run_config_text(cfg))
         if action != RESUME:
             atomic_write_json(run / RUN_INFO, run_info)
     try:
@@ -155,6 +151,24 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
         history.write(status="finished", stopped_early=bool(trainer.should_stop and
                                                             trainer.current_epoch < t.max_epochs),
                       best_checkpoint=str(checkpoint_path(run, "best").resolve()))
+
+
+def new_run_info(cfg: LczldlConfig, store_path: Path, seed: int, previous: dict, resumed: bool) -> dict[str, Any]:
+    """run.json of a run starting (or resuming: ``previous`` is its old run.json) under ``cfg``;
+    shared by solo runs and packed members (:mod:`lczldl.training.packed`)."""
+    from lczldl.regimes import regime_targets
+
+    train_t, val_t, loss = regime_targets(cfg.train.regime, cfg.train.label_smoothing_compat17)
+    return {"status": RUNNING, "regime": cfg.train.regime, "seed": seed, "data": str(Path(store_path).resolve()),
+            "data_checksum": file_sha256(manifest_path(store_path)),
+            "train_target": train_t, "val_target": val_t, "loss": loss,
+            "versions": versions(), "config": run_sections(cfg),
+            "wall_time_s": float(previous.get("wall_time_s") or 0.0), "resumed": resumed}
+
+
+def run_config_text(cfg: LczldlConfig) -> str:
+    """The text of a run's config.yaml: the resolved run sections (no ``study`` section)."""
+    return yaml.safe_dump(run_sections(cfg), sort_keys=False)
 
 
 def model_kwargs(cfg: LczldlConfig) -> dict[str, Any]:

@@ -12,6 +12,11 @@ from collections.abc import Iterable
 
 import torch
 
+from lczldl.constants import SEED_MIXER
+
+#: dropout seeds of different ranks of one epoch are this far apart (more ranks than this collide)
+RANK_STRIDE = 64
+
 
 def lr_factor(epoch: int, decay: float = 0.5, step: int = 5) -> float:
     """Multiplier of the initial lr in (0-based) ``epoch``: decay ** floor(epoch / step)."""
@@ -21,11 +26,20 @@ def lr_factor(epoch: int, decay: float = 0.5, step: int = 5) -> float:
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], lr: float = 0.002, eps: float = 1e-7,
-                   momentum_decay: float = 4e-3) -> torch.optim.NAdam:
-    """Keras-equivalent Nadam (beta 0.9 / 0.999)."""
-    return torch.optim.NAdam(params, lr=lr, betas=(0.9, 0.999), eps=eps, momentum_decay=momentum_decay)
+                   momentum_decay: float = 4e-3, capturable: bool = False) -> torch.optim.NAdam:
+    """Keras-equivalent Nadam (beta 0.9 / 0.999). ``capturable`` keeps the step counters on the
+    parameters' device so the update can be captured in a CUDA graph (same arithmetic)."""
+    return torch.optim.NAdam(params, lr=lr, betas=(0.9, 0.999), eps=eps, momentum_decay=momentum_decay,
+                             capturable=capturable)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, decay: float = 0.5, step: int = 5) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-epoch step schedule lr0 * decay ** floor(epoch / step) (call ``.step()`` once per epoch)."""
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, decay, step))
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """Seed of the generator that draws the dropout masks of (0-based) ``epoch``, reseeded right
+    before the epoch's first step: a function of (run seed, epoch, DDP rank) only, so a resumed run
+    and a packed member draw the masks of the solo run."""
+    return (int(seed) * SEED_MIXER + int(epoch)) * RANK_STRIDE + int(rank)
