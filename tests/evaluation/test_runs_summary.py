@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from lczldl.evaluation.summary import aggregate_table, bootstrap_ci, paired_differences, write_summary
+from lczldl.evaluation.intervals import bootstrap_ci
+from lczldl.evaluation.summary import aggregate_table, paired_differences, write_summary
 
 
 def _records():

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
+from lczldl.evaluation.intervals import LEVEL, SEED_N_BOOT, bootstrap_ci
 from lczldl.evaluation.registry import (
     ENSEMBLE,
     METHODS,
@@ -26,10 +27,10 @@ from lczldl.evaluation.registry import (
 from lczldl.fileio import atomic_write_text
 from lczldl.regimes import order_regimes
 
-#: Bootstrap resamples of the paired-difference intervals.
-N_BOOT = 10_000
+#: Bootstrap resamples of the paired-difference intervals (:func:`~lczldl.evaluation.intervals.bootstrap_ci`).
+N_BOOT = SEED_N_BOOT
 #: Level of the paired-difference intervals.
-CI_LEVEL = 0.95
+CI_LEVEL = LEVEL
 #: Regime the paired differences are taken against.
 BASELINE = "onehot"
 #: Columns of paired.csv.
@@ -70,20 +71,6 @@ def aggregate_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row[f"{k}_std"] = float(a.std(ddof=1)) if a.size > 1 and method != ENSEMBLE else float("nan")
             rows.append(row)
     return rows
-
-
-def bootstrap_ci(diffs: np.ndarray, n_boot: int = N_BOOT, level: float = CI_LEVEL,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``diffs`` (resampling with replacement);
-    (nan, nan) with fewer than 2 values."""
-    d = np.asarray(diffs, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if d.size < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(int(n_boot), d.size))].mean(axis=1)
-    a = (1.0 - level) / 2.0
-    return float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))
 
 
 def paired_differences(records: list[dict[str, Any]], baseline: str = BASELINE, n_boot: int = N_BOOT,
