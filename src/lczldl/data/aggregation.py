@@ -33,12 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from lczldl.constants import N_URBAN
+from lczldl.constants import N_URBAN, SOFT_AGGREGATORS
 from lczldl.data.dawid_skene import log_likelihood
 
-#: crowd-kit aggregators offered as soft targets (``crowdkit_ds`` is for cross-checks only: the
-#: project's own Dawid-Skene in data/dawid_skene.py is the ``dawid_skene`` target)
-AGGREGATORS: tuple[str, ...] = ("one_coin", "glad", "mace", "wawa", "crowdkit_ds")
+#: crowd-kit aggregators this module runs: those offered as soft targets (constants.SOFT_AGGREGATORS)
+#: and ``crowdkit_ds``, for cross-checks only (the project's own Dawid-Skene in data/dawid_skene.py
+#: is the ``dawid_skene`` target)
+AGGREGATORS: tuple[str, ...] = (*SOFT_AGGREGATORS, "crowdkit_ds")
 #: iteration caps (one iteration = one E- and one M-step); the twin needs far fewer except crowd-kit's DS
 DEFAULT_MAX_ITER: dict[str, int] = {"one_coin": 500, "glad": 300, "mace": 500, "crowdkit_ds": 1000}
 #: stop when max |posterior change| over all rows and classes in one iteration is <= DEFAULT_TOL

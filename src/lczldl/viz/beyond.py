@@ -1,8 +1,8 @@
 """Owns the "Beyond the paper" figures: metrics per training target with intervals, conformal set size
 and coverage against the experts, risk-coverage curves, and the uncertainty-signal comparison.
 
-Every function takes arrays (computed by lczldl.evaluation.conformal / selective / intervals from
-saved predictions), draws with the project style (viz/style.py) and writes ``out_stem``.png/.pdf;
+Every function takes arrays (read from the evaluation's saved files by lczldl.viz.beyond_section),
+draws with the project style (viz/style.py) and writes ``out_stem``.png/.pdf;
 it returns the two paths. Missing values (NaN) are left out of the drawing.
 """
 
@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from lczldl.distributions import N_ENTROPY_BINS, entropy_bin_labels
-from lczldl.viz.style import NEUTRAL, lcz_label, new_figure, regime_color, regime_label, save_figure, styled
+from lczldl.evaluation.registry import SIGNALS
+from lczldl.regimes import regime_color, regime_label
+from lczldl.viz.style import NEUTRAL, lcz_label, new_figure, save_figure, styled
 
 Array = np.ndarray
 #: display names of the metrics and signals drawn here
 METRIC_TITLES = {"ce_distr": "CE vs. vote distribution", "ece": "ECE", "oa": "accuracy"}
-SIGNAL_LABELS = {"max_prob": "1 - max p", "entropy": "predictive entropy",
-                 "mutual_info": "MC-dropout mutual info", "disagreement": "ensemble disagreement"}
+SIGNAL_LABELS = SIGNALS
 
 
 def _yerr(mean: Array, lo: Array | None, hi: Array | None) -> Array | None:
