@@ -249,13 +249,12 @@ def target_report(targets: dict[str, np.ndarray], distribution: np.ndarray,
                   labels: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """How far each (N, K) training target is from the (N, K) raw vote distribution (for
     ``data inspect``; JSON-friendly). Per target: ``kl`` mean KL(distribution || target) in nats
-    (target floored at metrics.LOG_FLOOR, 0 log 0 = 0: a target that puts 0 where experts voted
+    (target floored at distributions.LOG_FLOOR, 0 log 0 = 0: a target that puts 0 where experts voted
     costs -log 1e-12 = 27.6 nats per unit of vote mass), ``tv`` mean total variation, ``entropy``
     mean entropy (nats), ``entropy_histogram`` counts per paper vote-entropy bin (of the target's
     own entropy), and with ``labels`` (N,) class indices ``argmax_agreement`` = share of rows whose
     argmax is the label (first index on ties)."""
-    from lczldl.distributions import entropy_histogram, entropy_nats, tv_distance
-    from lczldl.evaluation.metrics import LOG_FLOOR
+    from lczldl.distributions import LOG_FLOOR, entropy_histogram, entropy_nats, tv_distance
 
     d = np.asarray(distribution, dtype=np.float64)
     out: dict[str, dict[str, Any]] = {}

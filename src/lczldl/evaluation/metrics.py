@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lczldl.distributions import N_ENTROPY_BINS, entropy_bin, entropy_nats, spearman
+from lczldl.distributions import LOG_FLOOR, N_ENTROPY_BINS, entropy_bin, entropy_nats, spearman
 from lczldl.errors import DataError
 from lczldl.evaluation import registry
 from lczldl.evaluation.calibration import (
@@ -31,8 +31,8 @@ from lczldl.evaluation.intervals import Sums, masked_mean, weighted_spearman
 
 #: Keras' backend epsilon used by categorical_crossentropy (ce_one_hot / ce_distr clip to it).
 KERAS_EPS = 1e-7
-#: Floor applied to probabilities before log in nll / kl_distr / js_distr (keeps them finite).
-LOG_FLOOR = 1e-12
+#: (LOG_FLOOR, the floor applied to probabilities before log in nll / kl_distr / js_distr, is
+#: lczldl.distributions.LOG_FLOOR.)
 #: Tolerance on row sums of probabilities and distributions.
 ROW_SUM_TOL = 1e-3
 #: Keys by group, in summary.csv order (names, directions, labels: :mod:`lczldl.evaluation.registry`).
