@@ -60,10 +60,10 @@ FIGURES: tuple[tuple[str, str], ...] = (
 
 
 def _mean(values: list[Any]) -> np.ndarray:
-    """Mean over seeds of equal-length lists (None / NaN skipped)."""
+    """Mean over seeds of equal-length lists (None / NaN skipped; NaN where no seed has a value)."""
     a = np.array([[np.nan if x is None else x for x in v] for v in values], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(a, axis=0) if np.isfinite(a).any() else np.full(a.shape[1], np.nan)
+    fin = np.isfinite(a)
+    return np.where(fin.any(axis=0), np.where(fin, a, 0.0).sum(axis=0) / np.maximum(fin.sum(axis=0), 1), np.nan)
 
 
 def figure_level(st: Study) -> float | None:
