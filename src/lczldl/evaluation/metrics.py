@@ -113,6 +113,15 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray, k: int,
     return {key: (float(v) if weights is None else v) for key, v in out.items()}
 
 
+def _as_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """(N,) int64 class indices; whole-number floats are accepted, anything else is a DataError."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        if not (labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0)):
+            raise DataError(f"{where}: labels must be integer class indices, got dtype {labels.dtype}")
+    return labels.astype(np.int64, copy=False)
+
+
 def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.ndarray, n_bins: int = N_BINS,
                     binning: str = "right", confidence: np.ndarray | None = None,
                     where: str = "predictions", weights: np.ndarray | None = None) -> dict[str, Any]:
@@ -130,13 +139,7 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
     explicit resamples). Without weights the numbers are those of plain numpy reductions.
     """
     probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0):
-            labels = labels.astype(np.int64)
-        else:
-            raise DataError(f"{where}: labels must be integer class indices, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64, copy=False)
+    labels = _as_labels(labels, where)
     dist = np.asarray(distributions, dtype=np.float64)
     validate(probs, labels, dist, where)
     n, k = probs.shape
