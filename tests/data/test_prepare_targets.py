@@ -16,7 +16,7 @@ import pytest
 from lczldl.config import PrepareConfig
 from lczldl.data.prepare import prepare_store
 from lczldl.data.store import LCZDataset, SplitArrays, make_targets, open_store, require_targets
-from lczldl.errors import DataError
+from lczldl.errors import ConfigError, DataError
 
 pytest.importorskip("crowdkit")
 
@@ -125,6 +125,10 @@ def test_study_refuses_an_aggregator_regime_the_store_cannot_serve(store, tmp_pa
     with pytest.raises(DataError, match="no agg_mace target"):
         run_study(data=store, out=tmp_path / "study", regimes="dist,agg_mace", seeds="0", progress=False)
     assert not (tmp_path / "study").exists()
+    with pytest.raises(ConfigError, match="needs study.prepare.aggregators to include mace"):   # raw votes:
+        run_study(data=store.parent / "raw", out=tmp_path / "s2", regimes="agg_mace_onehot,agg_wawa",
+                  seeds="0", progress=False)              # refused before anything is prepared
+    assert not (tmp_path / "s2").exists()
 
 
 def test_inspect_reports_targets_and_the_rival(store, capsys):

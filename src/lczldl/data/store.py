@@ -286,6 +286,12 @@ def require_target(arrays: SplitArrays, target: str, where: str = "store") -> No
                         f"with --aggregators {m} (lczldl data prepare, or study.prepare.aggregators)")
 
 
+def aggregators_needed(targets: Sequence[str]) -> list[str]:
+    """The crowd-kit aggregators whose posteriors ``targets`` need (``agg_*`` targets), in order."""
+    found = [_aggregator_of(TARGET_ALIASES.get(t, t)) for t in targets]
+    return [m for m in AGG_TARGETS if m in found]
+
+
 def require_targets(store: Path, targets: Sequence[str]) -> None:
     """:func:`require_target` on the train split of ``store`` for each of ``targets``; the store is
     opened only when one of them is an aggregator's (the others every store serves)."""

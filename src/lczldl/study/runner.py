@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from lczldl.config import LczldlConfig, StudyConfig, load_config, read_yaml, run_sections
-from lczldl.data.store import require_targets
-from lczldl.errors import RunError
+from lczldl.data.store import aggregators_needed, require_targets
+from lczldl.errors import ConfigError, RunError
 from lczldl.fileio import file_sha256
 from lczldl.layout import (
     REPORT_HTML,
@@ -104,6 +104,11 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     check_out(study)
     check_same_config(study, run_config, planned_store(data, study))
     check_executor(sc.executor)
+    targets = [t for r in sc.regimes for t in regime_targets(r)[:2]]
+    missing = [m for m in aggregators_needed(targets) if m not in sc.prepare.aggregators]
+    if missing and planned_store(data, study) != Path(data).resolve():     # raw votes: prepared here
+        raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
+                          f"{', '.join(missing)} (the store is prepared from raw votes)")
     work = {**DEFAULT_WORK, **(work or {})}
     units = build_units(sc.regimes, sc.seeds)
 
@@ -111,7 +116,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     with study_lock(study):
         with removed_on_error(study, created):  # nothing of a study that never started is left
             store = resolve_store(data, study, sc.prepare, console)
-            require_targets(store, [t for r in sc.regimes for t in regime_targets(r)[:2]])
+            require_targets(store, targets)
             cfg_path = write_run_config(study, run_config)
             for sub in (STUDY_UNITS, STUDY_LOGS, STUDY_RUNS):
                 (study / sub).mkdir(parents=True, exist_ok=True)
