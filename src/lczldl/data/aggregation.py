@@ -264,7 +264,8 @@ def target_report(targets: dict[str, np.ndarray], distribution: np.ndarray,
             raise ValueError(f"target {name!r} has shape {t.shape}, distribution {d.shape}")
         n = max(len(d), 1)
         ent = entropy_nats(t)
-        row = {"kl": float((-entropy_nats(d) - (d * np.log(np.maximum(t, LOG_FLOOR))).sum(axis=1)).mean()),
+        kl = -entropy_nats(d) - (d * np.log(np.maximum(t, LOG_FLOOR))).sum(axis=1)
+        row = {"kl": float(np.maximum(kl, 0.0).mean()),          # >= 0; rounding can give -1e-17
                "tv": tv_distance(t, d) / n, "entropy": float(ent.mean()),
                "entropy_histogram": [int(c) for c in entropy_histogram(ent)]}
         if labels is not None:

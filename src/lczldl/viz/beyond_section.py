@@ -45,7 +45,8 @@ SIGNAL_METHOD = {"max_prob": "plain", "entropy": "plain", "mutual_info": "mc_dro
 #: Figures in report order with their one-line captions ({level}, {score}: the sets shown).
 FIGURES: tuple[tuple[str, str], ...] = (
     (TARGETS, "Test CE vs the vote distribution, ECE and accuracy per training target (plain models, "
-              "mean over seeds, bars: 95 % Student t interval over seeds)."),
+              "mean over seeds; bars: 95 % Student t interval over seeds, very wide with 2 seeds, cut at "
+              "the metric's range)."),
     (SET_SIZE, "{score} conformal sets at {level} % (plain models, calibrated on validation): mean set size "
                "and coverage of the majority label per vote-entropy bin, mean over seeds; dashed: the "
                "experts' plausible set (classes with >= 15 % of the votes)."),
@@ -53,9 +54,10 @@ FIGURES: tuple[tuple[str, str], ...] = (
                "mean over seeds); dashed: the target level."),
     (RISK, "Risk-coverage curves (plain models, error rate of the most confident images kept, mean over "
            "seeds); legend: AURC."),
-    (SIGNAL_FIG, "Uncertainty signals: AUROC for detecting errors (bars: 95 % interval) and Spearman "
-                 "correlation with the vote entropy; max p and entropy of the plain models, mutual "
-                 "information of MC dropout, disagreement of the ensemble."),
+    (SIGNAL_FIG, "Uncertainty signals: AUROC for detecting errors and Spearman correlation with the vote "
+                 "entropy; max p and entropy of the plain models, mutual information of MC dropout "
+                 "(bars: Student t over seeds, cut at [0, 1]), disagreement of the ensemble (bars: "
+                 "bootstrap over test images)."),
 )
 
 
