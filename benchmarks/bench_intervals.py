@@ -23,10 +23,9 @@ from lczldl.evaluation.conformal import (
     set_metrics,
     split_conformal,
 )
-from lczldl.evaluation.intervals import bootstrap_counts, percentile_interval
+from lczldl.evaluation.intervals import bootstrap_counts, bootstrap_intervals, percentile_interval
 from lczldl.evaluation.metrics import compute_metrics
 from lczldl.evaluation.selective import selective_metrics, signal_metrics, uncertainty_signals
-from lczldl.evaluation.weighted_metrics import metric_intervals
 
 
 def case(n: int, seed: int):
@@ -79,7 +78,8 @@ def main() -> None:
             [percentile_interval(v) for v in s.values()]
 
     rows = [("compute_metrics (point, reference)", lambda: compute_metrics(p, y, d)),
-            (f"compute_metrics keys, {args.boot} draws", lambda: metric_intervals(p, y, d, n_boot=args.boot)),
+            (f"compute_metrics keys, {args.boot} draws", lambda: bootstrap_intervals(
+                lambda w: compute_metrics(p, y, d, weights=w), len(y), n_boot=args.boot)),
             ("conformal 3 scores x 2 levels (point)", lambda: conformal_metrics(pv, yv, p, y, votes)),
             (f"conformal + {args.boot}-draw intervals", conformal_with_intervals),
             ("selective + 4 signals (point)",

@@ -15,7 +15,10 @@ from lczldl.training.losses import LOSSES
 
 def test_the_papers_grid_and_order():
     assert R.PAPER_REGIMES == ("onehot", "onehot_ls", "dist", "dist_ls")
-    assert list(R.REGIMES) == ["onehot", "onehot_ls", "dist", "dist_ls", "dawid_skene"]
+    assert list(R.REGIMES)[:5] == ["onehot", "onehot_ls", "dist", "dist_ls", "dawid_skene"]
+    assert list(R.REGIMES)[5:] == [f"agg_{m}{s}" for m in ("one_coin", "glad", "mace", "wawa")
+                                   for s in ("", "_onehot")]                       # opt-in, like dawid_skene
+    assert not any(R.REGIMES[n].paper for n in list(R.REGIMES)[4:])
     assert R.order_regimes({"zzz", "dist", "aaa", "onehot"}) == ["onehot", "dist", "aaa", "zzz"]
 
 
@@ -36,12 +39,17 @@ def test_store_serves_every_regime_target():
     n, k = 4, 10
     label = np.array([0, 3, 3, 9])
     dist = np.full((n, k), 1 / k, dtype=np.float32)
+    post = np.eye(k, dtype=np.float32)[[1, 3, 2, 9]] * 0.7 + 0.03
     arrays = SplitArrays(name="x", n=n, image=None, label=label, distribution=dist, dawid_skene=dist,
                          votes=np.zeros((n, 11), np.int8), original=label + 1, city=np.zeros(n, np.int16),
-                         vote_entropy=np.zeros(n, np.float32))
+                         vote_entropy=np.zeros(n, np.float32),
+                         aggregated={f"agg_{m}": post for m in ("one_coin", "glad", "mace", "wawa")})
     for r in R.REGIMES.values():
         for t in (r.train_target, r.val_target, r.ts_target):
             assert make_targets(arrays, t).shape == (n, k)
+    np.testing.assert_array_equal(make_targets(arrays, "agg_mace"), post)
+    np.testing.assert_array_equal(make_targets(arrays, "agg_mace_onehot").argmax(1), [1, 3, 2, 9])
+    assert make_targets(arrays, "agg_mace_onehot").sum() == n                 # one-hot of the argmax
 
 
 def test_labels_colours_and_unknown_names():
@@ -58,7 +66,7 @@ def test_config_accepts_exactly_the_registered_regimes():
     for name in R.REGIMES:
         assert TrainConfig(regime=name).regime == name
     with pytest.raises(ValueError):
-        TrainConfig(regime="agg_glad")
+        TrainConfig(regime="agg_crowd")
 
 
 def test_a_new_regime_is_one_entry(monkeypatch):

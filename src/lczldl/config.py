@@ -31,7 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lczldl.constants import BANDS
+from lczldl.constants import BANDS, CONFORMAL_LEVELS, SOFT_AGGREGATORS
 from lczldl.errors import ConfigError
 from lczldl.regimes import PAPER_REGIMES, REGIMES
 
@@ -109,8 +109,31 @@ class TrainConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
+    """How runs are evaluated: calibration bins, MC dropout, and the beyond-the-paper metrics
+    (conformal prediction sets, selective prediction and uncertainty signals; docs/metrics.md)."""
+
     n_bins: int = Field(20, ge=2)
     mc_passes: int = Field(20, ge=1)
+    conformal: bool = Field(True, description="split-conformal sets (LAC, APS, RAPS) calibrated on val")
+    selective: bool = Field(True, description="risk-coverage, AURC, accuracy at coverage, uncertainty signals")
+    conformal_levels: list[float] = Field(default_factory=lambda: list(CONFORMAL_LEVELS), min_length=1)
+
+    @field_validator("conformal_levels", mode="before")
+    @classmethod
+    def _levels(cls, v: object) -> object:
+        """A comma list or list of coverage levels in (0, 1) -> sorted, without repeats."""
+        items = (split_list(v) or []) if isinstance(v, str) else v
+        if isinstance(items, float | int):
+            items = [items]
+        if not isinstance(items, list | tuple):
+            return v
+        try:
+            levels = sorted({float(x) for x in items})
+        except (TypeError, ValueError):
+            raise ValueError(f"{v!r}: coverage levels must be numbers, e.g. 0.9,0.95") from None
+        if not levels or any(not 0.0 < x < 1.0 for x in levels):
+            raise ValueError(f"{v!r}: coverage levels must lie in (0, 1), e.g. 0.9,0.95")
+        return levels
 
 
 class SlurmConfig(_Strict):
@@ -140,11 +163,27 @@ class PrepareConfig(_Strict):
     smoothing: float = Field(0.0, ge=0.0, allow_inf_nan=False,
                              description="a of the stored distribution (c + a) / (n (1 + a))")
     drop_nonfinite: bool = False
+    aggregators: list[str] = Field(default_factory=list, description=(
+        "crowd-kit posteriors written as soft targets agg_<method> (one_coin, glad, mace, wawa; "
+        "needs crowd-kit; GLAD is slow on large stores)"))
 
     @field_validator("train_cities", "val_cities", "test_cities", mode="before")
     @classmethod
     def _city_list(cls, v: object) -> object:
         return split_list(v) if isinstance(v, str) else v
+
+    @field_validator("aggregators", mode="before")
+    @classmethod
+    def _aggregators(cls, v: object) -> object:
+        """A comma list or list of aggregator names -> the known ones in canonical order (the same
+        store whatever order they were typed in); an unknown name is an error."""
+        names = (split_list(v) or []) if isinstance(v, str) else ([] if v is None else v)
+        if not isinstance(names, list | tuple):
+            return v
+        bad = [str(n) for n in names if n not in SOFT_AGGREGATORS]
+        if bad:
+            raise ValueError(f"unknown aggregator {', '.join(bad)}; choose from {', '.join(SOFT_AGGREGATORS)}")
+        return [m for m in SOFT_AGGREGATORS if m in names]
 
 
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
@@ -209,6 +248,7 @@ class StudyConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: list(range(5)))
     workers: int = Field(1, ge=1)
     executor: Literal["local", "slurm", "submitit-local"] = "local"
+    intervals: bool = Field(False, description="report tables show mean [lo, hi] (95 %) instead of mean ± std")
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 

@@ -21,6 +21,16 @@ REFLECTANCE_SCALE = 10000.0
 N_LCZ = 17
 N_URBAN = 10
 N_EXPERTS = 11
+#: crowd-kit label aggregators whose posteriors ``lczldl data prepare --aggregators`` writes into the
+#: store as soft targets (what each assumes: docs/beyond_the_paper.md), in canonical order
+SOFT_AGGREGATORS: tuple[str, ...] = ("one_coin", "glad", "mace", "wawa")
+#: store column and training target of each aggregator's posterior
+AGG_TARGETS: dict[str, str] = {m: f"agg_{m}" for m in SOFT_AGGREGATORS}
+#: training target: one-hot of the aggregated label (argmax of the posterior, ties to the lower class)
+AGG_ONEHOT_TARGETS: dict[str, str] = {m: f"agg_{m}_onehot" for m in SOFT_AGGREGATORS}
+#: coverage levels 1 - alpha of the conformal prediction sets evaluated by default
+#: (``evaluation.conformal_levels``)
+CONFORMAL_LEVELS: tuple[float, ...] = (0.9, 0.95)
 #: mixes a seed with a counter (epoch, tile, pass) into one torch seed: seed * SEED_MIXER + counter;
 #: a prime above any counter, so different (seed, counter) pairs give different seeds
 SEED_MIXER = 1_000_003

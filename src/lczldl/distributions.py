@@ -13,6 +13,9 @@ import numpy as np
 ENTROPY_BIN_EDGES: tuple[float, ...] = (-0.1, 0.2, 0.5, 0.7, 1.0, 1.3, math.inf)
 #: number of vote-entropy bins
 N_ENTROPY_BINS = len(ENTROPY_BIN_EDGES) - 1
+#: floor applied to probabilities before a log in a divergence or likelihood (keeps them finite:
+#: -log 1e-12 = 27.6 nats per unit of mass put where the other distribution has none)
+LOG_FLOOR = 1e-12
 
 
 def entropy_nats(p: np.ndarray) -> np.ndarray:

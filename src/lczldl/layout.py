@@ -6,7 +6,9 @@ Layouts (documented in docs/architecture.md)::
 
     STORE/manifest.json  STORE/{train,val,test}/{image,label,distribution,...}.npy
     RUNS/REGIME/seedN/{config.yaml, run.json, metrics.csv, checkpoints/{best,last}.ckpt,
-                       predictions.npz, metrics.json, metrics_ts.json, metrics_mc.json}
+                       predictions.npz, metrics.json, metrics_ts.json, metrics_mc.json,
+                       beyond_{plain,temperature,mc_dropout}.json}
+    EVAL/ensemble/REGIME/{predictions.npz, metrics.json, beyond_ensemble.json}
     STUDY/{study.json, config.yaml, store/, runs/, units/, logs/, ensemble/REGIME/,
            summary.csv, summary.md, paired.csv, figures/, report.html, report.md}
 """
@@ -39,6 +41,10 @@ PREDICTIONS = "predictions.npz"
 METRICS = "metrics.json"
 METRICS_TS = "metrics_ts.json"
 METRICS_MC = "metrics_mc.json"
+#: a run's / an ensemble's beyond-the-paper file per method: beyond_plain.json, beyond_temperature.json,
+#: beyond_mc_dropout.json (RUN), beyond_ensemble.json (EVAL/ensemble/REGIME): headline numbers,
+#: "detail" (per class, per vote-entropy bin, risk-coverage curve) and "meta"
+BEYOND_PREFIX = "beyond_"
 EVAL_ERROR = "eval_error.txt"
 TENSORBOARD_DIR = "tensorboard"
 MLFLOW_DIR = "mlruns"
@@ -95,6 +101,11 @@ def checkpoint_path(run: str | Path, which: str = "best") -> Path:
     if which not in ("best", "last"):
         raise ValueError(f"checkpoint_path: which must be 'best' or 'last', not {which!r}")
     return Path(run) / CHECKPOINT_DIR / (BEST_CKPT if which == "best" else LAST_CKPT)
+
+
+def beyond_path(folder: str | Path, method: str) -> Path:
+    """FOLDER/beyond_METHOD.json (a run folder, or EVAL/ensemble/REGIME for the ensemble)."""
+    return Path(folder) / f"{BEYOND_PREFIX}{method}.json"
 
 
 def ensemble_dir(out: str | Path, regime: str) -> Path:

@@ -1,6 +1,7 @@
 """Owns the training regimes: for each, its training and validation targets, loss, temperature-
 scaling target, display label and colour, and which of them form the paper's grid. Pure data; every
-layer (config, data, training, evaluation, viz, study) reads it, and it imports nothing of lczldl.
+layer (config, data, training, evaluation, viz, study) reads it, and it imports only
+:mod:`lczldl.constants` (the aggregators' target names).
 
 Adding a regime is one entry in :data:`REGIMES` (the target names must be targets that
 ``lczldl.data.store.make_targets`` serves; ``loss`` a key of ``lczldl.training.losses.LOSSES``).
@@ -11,6 +12,8 @@ against the unsmoothed target.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from lczldl.constants import AGG_ONEHOT_TARGETS, AGG_TARGETS
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Regime:
     ts_target: str
     #: display name in figures and reports
     label: str
-    #: colour in figures (colour-blind safe, Okabe-Ito)
+    #: colour in figures (colour-blind safe: Okabe-Ito, Paul Tol's muted scheme for the aggregators)
     color: str
     #: part of the paper's grid (the study's default regimes)
     paper: bool = False
@@ -36,6 +39,15 @@ class Regime:
     compat17_target: str | None = None
 
 
+#: The crowd-kit aggregators' regimes (opt-in; the store must be prepared with ``--aggregators``):
+#: ``agg_<m>`` trains on the posterior (KL), ``agg_<m>_onehot`` on its argmax (CE); both validate
+#: and are temperature-scaled against their own training target. (method, label, (colour, colour)).
+_AGGREGATOR_STYLE: tuple[tuple[str, str, tuple[str, str]], ...] = (
+    ("one_coin", "one-coin DS", ("#332288", "#88ccee")),
+    ("glad", "GLAD", ("#117733", "#44aa99")),
+    ("mace", "MACE", ("#882255", "#cc6677")),
+    ("wawa", "Wawa", ("#999933", "#ddcc77")),
+)
 #: Every regime, in table / figure order.
 REGIMES: dict[str, Regime] = {r.name: r for r in (
     Regime("onehot", "onehot", "onehot", "ce", "onehot", "one-hot", "#7f7f7f", paper=True),
@@ -46,6 +58,10 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
     Regime("dist_ls", "distribution_ls", "distribution", "kl", "distribution", "distribution + LS",
            "#009e73", paper=True),
     Regime("dawid_skene", "dawid_skene", "dawid_skene", "kl", "dawid_skene", "Dawid-Skene", "#cc79a7"),
+    *(r for m, label, colors in _AGGREGATOR_STYLE for r in (
+        Regime(AGG_TARGETS[m], AGG_TARGETS[m], AGG_TARGETS[m], "kl", AGG_TARGETS[m], label, colors[0]),
+        Regime(AGG_ONEHOT_TARGETS[m], AGG_ONEHOT_TARGETS[m], AGG_ONEHOT_TARGETS[m], "ce",
+               AGG_ONEHOT_TARGETS[m], f"{label} label", colors[1]))),
 )}
 #: The paper's four regimes (the study's default grid), in order.
 PAPER_REGIMES: tuple[str, ...] = tuple(n for n, r in REGIMES.items() if r.paper)

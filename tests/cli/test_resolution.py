@@ -42,8 +42,9 @@ def test_evaluate_bins_0_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("typed, expected", [
-    ([], {"mc_passes": 3, "n_bins": 15}),                             # the file's evaluation section
-    (["--bins", "20", "--mc-passes", "7"], {"mc_passes": 7, "n_bins": 20}),  # typed wins (20 = default)
+    ([], {"mc_passes": 3, "n_bins": 15, "conformal": False, "levels": [0.8]}),   # the file's section
+    (["--bins", "20", "--mc-passes", "7", "--conformal", "--levels", "0.95, 0.9"],
+     {"mc_passes": 7, "n_bins": 20, "conformal": True, "levels": [0.9, 0.95]}),  # typed wins
 ])
 def test_evaluate_reads_the_config_and_typed_options_win(tmp_path, monkeypatch, typed, expected):
     import lczldl.evaluation.runs as ev
@@ -51,9 +52,12 @@ def test_evaluate_reads_the_config_and_typed_options_win(tmp_path, monkeypatch, 
     seen = {}
     monkeypatch.setattr(ev, "evaluate_runs", lambda runs, out=None, **kw: seen.update(kw))
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("evaluation:\n  n_bins: 15\n  mc_passes: 3\nstudy:\n  seeds: '0-1'\n")  # a study YAML
+    cfg.write_text("evaluation:\n  n_bins: 15\n  mc_passes: 3\n  conformal: false\n  conformal_levels: [0.8]\n"
+                   "study:\n  seeds: '0-1'\n")  # a study YAML
     main(["evaluate", "--runs", str(tmp_path), "--config", str(cfg), *typed])
-    assert seen == expected
+    e = seen["evaluation"]
+    assert (seen["mc_passes"], seen["n_bins"], e.conformal, e.conformal_levels) == tuple(expected.values())
+    assert e.selective is True and e.mc_passes == seen["mc_passes"]
 
 
 def test_evaluate_without_config_uses_the_defaults(tmp_path, monkeypatch):
@@ -62,7 +66,17 @@ def test_evaluate_without_config_uses_the_defaults(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(ev, "evaluate_runs", lambda runs, out=None, **kw: seen.update(kw))
     main(["evaluate", "--runs", str(tmp_path)])
+    e = seen.pop("evaluation")
     assert seen == {"mc_passes": 20, "n_bins": 20}                     # the paper's protocol
+    assert (e.conformal, e.selective, e.conformal_levels) == (True, True, [0.9, 0.95])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--levels", "0.9,1.2"], "error: --levels 0.9,1.2: '0.9,1.2': coverage levels must lie in (0, 1), e.g. 0.9,0.95"),
+    (["--levels", "high"], "error: --levels high: 'high': coverage levels must be numbers, e.g. 0.9,0.95"),
+])
+def test_evaluate_bad_levels(tmp_path, capsys, argv, message):
+    assert _fails(["evaluate", "--runs", str(tmp_path), *argv], capsys) == message
 
 
 def test_prepare_reads_the_study_prepare_section_and_typed_options_win(tmp_path, monkeypatch):
@@ -83,13 +97,17 @@ def test_prepare_reads_the_study_prepare_section_and_typed_options_win(tmp_path,
     assert (s.split, s.seed, s.smoothing, s.train_cities) == ("random", 42, 0.08, ["berlin", "rome"])
     main(["data", "prepare", "--raw", str(tmp_path), "--out", str(tmp_path / "s")])
     s = seen["settings"]
-    assert (s.split, s.seed, s.smoothing, s.drop_nonfinite) == ("authors", 42, 0.0, False)
+    assert (s.split, s.seed, s.smoothing, s.drop_nonfinite, s.aggregators) == ("authors", 42, 0.0, False, [])
+    main(["data", "prepare", "--raw", str(tmp_path), "--out", str(tmp_path / "s"), "--aggregators", "wawa,mace"])
+    assert seen["settings"].aggregators == ["mace", "wawa"]          # canonical order: the same store
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--split", "blocks"], "error: --split blocks: expected 'authors', 'random' or 'cities'"),
     (["--smoothing", "-1"], "error: --smoothing -1.0: must be greater than or equal to 0"),
     (["--seed", "-3"], "error: --seed -3: must be greater than or equal to 0"),
+    (["--aggregators", "mace,ds"], "error: --aggregators mace,ds: unknown aggregator ds; choose from "
+                                   "one_coin, glad, mace, wawa"),
 ])
 def test_prepare_bad_values_write_nothing(tmp_path, capsys, argv, message):
     raw = tmp_path / "raw"

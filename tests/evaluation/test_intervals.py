@@ -1,6 +1,6 @@
 """Intervals: bootstrap draws, percentile intervals, weighted reductions and ranks by hand, every
-compute_metrics key under bootstrap counts equal to compute_metrics on the explicit resample, the
-seed interval by hand (t) and equal to summary.bootstrap_ci (bootstrap)."""
+compute_metrics key under bootstrap counts (``weights``) equal to compute_metrics on the explicit
+resample, the seed interval by hand (t) and equal to bootstrap_ci (bootstrap)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
+from lczldl.errors import DataError
 from lczldl.evaluation.intervals import (
+    bootstrap_ci,
     bootstrap_counts,
     bootstrap_indices,
     bootstrap_interval,
     bootstrap_interval_loop,
+    bootstrap_intervals,
     percentile_interval,
     seed_interval,
     weighted_group_means,
@@ -22,8 +25,6 @@ from lczldl.evaluation.intervals import (
     weighted_ranks,
 )
 from lczldl.evaluation.metrics import METRIC_KEYS, compute_metrics
-from lczldl.evaluation.summary import bootstrap_ci
-from lczldl.evaluation.weighted_metrics import metric_intervals, weighted_metrics
 
 
 def test_counts_are_the_index_draws():
@@ -74,12 +75,12 @@ def case(n: int, seed: int):
 
 
 @pytest.mark.parametrize("binning,override", [("right", False), ("left", False), ("right", True)])
-def test_weighted_metrics_equal_compute_metrics_on_resamples(binning, override):
+def test_weighted_compute_metrics_equal_compute_metrics_on_resamples(binning, override):
     p, labels, d = case(400, seed=1)
     conf = np.random.default_rng(2).uniform(0.3, 1.0, 400) if override else None
     idx, w = bootstrap_indices(400, 12, seed=5), bootstrap_counts(400, 12, seed=5)
-    wm = weighted_metrics(p, labels, d, w, n_bins=15, binning=binning, confidence=conf)
-    assert list(wm) == list(METRIC_KEYS)
+    wm = compute_metrics(p, labels, d, n_bins=15, binning=binning, confidence=conf, weights=w)
+    assert list(wm) == list(METRIC_KEYS) and all(v.shape == (12,) for v in wm.values())
     for b in range(12):
         i = idx[b]
         ref = compute_metrics(p[i], labels[i], d[i], n_bins=15, binning=binning,
@@ -91,11 +92,25 @@ def test_weighted_metrics_equal_compute_metrics_on_resamples(binning, override):
                 assert wm[key][b] == pytest.approx(ref[key], rel=1e-10, abs=1e-12), key
 
 
+def test_weighted_compute_metrics_with_unit_counts_and_bad_weights():
+    p, labels, d = case(120, seed=6)
+    one = compute_metrics(p, labels, d, weights=np.ones((1, 120)))
+    ref = compute_metrics(p, labels, d)
+    for key in METRIC_KEYS:
+        assert one[key][0] == pytest.approx(ref[key], rel=1e-12, abs=1e-14, nan_ok=True), key
+    with pytest.raises(DataError, match="weights must be"):
+        compute_metrics(p, labels, d, weights=np.ones((2, 119)))
+
+
+def _metric_intervals(p, labels, d, **kw):
+    return bootstrap_intervals(lambda w: compute_metrics(p, labels, d, weights=w), len(labels), **kw)
+
+
 def test_metric_intervals_chunking_and_bracket():
     p, labels, d = case(300, seed=3)
-    a = metric_intervals(p, labels, d, n_boot=200)
-    b = metric_intervals(p, labels, d, n_boot=200, chunk=300 * 7)            # 7 draws per chunk
-    assert list(a) == list(b)
+    a = _metric_intervals(p, labels, d, n_boot=200)
+    b = _metric_intervals(p, labels, d, n_boot=200, chunk=300 * 7)            # 7 draws per chunk
+    assert list(a) == list(METRIC_KEYS) and list(a) == list(b)
     np.testing.assert_array_equal(np.array(list(a.values())), np.array(list(b.values())))  # NaN == NaN
     point = compute_metrics(p, labels, d)
     for key in ("oa", "ece", "ce_distr", "kappa", "entropy_spearman"):

@@ -204,3 +204,42 @@ def test_map_predictor_is_the_predictor_with_its_seed_stream():
     plain = MapPredictor(models, [1.0, 1.0], mc_passes=0)(x)           # no MC: dropout off, no x2
     np.testing.assert_allclose(plain[:, 0], (1 / (1 + np.exp(-x0)) + 1 / (1 + np.exp(-2 * x0))) / 2,
                                rtol=1e-6)
+
+
+def test_sen2lcz_trunk_once_per_batch_gives_the_same_mc_passes():
+    """Sen2LCZ splits at its first dropout (forward = tail(trunk(x))); MC dropout then runs the trunk
+    once per batch. The passes are bit-identical to full forward passes with the same seed (a wrapper
+    without trunk / tail takes the full path), and the trunk really runs once per batch."""
+    from lczldl.evaluation.predictor import Predictor
+    from lczldl.models import Sen2LCZ
+
+    torch.manual_seed(3)
+    model = Sen2LCZ(num_classes=10, width=4)
+    for m in model.modules():                       # non-trivial running statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    x = np.random.default_rng(0).uniform(0, 0.5, (24, 10, 32, 32)).astype(np.float32)
+
+    class Whole(nn.Module):                        # the same network, seen as one forward
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, t):
+            return self.net(t)
+
+    calls = []
+    model.register_forward_pre_hook(lambda *a: calls.append("forward"))
+    trunk = model.trunk
+    model.trunk = lambda t: calls.append("trunk") or trunk(t)
+    split = Predictor([model], mc_passes=3).predict(x, batch_size=10, seed=5)
+    assert calls == ["trunk"] * 3                   # 3 batches, no full forward
+    del model.trunk
+    whole = Predictor([Whole(model)], mc_passes=3).predict(x, batch_size=10, seed=5)
+    for k in ("probs", "predictive_entropy", "mutual_info"):
+        np.testing.assert_array_equal(split[k], whole[k])
+    with torch.no_grad():
+        model.eval()
+        np.testing.assert_array_equal(model.tail(model.trunk(torch.from_numpy(x))).numpy(),
+                                      model(torch.from_numpy(x)).numpy())

@@ -22,9 +22,15 @@ def test_every_computed_key_is_registered_in_csv_order():
 
 
 def test_directions():
-    higher = {"oa", "maa", "waa", "kappa", "balanced_accuracy", "macro_f1", "entropy_spearman"}
+    higher = {"oa", "maa", "waa", "kappa", "balanced_accuracy", "macro_f1", "entropy_spearman", "acc_at_80",
+              "acc_at_90"}
     for k, m in G.METRICS.items():
-        if m.group == G.OTHER or k in ("mean_confidence", "overconfidence"):
+        if m.group == G.CONFORMAL:          # coverage is set by the level and vote coverage grows with the set
+            want = {"coverage": None, "set_size": False, "vote_coverage": None, "plausible_jaccard": True}
+            assert G.higher_is_better(k) is want[k.split("_", 2)[2]], k
+        elif m.group == G.SIGNAL:           # a signal should detect errors and follow the experts
+            assert G.higher_is_better(k) is True, k
+        elif m.group == G.OTHER or k in ("mean_confidence", "overconfidence"):
             assert G.higher_is_better(k) is None, k
         elif k in higher or k.startswith("oa_ebin"):
             assert G.higher_is_better(k) is True, k
@@ -49,3 +55,21 @@ def test_significance_and_formats():
     assert G.fmt_mean_std(0.81234, math.nan) == "0.8123" and G.fmt_mean_std(math.nan, 0.1) == "–"
     assert G.fmt_signed(0.00404) == "+0.0040" and G.fmt_signed(-0.0312) == "-0.0312"
     assert G.fmt_interval(-0.05, -0.01) == "[-0.0500, -0.0100]" and G.fmt_interval(math.nan, 1.0) == "–"
+
+
+def test_beyond_keys_in_csv_order_and_other_levels():
+    conformal = G.keys(G.CONFORMAL)
+    assert len(conformal) == 3 * 2 * 4 and conformal[:4] == (
+        "lac_90_coverage", "lac_90_set_size", "lac_90_vote_coverage", "lac_90_plausible_jaccard")
+    assert conformal[-1] == "raps_95_plausible_jaccard"
+    assert G.keys(G.SELECTIVE) == ("aurc", "eaurc", "acc_at_80", "acc_at_90")
+    assert G.keys(G.SIGNAL) == ("auroc_max_prob", "auroc_entropy", "auroc_mutual_info", "auroc_disagreement",
+                                "spearman_max_prob", "spearman_mutual_info", "spearman_disagreement")
+    assert G.SIGNAL_SPEARMAN["entropy"] == "entropy_spearman"        # compute_metrics' own, not repeated
+    assert list(G.METRICS)[-len(conformal) - 11:][:len(conformal)] == list(conformal)   # after the old keys
+    m = G.metric("aps_97.5_set_size")
+    assert m is not None and m.group == G.CONFORMAL and m.label == "APS 97.5 %: mean set size"
+    assert G.higher_is_better("aps_97.5_set_size") is False and G.metric("aps_97.5_size") is None
+    assert G.conformal_key("raps", 0.95, "coverage") == "raps_95_coverage"
+    assert G.fmt_mean_interval(0.81234, 0.8, 0.825) == "0.8123 [0.8000, 0.8250]"
+    assert G.fmt_mean_interval(0.81234, math.nan, math.nan) == "0.8123"

@@ -1,4 +1,6 @@
-"""Summary aggregation by hand, bootstrap bracket, and evaluate_runs end to end on a tiny store."""
+"""Summary aggregation by hand (means, std, the 95 % intervals), bootstrap bracket, and evaluate_runs
+end to end on a tiny store (predictions, MC dropout on test and val, beyond-the-paper files, ensemble
+intervals checked against a plain bootstrap loop)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from lczldl.evaluation.summary import aggregate_table, bootstrap_ci, paired_differences, write_summary
+from lczldl.evaluation.intervals import bootstrap_ci
+from lczldl.evaluation.summary import aggregate_table, paired_differences, write_summary
 
 
 def _records():
@@ -31,6 +34,24 @@ def test_aggregate_by_hand():
     ens = rows[("dist", "ensemble")]
     assert ens["n_runs"] == 3 and ens["oa_mean"] == 0.9 and math.isnan(ens["oa_std"])
     assert [r["regime"] for r in aggregate_table(_records())][0] == "onehot"      # REGIMES order
+
+
+def test_intervals_by_hand():
+    """lo / hi: mean -+ t_{0.975, n-1} s / sqrt(n) over seeds; the ensemble's come from its record;
+    one seed or a metric without values gives NaN."""
+    recs = _records()
+    recs[-1]["intervals"] = {"oa": (0.85, 0.95)}
+    recs.append({"regime": "dawid_skene", "method": "plain", "seed": 0, "metrics": {"oa": 0.7, "ece": 0.1}})
+    rows = {(r["regime"], r["method"]): r for r in aggregate_table(recs)}
+    oh = rows[("onehot", "plain")]
+    half = 4.302652729 * oh["oa_std"] / math.sqrt(3)                  # t_{0.975, 2}
+    assert oh["oa_lo"] == pytest.approx(2.5 / 3 - half, abs=1e-8) and oh["oa_hi"] == pytest.approx(2.5 / 3 + half, abs=1e-8)
+    ens = rows[("dist", "ensemble")]
+    assert (ens["oa_lo"], ens["oa_hi"]) == (0.85, 0.95) and math.isnan(ens["ece_lo"])
+    one = rows[("dawid_skene", "plain")]
+    assert one["oa_mean"] == 0.7 and math.isnan(one["oa_lo"]) and math.isnan(one["oa_hi"])
+    cols = list(oh)
+    assert cols[:7] == ["regime", "method", "n_runs", "oa_mean", "oa_std", "oa_lo", "oa_hi"]
 
 
 def test_paired_differences_by_hand():
@@ -126,9 +147,10 @@ def test_evaluate_runs_end_to_end(tmp_path):
     with np.load(run / "predictions.npz") as z:
         for key in ("probs", "log_probs", "labels", "distributions", "vote_entropy", "votes", "city",
                     "val_log_probs", "val_labels", "val_distributions", "mc_probs", "mc_entropy",
-                    "mc_mutual_info"):
+                    "mc_mutual_info", "val_mc_probs"):
             assert key in z.files, key
         assert z["probs"].shape == (20, 10) and z["val_log_probs"].shape == (16, 10)
+        assert z["val_mc_probs"].shape == (16, 10)
         probs = z["probs"]
     # predictions equal the model's own output
     from lczldl.models.io import load_model
@@ -146,6 +168,7 @@ def test_evaluate_runs_end_to_end(tmp_path):
     assert got == {(g, m): "2" for g in ("onehot", "dist") for m in ("plain", "temperature", "mc_dropout", "ensemble")}
     assert (out / "paired.csv").is_file() and (out / "summary.md").is_file()
     _check_ensemble_and_mc_from_files(runs, out, tmp_path / "store")
+    _check_beyond_files(runs, out)
     # second call: predictions are not redone
     mtime = (run / "predictions.npz").stat().st_mtime_ns
     evaluate_runs(runs, out=out, mc_passes=3, n_bins=10, progress=False)
@@ -193,6 +216,57 @@ def _check_ensemble_and_mc_from_files(runs, out, store):
         np.testing.assert_allclose(z["mc_probs"], mc_mean, atol=1e-6)
         np.testing.assert_allclose(z["mc_entropy"], h, atol=1e-6)
         np.testing.assert_allclose(z["mc_mutual_info"], mi, atol=1e-6)
+    xv = torch.from_numpy(np.load(store / "val" / "image.npy").astype(np.float32) / 10000)
+    torch.manual_seed(0)                                  # val gets its own seeded passes
+    with torch.no_grad():
+        val_mc = np.mean([model(xv).double().exp().numpy() for _ in range(3)], axis=0)
+    with np.load(run / "predictions.npz") as z:
+        np.testing.assert_allclose(z["val_mc_probs"], val_mc, atol=1e-6)
     mc = json.loads((run / "metrics_mc.json").read_text())
     assert mc["mean_mutual_info"] == pytest.approx(float(mi.mean()), abs=1e-6)
     assert mc["oa"] == pytest.approx(float((mc_mean.argmax(1) == labels).mean()))
+
+
+def _lac_set_size(cal_p, cal_y, p, level):
+    """LAC sets by hand: q = the ceil((n + 1) level)-th smallest 1 - p_y on calibration."""
+    scores = np.sort(1.0 - cal_p[np.arange(len(cal_y)), cal_y])
+    k = math.ceil((len(scores) + 1) * level)
+    q = np.inf if k > len(scores) else scores[k - 1]
+    return float(((1.0 - p) <= q).sum(1).mean())
+
+
+def _check_beyond_files(runs, out):
+    """beyond_<method>.json per run and method with headline numbers checked by hand, their columns
+    in summary.csv, and the ensemble's bootstrap interval equal to a plain loop over index draws."""
+    from lczldl.evaluation.intervals import bootstrap_interval_loop
+
+    run = runs / "dist" / "seed0"
+    with np.load(run / "predictions.npz") as z:
+        pred = {k: z[k] for k in z.files}
+    for method, cal, test in (("plain", None, pred["probs"]), ("mc_dropout", pred["val_mc_probs"], pred["mc_probs"])):
+        obj = json.loads((run / f"beyond_{method}.json").read_text())
+        if cal is None:
+            cal = np.exp(pred["val_log_probs"].astype(np.float64))
+            cal /= cal.sum(1, keepdims=True)
+        for lv in (0.9, 0.95):
+            want = _lac_set_size(cal.astype(np.float64), pred["val_labels"], test.astype(np.float64), lv)
+            assert obj[f"lac_{100 * lv:g}_set_size"] == pytest.approx(want, abs=1e-12), (method, lv)
+        err = test.argmax(1) != pred["labels"]
+        assert obj["meta"]["levels"] == [0.9, 0.95] and obj["detail"]["n"] == 20
+        assert obj["detail"]["risk_coverage"]["risk"][-1] == pytest.approx(err.mean())
+        assert ("auroc_mutual_info" in obj) == (method == "mc_dropout")
+    assert (run / "beyond_temperature.json").is_file()
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    row = next(r for r in rows if r["regime"] == "dist" and r["method"] == "plain")
+    per_seed = [json.loads((runs / "dist" / f"seed{s}" / "beyond_plain.json").read_text())["aurc"] for s in (0, 1)]
+    assert float(row["aurc_mean"]) == pytest.approx(np.mean(per_seed))
+    half = 12.706204736 * np.std(per_seed, ddof=1) / math.sqrt(2)    # t_{0.975, 1}: 2 seeds
+    assert float(row["aurc_lo"]) == pytest.approx(np.mean(per_seed) - half, abs=1e-8)
+    ens = next(r for r in rows if r["regime"] == "dist" and r["method"] == "ensemble")
+    with np.load(out / "ensemble" / "dist" / "predictions.npz") as z:
+        p, y = z["probs"].astype(np.float64), z["labels"]
+        assert z["disagreement"].shape == (20,)
+    lo, hi = bootstrap_interval_loop(lambda pp, yy: float((pp.argmax(1) == yy).mean()), [p, y])
+    assert (float(ens["oa_lo"]), float(ens["oa_hi"])) == pytest.approx((lo, hi), abs=1e-12)
+    assert "auroc_disagreement_mean" in ens and float(ens["lac_90_set_size_lo"]) <= float(ens["lac_90_set_size_mean"])
+    assert (out / "ensemble" / "dist" / "beyond_ensemble.json").is_file()

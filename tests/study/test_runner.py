@@ -286,3 +286,17 @@ def test_raw_votes_that_fail_to_prepare_leave_no_study_folder(tmp_path):
     with pytest.raises(LczldlError, match="unknown city file"):
         run_study(data=raw, out=out, work=WORK, progress=False)
     assert not out.exists()
+
+
+def test_intervals_option_redoes_only_the_report(store, tmp_path):
+    """--intervals changes how the report shows the summary, nothing else: a rerun with it runs the
+    report unit alone, which gets the option in its spec; the evaluation settings reach every unit."""
+    out = tmp_path / "study"
+    study_run(store, out, seeds="0")
+    first = calls(out)
+    info = study_run(store, out, seeds="0", intervals=True)
+    assert calls(out)[len(first):] == ["report"] and info["study_config"]["intervals"] is True
+    spec = json.loads((out / "units" / "report.spec.json").read_text())
+    assert spec["intervals"] is True
+    assert spec["evaluation"] == {"n_bins": 20, "mc_passes": 20, "conformal": True, "selective": True,
+                                  "conformal_levels": [0.9, 0.95]}

@@ -162,3 +162,19 @@ def test_missing_logger_package_is_a_config_error(tiny_store, tmp_path, monkeypa
     with pytest.raises(ConfigError, match=f"train.logger={kind}.*pip install"):
         train_run(tiny_store, "onehot", 0, tmp_path / "runs", overrides=[f"train.logger={kind}"], progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+def test_evaluation_and_prepare_switches():
+    """The beyond-the-paper switches: levels sorted without repeats, in (0, 1); aggregators known
+    and in canonical order (the same store whatever order they were given in); study.intervals."""
+    c = load_config(None, ["evaluation.conformal_levels=[0.95, 0.9, 0.95]", "evaluation.selective=false"])
+    assert (c.evaluation.conformal_levels, c.evaluation.selective, c.evaluation.conformal) == ([0.9, 0.95], False, True)
+    assert load_config(None, None, **{"evaluation.conformal_levels": "0.8"}).evaluation.conformal_levels == [0.8]
+    for bad in ("[0.9, 1.0]", "[]", "[0]"):
+        with pytest.raises(ConfigError, match="evaluation.conformal_levels"):
+            load_config(None, [f"evaluation.conformal_levels={bad}"])
+    c = load_config(None, ["study.prepare.aggregators=[wawa, mace]", "study.intervals=true"])
+    assert c.study.prepare.aggregators == ["mace", "wawa"] and c.study.intervals is True
+    assert load_config(None, ["study.prepare.aggregators=glad,one_coin"]).study.prepare.aggregators == ["one_coin", "glad"]
+    with pytest.raises(ConfigError, match="unknown aggregator crowdkit_ds"):
+        load_config(None, ["study.prepare.aggregators=[crowdkit_ds]"])

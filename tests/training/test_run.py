@@ -140,3 +140,39 @@ def test_train_accepts_a_study_yaml_and_records_the_run_sections_only(tiny_store
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "finished" and info["epochs"] == 1 and "study" not in info["config"]
     assert set(yaml.safe_load((run / "config.yaml").read_text())) == {"data", "model", "train", "evaluation"}
+
+
+@pytest.fixture(scope="module")
+def agg_store(tiny_store, tmp_path_factory):
+    """The tiny store with an agg_mace target: a sharpened vote distribution (what MACE-like
+    posteriors look like), as prepare --aggregators mace would write it."""
+    import shutil
+
+    store = tmp_path_factory.mktemp("agg") / "store"
+    shutil.copytree(tiny_store, store)
+    for split in ("train", "val", "test"):
+        d = np.load(store / split / "distribution.npy").astype(np.float64) ** 4 + 1e-3
+        np.save(store / split / "agg_mace.npy", (d / d.sum(1, keepdims=True)).astype(np.float32))
+    return store
+
+
+@pytest.mark.parametrize("regime, loss", [("agg_mace", "kl"), ("agg_mace_onehot", "ce")])
+def test_aggregator_regimes_train_and_validate_on_their_target(agg_store, tmp_path, regime, loss):
+    run = _train(agg_store, tmp_path, regime, epochs=1)
+    info = json.loads((run / "run.json").read_text())
+    assert (info["train_target"], info["val_target"], info["loss"]) == (regime, regime, loss)
+    got = _val_loss_of(run / "checkpoints" / "best.ckpt", agg_store, regime, loss)
+    assert got == pytest.approx(info["best_val_loss"], abs=2e-5)
+    post = np.load(agg_store / "val" / "agg_mace.npy")
+    from lczldl.data.store import LCZDataset
+
+    want = post if regime == "agg_mace" else np.eye(10, dtype=np.float32)[post.argmax(1)]
+    np.testing.assert_array_equal(LCZDataset(agg_store, "val", target=regime).targets, want)
+
+
+def test_aggregator_regime_without_its_target_is_a_one_line_error(tiny_store, tmp_path):
+    from lczldl.errors import DataError
+
+    with pytest.raises(DataError, match="no agg_glad target in the store .*--aggregators glad"):
+        _train(tiny_store, tmp_path, "agg_glad", epochs=1)
+    assert not (tmp_path / "agg_glad" / "seed0" / "checkpoints").exists()

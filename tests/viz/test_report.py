@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from lczldl.errors import RunError
+from lczldl.evaluation.beyond import evaluate_prediction
+from lczldl.evaluation.files import write_metrics
 from lczldl.evaluation.metrics import compute_metrics
+from lczldl.viz import beyond_section as BS
 from lczldl.viz import report as R
 
 K = 10
@@ -98,7 +101,11 @@ def make_study(root: Path, summary: bool = True) -> Path:
                 "temperature": 1.5}
         (run / "metrics_ts.json").write_text(json.dumps(m_ts))
         (run / "run.json").write_text(json.dumps({"status": "finished"}))
-        records += [{"regime": reg, "method": "plain", "seed": seed, "metrics": m},
+        val = _predictions(rng, 200, sharp)                 # the conformal calibration split
+        head, detail, _, _ = evaluate_prediction(p["probs"], p["labels"], p["votes"], p["vote_entropy"],
+                                                 cal_probs=val["probs"], cal_labels=val["labels"])
+        write_metrics(run / "beyond_plain.json", head, {"method": "plain", "levels": [0.9, 0.95]}, detail=detail)
+        records += [{"regime": reg, "method": "plain", "seed": seed, "metrics": {**m, **head}},
                     {"regime": reg, "method": "temperature", "seed": seed, "metrics": m_ts}]
     (study / "runs" / "dist" / "seed1").mkdir()          # failed run: folder without outputs
     if summary:
@@ -114,7 +121,7 @@ def built(tmp_path_factory):
 
 
 def test_every_figure_written(built):
-    for stem, _ in R.FIGURES:
+    for stem, _ in R.FIGURES + BS.FIGURES:
         for ext in ("png", "pdf"):
             f = built / "figures" / f"{stem}.{ext}"
             assert f.is_file() and f.stat().st_size > 2000, f
@@ -124,7 +131,7 @@ def test_every_figure_written(built):
 def test_html_is_self_contained(built):
     html = (built / "report.html").read_text()
     imgs = re.findall(r"<img [^>]*src=\"([^\"]+)\"", html)
-    assert len(imgs) == len(R.FIGURES)
+    assert len(imgs) == len(R.FIGURES) + len(BS.FIGURES)
     assert all(s.startswith("data:image/png;base64,") for s in imgs)
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
     assert "http://" not in html and "https://" not in html
@@ -177,8 +184,41 @@ def test_failures_missing_runs_data_and_config(built):
         assert "About this study" in text and "3 epochs instead of up to 300" in text
     # markdown references the figures by relative path and they exist
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(refs) == len(R.FIGURES)
+    assert len(refs) == len(R.FIGURES) + len(BS.FIGURES)
     assert all(not Path(r).is_absolute() and (built / r).is_file() for r in refs)
+
+
+def test_beyond_the_paper_section(built):
+    md = (built / "report.md").read_text()
+    sec = md[md.index("## Beyond the paper"):md.index("## Configuration and versions")]
+    for stem, caption in BS.FIGURES:                       # every figure with its one-line caption
+        assert f"![{stem}](figures/{stem}.png)" in sec
+        assert f"*{caption.format(level='90', score='APS')}*" in sec
+    rows = list(csv.DictReader(open(built / "summary.csv")))
+    oh = next(r for r in rows if r["regime"] == "onehot" and r["method"] == "plain")
+    for key in ("aps_90_set_size", "raps_95_plausible_jaccard", "aurc", "acc_at_90", "auroc_max_prob"):
+        assert f"{float(oh[key + '_mean']):.4f} ± {float(oh[key + '_std']):.4f}" in sec, key
+    assert "### Conformal prediction sets at 90 %" in sec and "### Conformal prediction sets at 95 %" in sec
+    assert "| LAC coverage | LAC size | LAC vote cov. | LAC Jaccard |" in sec
+    # the temperature rows have no beyond file here: they are not listed in the beyond tables
+    assert "temperature scaling" not in sec.split("### Selective prediction")[1].split("###")[0]
+
+
+def test_report_with_intervals(built, tmp_path):
+    """--intervals: every results cell is mean [lo, hi] with the lo / hi of summary.csv (Student t over
+    the seeds, checked by hand for one cell)."""
+    study = tmp_path / "study"
+    shutil.copytree(built, study)
+    R.write_report(study, intervals=True)
+    html = (study / "report.html").read_text()
+    rows = list(csv.DictReader(open(study / "summary.csv")))
+    oh = next(r for r in rows if r["regime"] == "onehot" and r["method"] == "plain")
+    lo, hi = float(oh["oa_lo"]), float(oh["oa_hi"])
+    runs = [json.loads((study / "runs" / "onehot" / f"seed{s}" / "metrics.json").read_text())["oa"] for s in range(3)]
+    half = 4.302652729911275 * np.std(runs, ddof=1) / np.sqrt(3)          # t_{0.975, 2}
+    assert (lo, hi) == pytest.approx((np.mean(runs) - half, np.mean(runs) + half), abs=1e-9)
+    assert f"{float(oh['oa_mean']):.4f} [{lo:.4f}, {hi:.4f}]" in html
+    assert f"{float(oh['oa_mean']):.4f} ± " not in html and "mean [95 % interval]" in html
 
 
 def test_status_while_the_report_unit_runs():

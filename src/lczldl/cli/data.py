@@ -36,6 +36,9 @@ def prepare(
     smoothing: float = typer.Option(None, "--smoothing", help="Distribution smoothing a: (c+a)/(n(1+a)) [config: 0]."),
     drop_nonfinite: bool = typer.Option(None, "--drop-nonfinite/--keep-nonfinite",
                                         help="Drop rows with NaN/inf pixels instead of failing [config: keep]."),
+    aggregators: str = typer.Option(None, "--aggregators", help=(
+        "Comma list of crowd-kit aggregators whose posteriors become soft targets agg_<name>: "
+        "one_coin, glad, mace, wawa (needs crowd-kit; GLAD is slow on large stores) [config: none].")),
 ) -> None:
     """Read raw vote files, build labels and write train/val/test into a prepared store."""
     from lczldl.cli.options import resolve
@@ -43,7 +46,8 @@ def prepare(
     given = {"split": ("--split", split), "seed": ("--seed", seed),
              "train_cities": ("--train-cities", train_cities), "val_cities": ("--val-cities", val_cities),
              "test_cities": ("--test-cities", test_cities), "smoothing": ("--smoothing", smoothing),
-             "drop_nonfinite": ("--drop-nonfinite", drop_nonfinite)}
+             "drop_nonfinite": ("--drop-nonfinite", drop_nonfinite),
+             "aggregators": ("--aggregators", aggregators)}
     settings = resolve(config, {f"study.prepare.{k}": v for k, v in given.items()}).study
     from lczldl.config import PrepareConfig
     from lczldl.data.prepare import prepare_store

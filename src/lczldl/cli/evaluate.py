@@ -15,12 +15,21 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(None, "--config", help="YAML config file (its evaluation section)."),
         mc_passes: int = typer.Option(None, "--mc-passes", help="MC dropout passes [config: 20]."),
         n_bins: int = typer.Option(None, "--bins", help="Calibration bins [config: 20]."),
+        conformal: bool = typer.Option(None, "--conformal/--no-conformal", help=(
+            "Split-conformal sets (LAC, APS, RAPS) calibrated on val [config: on].")),
+        selective: bool = typer.Option(None, "--selective/--no-selective", help=(
+            "Selective prediction (AURC, accuracy at coverage) and uncertainty signals [config: on].")),
+        levels: str = typer.Option(None, "--levels", help="Conformal coverage levels, comma list [config: 0.9,0.95]."),
     ) -> None:
-        """Evaluate every finished run: predictions, metrics, temperature scaling, MC dropout, ensembles, summary."""
+        """Evaluate every finished run: predictions, metrics, temperature scaling, MC dropout, conformal
+        sets, selective prediction, ensembles, summary."""
         from lczldl.cli.options import resolve
 
         ev = resolve(config, {"evaluation.mc_passes": ("--mc-passes", mc_passes),
-                              "evaluation.n_bins": ("--bins", n_bins)}).evaluation
+                              "evaluation.n_bins": ("--bins", n_bins),
+                              "evaluation.conformal": ("--conformal", conformal),
+                              "evaluation.selective": ("--selective", selective),
+                              "evaluation.conformal_levels": ("--levels", levels)}).evaluation
         from lczldl.evaluation.runs import evaluate_runs
 
-        evaluate_runs(runs, out=out, mc_passes=ev.mc_passes, n_bins=ev.n_bins)
+        evaluate_runs(runs, out=out, mc_passes=ev.mc_passes, n_bins=ev.n_bins, evaluation=ev)

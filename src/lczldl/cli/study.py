@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
         seeds: str = typer.Option(None, "--seeds", help="e.g. 0-4 or 0,1,2 [config; default: 0-4]."),
         workers: int = typer.Option(None, "--workers", help="Units run at once on this machine [config; default: 1]."),
         executor: str = typer.Option(None, "--executor", help="local | slurm [config; default: local]."),
+        intervals: bool = typer.Option(None, "--intervals/--no-intervals", help=(
+            "Report tables show mean [lo, hi] (95 %) instead of mean ± std [config: study.intervals; no].")),
     ) -> None:
         """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report.
 
@@ -24,14 +26,19 @@ def register(app: typer.Typer) -> None:
         from lczldl.study.runner import run_study
 
         run_study(data=data, out=out, config=config, regimes=regimes, seeds=seeds,
-                  workers=workers, executor=executor)
+                  workers=workers, executor=executor, intervals=intervals)
 
     @app.command("figures")
-    def figures(study: Path = typer.Option(..., "--study", help="Study folder.")) -> None:
+    def figures(
+        study: Path = typer.Option(..., "--study", help="Study folder."),
+        intervals: bool = typer.Option(None, "--intervals/--no-intervals", help=(
+            "Report tables show mean [lo, hi] (95 %: over seeds, Student t; ensemble: bootstrap over "
+            "test images) instead of mean ± std [default: the study's study.intervals].")),
+    ) -> None:
         """Redraw every figure and the report from saved predictions."""
         from lczldl.viz.report import redraw_study
 
-        redraw_study(study)
+        redraw_study(study, intervals=intervals)
 
     from lczldl.study.demo import DEFAULT_PROFILE, PROFILES
 

@@ -33,12 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from lczldl.constants import N_URBAN
+from lczldl.constants import N_URBAN, SOFT_AGGREGATORS
 from lczldl.data.dawid_skene import log_likelihood
 
-#: crowd-kit aggregators offered as soft targets (``crowdkit_ds`` is for cross-checks only: the
-#: project's own Dawid-Skene in data/dawid_skene.py is the ``dawid_skene`` target)
-AGGREGATORS: tuple[str, ...] = ("one_coin", "glad", "mace", "wawa", "crowdkit_ds")
+#: crowd-kit aggregators this module runs: those offered as soft targets (constants.SOFT_AGGREGATORS)
+#: and ``crowdkit_ds``, for cross-checks only (the project's own Dawid-Skene in data/dawid_skene.py
+#: is the ``dawid_skene`` target)
+AGGREGATORS: tuple[str, ...] = (*SOFT_AGGREGATORS, "crowdkit_ds")
 #: iteration caps (one iteration = one E- and one M-step); the twin needs far fewer except crowd-kit's DS
 DEFAULT_MAX_ITER: dict[str, int] = {"one_coin": 500, "glad": 300, "mace": 500, "crowdkit_ds": 1000}
 #: stop when max |posterior change| over all rows and classes in one iteration is <= DEFAULT_TOL
@@ -248,13 +249,12 @@ def target_report(targets: dict[str, np.ndarray], distribution: np.ndarray,
                   labels: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """How far each (N, K) training target is from the (N, K) raw vote distribution (for
     ``data inspect``; JSON-friendly). Per target: ``kl`` mean KL(distribution || target) in nats
-    (target floored at metrics.LOG_FLOOR, 0 log 0 = 0: a target that puts 0 where experts voted
+    (target floored at distributions.LOG_FLOOR, 0 log 0 = 0: a target that puts 0 where experts voted
     costs -log 1e-12 = 27.6 nats per unit of vote mass), ``tv`` mean total variation, ``entropy``
     mean entropy (nats), ``entropy_histogram`` counts per paper vote-entropy bin (of the target's
     own entropy), and with ``labels`` (N,) class indices ``argmax_agreement`` = share of rows whose
     argmax is the label (first index on ties)."""
-    from lczldl.distributions import entropy_histogram, entropy_nats, tv_distance
-    from lczldl.evaluation.metrics import LOG_FLOOR
+    from lczldl.distributions import LOG_FLOOR, entropy_histogram, entropy_nats, tv_distance
 
     d = np.asarray(distribution, dtype=np.float64)
     out: dict[str, dict[str, Any]] = {}
@@ -264,7 +264,8 @@ def target_report(targets: dict[str, np.ndarray], distribution: np.ndarray,
             raise ValueError(f"target {name!r} has shape {t.shape}, distribution {d.shape}")
         n = max(len(d), 1)
         ent = entropy_nats(t)
-        row = {"kl": float((-entropy_nats(d) - (d * np.log(np.maximum(t, LOG_FLOOR))).sum(axis=1)).mean()),
+        kl = -entropy_nats(d) - (d * np.log(np.maximum(t, LOG_FLOOR))).sum(axis=1)
+        row = {"kl": float(np.maximum(kl, 0.0).mean()),          # >= 0; rounding can give -1e-17
                "tv": tv_distance(t, d) / n, "entropy": float(ent.mean()),
                "entropy_histogram": [int(c) for c in entropy_histogram(ent)]}
         if labels is not None:

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from lczldl.constants import BANDS, N_URBAN
-from lczldl.data.store import TARGET_ALIASES, TARGETS, LCZDataset, band_indices, open_store
+from lczldl.data.store import TARGET_ALIASES, TARGETS, LCZDataset, band_indices, open_store, require_target
 from lczldl.errors import DataError
 
 
@@ -94,6 +94,8 @@ class LCZDataModule(L.LightningDataModule):
         for name, t in (("target", target), ("eval_target", eval_target)):
             if t is not None and TARGET_ALIASES.get(t, t) not in TARGETS:
                 raise DataError(f"unknown {name} '{t}'; use one of {', '.join(TARGETS)}")
+            if t is not None and "train" in self.store.splits:
+                require_target(self.store.split("train"), t, str(self.store_path))
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1, got {batch_size}")
         self.target = target

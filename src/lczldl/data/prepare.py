@@ -94,20 +94,32 @@ def _check_paths(raw: Path, out: Path) -> None:
                         "choose a new or empty folder (it would be replaced)")
 
 
+def check_crowdkit() -> None:
+    """DataError (one line, how to install it) when crowd-kit, which the aggregators need, is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("crowdkit") is None:
+        raise DataError("--aggregators needs crowd-kit, which is not installed; "
+                        "pip install 'lcz-ldl[aggregate]' (or crowd-kit>=1.4)")
+
+
 def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *,
                   progress: bool = True) -> dict:
     """Prepare the raw vote files in ``raw`` into the store ``out``; returns the manifest.
 
     ``settings`` (default: :class:`~lczldl.config.PrepareConfig`'s defaults): the split
     (authors | random | cities with the three city lists), the seed of its random parts, the
-    smoothing a of the stored distribution (c + a) / (n (1 + a)) (0 = raw vote shares), and
-    whether rows with NaN/inf pixels are dropped instead of failing.
+    smoothing a of the stored distribution (c + a) / (n (1 + a)) (0 = raw vote shares), whether
+    rows with NaN/inf pixels are dropped instead of failing, and the crowd-kit aggregators whose
+    posteriors are written as soft targets ``agg_<method>``.
     """
     from lczldl.data.prepare_plan import make_plan, open_sources, recorded_config
 
     raw, out = Path(raw), Path(out)
     settings = settings if settings is not None else PrepareConfig()
     _check_paths(raw, out)
+    if settings.aggregators:
+        check_crowdkit()
     cities, sources = open_sources(raw)
     config = recorded_config(settings, CHUNK)
     old = _same_store(out, sources, config)

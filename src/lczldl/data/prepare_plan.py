@@ -3,12 +3,15 @@ written): the raw files and their checksums, each city's labels and dropped rows
 soft targets fitted on the votes (Dawid-Skene posteriors) and each split's per-row arrays.
 
 Label aggregation uses votes only, never images or test labels (as in crowdsourcing): Dawid-Skene
-is fitted by EM on the votes of all kept rows of all splits. Further soft targets computed at
-prepare time go into :attr:`PreparePlan.soft_targets` and are written beside ``dawid_skene.npy``.
+(best of several EM starts, with a rival optimum reported) and the opt-in crowd-kit aggregators
+(``aggregators``: posteriors ``agg_<method>``) are fitted on the votes of all kept rows of all
+splits. Soft targets go into :attr:`PreparePlan.soft_targets` and are written beside
+``distribution.npy``; each fit's summary into :attr:`PreparePlan.fits` (the manifest).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from lczldl.config import PrepareConfig
-from lczldl.constants import ALL_CITIES, N_URBAN
+from lczldl.constants import AGG_TARGETS, ALL_CITIES, N_URBAN
 from lczldl.layout import SPLIT_NAMES
 
 #: the drop reason of rows with non-finite pixels (with ``drop_nonfinite``)
 DROP_NONFINITE = "nonfinite_pixels"
-DS_NOTE = "Dawid-Skene EM fitted on the votes of all kept rows of all splits (votes only, no images)"
+DS_NOTE = ("Dawid-Skene EM fitted on the votes of all kept rows of all splits (votes only, no images), "
+           "best log-likelihood of several starts (data.dawid_skene.fit_dawid_skene_multistart)")
 
 
 @dataclass
@@ -72,7 +76,7 @@ def recorded_config(settings: PrepareConfig, chunk_rows: int) -> dict[str, Any]:
             "val_cities": list(settings.val_cities) if settings.val_cities else None,
             "test_cities": list(settings.test_cities) if settings.test_cities else None,
             "smoothing": float(settings.smoothing), "drop_nonfinite": bool(settings.drop_nonfinite),
-            "dawid_skene": DS_NOTE, "chunk_rows": chunk_rows}
+            "dawid_skene": DS_NOTE, "aggregators": list(settings.aggregators), "chunk_rows": chunk_rows}
 
 
 def open_sources(raw: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -110,23 +114,60 @@ def make_plan(cities: dict[str, Any], sources: dict[str, str], settings: Prepare
     plan = PreparePlan(cities=cities, labels=labels, kept=kept, parts=parts, soft_targets={},
                        dropped_by_city=dropped_by_city, sources=sources, config=config)
     fit_dawid_skene_targets(plan)
+    fit_aggregated_targets(plan, settings.aggregators, progress)
     return plan
 
 
-def fit_dawid_skene_targets(plan: PreparePlan) -> None:
-    """Dawid-Skene posteriors of every kept row (EM on the votes of all splits) into
-    ``plan.soft_targets["dawid_skene"]`` and the fit's summary into ``plan.fits``."""
-    from lczldl.data.dawid_skene import fit_dawid_skene
+def _kept_votes(plan: PreparePlan) -> np.ndarray:
+    """(rows, E) votes of every kept row, cities in plan order, rows in file order."""
+    return np.concatenate([plan.labels[c].votes[plan.kept[c]] for c in plan.cities])
 
-    all_votes = np.concatenate([plan.labels[c].votes[plan.kept[c]] for c in plan.cities])
-    ds = fit_dawid_skene(all_votes, N_URBAN)
+
+def _per_city(plan: PreparePlan, posteriors: np.ndarray) -> dict[str, np.ndarray]:
+    """(rows, K) posteriors of :func:`_kept_votes`' rows -> city -> (kept rows, K) float32."""
     post, offset = {}, 0
     for c in plan.cities:
-        post[c] = ds.posteriors[offset:offset + len(plan.kept[c])].astype(np.float32)
+        post[c] = np.asarray(posteriors[offset:offset + len(plan.kept[c])], dtype=np.float32)
         offset += len(plan.kept[c])
-    plan.soft_targets["dawid_skene"] = post
+    return post
+
+
+def fit_dawid_skene_targets(plan: PreparePlan) -> None:
+    """Dawid-Skene posteriors of every kept row (EM on the votes of all splits, the best of several
+    starts) into ``plan.soft_targets["dawid_skene"]`` and the fit's summary into
+    ``plan.fits["dawid_skene"]``: the winning start, every start's log-likelihood and iterations, and
+    the rival optimum (which classes swap, how many rows) or None."""
+    from lczldl.data.dawid_skene import fit_dawid_skene_multistart
+
+    all_votes = _kept_votes(plan)
+    fit = fit_dawid_skene_multistart(all_votes, N_URBAN)
+    ds = fit.best
+    plan.soft_targets["dawid_skene"] = _per_city(plan, ds.posteriors)
     plan.fits["dawid_skene"] = {"n_iter": int(ds.n_iter), "converged": bool(ds.converged),
-                                "log_likelihood": float(ds.log_likelihood), "rows": int(len(all_votes))}
+                                "log_likelihood": float(ds.log_likelihood), "rows": int(len(all_votes)),
+                                "start": fit.best_start, "starts": fit.starts, "rival": fit.rival}
+
+
+def fit_aggregated_targets(plan: PreparePlan, methods: list[str], progress: bool = False) -> None:
+    """Posteriors of each crowd-kit aggregator in ``methods`` (fitted on the votes of all kept rows,
+    like Dawid-Skene) into ``plan.soft_targets["agg_<method>"]`` and its info (iterations,
+    converged, seconds, crowd-kit version) into ``plan.fits["aggregation"][method]``."""
+    if not methods:
+        return
+    from lczldl.data.aggregation import aggregate
+
+    all_votes = _kept_votes(plan)
+    infos = {}
+    for m in methods:
+        if progress:
+            print(f"crowd-kit {m} on the votes of {len(all_votes):,} rows ...", file=sys.stderr, flush=True)
+        res = aggregate(all_votes, m, num_classes=N_URBAN)
+        plan.soft_targets[AGG_TARGETS[m]] = _per_city(plan, res.posteriors)
+        infos[m] = res.info
+        if progress:
+            print(f"  {m}: {res.info['iterations']} iterations, converged {res.info['converged']}, "
+                  f"{res.info['seconds']:.1f} s", file=sys.stderr, flush=True)
+    plan.fits["aggregation"] = infos
 
 
 def split_columns(plan: PreparePlan, split: str) -> dict[str, np.ndarray]:

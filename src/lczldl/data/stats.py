@@ -1,8 +1,9 @@
 """Vote statistics of a label set and their distance to the real release (``lczldl data inspect``).
 
 Pure functions first (:func:`vote_statistics`, :func:`tv_distance`, :func:`compare_to_reference`),
-readers (:func:`load_reference`, :func:`statistics_of_path`) and the rich printer
-(:func:`inspect_path`) last.
+readers (:func:`load_reference`, :func:`statistics_of_path`, :func:`soft_target_report`) and the
+rich printer (:func:`inspect_path`) last. For a prepared store it also reports each soft target's
+distance to the raw vote distribution and the Dawid-Skene rival recorded in the manifest.
 
 Conventions: ``distributions`` are (N, 10) urban vote distributions (rows sum to 1, class index i
 <-> LCZ i+1); ``majority`` is the (N,) majority class index 0..9. Entropies are in nats and binned
@@ -20,6 +21,7 @@ mean is too noisy: LCZ 1 is 0.7 % of the rows, ~40 rows in the small twin).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -191,12 +193,29 @@ def _pool(parts: list[dict]) -> tuple[np.ndarray, np.ndarray]:
             np.concatenate([p["majority"] for p in parts]))
 
 
+def soft_target_report(store: Any) -> dict[str, dict[str, Any]]:
+    """Every soft target the store holds (distribution, dawid_skene, agg_*), all splits pooled:
+    :func:`lczldl.data.aggregation.target_report` against the raw vote distribution (urban vote
+    shares recomputed from votes.npy, unsmoothed) with the majority labels."""
+    from lczldl.data.aggregation import target_report
+    from lczldl.data.labels import urban_distribution, vote_counts
+
+    parts = [store.split(s) for s in store.splits]
+    if not parts:
+        return {}
+    names = [n for n in parts[0].soft_targets() if all(n in a.soft_targets() for a in parts)]
+    raw = np.concatenate([urban_distribution(vote_counts(np.asarray(a.votes))) for a in parts])
+    targets = {n: np.concatenate([np.asarray(a.soft_targets()[n]) for a in parts]) for n in names}
+    return target_report(targets, raw, np.concatenate([np.asarray(a.label) for a in parts]))
+
+
 def statistics_of_path(path: Path) -> tuple[str, dict[str, dict], dict]:
     """Statistics of a prepared store, a raw vote folder or a distributions .h5.
 
     Returns (kind, {group: vote_statistics}, extra) where groups are the store's splits + "all"
     (store), "train cities" / "held-out cities" / "all" of the authors' split (raw folder), or
-    "file" (.h5); ``extra`` holds dropped-row counts.
+    "file" (.h5); ``extra`` holds dropped-row counts, and for a store ``targets``
+    (:func:`soft_target_report`) and the manifest's ``dawid_skene`` and ``aggregation`` records.
     """
     path = Path(path)
     groups: dict[str, dict] = {}
@@ -211,7 +230,10 @@ def statistics_of_path(path: Path) -> tuple[str, dict[str, dict], dict]:
             parts.append({"distribution": d, "majority": m})
             groups[split] = vote_statistics(d, m)
         groups["all"] = vote_statistics(*_pool(parts))
-        return "prepared store", groups, {"dropped": manifest.get("dropped", {})}
+        return "prepared store", groups, {"dropped": manifest.get("dropped", {}),
+                                          "targets": soft_target_report(store),
+                                          "dawid_skene": manifest.get("dawid_skene") or {},
+                                          "aggregation": manifest.get("aggregation") or {}}
     if path.is_dir():
         labels = raw_folder_labels(path)
         dropped: dict[str, int] = {}
@@ -269,6 +291,34 @@ def _per_class_table(name: str, stats: dict, ref_stats: dict | None):
     return t
 
 
+def _print_targets(console: Any, extra: dict) -> None:
+    """The soft targets' distances to the raw votes, the aggregators' fits and the Dawid-Skene rival."""
+    from rich.table import Table
+
+    t = Table(title="soft targets vs the raw vote distribution (all splits): mean KL(votes || target), "
+                    "mean TV, mean entropy, argmax = majority, entropy-bin shares of the target")
+    for col in ("target", "KL (nats)", "TV", "entropy", "argmax = majority", "entropy bins"):
+        t.add_column(col, justify="left" if col == "target" else "right")
+    for name, r in extra["targets"].items():
+        n = max(sum(r["entropy_histogram"]), 1)
+        t.add_row(name, _fmt(r["kl"]), _fmt(r["tv"]), _fmt(r["entropy"]), _fmt(r.get("argmax_agreement")),
+                  " ".join(_fmt(c / n, 2).replace("0.", ".") for c in r["entropy_histogram"]))
+    console.print(t)
+    for m, info in extra.get("aggregation", {}).items():
+        console.print(f"crowd-kit {m}: {info.get('iterations')} iterations, converged {info.get('converged')}, "
+                      f"{info.get('seconds')} s", highlight=False)
+    ds = extra.get("dawid_skene") or {}
+    rival = ds.get("rival")
+    if rival:
+        console.print(f"[yellow]warning: Dawid-Skene has a rival optimum {rival.get('log_likelihood_gap', 0):.2f} "
+                      f"nats below the best (start {rival.get('start')!r} vs {rival.get('best_start')!r}): "
+                      f"{rival.get('rows_changed')} rows change class, {rival.get('summary')}; the dawid_skene "
+                      "target is not identified for these classes[/yellow]", highlight=False)
+    elif ds.get("start"):
+        console.print(f"Dawid-Skene: best of {len(ds.get('starts') or [])} starts ({ds['start']!r}), "
+                      "no rival optimum", highlight=False)
+
+
 def inspect_path(path: Path, reference: Path | None = None, per_class: bool = False) -> None:
     """Print the vote statistics of ``path`` (and with ``reference`` the distances, PASS/FAIL);
     ``per_class`` adds a table per majority class for the pooled rows (``all`` / the file)."""
@@ -306,6 +356,8 @@ def inspect_path(path: Path, reference: Path | None = None, per_class: bool = Fa
     if per_class:
         pooled = "all" if "all" in groups else next(iter(groups))
         console.print(_per_class_table(pooled, groups[pooled], ref_stats))
+    if extra.get("targets"):
+        _print_targets(console, extra)
     if ref_stats is None:
         return
     d = Table(title=f"distance to {reference}")

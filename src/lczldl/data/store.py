@@ -18,25 +18,36 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lczldl.constants import BANDS, N_EXPERTS, N_URBAN, PATCH_SIZE, REFLECTANCE_SCALE
+from lczldl.constants import (
+    AGG_ONEHOT_TARGETS,
+    AGG_TARGETS,
+    BANDS,
+    N_EXPERTS,
+    N_URBAN,
+    PATCH_SIZE,
+    REFLECTANCE_SCALE,
+)
 from lczldl.errors import DataError
 from lczldl.layout import IMAGE, MANIFEST, STORE_FORMAT, STORE_VERSION, array_path, manifest_path, split_dir
 
-#: Targets a dataset can serve (regime training / validation targets).
-TARGETS = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls", "dawid_skene")
+#: Targets a dataset can serve (regime training / validation targets); the aggregators' (``agg_*``)
+#: only from a store prepared with them (``--aggregators``).
+TARGETS = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls", "dawid_skene",
+           *AGG_TARGETS.values(), *AGG_ONEHOT_TARGETS.values())
 TARGET_ALIASES = {"dist": "distribution", "dist_ls": "distribution_ls"}
 #: Per-row arrays of a split: name -> (trailing shape, dtype kind). Required in every store.
 COLUMNS = {
     "label": ((), "i"), "distribution": ((N_URBAN,), "f"), "dawid_skene": ((N_URBAN,), "f"),
     "votes": ((N_EXPERTS,), "i"), "original": ((), "i"), "city": ((), "i"), "vote_entropy": ((), "f"),
 }
-#: Per-row arrays a store may lack (hand-made fixture stores): name -> (trailing shape, dtype kind).
-OPTIONAL_COLUMNS = {"row": ((), "i")}
+#: Per-row arrays a store may lack: name -> (trailing shape, dtype kind). ``row`` (hand-made fixture
+#: stores omit it) and the crowd-kit posteriors ``agg_<method>`` (only with ``--aggregators``).
+OPTIONAL_COLUMNS = {"row": ((), "i"), **{c: ((N_URBAN,), "f") for c in AGG_TARGETS.values()}}
 
 
 def is_prepared_store(path: Path) -> bool:
@@ -166,6 +177,12 @@ class SplitArrays:
     city: np.ndarray           # (N,) int16 index into manifest["cities"]
     vote_entropy: np.ndarray   # (N,) float32 nats
     row: np.ndarray | None = None  # (N,) int64 row in the city's raw file (stores from prepare)
+    #: store column "agg_<method>" -> (N, 10) float32 crowd-kit posterior (those the store holds)
+    aggregated: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def soft_targets(self) -> dict[str, np.ndarray]:
+        """Every soft target the split holds, by name: distribution, dawid_skene, agg_* ((N, 10) each)."""
+        return {"distribution": self.distribution, "dawid_skene": self.dawid_skene, **self.aggregated}
 
 
 class Store:
@@ -223,10 +240,11 @@ class Store:
         for c, (tail, kind) in OPTIONAL_COLUMNS.items():
             if array_path(self.path, name, c).is_file():
                 cols[c] = self._column(name, c, n, tail, kind)
+        agg = {c: cols.pop(c) for c in AGG_TARGETS.values() if c in cols}
         image = ImageFile(array_path(self.path, name, IMAGE))
         if image.shape[0] != n or image.shape[1] != len(BANDS):
             raise DataError(f"{image.path}: shape {image.shape}, expected ({n}, {len(BANDS)}, 32, 32)")
-        self._splits[name] = SplitArrays(name=name, n=int(n), image=image, **cols)
+        self._splits[name] = SplitArrays(name=name, n=int(n), image=image, aggregated=agg, **cols)
         return self._splits[name]
 
 
@@ -251,15 +269,54 @@ def band_indices(bands: Sequence[str] | None) -> list[int]:
     return idx
 
 
+def _aggregator_of(target: str) -> str | None:
+    """The aggregator behind an ``agg_*`` target (posterior or its one-hot label), else None."""
+    for m in AGG_TARGETS:
+        if target in (AGG_TARGETS[m], AGG_ONEHOT_TARGETS[m]):
+            return m
+    return None
+
+
+def require_target(arrays: SplitArrays, target: str, where: str = "store") -> None:
+    """DataError (one line, how to get it) when the split cannot serve ``target``: an ``agg_*``
+    target of an aggregator the store was not prepared with."""
+    m = _aggregator_of(TARGET_ALIASES.get(target, target))
+    if m is not None and AGG_TARGETS[m] not in arrays.aggregated:
+        raise DataError(f"{where}: no {AGG_TARGETS[m]} target in the store (split {arrays.name}); prepare "
+                        f"with --aggregators {m} (lczldl data prepare, or study.prepare.aggregators)")
+
+
+def aggregators_needed(targets: Sequence[str]) -> list[str]:
+    """The crowd-kit aggregators whose posteriors ``targets`` need (``agg_*`` targets), in order."""
+    found = [_aggregator_of(TARGET_ALIASES.get(t, t)) for t in targets]
+    return [m for m in AGG_TARGETS if m in found]
+
+
+def require_targets(store: Path, targets: Sequence[str]) -> None:
+    """:func:`require_target` on the train split of ``store`` for each of ``targets``; the store is
+    opened only when one of them is an aggregator's (the others every store serves)."""
+    need = [t for t in targets if _aggregator_of(TARGET_ALIASES.get(t, t)) is not None]
+    if need:
+        arrays = open_store(store).split("train")
+        for t in need:
+            require_target(arrays, t, str(store))
+
+
 def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarray:
     """(N, 10) float32 target of a regime for one split.
 
     onehot | onehot_ls (1-eps) y + eps/10 | onehot_ls17 (the seed's 17-column quirk) |
-    distribution | distribution_ls (1-eps) d + eps/10 | dawid_skene.
+    distribution | distribution_ls (1-eps) d + eps/10 | dawid_skene | agg_<method> (crowd-kit
+    posterior) | agg_<method>_onehot (one-hot of its argmax, ties to the lower class).
     """
     from lczldl.data.labels import one_hot, smooth_distribution, smooth_one_hot
 
     target = TARGET_ALIASES.get(target, target)
+    m = _aggregator_of(target)
+    if m is not None:
+        require_target(arrays, target)
+        post = np.asarray(arrays.aggregated[AGG_TARGETS[m]], dtype=np.float32)
+        return post.copy() if target == AGG_TARGETS[m] else one_hot(post.argmax(axis=1), N_URBAN)
     label = np.asarray(arrays.label)
     if target == "onehot":
         return one_hot(label, N_URBAN)

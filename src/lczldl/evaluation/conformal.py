@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from lczldl.constants import CONFORMAL_LEVELS
 from lczldl.distributions import N_ENTROPY_BINS, entropy_bin, entropy_nats
 
 SCORES: tuple[str, ...] = ("lac", "aps", "raps")
-#: coverage levels 1 - alpha evaluated by default
-DEFAULT_LEVELS: tuple[float, ...] = (0.9, 0.95)
+#: coverage levels 1 - alpha evaluated by default (``evaluation.conformal_levels``)
+DEFAULT_LEVELS: tuple[float, ...] = CONFORMAL_LEVELS
 #: RAPS penalty per class beyond the k_reg most probable ones (Angelopoulos et al. 2021 tune
 #: lambda in {0.001, 0.01, 0.1, 0.2, 0.5}; 0.01 is their usual choice)
 RAPS_LAMBDA = 0.01
@@ -37,6 +38,11 @@ RAPS_K_REG = 2
 #: a class is in the experts' plausible set when it has at least this share of the urban votes
 #: (2 of 11 votes = 0.18 is in, a single dissenting vote of 11 = 0.09 is not)
 PLAUSIBLE_SHARE = 0.15
+
+
+def set_name(score: str, level: float) -> str:
+    """Name of a score at a level, e.g. ("lac", 0.9) -> "lac_90", ("aps", 0.975) -> "aps_97.5"."""
+    return f"{score}_{round(100 * level, 6):g}"
 
 
 def class_ranks(probs: np.ndarray) -> np.ndarray:
@@ -136,8 +142,8 @@ def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, *,
                 weights: np.ndarray | None = None) -> dict[str, Any]:
     """Metrics of (N, K) bool prediction sets on test, flat dict of floats (NaN where undefined):
     coverage (of the majority label), set_size, empty_share, vote_coverage, plausible_jaccard,
-    plausible_exact, plausible_size, coverage_cls{k} per true class k, coverage_ebin{b} and
-    set_size_ebin{b} per paper vote-entropy bin. ``weights`` (B, N) (bootstrap counts, see
+    plausible_exact, plausible_size, coverage_cls{k} per true class k, coverage_ebin{b},
+    set_size_ebin{b} and plausible_size_ebin{b} per paper vote-entropy bin. ``weights`` (B, N) (bootstrap counts, see
     lczldl.evaluation.intervals) gives (B,) arrays instead of floats."""
     from lczldl.evaluation.intervals import weighted_group_means, weighted_means
 
@@ -151,11 +157,12 @@ def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, *,
     out: dict[str, Any] = {key: means[..., j] for j, key in enumerate(keys)}
     wt = None if weights is None else np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
     by_cls = weighted_group_means(f["covered"], f["label"], k, weights, wt=wt)
-    by_bin = weighted_group_means(np.stack([f["covered"], f["size"]], axis=1), f["ebin"],
+    by_bin = weighted_group_means(np.stack([f["covered"], f["size"], f["plausible_size"]], axis=1), f["ebin"],
                                   N_ENTROPY_BINS, weights, wt=wt)
     out.update({f"coverage_cls{c}": by_cls[..., c] for c in range(k)})
     out.update({f"coverage_ebin{b}": by_bin[..., b, 0] for b in range(N_ENTROPY_BINS)})
     out.update({f"set_size_ebin{b}": by_bin[..., b, 1] for b in range(N_ENTROPY_BINS)})
+    out.update({f"plausible_size_ebin{b}": by_bin[..., b, 2] for b in range(N_ENTROPY_BINS)})
     return {key: (float(v) if weights is None else v) for key, v in out.items()}
 
 
@@ -173,5 +180,5 @@ def conformal_metrics(cal_probs: np.ndarray, cal_labels: np.ndarray, test_probs:
             sets, qhat = split_conformal(cal_probs, cal_labels, test_probs, score=score, level=level,
                                          randomized=randomized, seed=seed, lam=lam, k_reg=k_reg)
             m = set_metrics(sets, test_labels, test_votes, plausible_share=plausible_share)
-            out[f"{score}_{round(100 * level, 6):g}"] = {"qhat": qhat, **m}
+            out[set_name(score, level)] = {"qhat": qhat, **m}
     return out

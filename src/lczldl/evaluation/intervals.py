@@ -1,9 +1,10 @@
 """Owns the 95 % intervals of the study: bootstrap over test images within a run (percentile, draws as
 (B, N) count matrices so that metrics are computed for all draws at once), the weighted reductions
-that metrics use under those counts (means, group means, average ranks, Spearman), and intervals
-over seeds for a regime mean.
+that metrics use under those counts (:class:`Sums`, means, group means, average ranks, Spearman),
+intervals over seeds for a regime mean and the percentile bootstrap over seeds of the paired
+differences (:func:`bootstrap_ci`).
 
-Conventions (docs/beyond_the_paper.md):
+Conventions (docs/metrics.md, "Intervals"):
 - Image bootstrap: ``n_boot`` = 1000 draws of N images with replacement from
   ``np.random.default_rng(seed)``, seed 0: draw b is ``rng.integers(0, N, N)`` (the index form,
   :func:`bootstrap_indices`), used as counts ``w[b, i]`` = how often image i was drawn. Every
@@ -14,7 +15,7 @@ Conventions (docs/beyond_the_paper.md):
   the unweighted functions on explicit resamples), with one difference: ties in a sort key are
   ordered by image index, not by their position in the resampled array.
 - Over seeds (regime mean): Student-t interval mean +- t_{n-1} s / sqrt(n) (default), or the
-  percentile bootstrap over seeds of :func:`lczldl.evaluation.summary.bootstrap_ci`. With 2 seeds
+  percentile bootstrap over seeds of :func:`bootstrap_ci`. With 2 seeds
   the t-interval is mean +- 12.71 |a - b| / 2 (very wide, honest about 2 seeds); the bootstrap over
   2 seeds can only return values between a and b (too narrow), so it is not the default.
 """
@@ -31,6 +32,8 @@ import numpy as np
 N_BOOT = 1000
 SEED = 0
 LEVEL = 0.95
+#: resamples of the bootstrap over seeds (:func:`bootstrap_ci`: paired differences with one-hot)
+SEED_N_BOOT = 10_000
 
 
 def bootstrap_indices(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
@@ -63,6 +66,62 @@ def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[np.n
 
 def _as_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
     return np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64)
+
+
+class Sums:
+    """Sums over the N images of a sample, either plain (``weights`` None: numpy's own reductions,
+    ``mean`` / ``np.bincount``, so a metric written with them gives exactly the numbers it gave before
+    weights existed) or under (B, N) image counts (bootstrap draws: one product for all B draws).
+
+    ``n``: the number of images (an int), or (B,) the counts' row sums. Results have a leading (B,)
+    axis under weights and none without."""
+
+    def __init__(self, weights: np.ndarray | None, n: int) -> None:
+        self.w = None if weights is None else np.asarray(weights, dtype=np.float64)
+        if self.w is not None and (self.w.ndim != 2 or self.w.shape[1] != n or not np.isfinite(self.w).all()
+                                   or (self.w < 0).any()):
+            raise ValueError(f"weights must be (B, {n}) finite counts >= 0, got shape {self.w.shape}")
+        self.wt = None if self.w is None else np.ascontiguousarray(self.w.T)
+        self.n = n if self.w is None else self.w.sum(axis=1)
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Mean of (N,) per-image values: ``values.mean()``, or (B,) weighted means (summed image by
+        image, so a draw's value does not depend on how many draws are computed together)."""
+        v = np.asarray(values, dtype=np.float64)
+        return v.mean() if self.w is None else (self.wt * v[:, None]).sum(axis=0) / self.n
+
+    def cells(self, cell: np.ndarray, n_cells: int, values: np.ndarray | None = None) -> np.ndarray:
+        """Sums of ``values`` (ones if None) per cell: (n_cells,) float64 by ``np.bincount``, or
+        (B, n_cells) under weights (:func:`cell_sums`). ``cell`` (N,) or (N, r) ints, < 0 left out."""
+        if self.w is not None:
+            return cell_sums(self.w, cell, n_cells, values, wt=self.wt)
+        c = np.asarray(cell).ravel()
+        keep = c >= 0
+        if values is None:
+            return np.bincount(c[keep], minlength=n_cells).astype(np.float64)
+        return np.bincount(c[keep], weights=np.asarray(values, dtype=np.float64).ravel()[keep], minlength=n_cells)
+
+
+def masked_sum(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Sum over the last axis of the entries where ``mask``: ``x[mask].sum()`` for 1-D input."""
+    return x[mask].sum() if x.ndim == 1 else np.where(mask, x, 0.0).sum(axis=-1)
+
+
+def masked_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the entries where ``mask`` (NaN where none): ``x[mask].mean()``
+    for 1-D input."""
+    if x.ndim == 1:
+        return x[mask].mean() if mask.any() else np.float64(np.nan)
+    m = mask.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(m > 0, np.where(mask, x, 0.0).sum(axis=-1) / np.maximum(m, 1), np.nan)
+
+
+def masked_max(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Max over the last axis of the entries where ``mask`` (NaN where none)."""
+    if x.ndim == 1:
+        return x[mask].max() if mask.any() else np.float64(np.nan)
+    return np.where(mask.any(axis=-1), np.where(mask, x, -np.inf).max(axis=-1), np.nan)
 
 
 def weighted_means(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -172,6 +231,22 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], np.ndarray], n: int, *,
     return float(lo), float(hi)
 
 
+def bootstrap_intervals(statistic: Callable[[np.ndarray], dict[str, np.ndarray]], n: int, *,
+                        n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL,
+                        chunk: int = 2_000_000) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of several statistics on the same draws: ``statistic(w)`` maps (b, n)
+    counts to {key: (b,) values}; returns {key: (lo, hi)} in the statistic's key order. Draws are
+    passed in chunks of at most ``chunk`` counts (memory: the metrics of one chunk)."""
+    w = bootstrap_counts(n, n_boot, seed)
+    step = max(1, chunk // max(n, 1))
+    parts = [statistic(w[i:i + step]) for i in range(0, len(w), step)]
+    out = {}
+    for key in parts[0]:
+        lo, hi = percentile_interval(np.concatenate([np.asarray(pt[key], dtype=np.float64) for pt in parts]), level)
+        out[key] = (float(lo), float(hi))
+    return out
+
+
 def bootstrap_interval_loop(statistic: Callable[..., float], arrays: Sequence[np.ndarray], *,
                             n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL
                             ) -> tuple[float, float]:
@@ -185,17 +260,15 @@ def bootstrap_interval_loop(statistic: Callable[..., float], arrays: Sequence[np
 
 
 def seed_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL, method: str = "t",
-                  n_boot: int = 10000, seed: int = SEED) -> tuple[float, float]:
+                  n_boot: int = SEED_N_BOOT, seed: int = SEED) -> tuple[float, float]:
     """Interval of the mean over seeds of per-seed values (NaN skipped); (nan, nan) with fewer
     than 2. ``method`` "t": mean +- t_{n-1, (1+level)/2} * s / sqrt(n); "bootstrap": the percentile
-    bootstrap of summary.bootstrap_ci."""
+    bootstrap of :func:`bootstrap_ci`."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size < 2:
         return float("nan"), float("nan")
     if method == "bootstrap":
-        from lczldl.evaluation.summary import bootstrap_ci
-
         return bootstrap_ci(v, n_boot=n_boot, level=level, seed=seed)
     if method != "t":
         raise ValueError(f"method must be 't' or 'bootstrap', got {method!r}")
@@ -203,3 +276,17 @@ def seed_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL, me
 
     half = float(t.ppf((1.0 + level) / 2.0, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
     return float(v.mean() - half), float(v.mean() + half)
+
+
+def bootstrap_ci(diffs: np.ndarray, n_boot: int = SEED_N_BOOT, level: float = LEVEL,
+                 seed: int = SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``diffs`` (e.g. paired differences over seeds),
+    resampling with replacement; (nan, nan) with fewer than 2 finite values."""
+    d = np.asarray(diffs, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(int(n_boot), d.size))].mean(axis=1)
+    a = (1.0 - level) / 2.0
+    return float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))

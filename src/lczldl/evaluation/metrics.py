@@ -1,4 +1,5 @@
-"""Every metric of the paper and more, as vectorised pure numpy functions.
+"""Owns every metric of the paper and more (the one formula of each), as vectorised pure numpy
+functions; each also runs under bootstrap image counts (``weights``) for its intervals.
 
 Inputs: ``probs`` (N, K) probabilities (rows sum to 1), ``labels`` (N,) class indices 0..K-1
 (majority vote), ``distributions`` (N, K) vote distributions (rows sum to 1). All logs natural.
@@ -10,10 +11,11 @@ docs/metrics.md.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from lczldl.distributions import N_ENTROPY_BINS, entropy_bin, entropy_nats, spearman
+from lczldl.distributions import LOG_FLOOR, N_ENTROPY_BINS, entropy_bin, entropy_nats, spearman
 from lczldl.errors import DataError
 from lczldl.evaluation import registry
 from lczldl.evaluation.calibration import (
@@ -25,11 +27,12 @@ from lczldl.evaluation.calibration import (
     n_buckets,
     sce_seed,
 )
+from lczldl.evaluation.intervals import Sums, masked_mean, weighted_spearman
 
 #: Keras' backend epsilon used by categorical_crossentropy (ce_one_hot / ce_distr clip to it).
 KERAS_EPS = 1e-7
-#: Floor applied to probabilities before log in nll / kl_distr / js_distr (keeps them finite).
-LOG_FLOOR = 1e-12
+#: (LOG_FLOOR, the floor applied to probabilities before log in nll / kl_distr / js_distr, is
+#: lczldl.distributions.LOG_FLOOR.)
 #: Tolerance on row sums of probabilities and distributions.
 ROW_SUM_TOL = 1e-3
 #: Keys by group, in summary.csv order (names, directions, labels: :mod:`lczldl.evaluation.registry`).
@@ -84,35 +87,44 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarra
     return np.bincount(labels * k + preds, minlength=k * k).reshape(k, k).astype(np.float64)
 
 
-def classification_metrics(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, float]:
+def classification_metrics(labels: np.ndarray, preds: np.ndarray, k: int,
+                           weights: np.ndarray | None = None) -> dict[str, Any]:
     """oa, maa / waa (sklearn classification_report macro / weighted *precision*), kappa (Cohen),
     balanced_accuracy, macro_f1. Like sklearn, classes averaged over are those present in labels or
-    predictions; precision (recall, F1) of a class never predicted (never true) counts as 0."""
-    n = labels.size
-    cm = confusion_matrix(labels, preds, k)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    tp = np.diag(cm)
+    predictions; precision (recall, F1) of a class never predicted (never true) counts as 0.
+    Floats, or (B,) arrays under (B, N) image counts ``weights``."""
+    s = Sums(weights, labels.size)
+    cm = s.cells(labels * k + preds, k * k)
+    cm = cm.reshape(cm.shape[:-1] + (k, k))
+    support = cm.sum(axis=-1)
+    predicted = cm.sum(axis=-2)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    n = s.n
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(support > 0, tp / support, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    seen = (support > 0) | (predicted > 0)
-    oa = float(tp.sum() / n)
-    pe = float((support * predicted).sum() / n**2)
-    return {
-        "oa": oa,
-        "maa": float(precision[seen].mean()),
-        "waa": float((precision * support).sum() / n),
-        "kappa": float((oa - pe) / (1.0 - pe)) if pe < 1.0 else float("nan"),
-        "balanced_accuracy": float(recall[support > 0].mean()),
-        "macro_f1": float(f1[seen].mean()),
-    }
+        seen = (support > 0) | (predicted > 0)
+        oa = tp.sum(axis=-1) / n
+        pe = (support * predicted).sum(axis=-1) / n**2
+        out = {"oa": oa, "maa": masked_mean(precision, seen), "waa": (precision * support).sum(axis=-1) / n,
+               "kappa": np.where(pe < 1.0, (oa - pe) / (1.0 - pe), np.nan),
+               "balanced_accuracy": masked_mean(recall, support > 0), "macro_f1": masked_mean(f1, seen)}
+    return {key: (float(v) if weights is None else v) for key, v in out.items()}
+
+
+def _as_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """(N,) int64 class indices; whole-number floats are accepted, anything else is a DataError."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        if not (labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0)):
+            raise DataError(f"{where}: labels must be integer class indices, got dtype {labels.dtype}")
+    return labels.astype(np.int64, copy=False)
 
 
 def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.ndarray, n_bins: int = N_BINS,
                     binning: str = "right", confidence: np.ndarray | None = None,
-                    where: str = "predictions") -> dict[str, float]:
+                    where: str = "predictions", weights: np.ndarray | None = None) -> dict[str, Any]:
     """The paper's metrics and the extras, keys METRIC_KEYS (floats; NaN where undefined).
 
     probs (N, K), labels (N,) int 0..K-1, distributions (N, K); n_bins equal-width calibration bins,
@@ -120,18 +132,21 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
     top-label confidence used by CONFIDENCE_METRICS and ece_ebin* (e.g. the seed's ensemble
     "mean of members' top-1 confidences"); correctness stays argmax(probs) == label. ``where``
     names the source in error messages. Raises DataError on invalid inputs.
+
+    ``weights`` (B, N) image counts (bootstrap draws, :mod:`lczldl.evaluation.intervals`): every key
+    becomes a (B,) array, value b being the metric of the sample in which image i appears w[b, i]
+    times (the same formulas, reduced by weighted sums; tested equal to compute_metrics on the
+    explicit resamples). Without weights the numbers are those of plain numpy reductions.
     """
     probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0):
-            labels = labels.astype(np.int64)
-        else:
-            raise DataError(f"{where}: labels must be integer class indices, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64, copy=False)
+    labels = _as_labels(labels, where)
     dist = np.asarray(distributions, dtype=np.float64)
     validate(probs, labels, dist, where)
     n, k = probs.shape
+    try:
+        s = Sums(weights, n)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
     rows = np.arange(n)
     preds = probs.argmax(axis=1)
     correct = preds == labels
@@ -142,20 +157,20 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
         if conf.shape != (n,) or not np.isfinite(conf).all():
             raise DataError(f"{where}: confidence must be (N,) = ({n},) finite values, got {conf.shape}")
 
-    out = classification_metrics(labels, preds, k)
+    out: dict[str, Any] = classification_metrics(labels, preds, k, weights)
     # One log of the probabilities serves everything: log p floored at LOG_FLOOR for nll / kl /
     # entropy, and Keras' clipped log of the renormalised rows for ce_one_hot / ce_distr.
     logp = np.log(np.maximum(probs, LOG_FLOOR))
     logq = logp - np.log(probs.sum(axis=1, keepdims=True))
     np.clip(logq, math.log(KERAS_EPS), math.log1p(-KERAS_EPS), out=logq)
     p_lab = probs[rows, labels]
-    out["ce_one_hot"] = float(-logq[rows, labels].mean())
-    out["ce_distr"] = float(-(dist * logq).sum(axis=1).mean())
+    out["ce_one_hot"] = -s.mean(logq[rows, labels])
+    out["ce_distr"] = -s.mean((dist * logq).sum(axis=1))
     del logq
-    out["ece"], out["mce"] = ece_mce(conf, correct, n_bins, binning)
-    out["mean_confidence"] = float(conf.mean())
+    out["ece"], out["mce"] = ece_mce(conf, correct, n_bins, binning, weights)
+    out["mean_confidence"] = s.mean(conf)
     out["overconfidence"] = out["mean_confidence"] - out["oa"]
-    out["sce"] = sce_seed(probs, labels, n_bins)
+    out["sce"] = sce_seed(probs, labels, n_bins, weights)
 
     pred_ent = -(probs * logp).sum(axis=1)           # differs from 0 log 0 = 0 by < 3e-11 per entry
     vote_ent = entropy_nats(dist)
@@ -167,39 +182,47 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
     h_m = -(m * np.log(np.maximum(m, LOG_FLOOR))).sum(axis=1)   # JS = H(m) - (H(d) + H(p)) / 2
     del m
     out.update({
-        "classwise_ece": classwise_ece(probs, labels, n_bins, binning),
-        "adaptive_ece": adaptive_ece(conf, correct, n_bins),
-        "brier_one_hot": float((sq_p - 2.0 * p_lab + 1.0).mean()),
-        "brier_distr": float(brier_d.mean()),
-        "nll": float(-logp[rows, labels].mean()),
-        "kl_distr": float((-vote_ent - d_logp).mean()),   # KL(d || p) = -H(d) - sum d log p
-        "js_distr": float((h_m - 0.5 * (vote_ent + pred_ent)).mean()),
-        "tv_distr": float(tv.mean()),
-        "entropy_spearman": spearman(pred_ent, vote_ent),
+        "classwise_ece": classwise_ece(probs, labels, n_bins, binning, weights),
+        "adaptive_ece": adaptive_ece(conf, correct, n_bins, weights),
+        "brier_one_hot": s.mean(sq_p - 2.0 * p_lab + 1.0),
+        "brier_distr": s.mean(brier_d),
+        "nll": -s.mean(logp[rows, labels]),
+        "kl_distr": s.mean(-vote_ent - d_logp),   # KL(d || p) = -H(d) - sum d log p
+        "js_distr": s.mean(h_m - 0.5 * (vote_ent + pred_ent)),
+        "tv_distr": s.mean(tv),
+        "entropy_spearman": (spearman(pred_ent, vote_ent) if weights is None
+                             else weighted_spearman(pred_ent, vote_ent, s.w)),
     })
-    out.update(entropy_bin_metrics(conf, correct, vote_ent, n_bins, binning))
-    return {key: out[key] for key in METRIC_KEYS}
+    out.update(entropy_bin_metrics(conf, correct, vote_ent, n_bins, binning, weights))
+    if weights is None:
+        return {key: float(out[key]) for key in METRIC_KEYS}
+    return {key: np.asarray(out[key], dtype=np.float64) for key in METRIC_KEYS}
 
 
 def entropy_bin_metrics(conf: np.ndarray, correct: np.ndarray, vote_entropy: np.ndarray,
-                        n_bins: int = N_BINS, binning: str = "right") -> dict[str, float]:
+                        n_bins: int = N_BINS, binning: str = "right",
+                        weights: np.ndarray | None = None) -> dict[str, Any]:
     """oa_ebin{b} and ece_ebin{b} per paper vote-entropy bin b (NaN for an empty bin), in one
-    bincount over (entropy bin, confidence bin) cells."""
+    sum over (entropy bin, confidence bin) cells; floats, or (B,) arrays under (B, N) image counts
+    ``weights``."""
     eb = entropy_bin(vote_entropy)
     nb = n_buckets(n_bins, binning)
     ci = bin_index(conf, n_bins, binning)
     e = N_ENTROPY_BINS
-    size = np.bincount(eb, minlength=e).astype(np.float64)
-    hits = np.bincount(eb, weights=correct.astype(np.float64), minlength=e)
-    keep = ci >= 0
-    cell = eb[keep] * nb + ci[keep]
-    cnt = np.bincount(cell, minlength=e * nb).astype(np.float64).reshape(e, nb)
-    sc = np.bincount(cell, weights=conf[keep], minlength=e * nb).reshape(e, nb)
-    sa = np.bincount(cell, weights=correct[keep].astype(np.float64), minlength=e * nb).reshape(e, nb)
-    binned = cnt.sum(axis=1)
-    out: dict[str, float] = {}
-    for b in range(e):
-        out[f"oa_ebin{b}"] = float(hits[b] / size[b]) if size[b] else float("nan")
-    for b in range(e):
-        out[f"ece_ebin{b}"] = float(np.abs(sa[b] - sc[b]).sum() / binned[b]) if binned[b] else float("nan")
-    return out
+    s = Sums(weights, len(eb))
+    size = s.cells(eb, e)
+    hits = s.cells(eb, e, np.asarray(correct, dtype=np.float64))
+    cell = np.where(ci >= 0, eb * nb + ci, -1)
+    shape = (e, nb) if weights is None else (-1, e, nb)
+    cnt = s.cells(cell, e * nb).reshape(shape)
+    sc = s.cells(cell, e * nb, conf).reshape(shape)
+    sa = s.cells(cell, e * nb, np.asarray(correct, dtype=np.float64)).reshape(shape)
+    binned = cnt.sum(axis=-1)
+    gaps = np.abs(sa - sc).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        oa = np.where(size > 0, hits / size, np.nan)
+        ece = np.where(binned > 0, gaps / binned, np.nan)
+    if weights is None:
+        return {**{f"oa_ebin{b}": float(oa[b]) for b in range(e)},
+                **{f"ece_ebin{b}": float(ece[b]) for b in range(e)}}
+    return {**{f"oa_ebin{b}": oa[:, b] for b in range(e)}, **{f"ece_ebin{b}": ece[:, b] for b in range(e)}}

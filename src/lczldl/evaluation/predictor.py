@@ -57,6 +57,13 @@ def ensemble_confidence(members: Sequence[np.ndarray], confidence: str = "max") 
     raise ValueError(f"confidence must be one of {CONFIDENCES}, got {confidence!r}")
 
 
+def probs_from_log_probs(log_probs: np.ndarray) -> np.ndarray:
+    """(N, K) float32 probabilities saved beside a model's log-probabilities: exp, rows renormalised
+    in float64 (what predictions.npz holds as ``probs``)."""
+    p = np.exp(np.asarray(log_probs).astype(np.float64))
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 # ---------------------------------------------------------------- images
 
 def as_batch(x: Any) -> Any:
@@ -167,8 +174,12 @@ class Predictor:
         for model, t in zip(self.models, self.temperatures, strict=True):
             acc = torch.zeros(0)
             h_sum = torch.zeros(len(x), dtype=torch.float64)
+            # MC passes differ only after the first dropout: a model that splits there (trunk / tail,
+            # Sen2LCZ) runs its deterministic trunk once per batch; same numbers, RNG used alike
+            split = passes > 1 and hasattr(model, "trunk") and hasattr(model, "tail")
+            state = model.trunk(x) if split else None
             for i in range(passes):
-                lp = model(x).double()
+                lp = (model.tail(state) if split else model(x)).double()
                 if t != 1.0:
                     lp = torch.log_softmax(lp / t, dim=1)
                 p = lp.exp()

@@ -1,24 +1,45 @@
 """Owns the vocabulary of results: every metric once (key, label, direction, group, digits), the
-post-hoc methods (order, label, metrics file), the significance rule of a paired interval and how
-numbers are written in tables. Evaluation (metrics, summary), figures and the report read it.
+post-hoc methods (order, label, metrics file), the uncertainty signals, the significance rule of a
+paired interval and how numbers are written in tables. Evaluation (metrics, summary), figures and
+the report read it.
 
 Order matters: :data:`METRICS` is the column order of summary.csv (``METRIC_KEYS`` of
 :func:`lczldl.evaluation.metrics.compute_metrics`, then the descriptive numbers the methods' files
-add), and :data:`METHODS` the row order of every table.
+add, then the beyond-the-paper headline numbers: conformal sets, selective prediction, uncertainty
+signals), and :data:`METHODS` the row order of every table.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from lczldl import layout
+from lczldl.constants import CONFORMAL_LEVELS
 from lczldl.distributions import N_ENTROPY_BINS, entropy_bin_labels
+from lczldl.evaluation.conformal import SCORES, set_name
+from lczldl.evaluation.selective import COVERAGES, coverage_key
 
 HIGHER, LOWER, DESCRIPTIVE = "higher", "lower", "descriptive"
 #: metric groups: the paper's table, further metrics, per vote-entropy bin, descriptive numbers
-#: written beside the metrics (not computed by compute_metrics)
+#: written beside the metrics (not computed by compute_metrics); beyond the paper: conformal
+#: prediction sets, selective prediction, uncertainty signals (lczldl.evaluation.beyond)
 PAPER, EXTRA, ENTROPY_BIN, OTHER = "paper", "extra", "entropy_bin", "descriptive"
+CONFORMAL, SELECTIVE, SIGNAL = "conformal", "selective", "signal"
+#: conformal scores (lczldl.evaluation.conformal.SCORES) and their display names
+SCORE_LABELS: dict[str, str] = {s: s.upper() for s in SCORES}
+#: headline numbers of a conformal set (set_metrics keys): label and direction. Coverage is
+#: calibrated to the level (not ranked); vote coverage grows with the set size (not ranked)
+CONFORMAL_STATS: dict[str, tuple[str, str]] = {
+    "coverage": ("coverage of the majority label", DESCRIPTIVE),
+    "set_size": ("mean set size", LOWER),
+    "vote_coverage": ("vote coverage", DESCRIPTIVE),
+    "plausible_jaccard": ("Jaccard with the experts' plausible set", HIGHER),
+}
+#: uncertainty signals (larger = less sure) and their display names
+SIGNALS: dict[str, str] = {"max_prob": "1 - max p", "entropy": "predictive entropy",
+                           "mutual_info": "MC-dropout mutual info", "disagreement": "ensemble disagreement"}
 #: decimals of every number in the summary tables and the report
 DIGITS = 4
 
@@ -43,6 +64,12 @@ class Metric:
 
 def _m(key: str, label: str, direction: str, group: str, confidence: bool = False) -> Metric:
     return Metric(key, label, direction, group, confidence)
+
+
+def conformal_key(score: str, level: float, stat: str) -> str:
+    """Summary column of a conformal set's headline number, e.g. ("aps", 0.9, "set_size") ->
+    "aps_90_set_size" (the set's name, "aps_90", is lczldl.evaluation.conformal.set_name)."""
+    return f"{set_name(score, level)}_{stat}"
 
 
 _BIN_LABELS = entropy_bin_labels()
@@ -76,7 +103,32 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("temperature", "temperature T", DESCRIPTIVE, OTHER),
     _m("mean_mutual_info", "mean mutual information (MC dropout)", DESCRIPTIVE, OTHER),
     _m("mean_predictive_entropy", "mean predictive entropy (MC dropout)", DESCRIPTIVE, OTHER),
+    *(_m(conformal_key(score, lv, stat), f"{SCORE_LABELS[score]} {100 * lv:g} %: {label}", d, CONFORMAL)
+      for lv in CONFORMAL_LEVELS for score in SCORE_LABELS for stat, (label, d) in CONFORMAL_STATS.items()),
+    _m("aurc", "AURC (selective risk)", LOWER, SELECTIVE),
+    _m("eaurc", "E-AURC (AURC minus the perfect ranking's)", LOWER, SELECTIVE),
+    *(_m(coverage_key(c), f"accuracy at {100 * c:g} % coverage", HIGHER, SELECTIVE) for c in COVERAGES),
+    *(_m(f"auroc_{sig}", f"AUROC for errors: {label}", HIGHER, SIGNAL) for sig, label in SIGNALS.items()),
+    *(_m(f"spearman_{sig}", f"Spearman with vote entropy: {label}", HIGHER, SIGNAL)
+      for sig, label in SIGNALS.items() if sig != "entropy"),
 )}
+#: the Spearman correlation of each signal with the vote entropy; the predictive entropy's is
+#: ``entropy_spearman`` of compute_metrics (not written twice)
+SIGNAL_SPEARMAN: dict[str, str] = {sig: ("entropy_spearman" if sig == "entropy" else f"spearman_{sig}")
+                                   for sig in SIGNALS}
+_CONFORMAL_KEY = re.compile(r"^(" + "|".join(SCORE_LABELS) + r")_(\d+(?:\.\d+)?)_(" + "|".join(CONFORMAL_STATS) + r")$")
+
+
+def metric(key: str) -> Metric | None:
+    """The registered metric ``key``; a conformal headline number at a level outside the defaults
+    (``evaluation.conformal_levels``) is described on the fly; None for anything else."""
+    if key in METRICS:
+        return METRICS[key]
+    m = _CONFORMAL_KEY.match(key)
+    if m is None:
+        return None
+    label, direction = CONFORMAL_STATS[m.group(3)]
+    return _m(key, f"{SCORE_LABELS[m.group(1)]} {m.group(2)} %: {label}", direction, CONFORMAL)
 
 
 def keys(*groups: str) -> tuple[str, ...]:
@@ -91,7 +143,7 @@ def order_metrics(found: list[str] | tuple[str, ...]) -> list[str]:
 
 def higher_is_better(key: str) -> bool | None:
     """Direction of a metric: True / False, None when descriptive or not registered."""
-    m = METRICS.get(key)
+    m = metric(key)
     return None if m is None else m.higher_is_better
 
 
@@ -134,6 +186,15 @@ def fmt_mean_std(mean: float, std: float, digits: int = DIGITS) -> str:
     if not math.isfinite(mean):
         return "–"
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
+
+
+def fmt_mean_interval(mean: float, lo: float, hi: float, digits: int = DIGITS) -> str:
+    """"0.8123 [0.8000, 0.8200]" ("0.8123" without a finite interval; "–" without a finite mean)."""
+    if not math.isfinite(mean):
+        return "–"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def fmt_signed(value: float, digits: int = DIGITS) -> str:

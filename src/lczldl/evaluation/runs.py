@@ -6,9 +6,11 @@ Per run (RUNS/REGIME/seedN with run.json status "finished" and checkpoints/best.
   predictions.npz is newer than best.ckpt (metrics.json is then recomputed only if missing or made
   with other n_bins).
 - :func:`calibrate_run` -> metrics_ts.json (temperature T fitted on val against the regime's
-  temperature-scaling target from :mod:`lczldl.regimes`; also vector scaling, nested) and
-  metrics_mc.json (MC dropout, arrays mc_* added to predictions.npz).
-- :func:`aggregate_runs` -> OUT/ensemble/REGIME/{predictions.npz, metrics.json}, OUT/summary.csv,
+  temperature-scaling target from :mod:`lczldl.regimes`; also vector scaling, nested),
+  metrics_mc.json (MC dropout on test, and on val for the conformal calibration: arrays mc_* and
+  val_mc_probs added to predictions.npz) and beyond_{plain,temperature,mc_dropout}.json (conformal
+  sets, selective prediction, uncertainty signals: :mod:`lczldl.evaluation.beyond`).
+- :func:`aggregate_runs` -> OUT/ensemble/REGIME/ (:mod:`lczldl.evaluation.ensemble`), OUT/summary.csv,
   summary.md, paired.csv.
 :func:`evaluate_runs` does all of it, recording a failing run (RUN/eval_error.txt) and going on.
 File names come from :mod:`lczldl.layout`; every file is written atomically.
@@ -24,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
+from lczldl.config import EvaluationConfig
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation.calibration import N_BINS
+from lczldl.evaluation.ensemble import beyond_meta, evaluate_ensemble
 from lczldl.evaluation.files import (
     is_fresh,
     load_predictions,
@@ -34,15 +38,9 @@ from lczldl.evaluation.files import (
     save_predictions,
     write_metrics,
 )
-from lczldl.evaluation.metrics import CONFIDENCE_METRICS, compute_metrics
-from lczldl.evaluation.predictor import (
-    MC_PASSES,
-    ensemble_confidence,
-    ensemble_probs,
-    mc_dropout_predict,
-    predict_log_probs,
-)
-from lczldl.evaluation.registry import ENSEMBLE, METHODS, PER_SEED_METHODS
+from lczldl.evaluation.metrics import compute_metrics
+from lczldl.evaluation.predictor import MC_PASSES, mc_dropout_predict, predict_log_probs, probs_from_log_probs
+from lczldl.evaluation.registry import METHODS, PER_SEED_METHODS
 from lczldl.evaluation.summary import N_BOOT, write_summary
 from lczldl.evaluation.temperature import (
     apply_temperature,
@@ -129,11 +127,6 @@ def _images(arrays, batch: int = BATCH):
         yield arrays.image.read(np.arange(i, min(i + batch, arrays.n)))
 
 
-def _probs(log_probs: np.ndarray) -> np.ndarray:
-    p = np.exp(log_probs.astype(np.float64))
-    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 def _ts_kind(regime: str) -> str:
     """Temperature-scaling target of a regime (registry; one-hot for an unknown regime)."""
     r = REGIMES.get(regime)
@@ -154,7 +147,7 @@ def evaluate_run(run: Path, n_bins: int = N_BINS, progress: bool = True) -> dict
         model = _load_net(ckpt)
         test, val = _store_split(info, run, "test"), _store_split(info, run, "val")
         lp, vlp = predict_log_probs(model, _images(test)), predict_log_probs(model, _images(val))
-        pred = {"probs": _probs(lp), "log_probs": lp, "labels": np.asarray(test.label, dtype=np.int64),
+        pred = {"probs": probs_from_log_probs(lp), "log_probs": lp, "labels": np.asarray(test.label, dtype=np.int64),
                 "distributions": np.asarray(test.distribution, dtype=np.float32),
                 "dawid_skene": np.asarray(test.dawid_skene, dtype=np.float32),
                 "vote_entropy": np.asarray(test.vote_entropy, dtype=np.float32),
@@ -162,6 +155,11 @@ def evaluate_run(run: Path, n_bins: int = N_BINS, progress: bool = True) -> dict
                 "val_log_probs": vlp, "val_labels": np.asarray(val.label, dtype=np.int64),
                 "val_distributions": np.asarray(val.distribution, dtype=np.float32),
                 "val_dawid_skene": np.asarray(val.dawid_skene, dtype=np.float32)}
+        ts = _ts_kind(_regime(run, info))
+        if ts not in ("onehot", "distribution", "dawid_skene"):      # e.g. agg_mace: val_agg_mace
+            from lczldl.data.store import make_targets
+
+            pred[f"val_{ts}"] = make_targets(val, ts)
         save_predictions(npz, pred)
         _say(progress, f"  {run}: predicted {len(lp):,} test + {len(vlp):,} val samples in "
                        f"{time.perf_counter() - t0:.1f} s")
@@ -174,10 +172,13 @@ def evaluate_run(run: Path, n_bins: int = N_BINS, progress: bool = True) -> dict
 
 def _ts_target(kind: str, pred: dict[str, np.ndarray]) -> np.ndarray:
     """Validation target of temperature scaling: class indices for "onehot", else the rows of the
-    saved distributions / Dawid-Skene posteriors renormalised."""
+    saved target (val_distributions, val_dawid_skene, val_<target> of the aggregators) renormalised."""
     if kind == "onehot":
         return pred["val_labels"]
-    key = "val_distributions" if kind == "distribution" else "val_dawid_skene"
+    key = "val_distributions" if kind == "distribution" else f"val_{kind}"
+    if key not in pred:
+        raise RunError(f"{layout.PREDICTIONS}: no {key} (temperature-scaling target {kind}); delete "
+                       f"{layout.PREDICTIONS} and evaluate again")
     t = pred[key].astype(np.float64)
     return t / np.maximum(t.sum(axis=1, keepdims=True), 1e-12)
 
@@ -206,10 +207,13 @@ def _temperature(run: Path, regime: str, pred: dict[str, np.ndarray], n_bins: in
 
 
 def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.ndarray], mc_passes: int,
-                n_bins: int, progress: bool) -> dict[str, Any]:
-    """MC-dropout predictions of the test split (mc_* arrays into predictions.npz), metrics_mc.json."""
+                n_bins: int, progress: bool, val: bool = True) -> dict[str, Any]:
+    """MC-dropout predictions of the test split (mc_* arrays into predictions.npz) and, with ``val``,
+    of the validation split (val_mc_probs: the conformal calibration of MC dropout), metrics_mc.json.
+    Test and val each get their own seeded passes, so the test arrays do not depend on ``val``."""
     npz, mc_path = run / layout.PREDICTIONS, run / layout.METRICS_MC
-    if is_fresh(mc_path, ckpt, n_bins=n_bins, passes=mc_passes) and "mc_probs" in pred:
+    if (is_fresh(mc_path, ckpt, n_bins=n_bins, passes=mc_passes) and "mc_probs" in pred
+            and (not val or "val_mc_probs" in pred)):
         return json.loads(mc_path.read_text())
     t0 = time.perf_counter()
     model = _load_net(ckpt)
@@ -220,6 +224,9 @@ def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.
     mc = mc_dropout_predict(model, _images(test), passes=mc_passes)
     pred.update(mc_probs=mc["probs"].astype(np.float32), mc_entropy=mc["predictive_entropy"],
                 mc_mutual_info=mc["mutual_info"])
+    if val:
+        vmc = mc_dropout_predict(model, _images(_store_split(info, run, "val")), passes=mc_passes)
+        pred["val_mc_probs"] = vmc["probs"].astype(np.float32)
     save_predictions(npz, pred)
     m = compute_metrics(mc["probs"], pred["labels"], pred["distributions"], n_bins=n_bins, where=str(npz))
     write_metrics(mc_path, m, {"n_bins": n_bins, "passes": mc_passes,
@@ -231,64 +238,72 @@ def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.
 
 
 def calibrate_run(run: Path, mc_passes: int = MC_PASSES, n_bins: int = N_BINS,
-                  progress: bool = True) -> dict[str, Any]:
-    """Temperature / vector scaling (metrics_ts.json) and MC dropout (metrics_mc.json, mc_* arrays
-    in predictions.npz) of one evaluated run. Returns {"temperature": ..., "ts": ..., "mc": ...}."""
+                  progress: bool = True, evaluation: EvaluationConfig | None = None) -> dict[str, Any]:
+    """Temperature / vector scaling (metrics_ts.json), MC dropout (metrics_mc.json, mc_* arrays
+    in predictions.npz) and the beyond-the-paper files of plain, temperature and MC dropout
+    (``evaluation``: conformal / selective switches and levels; default EvaluationConfig()) of one
+    evaluated run. Returns {"temperature": ..., "ts": ..., "mc": ...}."""
     run = Path(run)
+    ev = evaluation if evaluation is not None else EvaluationConfig()
     info, ckpt = _finished(run)
     pred = load_predictions(run / layout.PREDICTIONS)
     out = _temperature(run, _regime(run, info), pred, n_bins, progress)
     if mc_passes > 0:
-        out["mc"] = _mc_dropout(run, info, ckpt, pred, mc_passes, n_bins, progress)
+        out["mc"] = _mc_dropout(run, info, ckpt, pred, mc_passes, n_bins, progress, val=ev.conformal)
+    _beyond_run(run, pred, float(out["temperature"]), ev)
     return out
 
 
+def _beyond_run(run: Path, pred: dict[str, np.ndarray], temperature: float, ev: EvaluationConfig) -> None:
+    """beyond_<method>.json of plain, temperature and (when its arrays exist) MC dropout: each
+    method's test probabilities, calibrated on the same method's validation probabilities."""
+    from lczldl.evaluation.beyond import evaluate_prediction
+    from lczldl.evaluation.temperature import apply_temperature
+
+    if not (ev.conformal or ev.selective):
+        return
+    npz, meta = run / layout.PREDICTIONS, beyond_meta(ev)
+    cases = {"plain": (probs_from_log_probs(pred["val_log_probs"]), pred["probs"], None),
+             "temperature": (apply_temperature(pred["val_log_probs"], temperature),
+                             apply_temperature(pred["log_probs"], temperature), None)}
+    if "mc_probs" in pred:
+        cases["mc_dropout"] = (pred.get("val_mc_probs"), pred["mc_probs"], pred["mc_mutual_info"])
+    for method, (cal, probs, mutual_info) in cases.items():
+        path = layout.beyond_path(run, method)
+        if is_fresh(path, npz, method=method, **meta):
+            continue
+        head, detail, _, _ = evaluate_prediction(
+            probs, pred["labels"], pred["votes"], pred["vote_entropy"], cal_probs=cal,
+            cal_labels=pred["val_labels"], levels=ev.conformal_levels, conformal=ev.conformal,
+            selective=ev.selective, mutual_info=mutual_info)
+        write_metrics(path, head, {"method": method, **meta, "n": int(len(pred["labels"]))}, detail=detail)
+
+
 def _run_records(run: Path, info: dict[str, Any], progress: bool) -> list[dict[str, Any]]:
-    """One record {regime, method, seed, metrics} per per-seed method whose metrics file exists."""
+    """One record {regime, method, seed, metrics} per per-seed method whose metrics file exists;
+    the headline numbers of its beyond file, when there is one, join its metrics."""
     regime, seed = _regime(run, info), info.get("seed", run.name[4:])
     records = []
     for method in PER_SEED_METHODS:
         try:
             obj = read_json_object(run / METHODS[method].metrics_file)
+            extra = read_json_object(layout.beyond_path(run, method))
         except RunError as exc:
             _say(progress, f"[red]{exc}; left out[/red]")
             continue
         if obj is not None:
-            records.append({"regime": regime, "method": method, "seed": seed, "metrics": numeric(obj)})
+            records.append({"regime": regime, "method": method, "seed": seed,
+                            "metrics": {**numeric(obj), **numeric(extra or {})}})
     return records
 
 
-def _ensemble(out: Path, regime: str, mem: list[tuple[Any, dict[str, np.ndarray]]], n_bins: int,
-              progress: bool) -> dict[str, Any]:
-    """Mean of the members' saved probabilities; OUT/ensemble/REGIME/{predictions.npz, metrics.json}
-    (with the seed's mean-member confidence as a compat block). Returns the ensemble's record."""
-    labels = mem[0][1]["labels"]
-    same = [(s, p) for s, p in mem if p["labels"].shape == labels.shape and np.array_equal(p["labels"], labels)]
-    if len(same) != len(mem):
-        _say(progress, f"[red]ensemble {regime}: {len(mem) - len(same)} runs predict other test "
-                       "samples; left out[/red]")
-    probs_list = [p["probs"] for _, p in same]
-    probs = ensemble_probs(probs_list)
-    conf_mm = ensemble_confidence(probs_list, "mean_member")
-    d = same[0][1]
-    where = f"ensemble {regime}"
-    m = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, where=where)
-    compat = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, confidence=conf_mm, where=where)
-    edir = layout.ensemble_dir(out, regime)
-    save_predictions(edir / layout.PREDICTIONS, {
-        "probs": probs.astype(np.float32), "labels": labels, "distributions": d["distributions"],
-        "vote_entropy": d["vote_entropy"], "mean_member_confidence": conf_mm.astype(np.float32)})
-    write_metrics(edir / layout.METRICS, m,
-                  {"n_bins": n_bins, "members": len(same), "seeds": [s for s, _ in same],
-                   "confidence": "max of mean"},
-                  compat_mean_member_confidence={k: compat[k] for k in CONFIDENCE_METRICS})
-    return {"regime": regime, "method": ENSEMBLE, "seed": None, "metrics": m, "n_runs": len(same)}
-
-
 def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = N_BINS, progress: bool = True,
-                   n_boot: int = N_BOOT) -> dict[str, Any]:
-    """Ensembles per regime (OUT/ensemble/REGIME) and summary.csv / summary.md / paired.csv in OUT
-    over every run with predictions; returns {"records": [...], "ensembles": {regime: metrics}}."""
+                   n_boot: int = N_BOOT, evaluation: EvaluationConfig | None = None) -> dict[str, Any]:
+    """Ensembles per regime (OUT/ensemble/REGIME, :func:`~lczldl.evaluation.ensemble.evaluate_ensemble`)
+    and summary.csv / summary.md / paired.csv in OUT over every run with predictions; returns
+    {"records": [...], "ensembles": {regime: metrics}}. ``n_boot``: resamples of the paired
+    differences over seeds; ``evaluation``: the beyond-the-paper switches (default EvaluationConfig())."""
+    ev = evaluation if evaluation is not None else EvaluationConfig()
     runs = Path(runs)
     out = Path(out) if out is not None else runs
     records: list[dict[str, Any]] = []
@@ -306,7 +321,7 @@ def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = N_BINS, pr
         members.setdefault(_regime(run, info), []).append((info.get("seed", run.name[4:]), pred))
     ensembles: dict[str, Any] = {}
     for regime, mem in sorted(members.items()):
-        rec = _ensemble(out, regime, mem, n_bins, progress)
+        rec = evaluate_ensemble(out, regime, mem, n_bins, ev, lambda msg: _say(progress, msg))
         records.append(rec)
         ensembles[regime] = rec["metrics"]
     if records:
@@ -315,7 +330,7 @@ def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = N_BINS, pr
 
 
 def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = MC_PASSES, n_bins: int = N_BINS,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, evaluation: EvaluationConfig | None = None) -> dict[str, Any]:
     """Evaluate every finished run under RUNS, then ensembles and summaries into OUT (default RUNS).
 
     A failing run is reported (one line, RUN/eval_error.txt, the returned "failed") and skipped;
@@ -336,7 +351,7 @@ def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = MC_PASSE
                 _say(progress, f"  {run}: status {status!r}, skipped")
                 continue
             evaluate_run(run, n_bins=n_bins, progress=progress)
-            calibrate_run(run, mc_passes=mc_passes, n_bins=n_bins, progress=progress)
+            calibrate_run(run, mc_passes=mc_passes, n_bins=n_bins, progress=progress, evaluation=evaluation)
             if err.is_file():
                 err.unlink()
             result["evaluated"].append(str(run))
@@ -345,7 +360,7 @@ def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = MC_PASSE
             result["failed"][str(run)] = msg
             atomic_write_text(err, msg + "\n")
             _say(progress, f"[red]  {run}: {msg}[/red]")
-    agg = aggregate_runs(runs, out=out, n_bins=n_bins, progress=progress)
+    agg = aggregate_runs(runs, out=out, n_bins=n_bins, progress=progress, evaluation=evaluation)
     if agg["records"]:
         result["summary"] = str(out / layout.SUMMARY_CSV)
     result["ensembles"] = agg["ensembles"]

@@ -23,13 +23,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma
 
 from lczldl.distributions import entropy_nats
 from lczldl.evaluation.intervals import spearman_from_ranks, weighted_ranks
 
 #: coverages at which selective accuracy is reported
 COVERAGES: tuple[float, ...] = (0.8, 0.9)
+
+
+def coverage_key(coverage: float) -> str:
+    """Key of the accuracy at a coverage, e.g. 0.8 -> "acc_at_80"."""
+    return f"acc_at_{round(100 * coverage, 6):g}"
 
 
 def _weights(weights: np.ndarray | None, n: int) -> np.ndarray:
@@ -82,6 +86,8 @@ def _harmonic(x: np.ndarray) -> np.ndarray:
     if x.size and np.array_equal(x, xi) and xi.min() >= 0:
         table = np.r_[0.0, np.cumsum(1.0 / np.arange(1, int(xi.max()) + 1))]
         return table[xi.astype(np.int64)]
+    from scipy.special import digamma
+
     return digamma(x + 1.0) + np.euler_gamma
 
 
@@ -188,5 +194,5 @@ def selective_metrics(probs: np.ndarray, labels: np.ndarray, *, confidence: np.n
     conf = p.max(axis=1) if confidence is None else np.asarray(confidence, dtype=np.float64)
     groups = _tie_groups(conf, (~correct).astype(np.float64), _weights(weights, correct.size))
     vals = dict(zip(("aurc", "eaurc"), _aurc(groups), strict=True))
-    vals.update({f"acc_at_{round(100 * c, 6):g}": _accuracy_at(groups, c) for c in coverages})
+    vals.update({coverage_key(c): _accuracy_at(groups, c) for c in coverages})
     return {k: (float(v[0]) if weights is None else v) for k, v in vals.items()}

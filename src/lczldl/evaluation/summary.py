@@ -1,6 +1,7 @@
-"""Owns the summary tables over runs (summary.csv, summary.md, paired.csv): mean ± std per
-regime x method and paired differences with one-hot with bootstrap intervals. Pure aggregation,
-then the writers; names, order and number format come from :mod:`lczldl.evaluation.registry`."""
+"""Owns the summary tables over runs (summary.csv, summary.md, paired.csv): mean ± std and a 95 %
+interval per regime x method (over seeds: Student t; the ensemble: its image bootstrap) and paired
+differences with one-hot with bootstrap intervals over seeds. Pure aggregation, then the writers;
+names, order and number format come from :mod:`lczldl.evaluation.registry`."""
 
 from __future__ import annotations
 
@@ -11,25 +12,30 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
+from lczldl.evaluation.intervals import LEVEL, SEED_N_BOOT, bootstrap_ci, seed_interval
 from lczldl.evaluation.registry import (
+    CONFORMAL,
     ENSEMBLE,
     METHODS,
     PAPER,
     PER_SEED_METHODS,
+    SELECTIVE,
+    SIGNAL,
     fmt_interval,
     fmt_mean_std,
     fmt_signed,
     keys,
+    metric,
     order_metrics,
     significant,
 )
 from lczldl.fileio import atomic_write_text
 from lczldl.regimes import order_regimes
 
-#: Bootstrap resamples of the paired-difference intervals.
-N_BOOT = 10_000
+#: Bootstrap resamples of the paired-difference intervals (:func:`~lczldl.evaluation.intervals.bootstrap_ci`).
+N_BOOT = SEED_N_BOOT
 #: Level of the paired-difference intervals.
-CI_LEVEL = 0.95
+CI_LEVEL = LEVEL
 #: Regime the paired differences are taken against.
 BASELINE = "onehot"
 #: Columns of paired.csv.
@@ -49,11 +55,14 @@ def metric_names(records: list[dict[str, Any]]) -> list[str]:
 
 
 def aggregate_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per regime x method: regime, method, n_runs, <metric>_mean, <metric>_std.
+    """One row per regime x method: regime, method, n_runs, then per metric <metric>_mean,
+    <metric>_std, <metric>_lo, <metric>_hi.
 
-    records: {regime, method, seed, metrics: {name: float}} (ensemble records may carry n_runs).
-    Means skip NaN; std is the sample std (ddof=1) over seeds, NaN with fewer than 2 values and for
-    the ensemble (one model per regime)."""
+    records: {regime, method, seed, metrics: {name: float}} (ensemble records may carry n_runs and
+    ``intervals`` {name: (lo, hi)}). Means skip NaN; std is the sample std (ddof=1) over seeds, NaN
+    with fewer than 2 values and for the ensemble (one model per regime). lo / hi: the 95 % interval
+    of the mean, Student t over seeds (:func:`~lczldl.evaluation.intervals.seed_interval`; NaN with
+    fewer than 2 seeds), for the ensemble its percentile bootstrap over test images."""
     names = metric_names(records)
     rows = []
     for regime in order_regimes({r["regime"] for r in records}):
@@ -68,22 +77,11 @@ def aggregate_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 a = a[np.isfinite(a)]
                 row[f"{k}_mean"] = float(a.mean()) if a.size else float("nan")
                 row[f"{k}_std"] = float(a.std(ddof=1)) if a.size > 1 and method != ENSEMBLE else float("nan")
+                lo, hi = (sel[0].get("intervals", {}).get(k, (np.nan, np.nan)) if method == ENSEMBLE
+                          else seed_interval(a))
+                row[f"{k}_lo"], row[f"{k}_hi"] = float(lo), float(hi)
             rows.append(row)
     return rows
-
-
-def bootstrap_ci(diffs: np.ndarray, n_boot: int = N_BOOT, level: float = CI_LEVEL,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``diffs`` (resampling with replacement);
-    (nan, nan) with fewer than 2 values."""
-    d = np.asarray(diffs, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if d.size < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(int(n_boot), d.size))].mean(axis=1)
-    a = (1.0 - level) / 2.0
-    return float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))
 
 
 def paired_differences(records: list[dict[str, Any]], baseline: str = BASELINE, n_boot: int = N_BOOT,
@@ -145,10 +143,20 @@ def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> st
     lines = ["# Evaluation summary", "",
              "Mean ± sample std over seeds (ensemble: one model per regime, no std). maa / waa are "
              "macro / weighted *precision* as in the seed; ece / mce / sce with the seed's "
-             "right-closed bins (docs/metrics.md).", ""]
+             "right-closed bins (docs/metrics.md). 95 % intervals of every mean are in summary.csv "
+             "(<metric>_lo, <metric>_hi: Student t over seeds; ensemble: bootstrap over test images).", ""]
     names = [c[:-5] for c in (table[0] if table else {}) if c.endswith("_mean")]
+    beyond = {"Conformal prediction sets (calibrated on validation)": (CONFORMAL,),
+              "Selective prediction and uncertainty signals": (SELECTIVE, SIGNAL)}
+
+    def group_of(m: str) -> str | None:
+        g = metric(m)
+        return None if g is None else g.group
+
     groups = [("Paper metrics", [m for m in paper_metrics if m in names]),
-              ("Further metrics", [m for m in names if m not in paper_metrics])]
+              ("Further metrics", [m for m in names if m not in paper_metrics
+                                   and group_of(m) not in (CONFORMAL, SELECTIVE, SIGNAL)])]
+    groups += [(title, [m for m in names if group_of(m) in gs]) for title, gs in beyond.items()]
     for title, cols in groups:
         if not cols:
             continue

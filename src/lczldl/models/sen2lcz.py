@@ -145,12 +145,20 @@ class Sen2LCZ(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 m.reset_parameters()
 
-    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, 32, 32) reflectance -> logits of the four heads (N, 4, K), order merge1..3, last."""
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The part of the network before the first dropout: (N, C, 32, 32) reflectance -> (the
+        features entering ``drop2``, logits of head 1 (N, K)). Deterministic in eval mode, so MC
+        dropout computes it once per batch and only :meth:`tail` per pass (``forward`` =
+        ``tail(trunk(x))``, the same operations in the same order)."""
         x = x.contiguous(memory_format=self._memory_format)
         x = self.merge(self.blocks[0](x))
         z1 = self.heads[0](x)
-        x = self.drop2(self.merge(self.blocks[1](x)))
+        return self.merge(self.blocks[1](x)), z1
+
+    def tail_logits(self, state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """:meth:`trunk`'s output -> logits of the four heads (N, 4, K), order merge1..3, last."""
+        x, z1 = state
+        x = self.drop2(x)
         z2 = self.heads[1](x)
         x = self.drop3(self.merge(self.blocks[2](x)))
         z3 = self.heads[2](x)
@@ -158,9 +166,17 @@ class Sen2LCZ(nn.Module):
         z4 = self.heads[3](x)
         return torch.stack([z1, z2, z3, z4], dim=1)
 
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, 32, 32) reflectance -> logits of the four heads (N, 4, K), order merge1..3, last."""
+        return self.tail_logits(self.trunk(x))
+
+    def tail(self, state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """:meth:`trunk`'s output -> canonical natural-log probabilities (N, K)."""
+        return fuse_head_logits(self.tail_logits(state), self.fusion)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, 32, 32) reflectance -> canonical natural-log probabilities (N, K)."""
-        return fuse_head_logits(self.head_logits(x), self.fusion)
+        return self.tail(self.trunk(x))
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor | np.ndarray, batch_size: int = 1024) -> torch.Tensor:

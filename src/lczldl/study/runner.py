@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from lczldl.config import LczldlConfig, StudyConfig, load_config, read_yaml, run_sections
-from lczldl.errors import RunError
+from lczldl.data.store import aggregators_needed, require_targets
+from lczldl.errors import ConfigError, RunError
 from lczldl.fileio import file_sha256
 from lczldl.layout import (
     REPORT_HTML,
@@ -39,6 +40,7 @@ from lczldl.layout import (
     study_run_dir,
 )
 from lczldl.provenance import versions
+from lczldl.regimes import regime_targets
 from lczldl.study.folder import (
     StudyRecord,
     check_out,
@@ -55,7 +57,8 @@ from lczldl.study.units import DEFAULT_WORK, DONE, FAILED, SKIPPED, Unit, build_
 
 #: the ``lczldl study`` options and the config keys they set (what the user typed wins)
 STUDY_OPTIONS: dict[str, str] = {"study.regimes": "--regimes", "study.seeds": "--seeds",
-                                 "study.workers": "--workers", "study.executor": "--executor"}
+                                 "study.workers": "--workers", "study.executor": "--executor",
+                                 "study.intervals": "--intervals"}
 #: seconds between polls of running units
 POLL_S = {"slurm": 5.0}
 POLL_S_DEFAULT = 0.1
@@ -64,7 +67,7 @@ POLL_S_DEFAULT = 0.1
 def load_study_config(path: Path | None, **options: Any) -> tuple[dict[str, Any], LczldlConfig]:
     """(run sections as written in the YAML, the resolved config with its ``study`` section).
 
-    ``options``: regimes, seeds, workers, executor as typed (None = not given); they win over the
+    ``options``: regimes, seeds, workers, executor, intervals as typed (None = not given); they win over the
     file's ``study`` section, which wins over the defaults. The sections as written are what the
     train units get (so a study resumes under a newer lczldl whose defaults gained or lost keys)."""
     raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
@@ -76,11 +79,12 @@ def load_study_config(path: Path | None, **options: Any) -> tuple[dict[str, Any]
 def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | None = None,
               seeds: str | None = None, workers: int | None = None, executor: str | None = None, *,
               work: Mapping[str, str] | None = None, progress: bool = True,
-              console: Any = None, notes: Sequence[str] = ()) -> dict:
+              console: Any = None, notes: Sequence[str] = (), intervals: bool | None = None) -> dict:
     """Run (or resume) the study in ``out``; returns the final study.json content.
 
     ``regimes`` / ``seeds`` / ``workers`` / ``executor`` are the CLI options (None = not given:
-    the config's ``study`` section, else the defaults). Every option, the config and ``data``
+    the config's ``study`` section, else the defaults); ``intervals`` (report tables as mean [lo, hi])
+    likewise. Every option, the config and ``data``
     are checked before anything is written; a study folder this call created is removed again if
     it fails before its units start. ``work`` maps unit kinds to "module:function" (tests swap in
     fakes); ``notes`` (e.g. the demo's reductions) go to study.json["notes"] for the report.
@@ -94,12 +98,17 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     console = console or Console()
     study = Path(out)
     run_config, cfg = load_study_config(config, regimes=regimes, seeds=seeds, workers=workers,
-                                        executor=executor)
+                                        executor=executor, intervals=intervals)
     sc = cfg.study
     assert sc is not None  # noqa: S101 - load_study_config fills it
     check_out(study)
     check_same_config(study, run_config, planned_store(data, study))
     check_executor(sc.executor)
+    targets = [t for r in sc.regimes for t in regime_targets(r)[:2]]
+    missing = [m for m in aggregators_needed(targets) if m not in sc.prepare.aggregators]
+    if missing and planned_store(data, study) != Path(data).resolve():     # raw votes: prepared here
+        raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
+                          f"{', '.join(missing)} (the store is prepared from raw votes)")
     work = {**DEFAULT_WORK, **(work or {})}
     units = build_units(sc.regimes, sc.seeds)
 
@@ -107,11 +116,13 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     with study_lock(study):
         with removed_on_error(study, created):  # nothing of a study that never started is left
             store = resolve_store(data, study, sc.prepare, console)
+            require_targets(store, targets)
             cfg_path = write_run_config(study, run_config)
             for sub in (STUDY_UNITS, STUDY_LOGS, STUDY_RUNS):
                 (study / sub).mkdir(parents=True, exist_ok=True)
             base = {"study": str(study.resolve()), "store": str(store), "config": str(cfg_path.resolve()),
                     "mc_passes": cfg.evaluation.mc_passes, "n_bins": cfg.evaluation.n_bins,
+                    "evaluation": cfg.evaluation.model_dump(mode="json"), "intervals": sc.intervals,
                     "config_hash": fingerprint(run_config),
                     "store_checksum": file_sha256(manifest_path(store))}
             record = StudyRecord(
@@ -150,7 +161,8 @@ def spec_maker(units: Sequence[Unit], base: dict[str, Any], work: Mapping[str, s
         ups = {d: m.get("completion") or m.get("finished") for d, m in sorted(upstream.items())}
         key = {k: base[k] for k in ("store", "store_checksum", "config_hash")}
         inputs = fingerprint({"kind": u.kind, "regime": u.regime, "seed": u.seed, **key,
-                              "upstream": ups, "work": work[u.kind]})
+                              "upstream": ups, "work": work[u.kind],
+                              **({"intervals": base["intervals"]} if u.kind == "report" else {})})
         return {**base, "id": u.id, "kind": u.kind, "regime": u.regime, "seed": u.seed,
                 "runs": str(study / STUDY_RUNS),
                 "run": str(study_run_dir(study, u.regime, u.seed)) if u.regime else None,

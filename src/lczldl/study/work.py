@@ -38,12 +38,19 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     return {"run": spec["run"]}
 
 
+def _evaluation(spec: dict[str, Any]) -> Any:
+    """The study's evaluation settings (EvaluationConfig; defaults for a spec without them)."""
+    from lczldl.config import EvaluationConfig
+
+    return EvaluationConfig(**spec.get("evaluation", {}))
+
+
 def calibrate(spec: dict[str, Any]) -> dict[str, Any]:
-    """Temperature scaling and MC dropout for one evaluated run."""
+    """Temperature scaling, MC dropout and the beyond-the-paper files for one evaluated run."""
     from lczldl.evaluation import runs as ev
 
     ev.calibrate_run(Path(spec["run"]), mc_passes=int(spec["mc_passes"]), n_bins=int(spec["n_bins"]),
-                     progress=False)
+                     progress=False, evaluation=_evaluation(spec))
     return {"run": spec["run"]}
 
 
@@ -52,7 +59,7 @@ def aggregate(spec: dict[str, Any]) -> dict[str, Any]:
     from lczldl.evaluation import runs as ev
 
     ev.aggregate_runs(Path(spec["runs"]), out=Path(spec["study"]), n_bins=int(spec["n_bins"]),
-                      progress=False)
+                      progress=False, evaluation=_evaluation(spec))
     return {"runs": spec["done_runs"]}
 
 
@@ -60,5 +67,5 @@ def report(spec: dict[str, Any]) -> dict[str, Any]:
     """Figures and report.html / report.md from the saved files."""
     from lczldl.viz.report import redraw_study
 
-    redraw_study(Path(spec["study"]))
+    redraw_study(Path(spec["study"]), intervals=bool(spec.get("intervals", False)))
     return {}

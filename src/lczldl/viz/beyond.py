@@ -1,8 +1,8 @@
 """Owns the "Beyond the paper" figures: metrics per training target with intervals, conformal set size
 and coverage against the experts, risk-coverage curves, and the uncertainty-signal comparison.
 
-Every function takes arrays (computed by lczldl.evaluation.conformal / selective / intervals from
-saved predictions), draws with the project style (viz/style.py) and writes ``out_stem``.png/.pdf;
+Every function takes arrays (read from the evaluation's saved files by lczldl.viz.beyond_section),
+draws with the project style (viz/style.py) and writes ``out_stem``.png/.pdf;
 it returns the two paths. Missing values (NaN) are left out of the drawing.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from lczldl.distributions import N_ENTROPY_BINS, entropy_bin_labels
+from lczldl.evaluation.registry import SIGNALS
 from lczldl.regimes import regime_color, regime_label
 from lczldl.viz.style import NEUTRAL, lcz_label, new_figure, save_figure, styled
 
 Array = np.ndarray
 #: display names of the metrics and signals drawn here
 METRIC_TITLES = {"ce_distr": "CE vs. vote distribution", "ece": "ECE", "oa": "accuracy"}
-SIGNAL_LABELS = {"max_prob": "1 - max p", "entropy": "predictive entropy",
-                 "mutual_info": "MC-dropout mutual info", "disagreement": "ensemble disagreement"}
+SIGNAL_LABELS = SIGNALS
 
 
 def _yerr(mean: Array, lo: Array | None, hi: Array | None) -> Array | None:
@@ -29,6 +29,15 @@ def _yerr(mean: Array, lo: Array | None, hi: Array | None) -> Array | None:
         return None
     m, lo, hi = (np.asarray(a, dtype=np.float64) for a in (mean, lo, hi))
     return np.nan_to_num(np.vstack([m - lo, hi - m]), nan=0.0).clip(min=0.0)
+
+
+def _clip_axis(ax, lo: float | None, hi: float | None, axis: str = "x") -> None:
+    """Keep the axis inside a metric's range [lo, hi]: an interval (e.g. Student t over 2 seeds)
+    that reaches beyond it is cut at the edge instead of stretching the panel."""
+    get, set_ = (ax.get_xlim, ax.set_xlim) if axis == "x" else (ax.get_ylim, ax.set_ylim)
+    a, b = get()
+    pad = 0.02 * ((hi if hi is not None else b) - (lo if lo is not None else a))
+    set_(a if lo is None else max(a, lo - pad), b if hi is None else min(b, hi + pad))
 
 
 def _legend_top(fig, ax, ncol: int) -> None:
@@ -41,7 +50,8 @@ def plot_target_comparison(targets: Sequence[str], estimates: Mapping[str, Array
     """Per training target (regime), test metrics with 95 % intervals: one panel per metric.
 
     ``estimates``: metric -> (T, 3) array of (value, lo, hi) per target, in ``targets`` order
-    (lo / hi may be NaN: no bar). Accuracy and ECE are drawn in %."""
+    (lo / hi may be NaN: no bar). Accuracy and ECE are drawn in %; every axis stays inside the
+    metric's range (>= 0; <= 100 % for accuracy and ECE)."""
     t = len(targets)
     with styled():
         fig = new_figure(3.0 * len(metrics) + 1.2, 0.42 * t + 1.3)
@@ -60,6 +70,7 @@ def plot_target_comparison(targets: Sequence[str], estimates: Mapping[str, Array
             ax.grid(True, axis="x")
             ax.set_axisbelow(True)
             ax.set_ylim(-0.6, t - 0.4)
+            _clip_axis(ax, 0.0, 100.0 if scale == 100.0 else None)
         fig.subplots_adjust(wspace=0.12)
         return save_figure(fig, out_stem)
 
@@ -194,6 +205,8 @@ def plot_uncertainty_signals(auroc: Mapping[str, Mapping[str, float]], spearman:
                             capsize=2, elinewidth=1.0, label=regime_label(reg))
         axes[0].axvline(0.5, ls=":", color=NEUTRAL, lw=1.0)
         axes[1].axvline(0.0, ls=":", color=NEUTRAL, lw=1.0)
+        _clip_axis(axes[0], 0.0, 1.0)
+        _clip_axis(axes[1], -1.0, 1.0)
         for ax, title in zip(axes, ("AUROC for detecting errors", "Spearman with vote entropy"), strict=True):
             ax.set_yticks(y)
             ax.set_title(title)

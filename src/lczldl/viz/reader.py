@@ -1,13 +1,16 @@
-"""Owns reading a study folder for the figures and the report: study.json, the runs' metrics files
-and predictions, the summary tables the evaluation wrote (summary.csv, paired.csv) and the vote
-arrays of the prepared store (through :func:`lczldl.data.store.open_store`). It reads, never
-recomputes: what is missing is listed in ``Study.notes``.
+"""Owns reading a study folder for the figures and the report: study.json, the runs' metrics files,
+beyond-the-paper files and predictions, the summary tables the evaluation wrote (summary.csv with
+its intervals, paired.csv) and the vote arrays of the prepared store (through
+:func:`lczldl.data.store.open_store`). It reads, never recomputes: what is missing is listed in
+``Study.notes``.
 
 Reads (file names from :mod:`lczldl.layout`)::
 
     STUDY/study.json                      config, regimes, seeds, store, versions, failures
     STUDY/store/ or study.json["store"]   the prepared store (manifest, votes, original, label)
-    STUDY/runs/REGIME/seedN/              predictions.npz, metrics.json, metrics_ts.json, metrics_mc.json
+    STUDY/runs/REGIME/seedN/              predictions.npz, metrics.json, metrics_ts.json, metrics_mc.json,
+                                          beyond_{plain,temperature,mc_dropout}.json
+    STUDY/ensemble/REGIME/beyond_ensemble.json
     STUDY/summary.csv   STUDY/paired.csv
 """
 
@@ -17,7 +20,7 @@ import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,7 +29,7 @@ from lczldl.distributions import entropy_nats
 from lczldl.errors import DataError, RunError
 from lczldl.evaluation.calibration import N_BINS
 from lczldl.evaluation.files import load_predictions, read_json_object
-from lczldl.evaluation.registry import METHODS, PER_SEED_METHODS
+from lczldl.evaluation.registry import ENSEMBLE, METHODS, PER_SEED_METHODS
 from lczldl.evaluation.summary import PAIRED_COLUMNS
 from lczldl.regimes import order_regimes
 
@@ -45,6 +48,7 @@ class Run:
     path: Path
     metrics: dict[str, dict] = field(default_factory=dict)    # method -> metrics file object
     temperature: float | None = None
+    beyond: dict[str, dict] = field(default_factory=dict)     # method -> beyond_<method>.json object
 
     def predictions(self) -> dict[str, np.ndarray] | None:
         """The :data:`PREDICTION_KEYS` arrays of predictions.npz; None when there is none."""
@@ -64,6 +68,24 @@ class Study:
     store: Path | None
     manifest: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
+    #: regime -> the ensemble's beyond_ensemble.json object
+    ensemble_beyond: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def intervals(self) -> bool:
+        """Whether the report shows mean [lo, hi] (the study's ``study.intervals``; default no)."""
+        return bool((self.info.get("study_config") or {}).get("intervals", False))
+
+    def beyond(self, method: str) -> dict[str, list[dict]]:
+        """regime -> the beyond files of ``method`` (per seed in seed order; one for the ensemble)."""
+        if method == ENSEMBLE:
+            return {reg: [obj] for reg, obj in self.ensemble_beyond.items()}
+        out: dict[str, list[dict]] = {}
+        for reg in self.regimes:
+            objs = [r.beyond[method] for _, r in sorted(self.runs.get(reg, {}).items()) if method in r.beyond]
+            if objs:
+                out[reg] = objs
+        return out
 
     @property
     def n_bins(self) -> int:
@@ -80,6 +102,9 @@ def _read_run(regime: str, seed: int, folder: Path) -> Run:
         obj = read_json_object(folder / METHODS[method].metrics_file, _REMEDY)
         if obj is not None:
             run.metrics[method] = obj
+        obj = read_json_object(layout.beyond_path(folder, method), _REMEDY)
+        if obj is not None:
+            run.beyond[method] = obj
     ts = run.metrics.get("temperature", {}).get("temperature")
     run.temperature = float(ts) if isinstance(ts, int | float) and ts > 0 else None
     return run
@@ -131,7 +156,12 @@ def load_study(study: Path) -> Study:
             r = runs[reg].get(seed)
             if r is None or "plain" not in r.metrics:
                 notes.append(f"{reg} seed {seed}: no test metrics (run missing or failed)")
-    return Study(study, info, regimes, seeds, runs, store, manifest, notes)
+    ens = {}
+    for reg in regimes:
+        obj = read_json_object(layout.beyond_path(layout.ensemble_dir(study, reg), ENSEMBLE), _REMEDY)
+        if obj is not None:
+            ens[reg] = obj
+    return Study(study, info, regimes, seeds, runs, store, manifest, notes, ens)
 
 
 def run_predictions(st: Study) -> dict[str, list[tuple[Run, dict[str, np.ndarray]]]]:
@@ -160,9 +190,23 @@ def _num(x: Any) -> float:
         return float("nan")
 
 
+class Stat(NamedTuple):
+    """One summary.csv cell group: mean, std over seeds, 95 % interval (NaN where missing)."""
+
+    mean: float
+    std: float
+    lo: float
+    hi: float
+
+
+#: a metric missing from a summary row
+NAN_STAT = Stat(float("nan"), float("nan"), float("nan"), float("nan"))
+
+
 def summary_rows(st: Study) -> list[dict[str, Any]]:
-    """Rows {regime, method, n, <metric>: (mean, std)} of summary.csv in its order; [] when the
-    study has none (the evaluation's aggregate step has not run)."""
+    """Rows {regime, method, n, <metric>: Stat(mean, std, lo, hi)} of summary.csv in its order;
+    [] when the study has none (the evaluation's aggregate step has not run). Summaries written
+    before intervals existed give NaN lo / hi."""
     out: list[dict[str, Any]] = []
     for r in _read_csv(st.path / layout.SUMMARY_CSV) or []:
         d: dict[str, Any] = {"regime": r.get("regime", ""), "method": r.get("method", ""),
@@ -170,7 +214,7 @@ def summary_rows(st: Study) -> list[dict[str, Any]]:
         for k, v in r.items():
             if k.endswith("_mean"):
                 m = k[: -len("_mean")]
-                d[m] = (_num(v), _num(r.get(m + "_std")))
+                d[m] = Stat(_num(v), _num(r.get(m + "_std")), _num(r.get(m + "_lo")), _num(r.get(m + "_hi")))
         out.append(d)
     return out
 

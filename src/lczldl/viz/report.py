@@ -27,17 +27,20 @@ from lczldl.evaluation.registry import (
     OTHER,
     PAPER,
     fmt_interval,
+    fmt_mean_interval,
     fmt_mean_std,
     fmt_signed,
     higher_is_better,
     keys,
     method_label,
+    metric,
     significant,
 )
 from lczldl.fileio import atomic_write_text
 from lczldl.regimes import order_regimes, regime_label
 from lczldl.viz import figures as F
 from lczldl.viz.reader import (
+    NAN_STAT,
     Study,
     load_study,
     paired_rows,
@@ -69,6 +72,11 @@ FIGURES: tuple[tuple[str, str], ...] = (
                        "seeds pooled); dashed: y = x."),
     (SEEDS, "Key test metrics of every seed (dots) and their mean (bar), plain models."),
 )
+#: How the report's intervals were computed (docs/metrics.md, "Intervals").
+INTERVALS_NOTE = ("With --intervals the cells are mean [95 % interval] (summary.csv <metric>_lo / _hi): "
+                  "over seeds a Student t interval of the mean, honest but very wide with 2 seeds "
+                  "(t = 12.7); for the ensemble (one model) a percentile bootstrap over test images "
+                  "(1,000 draws, validation-fitted parts not resampled).")
 #: Source line of the vote figures: the store holds only urban-majority images.
 STORE_VOTES_NOTE = ("Source: prepared store (urban-majority images only; non-urban images were dropped "
                     "when preparing).")
@@ -127,7 +135,9 @@ def _draw(st: Study) -> list[Path]:
     per_seed = {k: v for k, v in per_seed.items() if v}
     if per_seed:
         written += F.plot_seed_dots(per_seed, fig_dir / SEEDS)
-    return written
+    from lczldl.viz.beyond_section import draw_beyond
+
+    return written + draw_beyond(st, fig_dir)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,18 +145,23 @@ def _draw(st: Study) -> list[Path]:
 # ---------------------------------------------------------------------------------------------
 
 Table = tuple[list[str], list[list[str]], set]
-_NAN2 = (float("nan"), float("nan"))
 
 
-def results_table(rows: list[dict[str, Any]], metrics: list[str], header: list[str] | None = None) -> Table:
-    """Header, cells (mean ± std) and the (row, col) cells holding the best mean of their column
-    (direction from the metric registry; descriptive metrics are not ranked)."""
+def results_table(rows: list[dict[str, Any]], metrics: list[str], header: list[str] | None = None,
+                  intervals: bool = False) -> Table:
+    """Header, cells (mean ± std, or with ``intervals`` mean [lo, hi] from summary.csv) and the
+    (row, col) cells holding the best mean of their column (direction from the metric registry;
+    descriptive metrics are not ranked)."""
     head = ["regime", "method", "n"] + (header or metrics)
+
+    def cell(v: Any) -> str:
+        return fmt_mean_interval(v.mean, v.lo, v.hi) if intervals else fmt_mean_std(v.mean, v.std)
+
     cells = [[regime_label(r["regime"]), method_label(r["method"]), str(r.get("n", ""))]
-             + [fmt_mean_std(*r.get(m, _NAN2)) for m in metrics] for r in rows]
+             + [cell(r.get(m, NAN_STAT)) for m in metrics] for r in rows]
     best: set[tuple[int, int]] = set()
     for j, m in enumerate(metrics):
-        vals = np.array([r.get(m, _NAN2)[0] for r in rows], dtype=np.float64)
+        vals = np.array([r.get(m, NAN_STAT).mean for r in rows], dtype=np.float64)
         higher = higher_is_better(m)
         if higher is None or not np.isfinite(vals).any():
             continue
@@ -164,9 +179,10 @@ def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def metric_groups(rows: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
     """(title, metric keys) of the result tables, keys present in the rows in registry order;
-    columns of summary.csv the registry does not know go to the further metrics."""
+    columns of summary.csv the registry does not know go to the further metrics (the
+    beyond-the-paper columns have their own section)."""
     present = [k for r in rows[:1] for k in r if k not in ("regime", "method", "n")]
-    unknown = [k for k in present if k not in METRICS]
+    unknown = [k for k in present if metric(k) is None]
     return [("Paper metrics", [k for k in keys(PAPER) if k in present]),
             ("Further metrics", [k for k in keys(EXTRA, OTHER) if k in present] + unknown),
             ("Accuracy and ECE per vote-entropy bin", [k for k in keys(ENTROPY_BIN) if k in present])]
@@ -260,9 +276,9 @@ def _data_section(d: Document, st: Study) -> None:
         d.table(header, cells)
 
 
-def _results_section(d: Document, st: Study) -> None:
+def _results_section(d: Document, st: Study, intervals: bool) -> None:
     rows = sort_rows(summary_rows(st))
-    d.heading("Results (test set, mean ± std over seeds)")
+    d.heading("Results (test set, " + ("mean [95 % interval])" if intervals else "mean ± std over seeds)"))
     if not rows:
         d.para(f"No {layout.SUMMARY_CSV} in the study folder yet (it is written when the runs are "
                "aggregated: the study's aggregate unit or `lczldl evaluate`).", "warn")
@@ -270,12 +286,12 @@ def _results_section(d: Document, st: Study) -> None:
     d.para(f"Source: {layout.SUMMARY_CSV}. Best mean of each column in bold (accuracies, kappa: higher is "
            "better; cross-entropies and calibration errors: lower is better; mean confidence and "
            "over-confidence (mean confidence minus accuracy) are not ranked). Ensemble rows are one model "
-           "(the mean of the seeds' probabilities), so they have no std.")
+           "(the mean of the seeds' probabilities), so they have no std. " + INTERVALS_NOTE)
     for title, cols in metric_groups(rows):
         if cols:
             header = [METRICS[k].label for k in cols] if title.startswith("Accuracy and ECE") else None
             d.heading(title, 3)
-            d.table(*results_table(rows, cols, header), text_cols=2)
+            d.table(*results_table(rows, cols, header, intervals), text_cols=2)
 
 
 def _paired_section(d: Document, st: Study) -> None:
@@ -317,28 +333,36 @@ def _config_section(d: Document, st: Study) -> None:
         d.table(["file", "sha256"], [[k, str(v)] for k, v in st.manifest["sources"].items()])
 
 
-def _write(st: Study) -> tuple[Path, Path]:
+def _write(st: Study, intervals: bool | None = None) -> tuple[Path, Path]:
+    from lczldl.viz.beyond_section import beyond_section
+
+    ci = st.intervals if intervals is None else intervals
     d = Document()
     title = f"LCZ label-distribution study: {st.path.name}"
     d.heading(title, 1)
-    for section in (_status_section, _data_section, _results_section, _paired_section, _figures_section,
-                    _config_section):
-        section(d, st)
+    _status_section(d, st)
+    _data_section(d, st)
+    _results_section(d, st, ci)
+    _paired_section(d, st)
+    _figures_section(d, st)
+    beyond_section(d, st, ci)
+    _config_section(d, st)
     return (atomic_write_text(st.path / layout.REPORT_HTML, d.html_page(title)),
             atomic_write_text(st.path / layout.REPORT_MD, d.markdown()))
 
 
-def write_report(study: Path) -> tuple[Path, Path]:
+def write_report(study: Path, intervals: bool | None = None) -> tuple[Path, Path]:
     """Write STUDY/report.html (self-contained) and STUDY/report.md from the saved files and the
-    figures already in STUDY/figures/. Returns (html path, md path)."""
-    return _write(load_study(Path(study)))
+    figures already in STUDY/figures/. ``intervals``: tables as mean [lo, hi] (None: the study's
+    ``study.intervals``). Returns (html path, md path)."""
+    return _write(load_study(Path(study)), intervals)
 
 
-def redraw_study(study: Path) -> None:
+def redraw_study(study: Path, intervals: bool | None = None) -> None:
     """Redraw every figure and rewrite report.html / report.md (``lczldl figures --study``)."""
     st = load_study(Path(study))
     _draw(st)
-    _write(st)
+    _write(st, intervals)
 
 
 __all__ = ["FIGURES", "draw_figures", "load_study", "redraw_study", "study_status", "write_report"]

@@ -1,0 +1,122 @@
+"""Owns the beyond-the-paper numbers of one prediction (a run under one method, or a regime's
+ensemble): split-conformal sets judged against the experts, selective prediction and the
+uncertainty signals, as headline numbers (summary columns, named in
+:mod:`lczldl.evaluation.registry`) and details for the figures (per class, per vote-entropy bin,
+the risk-coverage curve). Pure numpy; :mod:`lczldl.evaluation.runs` writes the files.
+
+Conventions (docs/metrics.md, "Beyond the paper"):
+- Sets are calibrated on the validation split (``cal_probs``, majority labels) and evaluated on test,
+  for every score (LAC, APS, RAPS) x level; q_hat is not resampled by the bootstrap (intervals are
+  conditional on the validation split).
+- Correctness is argmax(probs) == majority label; the selective confidence is max(probs).
+- Signals are uncertainties (larger = less sure): ``max_prob`` (1 - max p) and ``entropy`` always,
+  ``mutual_info`` (MC dropout) and ``disagreement`` (ensemble members) where given. The Spearman
+  correlation of the predictive entropy with the vote entropy is compute_metrics'
+  ``entropy_spearman``; it is not written a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lczldl.distributions import N_ENTROPY_BINS
+from lczldl.evaluation.conformal import (
+    DEFAULT_LEVELS,
+    SCORES,
+    set_features,
+    set_metrics,
+    set_name,
+    split_conformal,
+)
+from lczldl.evaluation.registry import CONFORMAL_STATS, SIGNAL_SPEARMAN, conformal_key
+from lczldl.evaluation.selective import (
+    risk_coverage_curve,
+    selective_metrics,
+    signal_metrics,
+    uncertainty_signals,
+)
+
+#: points of the saved risk-coverage curve (coverage k / N at k = 1 and N and evenly between)
+CURVE_POINTS = 201
+Sets = dict[tuple[str, float], tuple[np.ndarray, float]]
+
+
+def prediction_sets(cal_probs: np.ndarray, cal_labels: np.ndarray, probs: np.ndarray,
+                    levels: Sequence[float] = DEFAULT_LEVELS) -> Sets:
+    """{(score, level): ((N, K) bool sets of the test images, q_hat)} for every score x level."""
+    return {(score, float(lv)): split_conformal(cal_probs, cal_labels, probs, score=score, level=float(lv))
+            for score in SCORES for lv in levels}
+
+
+def signals_of(probs: np.ndarray, *, mutual_info: np.ndarray | None = None,
+               members: Sequence[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The uncertainty signals of one prediction ((N,) each), see the module docstring."""
+    return uncertainty_signals(probs, mutual_info=mutual_info, members=members)
+
+
+def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+             sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None,
+             weights: np.ndarray | None = None) -> dict[str, Any]:
+    """The summary columns of one prediction: per set (score, level) its coverage, set size, vote
+    coverage and plausible Jaccard; with ``signals``: aurc, eaurc, acc_at_80/90 and per signal
+    auroc_<signal> and spearman_<signal>. Floats, or (B,) arrays under (B, N) image counts."""
+    labels = np.asarray(labels, dtype=np.int64)
+    out: dict[str, Any] = {}
+    for (score, lv), (s, _) in (sets or {}).items():
+        m = set_metrics(s, labels, votes, weights=weights)
+        out.update({conformal_key(score, lv, stat): m[stat] for stat in CONFORMAL_STATS})
+    if signals is not None:
+        p = np.asarray(probs, dtype=np.float64)
+        out.update(selective_metrics(p, labels, weights=weights))
+        per = signal_metrics(dict(signals), p.argmax(axis=1) == labels, vote_entropy, weights)
+        for sig, v in per.items():
+            out[f"auroc_{sig}"] = v["auroc"]
+            if SIGNAL_SPEARMAN.get(sig, f"spearman_{sig}") == f"spearman_{sig}":
+                out[f"spearman_{sig}"] = v["spearman"]
+    return out
+
+
+def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+            sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """What the figures read (JSON-friendly): ``n`` and ``counts`` (test images per majority class
+    and per vote-entropy bin of the urban votes, the groups of the per-class / per-bin numbers),
+    ``sets`` {name: {score, level, qhat, every set_metrics key}}, and with ``signals``:
+    ``risk_coverage`` {coverage, risk} at CURVE_POINTS coverages and ``signals`` {signal: {auroc,
+    spearman}}."""
+    labels = np.asarray(labels, dtype=np.int64)
+    k = np.asarray(probs).shape[1]
+    f = set_features(np.zeros((len(labels), k), dtype=bool), labels, votes)
+    out: dict[str, Any] = {"n": int(len(labels)),
+                           "counts": {"class": np.bincount(labels, minlength=k).tolist(),
+                                      "ebin": np.bincount(f["ebin"], minlength=N_ENTROPY_BINS).tolist()}}
+    if sets:
+        out["sets"] = {set_name(score, lv): {"score": score, "level": lv, "qhat": qhat,
+                                              **set_metrics(s, labels, votes)}
+                       for (score, lv), (s, qhat) in sets.items()}
+    if signals is not None:
+        p = np.asarray(probs, dtype=np.float64)
+        cov, risk = risk_coverage_curve(p.max(axis=1), p.argmax(axis=1) == labels)
+        k = np.unique(np.round(np.linspace(0, len(cov) - 1, CURVE_POINTS)).astype(np.int64))
+        out["risk_coverage"] = {"coverage": cov[k].tolist(), "risk": risk[k].tolist()}
+        out["signals"] = signal_metrics(dict(signals), p.argmax(axis=1) == labels, vote_entropy)
+    return out
+
+
+def evaluate_prediction(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+                        cal_probs: np.ndarray | None = None, cal_labels: np.ndarray | None = None,
+                        levels: Sequence[float] = DEFAULT_LEVELS, conformal: bool = True, selective: bool = True,
+                        mutual_info: np.ndarray | None = None, members: Sequence[np.ndarray] | None = None
+                        ) -> tuple[dict[str, float], dict[str, Any], Sets | None, dict[str, np.ndarray] | None]:
+    """(headline, details, sets, signals) of one prediction: ``probs`` (N, K) test probabilities,
+    ``labels`` (N,) majority labels, ``votes`` (N, E) store votes, ``vote_entropy`` (N,) nats;
+    conformal sets need ``cal_probs`` / ``cal_labels`` (validation) and are skipped without them or
+    with ``conformal`` off; ``selective`` off leaves out selective prediction and the signals. The
+    sets and signals are returned for :func:`headline` under bootstrap weights."""
+    sets = (prediction_sets(cal_probs, cal_labels, probs, levels)
+            if conformal and cal_probs is not None and cal_labels is not None else None)
+    signals = signals_of(probs, mutual_info=mutual_info, members=members) if selective else None
+    head = headline(probs, labels, votes, vote_entropy, sets=sets, signals=signals)
+    return head, details(probs, labels, votes, vote_entropy, sets=sets, signals=signals), sets, signals

@@ -1,0 +1,89 @@
+"""Owns a regime's seed ensemble: the mean of its members' saved probabilities, its metrics (with the
+seed's mean-member confidence as a compat block), its beyond-the-paper file (sets calibrated on the
+members' mean validation probabilities, ensemble disagreement as a signal) and the image-bootstrap
+intervals of every summary column (one model per regime, so no interval over seeds).
+
+Writes EVAL/ensemble/REGIME/{predictions.npz, metrics.json, beyond_ensemble.json} (names from
+:mod:`lczldl.layout`); :func:`lczldl.evaluation.runs.aggregate_runs` calls it per regime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lczldl import layout
+from lczldl.config import EvaluationConfig
+from lczldl.evaluation.beyond import evaluate_prediction, headline
+from lczldl.evaluation.files import save_predictions, write_metrics
+from lczldl.evaluation.intervals import N_BOOT, SEED, bootstrap_intervals
+from lczldl.evaluation.metrics import CONFIDENCE_METRICS, compute_metrics
+from lczldl.evaluation.predictor import ensemble_confidence, ensemble_probs, probs_from_log_probs
+from lczldl.evaluation.registry import ENSEMBLE
+
+Members = list[tuple[Any, dict[str, np.ndarray]]]
+
+
+def beyond_meta(ev: EvaluationConfig) -> dict[str, Any]:
+    """The settings a beyond file records (and is recomputed when they change)."""
+    return {"conformal": ev.conformal, "selective": ev.selective, "levels": list(ev.conformal_levels)}
+
+
+def same_test_samples(members: Members, say: Callable[[str], None], regime: str) -> Members:
+    """The members whose test labels equal the first member's (the others predict other samples)."""
+    labels = members[0][1]["labels"]
+    same = [(s, p) for s, p in members if p["labels"].shape == labels.shape and np.array_equal(p["labels"], labels)]
+    if len(same) != len(members):
+        say(f"[red]ensemble {regime}: {len(members) - len(same)} runs predict other test samples; left out[/red]")
+    return same
+
+
+def evaluate_ensemble(out: Path, regime: str, members: Members, n_bins: int, ev: EvaluationConfig,
+                      say: Callable[[str], None], n_boot: int = N_BOOT) -> dict[str, Any]:
+    """Mean of the members' saved probabilities; writes the ensemble's files and returns its record
+    {regime, method, seed, metrics (compute_metrics + beyond headline), n_runs, intervals}."""
+    same = same_test_samples(members, say, regime)
+    d = same[0][1]
+    labels = d["labels"]
+    probs_list = [p["probs"] for _, p in same]
+    probs = ensemble_probs(probs_list)
+    conf_mm = ensemble_confidence(probs_list, "mean_member")
+    where = f"ensemble {regime}"
+    m = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, where=where)
+    compat = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, confidence=conf_mm, where=where)
+    edir = layout.ensemble_dir(out, regime)
+    arrays = {"probs": probs.astype(np.float32), "labels": labels, "distributions": d["distributions"],
+              "vote_entropy": d["vote_entropy"], "mean_member_confidence": conf_mm.astype(np.float32)}
+    head: dict[str, float] = {}
+    sets = signals = None
+    if (ev.conformal or ev.selective) and "votes" in d:
+        cal = [probs_from_log_probs(p["val_log_probs"]) for _, p in same if "val_log_probs" in p]
+        cal_probs = ensemble_probs(cal) if len(cal) == len(same) else None
+        head, detail, sets, signals = evaluate_prediction(
+            probs, labels, d["votes"], d["vote_entropy"], cal_probs=cal_probs, cal_labels=d.get("val_labels"),
+            levels=ev.conformal_levels, conformal=ev.conformal, selective=ev.selective,
+            members=probs_list if len(probs_list) > 1 else None)
+        if signals is not None and "disagreement" in signals:
+            arrays["disagreement"] = signals["disagreement"].astype(np.float32)
+        write_metrics(layout.beyond_path(edir, ENSEMBLE), head,
+                      {**beyond_meta(ev), "method": ENSEMBLE, "members": len(same)}, detail=detail)
+
+    def draws(w: np.ndarray) -> dict[str, np.ndarray]:
+        out = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, weights=w)
+        if sets is not None or signals is not None:
+            out.update(headline(probs, labels, d["votes"], d["vote_entropy"], sets=sets, signals=signals, weights=w))
+        return out
+
+    intervals = bootstrap_intervals(draws, len(labels), n_boot=n_boot, seed=SEED)
+    save_predictions(edir / layout.PREDICTIONS, arrays)
+    write_metrics(edir / layout.METRICS, m,
+                  {"n_bins": n_bins, "members": len(same), "seeds": [s for s, _ in same],
+                   "confidence": "max of mean",
+                   "intervals": f"95 % percentile bootstrap over test images, {n_boot} draws, seed {SEED}"},
+                  compat_mean_member_confidence={k: compat[k] for k in CONFIDENCE_METRICS},
+                  intervals={k: list(v) for k, v in intervals.items()})
+    return {"regime": regime, "method": ENSEMBLE, "seed": None, "metrics": {**m, **head}, "n_runs": len(same),
+            "intervals": intervals}

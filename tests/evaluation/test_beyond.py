@@ -1,0 +1,93 @@
+"""The beyond-the-paper record of one prediction: its headline keys are the registry's, its values
+those of the conformal / selective functions it wires (by hand for LAC), under bootstrap counts it
+equals the record of the explicit resample (q_hat fixed), and the details hold what the figures read."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lczldl.evaluation import registry as G
+from lczldl.evaluation.beyond import CURVE_POINTS, evaluate_prediction, headline
+from lczldl.evaluation.conformal import conformal_metrics
+from lczldl.evaluation.intervals import bootstrap_counts, bootstrap_indices
+from lczldl.evaluation.selective import selective_metrics
+
+
+def case(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    c = rng.multinomial(11, rng.dirichlet(np.full(10, 0.3), n))
+    d = c / c.sum(1, keepdims=True)
+    z = rng.normal(size=(n, 10)) + 2.0 * np.log(d + 0.02)
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    votes = np.zeros((n, 11), dtype=np.int8)
+    for i in range(n):
+        v = np.repeat(np.arange(1, 11), c[i])
+        votes[i, :len(v)] = v
+    ent = -(np.where(d > 0, d * np.log(np.where(d > 0, d, 1)), 0)).sum(1)
+    return p, d.argmax(1), votes, ent
+
+
+def test_headline_keys_and_values_are_the_wired_functions():
+    p, y, votes, ent = case(300, 0)
+    pv, yv, _, _ = case(250, 1)
+    mi = np.random.default_rng(2).uniform(0, 0.3, 300)
+    head, detail, sets, signals = evaluate_prediction(p, y, votes, ent, cal_probs=pv, cal_labels=yv, mutual_info=mi)
+    want = set(G.keys(G.CONFORMAL)) | set(G.keys(G.SELECTIVE)) | {
+        "auroc_max_prob", "auroc_entropy", "auroc_mutual_info", "spearman_max_prob", "spearman_mutual_info"}
+    assert set(head) == want                             # entropy's Spearman is entropy_spearman
+    ref = conformal_metrics(pv, yv, p, y, votes)
+    for name, m in ref.items():
+        for stat in G.CONFORMAL_STATS:
+            assert head[f"{name}_{stat}"] == m[stat], (name, stat)
+        assert detail["sets"][name]["qhat"] == m["qhat"]
+    assert {k: head[k] for k in G.keys(G.SELECTIVE)} == selective_metrics(p, y)
+    # LAC at 90 % by hand: q = the ceil(251 * 0.9) = 226th smallest validation score
+    q = np.sort(1 - pv[np.arange(250), yv])[225]
+    assert head["lac_90_set_size"] == pytest.approx(((1 - p) <= q).sum(1).mean(), abs=1e-12)
+    assert detail["counts"]["class"] == np.bincount(y, minlength=10).tolist()
+    assert sum(detail["counts"]["ebin"]) == 300
+    cov, risk = detail["risk_coverage"]["coverage"], detail["risk_coverage"]["risk"]
+    assert len(cov) == CURVE_POINTS and cov[0] == pytest.approx(1 / 300) and cov[-1] == 1.0
+    assert risk[-1] == pytest.approx((p.argmax(1) != y).mean())
+    assert set(signals) == {"max_prob", "entropy", "mutual_info"} and set(detail["signals"]) == set(signals)
+
+
+def test_switches_and_missing_calibration():
+    p, y, votes, ent = case(80, 3)
+    head, detail, sets, _ = evaluate_prediction(p, y, votes, ent, cal_probs=None, cal_labels=None)
+    assert sets is None and "sets" not in detail and set(head) >= set(G.keys(G.SELECTIVE))
+    assert not any(k.startswith("lac_") for k in head)
+    head, detail, _, signals = evaluate_prediction(p, y, votes, ent, cal_probs=p, cal_labels=y, selective=False,
+                                                   levels=(0.8,))
+    assert signals is None and "aurc" not in head and "risk_coverage" not in detail
+    assert set(head) == {f"{s}_80_{stat}" for s in ("lac", "aps", "raps") for stat in G.CONFORMAL_STATS}
+
+
+def test_members_give_the_disagreement_signal():
+    p, y, votes, ent = case(60, 4)
+    q = np.roll(p, 1, axis=1)
+    head, _, _, signals = evaluate_prediction((p + q) / 2, y, votes, ent, conformal=False, members=[p, q])
+    assert "auroc_disagreement" in head and "spearman_disagreement" in head
+    h = lambda a: -(a * np.log(a)).sum(1)                                  # noqa: E731
+    np.testing.assert_allclose(signals["disagreement"], h((p + q) / 2) - (h(p) + h(q)) / 2, atol=1e-12)
+
+
+def test_weighted_headline_equals_the_explicit_resample():
+    p, y, votes, ent = case(200, 5)
+    pv, yv, _, _ = case(150, 6)
+    _, _, sets, signals = evaluate_prediction(p, y, votes, ent, cal_probs=pv, cal_labels=yv,
+                                              mutual_info=np.linspace(0, 1, 200))
+    idx, w = bootstrap_indices(200, 6, seed=9), bootstrap_counts(200, 6, seed=9)
+    hw = headline(p, y, votes, ent, sets=sets, signals=signals, weights=w)
+    for b in range(6):
+        i = idx[b]
+        ref = headline(p[i], y[i], votes[i], ent[i], sets={k: (s[i], q) for k, (s, q) in sets.items()},
+                       signals={k: v[i] for k, v in signals.items()})
+        for key, v in ref.items():
+            if math.isnan(v):
+                assert math.isnan(hw[key][b]), key
+            else:
+                assert hw[key][b] == pytest.approx(v, rel=1e-10, abs=1e-12), key
