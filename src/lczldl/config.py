@@ -99,6 +99,9 @@ class TrainConfig(_Strict):
     channels_last: bool = True
     deterministic: bool = True
     logger: Literal["csv", "tensorboard", "mlflow"] = "csv"
+    #: training loop: auto (the packed engine on CUDA where the config allows it, else Lightning;
+    #: ``lczldl.training.fastpath``) | lightning | packed
+    engine: Literal["auto", "lightning", "packed"] = "auto"
 
     @field_validator("devices")
     @classmethod
@@ -202,13 +205,16 @@ def parse_regimes(text: str | Iterable[str]) -> list[str]:
 
 
 class StudyConfig(_Strict):
-    """The ``study:`` section: the grid, workers, executor, prepare and SLURM settings (``lczldl
-    study`` / ``lczldl demo``; the CLI options --regimes, --seeds, --workers, --executor win)."""
+    """The ``study:`` section: the grid, workers, executor, pack size, prepare and SLURM settings
+    (``lczldl study`` / ``lczldl demo``; the CLI options --regimes, --seeds, --workers, --executor,
+    --pack win)."""
 
     regimes: list[str] = Field(default_factory=lambda: list(PAPER_REGIMES))
     seeds: list[int] = Field(default_factory=lambda: list(range(5)))
     workers: int = Field(1, ge=1)
     executor: Literal["local", "slurm", "submitit-local"] = "local"
+    #: runs per pack (one process training them together); None = automatic (lczldl.study.packs)
+    pack: int | None = Field(None, ge=1)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
