@@ -122,7 +122,9 @@ def test_packed_study_killed_mid_pack_resumes_to_the_same_summary(packed, monkey
     res = subprocess.run([sys.executable, "-m", "lczldl.cli.main", "study", "--data", str(store), "--out", str(out),
                           "--config", str(cfg), *GRID], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+    log = (out / "logs" / "pack-0.log").read_text()
     for regime, seed in RUNS:
         assert json.loads((out / "runs" / regime / f"seed{seed}" / "run.json").read_text())["resumed"] is True
+        assert f"train-{regime}-seed{seed}: resuming from" in log
     assert (out / "summary.csv").read_text() == (ref / "summary.csv").read_text()
     assert json.loads((out / "study.json").read_text())["status"] == "finished"

@@ -17,9 +17,9 @@ def register(app: typer.Typer) -> None:
         seeds: str = typer.Option(None, "--seeds", help="e.g. 0-4 or 0,1,2 [config; default: 0-4]."),
         workers: int = typer.Option(None, "--workers", help="Units run at once on this machine [config; default: 1]."),
         executor: str = typer.Option(None, "--executor", help="local | slurm [config; default: local]."),
-        pack: int = typer.Option(None, "--pack", help="Runs trained together in one process (1 = one process "
-                                                      "per run) [config; default: one pack per GPU on CUDA, "
-                                                      "1 on CPU]."),
+        pack: int = typer.Option(None, "--pack", help="Runs trained together in one process; 1 = one process "
+                                                      "per run. Else the config's study.pack, else one pack "
+                                                      "per GPU where CUDA is and 1 on CPU."),
     ) -> None:
         """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report.
 
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: Path = typer.Option(Path("lczldl-demo"), "--out", help="Demo folder."),
         profile: str = typer.Option(None, "--profile", help="; ".join(
-            f"{name}: {p.help}" for name, p in PROFILES.items()) + " [default: paper where CUDA is, else cpu]."),
+            f"{name}: {p.help}" for name, p in PROFILES.items()) + ". Default: paper where CUDA is, else cpu."),
     ) -> None:
         """Synthesise the twin, prepare it, run a reduced study and write the report."""
         from lczldl.study.demo import run_demo

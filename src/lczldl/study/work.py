@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lczldl.errors import RunError
-from lczldl.layout import FAILED, FINISHED, read_run_info, run_status
+from lczldl.layout import FAILED, FINISHED, checkpoint_path, read_run_info, run_status
 from lczldl.study.units import DONE, write_marker
 
 
@@ -68,6 +68,9 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
     threads = spec.get("threads")
     record([r for r in _statuses(runs, members) if r.status == FINISHED])   # reused: at once
     print(f"pack {spec['id']}: training {', '.join(m['id'] for m in spec['members'])} -> {runs}", flush=True)
+    for m in spec["members"]:
+        if m["id"] not in outcome and checkpoint_path(m["run"], "last").is_file():
+            print(f"{m['id']}: resuming from {checkpoint_path(m['run'], 'last')}", flush=True)
     try:
         results = train_pack(Path(spec["store"]), list(members), runs, config=Path(spec["config"]),
                              overrides=[f"train.num_threads={threads}"] if threads else None, resume=True,
