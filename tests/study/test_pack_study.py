@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +19,8 @@ import rasterio
 from lczldl.cli.main import main
 
 from . import fakework
-from .test_progress_and_real import _tiny_store
-from .test_runner import ROOT, process_gone, wait_for
+from .test_progress_and_real import _tiny_store, kill_study_when_blocked
+from .test_runner import ROOT
 
 RUNS = [("onehot", 0), ("dist", 0), ("onehot", 1), ("dist", 1)]    # the grid's order: one pack
 CONFIG = ("model:\n  depth: 5\n  width: 4\ntrain:\n  max_epochs: 3\n  patience: 5\n"
@@ -103,18 +102,8 @@ def test_packed_study_killed_mid_pack_resumes_to_the_same_summary(packed, monkey
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     out = tmp / "killed"
     work = {"pack": f"{fakework.__name__}:pack_blocking_after_epoch_0"}
-    code = ("import sys; from lczldl.study.runner import run_study; "
-            f"run_study(data=sys.argv[1], out=sys.argv[2], config=sys.argv[3], regimes='onehot,dist', "
-            f"seeds='0-1', workers=2, pack=4, work={work!r}, progress=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(store), str(out), str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = out / "checkpointed-pack-0"
-    wait_for(lambda: marker.is_file() or proc.poll() is not None, "the pack's epoch-0 commit", timeout=600)
-    assert proc.poll() is None, "the study ended before its pack reached epoch 0"
-    worker = int(marker.read_text())
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    wait_for(lambda: process_gone(worker), "the pack worker to die with the study", timeout=30)
+    kill_study_when_blocked(store, out, cfg, f"regimes='onehot,dist', seeds='0-1', workers=2, pack=4, work={work!r}",
+                            out / "checkpointed-pack-0", "its pack committed epoch 0")
     for regime, seed in RUNS:
         run = out / "runs" / regime / f"seed{seed}"
         assert json.loads((run / "run.json").read_text())["status"] == "running"
