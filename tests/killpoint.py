@@ -39,6 +39,26 @@ def block_after_epoch(epoch: int, marker: Path) -> None:
     LastCheckpoint.on_train_epoch_end = on_train_epoch_end
 
 
+def block_after_pack_epoch(epoch: int, marker: Path) -> None:
+    """From now on in this process, a pack (``training.packed.train_pack``) writes ``marker`` (its
+    pid) and blocks for good once every member's checkpoints of ``epoch`` are committed (its
+    ``on_epoch`` callback runs after the commit)."""
+    from lczldl.training import packed
+
+    real = packed.train_pack
+
+    def train_pack(*args, on_epoch=None, **kwargs):
+        def hook(e, results):
+            if on_epoch is not None:
+                on_epoch(e, results)
+            if e == epoch:
+                Path(marker).write_text(str(os.getpid()))
+                block_forever(Path(marker).parent)
+        return real(*args, on_epoch=hook, **kwargs)
+
+    packed.train_pack = train_pack
+
+
 def pythonpath() -> str:
     """PYTHONPATH for subprocesses that import this module (or the tests' fake study work)."""
     return os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])

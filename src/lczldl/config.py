@@ -31,7 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lczldl.constants import BANDS, CONFORMAL_LEVELS, SOFT_AGGREGATORS
+from lczldl.constants import BANDS, CONFORMAL_LEVELS, MC_PASSES, N_BINS, SOFT_AGGREGATORS
 from lczldl.errors import ConfigError
 from lczldl.regimes import PAPER_REGIMES, REGIMES
 
@@ -99,6 +99,9 @@ class TrainConfig(_Strict):
     channels_last: bool = True
     deterministic: bool = True
     logger: Literal["csv", "tensorboard", "mlflow"] = "csv"
+    #: training loop: auto (the packed engine on CUDA where the config allows it, else Lightning;
+    #: ``lczldl.training.fastpath``) | lightning | packed
+    engine: Literal["auto", "lightning", "packed"] = "auto"
 
     @field_validator("devices")
     @classmethod
@@ -112,8 +115,8 @@ class EvaluationConfig(_Strict):
     """How runs are evaluated: calibration bins, MC dropout, and the beyond-the-paper metrics
     (conformal prediction sets, selective prediction and uncertainty signals; docs/metrics.md)."""
 
-    n_bins: int = Field(20, ge=2)
-    mc_passes: int = Field(20, ge=1)
+    n_bins: int = Field(N_BINS, ge=2)
+    mc_passes: int = Field(MC_PASSES, ge=1)
     conformal: bool = Field(True, description="split-conformal sets (LAC, APS, RAPS) calibrated on val")
     selective: bool = Field(True, description="risk-coverage, AURC, accuracy at coverage, uncertainty signals")
     conformal_levels: list[float] = Field(default_factory=lambda: list(CONFORMAL_LEVELS), min_length=1)
@@ -241,14 +244,17 @@ def parse_regimes(text: str | Iterable[str]) -> list[str]:
 
 
 class StudyConfig(_Strict):
-    """The ``study:`` section: the grid, workers, executor, prepare and SLURM settings (``lczldl
-    study`` / ``lczldl demo``; the CLI options --regimes, --seeds, --workers, --executor win)."""
+    """The ``study:`` section: the grid, workers, executor, pack size, prepare and SLURM settings
+    (``lczldl study`` / ``lczldl demo``; the CLI options --regimes, --seeds, --workers, --executor,
+    --pack win)."""
 
     regimes: list[str] = Field(default_factory=lambda: list(PAPER_REGIMES))
     seeds: list[int] = Field(default_factory=lambda: list(range(5)))
     workers: int = Field(1, ge=1)
     executor: Literal["local", "slurm", "submitit-local"] = "local"
     intervals: bool = Field(False, description="report tables show mean [lo, hi] (95 %) instead of mean ± std")
+    #: runs per pack (one process training them together); None = automatic (lczldl.study.packs)
+    pack: int | None = Field(None, ge=1)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 

@@ -80,3 +80,9 @@ AUTHORS_SPLIT_SEED = 42
 SO2SAT_V2_MEANS: tuple[float, ...] = (
     0.1238, 0.1093, 0.1011, 0.1142, 0.1593, 0.1815, 0.1746, 0.1950, 0.1543, 0.1091,
 )
+
+#: Default number of equal-width confidence bins of the calibration metrics (the seed's 20;
+#: ``evaluation.n_bins`` in the config).
+N_BINS = 20
+#: Default MC-dropout passes (the seed's 20; ``evaluation.mc_passes`` in the config).
+MC_PASSES = 20

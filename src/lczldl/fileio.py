@@ -45,6 +45,17 @@ def os_error_at(exc: OSError, path: str | Path) -> OSError:
     return OSError(exc.errno, cause, str(path))  # OSError(errno, ...) picks the errno's subclass
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and setting it back, once, at import)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: permission bits of the files written here: what ``open(path, "w")`` gives under the umask
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync, ``os.replace``.
 
@@ -54,6 +65,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; the result reads like any file open() writes
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -3,7 +3,8 @@
 Behaviour is steered by files in the study folder so that it reaches worker processes:
 ``fail.txt`` (unit ids that raise), ``crash.txt`` (unit ids that exit hard), ``hold.txt`` (unit
 ids that write ``held-<unit-id>`` with their pid and then block for good: they end only when
-killed). Every call appends ``<unit-id>`` to ``calls.txt``.
+killed). Every call appends ``<unit-id>`` to ``calls.txt``. A fake pack runs the fake train of
+each member in turn (the files above act on member ids too) and records each member's marker.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from killpoint import block_after_epoch, block_forever
+from killpoint import block_after_epoch, block_after_pack_epoch, block_forever
 
 
 def _common(spec: dict) -> Path:
@@ -43,6 +44,24 @@ def train(spec: dict) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     (run / "weights.txt").write_text(repr(value(spec["regime"], spec["seed"])))
     return {"threads": os.environ.get("OMP_NUM_THREADS"), "device": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def pack(spec: dict) -> dict:
+    """The fake train of every member, then its marker (done, or failed with a planned failure's
+    reason), as the real pack work records them."""
+    from lczldl.study.units import write_marker
+
+    study = _common(spec)
+    for m in spec["members"]:
+        try:
+            train(m)
+        except ValueError as exc:
+            write_marker(study, m["id"], kind=m["kind"], inputs=m["inputs"], status="failed", log=spec["log"],
+                         error=f"ValueError: {exc}")
+            continue
+        write_marker(study, m["id"], kind=m["kind"], inputs=m["inputs"], status="done", log=spec["log"],
+                     result={"pack": spec["id"]})
+    return {"members": [m["id"] for m in spec["members"]]}
 
 
 def evaluate(spec: dict) -> dict:
@@ -92,6 +111,15 @@ def train_blocking_after_epoch_1(spec: dict) -> dict:
     return work.train(spec)
 
 
+def pack_blocking_after_epoch_0(spec: dict) -> dict:
+    """The real pack unit, except that it blocks for good right after the pack committed epoch 0
+    (having written ``checkpointed-<unit-id>``), so a test can kill it at a known point."""
+    from lczldl.study import work
+
+    block_after_pack_epoch(0, Path(spec["study"]) / f"checkpointed-{spec['id']}")
+    return work.pack(spec)
+
+
 def work(name: str) -> dict[str, str]:
     """The work mapping run_study takes, pointing at this module."""
-    return {k: f"{name}:{k}" for k in ("train", "evaluate", "calibrate", "aggregate", "report")}
+    return {k: f"{name}:{k}" for k in ("train", "pack", "evaluate", "calibrate", "aggregate", "report")}

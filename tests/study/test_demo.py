@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
+from lczldl.errors import ConfigError
 from lczldl.regimes import PAPER_REGIMES
-from lczldl.study.demo import PROFILES, demo_config, key_comparison, print_comparison, read_summary
+from lczldl.study.demo import (
+    PROFILES,
+    default_profile,
+    demo_config,
+    key_comparison,
+    print_comparison,
+    profile,
+    read_summary,
+)
 from lczldl.study.runner import load_study_config
 
 
@@ -16,7 +26,23 @@ def test_demo_config_is_valid_and_reduced():
     assert cfg.study.regimes == list(PAPER_REGIMES) and cfg.study.seeds == [0, 1]
     assert cfg.train.max_epochs == 12 and cfg.train.lr_step_epochs == 3 and cfg.evaluation.mc_passes == 10
     assert raw["train"]["max_epochs"] == cfg.train.max_epochs and "study" not in raw
-    assert PROFILES["default"].twin_size == "small"
+    assert PROFILES["cpu"].twin_size == "small"
+
+
+def test_profile_names_and_the_default_per_machine():
+    assert profile("default") is PROFILES["cpu"]                  # the old name still works
+    assert default_profile(cuda=False) == "cpu" and default_profile(cuda=True) == "paper"
+    with pytest.raises(ConfigError, match="--profile 'gpu': choose one of cpu, paper, tiny"):
+        profile("gpu")
+
+
+def test_paper_profile_is_the_papers_protocol_on_the_medium_twin():
+    raw, cfg = load_study_config(demo_config("paper"))
+    assert PROFILES["paper"].twin_size == "medium"
+    assert cfg.study.regimes == ["onehot", "onehot_ls", "dist", "dist_ls"] and cfg.study.seeds == [0, 1, 2, 3, 4]
+    t = cfg.train
+    assert (t.max_epochs, t.patience, t.lr_step_epochs, t.lr_decay, t.lr, t.batch_size) == (300, 20, 5, 0.5, 0.002, 64)
+    assert cfg.evaluation.mc_passes == 20 and cfg.model.depth == 17 and cfg.model.width == 16
 
 
 def test_every_profile_has_a_valid_config():

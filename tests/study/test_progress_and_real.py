@@ -81,6 +81,21 @@ def test_train_unit_reuses_a_finished_run(tmp_path):
 
 # ------------------------------------------------------------------------------ tiny real study
 
+def kill_study_when_blocked(store: Path, out: Path, cfg: Path, kwargs: str, marker: Path, what: str) -> None:
+    """Run ``run_study(store, out, cfg, <kwargs>)`` in a subprocess, kill -9 it once a worker that
+    blocks for good wrote ``marker`` (its pid), and wait until that worker died with the study."""
+    code = ("import sys; from lczldl.study.runner import run_study; "
+            f"run_study(data=sys.argv[1], out=sys.argv[2], config=sys.argv[3], {kwargs}, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store), str(out), str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: marker.is_file() or proc.poll() is not None, f"the study to block ({what})", timeout=600)
+    assert proc.poll() is None, f"the study ended before {what}"
+    worker = int(marker.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: process_gone(worker), "the blocked worker to die with the study", timeout=30)
+
+
 def _tiny_store(tmp: Path) -> Path:
     from lczldl.data.prepare import prepare_store
     from lczldl.data.synth import synthesize
@@ -106,18 +121,8 @@ def test_real_study_killed_during_training_then_resumed_matches(tmp_path, monkey
     assert ref.returncode == 0, ref.stdout + ref.stderr
     out = tmp_path / "study"
     work = {"train": f"{fakework.__name__}:train_blocking_after_epoch_1"}
-    code = ("import sys; from lczldl.study.runner import run_study; "
-            f"run_study(data=sys.argv[1], out=sys.argv[2], config=sys.argv[3], regimes='dist', seeds='0', "
-            f"work={work!r}, progress=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(store), str(out), str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = out / "checkpointed-train-dist-seed0"
-    wait_for(lambda: marker.is_file() or proc.poll() is not None, "the epoch-1 checkpoint", timeout=600)
-    assert proc.poll() is None, "the study ended before its train unit reached epoch 1"
-    worker = int(marker.read_text())
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    wait_for(lambda: process_gone(worker), "the train worker to die with the study", timeout=30)
+    kill_study_when_blocked(store, out, cfg, f"regimes='dist', seeds='0', work={work!r}",
+                            out / "checkpointed-train-dist-seed0", "its train unit reached epoch 1")
     run = out / "runs" / "dist" / "seed0"
     assert json.loads((run / "run.json").read_text())["status"] == "running"
     assert train_epoch(run) == 2 and (run / "checkpoints" / "last.ckpt").is_file()

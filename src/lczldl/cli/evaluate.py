@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from lczldl.constants import MC_PASSES, N_BINS
+
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
@@ -13,8 +15,8 @@ def register(app: typer.Typer) -> None:
         runs: Path = typer.Option(..., "--runs", help="Folder holding REGIME/seedN run folders."),
         out: Path = typer.Option(None, "--out", help="Where summary.csv/md go (default: RUNS)."),
         config: Path = typer.Option(None, "--config", help="YAML config file (its evaluation section)."),
-        mc_passes: int = typer.Option(None, "--mc-passes", help="MC dropout passes [config: 20]."),
-        n_bins: int = typer.Option(None, "--bins", help="Calibration bins [config: 20]."),
+        mc_passes: int = typer.Option(None, "--mc-passes", help=f"MC dropout passes [config; default: {MC_PASSES}]."),
+        n_bins: int = typer.Option(None, "--bins", help=f"Calibration bins [config; default: {N_BINS}]."),
         conformal: bool = typer.Option(None, "--conformal/--no-conformal", help=(
             "Split-conformal sets (LAC, APS, RAPS) calibrated on val [config: on].")),
         selective: bool = typer.Option(None, "--selective/--no-selective", help=(

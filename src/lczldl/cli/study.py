@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
         executor: str = typer.Option(None, "--executor", help="local | slurm [config; default: local]."),
         intervals: bool = typer.Option(None, "--intervals/--no-intervals", help=(
             "Report tables show mean [lo, hi] (95 %) instead of mean ± std [config: study.intervals; no].")),
+        pack: int = typer.Option(None, "--pack", help="Runs trained together in one process; 1 = one process "
+                                                      "per run. Else the config's study.pack, else one pack "
+                                                      "per GPU where CUDA is and 1 on CPU."),
     ) -> None:
         """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report.
 
@@ -26,7 +29,7 @@ def register(app: typer.Typer) -> None:
         from lczldl.study.runner import run_study
 
         run_study(data=data, out=out, config=config, regimes=regimes, seeds=seeds,
-                  workers=workers, executor=executor, intervals=intervals)
+                  workers=workers, executor=executor, intervals=intervals, pack=pack)
 
     @app.command("figures")
     def figures(
@@ -40,13 +43,13 @@ def register(app: typer.Typer) -> None:
 
         redraw_study(study, intervals=intervals)
 
-    from lczldl.study.demo import DEFAULT_PROFILE, PROFILES
+    from lczldl.study.demo import PROFILES
 
     @app.command("demo")
     def demo(
         out: Path = typer.Option(Path("lczldl-demo"), "--out", help="Demo folder."),
-        profile: str = typer.Option(DEFAULT_PROFILE, "--profile", help="; ".join(
-            f"{name}: {p.help}" for name, p in PROFILES.items()) + "."),
+        profile: str = typer.Option(None, "--profile", help="; ".join(
+            f"{name}: {p.help}" for name, p in PROFILES.items()) + ". Default: paper where CUDA is, else cpu."),
     ) -> None:
         """Synthesise the twin, prepare it, run a reduced study and write the report."""
         from lczldl.study.demo import run_demo

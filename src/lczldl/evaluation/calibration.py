@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from lczldl.constants import N_BINS
+
 BINNINGS = ("right", "left")
-#: Default number of equal-width confidence bins (the seed's 20; ``evaluation.n_bins`` in the config)
-N_BINS = 20
 
 
 def bin_index(conf: np.ndarray, n_bins: int = N_BINS, binning: str = "right") -> np.ndarray:

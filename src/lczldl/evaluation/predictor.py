@@ -18,12 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from lczldl.constants import REFLECTANCE_SCALE
+from lczldl.constants import MC_PASSES, REFLECTANCE_SCALE
 from lczldl.distributions import entropy_nats
 from lczldl.errors import DataError
 
-#: Default MC-dropout passes (the seed's 20; ``evaluation.mc_passes`` in the config).
-MC_PASSES = 20
 #: Ensemble confidences: "max" of the mean (default), or the seed's "mean_member" (see
 #: :func:`ensemble_confidence`).
 CONFIDENCES = ("max", "mean_member")

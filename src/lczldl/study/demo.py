@@ -34,9 +34,9 @@ class DemoProfile:
     help: str
 
 
-#: the demo's profiles; ``default`` is what ``lczldl demo`` runs (docs/study.md)
+#: the demo's profiles (docs/study.md); ``lczldl demo`` runs :func:`default_profile`'s
 PROFILES: dict[str, DemoProfile] = {
-    "default": DemoProfile(
+    "cpu": DemoProfile(
         twin_size="small", twin_seed=0, config="demo.yaml",
         notes=("Demo on the synthetic twin (size small, seed 0), not the real votes.",
                "Reduced for time: 2 seeds instead of 5; 12 epochs instead of up to 300, learning rate "
@@ -44,20 +44,40 @@ PROFILES: dict[str, DemoProfile] = {
                "MC-dropout passes instead of 20. Model, optimiser, losses and post-hoc methods are the "
                "paper's."),
         help="the paper's four regimes x 2 seeds on the small twin, ~6-11 min on 2 CPU cores"),
+    "paper": DemoProfile(
+        twin_size="medium", twin_seed=0, config="demo_paper.yaml",
+        notes=("The paper's protocol on the synthetic twin (size medium, seed 0), not the real votes: the "
+               "four regimes x 5 seeds, up to 300 epochs, early stopping with patience 20, learning rate "
+               "halved every 5 epochs, 20 MC-dropout passes.",),
+        help="the paper's protocol (4 regimes x 5 seeds, up to 300 epochs, patience 20) on the medium "
+             "twin; a GPU job (the runs are packed on CUDA), wall time not measured yet"),
     "tiny": DemoProfile(
         twin_size="tiny", twin_seed=0, config="demo_tiny.yaml",
         notes=("Smoke test on the tiny synthetic twin with a tiny network: the numbers mean nothing.",),
         help="a smoke test: tiny twin, tiny network, 2 regimes x 1 seed, 2 epochs (~1 min)"),
 }
-DEFAULT_PROFILE = "default"
+#: the profile of a machine without CUDA (``paper`` where CUDA is: :func:`default_profile`)
+DEFAULT_PROFILE = "cpu"
+#: older names of profiles, still accepted
+ALIASES: dict[str, str] = {"default": "cpu"}
 #: the default profile's notes (the report shows them)
 NOTES = PROFILES[DEFAULT_PROFILE].notes
 
 
+def default_profile(cuda: bool | None = None) -> str:
+    """``paper`` where CUDA is available (``cuda``; None: ask torch), else ``cpu``."""
+    if cuda is None:
+        from lczldl.training.fastpath import cuda_devices
+
+        cuda = cuda_devices()[0]
+    return "paper" if cuda else DEFAULT_PROFILE
+
+
 def profile(name: str) -> DemoProfile:
-    """The demo profile called ``name``; ConfigError naming the choices otherwise."""
+    """The demo profile called ``name`` (or an alias of it); ConfigError naming the choices otherwise."""
     from lczldl.errors import ConfigError
 
+    name = ALIASES.get(name, name)
     if name not in PROFILES:
         raise ConfigError(f"--profile {name!r}: choose one of {', '.join(PROFILES)}")
     return PROFILES[name]
@@ -142,13 +162,14 @@ def print_comparison(console: Any, rows: list[dict[str, str]]) -> dict[tuple[str
     return verdict
 
 
-def run_demo(out: Path, profile_name: str = DEFAULT_PROFILE, console: Any = None) -> None:
-    """Synthesise + prepare the profile's twin, run its reduced study into ``out``, print the key
-    comparison and where the report is."""
+def run_demo(out: Path, profile_name: str | None = None, console: Any = None) -> None:
+    """Synthesise + prepare the profile's twin (``profile_name``; None: :func:`default_profile`),
+    run its study into ``out``, print the key comparison and where the report is."""
     from rich.console import Console
 
     from lczldl.study.runner import run_study
 
+    profile_name = profile_name or default_profile()
     prof = profile(profile_name)
     console = console or Console()
     out = Path(out)

@@ -26,15 +26,14 @@ import subprocess
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
-from lczldl.layout import STUDY_SLURM, STUDY_SUBMITIT, marker_path, spec_path
-from lczldl.study.units import DONE, FAILED
+from lczldl.layout import STUDY_SLURM, STUDY_SUBMITIT, spec_path
+from lczldl.study.units import DONE, FAILED, write_marker
 
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local")
 
@@ -91,22 +90,17 @@ def execute_unit(spec: Mapping[str, Any]) -> dict[str, Any]:
     print(f"=== lczldl unit {uid}: started {time.strftime('%Y-%m-%d %H:%M:%S')} on "
           f"{socket.gethostname()} pid {os.getpid()} threads {spec.get('threads')} "
           f"device {spec.get('device')} ===", flush=True)
-    marker: dict[str, Any] = {"id": uid, "kind": spec.get("kind"), "inputs": spec.get("inputs"),
-                              "log": str(log), "host": socket.gethostname(),
+    fields: dict[str, Any] = {"host": socket.gethostname(),
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))}
     try:
         result = resolve_work(spec["work"])(spec)
-        marker.update(status=DONE, result=result if isinstance(result, dict) else {})
+        status, fields["result"] = DONE, result if isinstance(result, dict) else {}
     except Exception as exc:  # a failing unit is recorded, never propagated
         traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
-        marker.update(status=FAILED, error=f"{type(exc).__name__}: {first}"[:500])
-    marker["wall_s"] = round(time.time() - started, 3)
-    marker["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    # a unique token per completion: downstream fingerprints must change whenever a unit is redone,
-    # even within the same second (fast units; a 1-s timestamp let a re-aggregation skip the report)
-    marker["completion"] = uuid.uuid4().hex
-    atomic_write_json(marker_path(study, uid), marker)
+        status, fields["error"] = FAILED, f"{type(exc).__name__}: {first}"[:500]
+    marker = write_marker(study, uid, kind=spec.get("kind"), inputs=spec.get("inputs"), status=status,
+                          log=str(log), wall_s=round(time.time() - started, 3), **fields)
     print(f"=== lczldl unit {uid}: {marker['status']} after {marker['wall_s']:.1f} s ===", flush=True)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,5 +1,6 @@
 """Owns the study's console progress: one line per unit event and, on a terminal, a live overview
-(units done / running / failed, elapsed time, ETA, each running train unit's epoch)."""
+(units done / running / failed, elapsed time, ETA, each running train unit's epoch; a running
+pack shows one row per member, each with its epoch bar from the member's metrics.csv)."""
 
 from __future__ import annotations
 
@@ -37,10 +38,11 @@ def train_epoch(run_dir: Path) -> int | None:
 def eta(sch: Any) -> float | None:
     """Seconds left: mean wall time per kind (of units run now, not reused) x units left, less
     what running units have already spent, divided by the units running at once. Times come from
-    ``sch.clock``; None until a unit has finished."""
+    ``sch.clock``; None until a unit has finished. Train units carried by a pack count as their
+    pack's time (they are not counted themselves)."""
     walls: dict[str, list[float]] = {}
     for s in sch.state.values():
-        if s["status"] == DONE and not s.get("reused") and s.get("wall_s"):
+        if s["status"] == DONE and not s.get("reused") and s.get("wall_s") and not s.get("pack"):
             walls.setdefault(s["kind"], []).append(float(s["wall_s"]))
     if not walls:
         return None
@@ -48,7 +50,7 @@ def eta(sch: Any) -> float | None:
     left = 0.0
     now = sch.clock()
     for uid, s in sch.state.items():
-        if s["status"] in (PENDING, RUNNING):
+        if s["status"] in (PENDING, RUNNING) and not s.get("pack"):
             mean = sum(walls[s["kind"]]) / len(walls[s["kind"]]) if s["kind"] in walls else allmean
             if s["status"] == RUNNING and uid in sch.running:
                 mean = max(mean - (now - sch.running[uid][2]), 0.0)
@@ -112,10 +114,13 @@ class Overview:
         table.add_column("elapsed", justify="right")
         table.add_column("progress")
         now = sch.clock()
-        for uid, (_h, _spec, t0) in sch.running.items():
+        for uid, (_h, spec, t0) in sch.running.items():
             s = sch.state[uid]
             prog = self.epoch_bar(str(s["regime"]), int(s["seed"])) if s["kind"] == "train" else ""
             table.add_row(uid, fmt_s(now - t0), Text(prog))
+            for ms in spec.get("members", []):               # a pack: one bar per member
+                if sch.state[ms["id"]]["status"] == RUNNING:
+                    table.add_row(f"  {ms['id']}", "", Text(self.epoch_bar(str(ms["regime"]), int(ms["seed"]))))
         parts: list[Any] = [Text(self.summary_line(sch), style="bold")]
         if sch.running:
             parts.append(table)
@@ -131,7 +136,8 @@ class Overview:
         st = s["status"]
         if st == DONE and s.get("reused"):
             return
-        msg = {RUNNING: f"start  {uid}", DONE: f"done   {uid} ({fmt_s(s.get('wall_s'))})",
+        where = f" in {s['pack']}" if s.get("pack") else ""
+        msg = {RUNNING: f"start  {uid}{where}", DONE: f"done   {uid}{where} ({fmt_s(s.get('wall_s'))})",
                FAILED: f"FAILED {uid}: {s.get('error')} (log: {s['log']})",
                SKIPPED: f"skip   {uid}: {s.get('error')}"}.get(st)
         if msg:

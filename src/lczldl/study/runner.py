@@ -58,7 +58,7 @@ from lczldl.study.units import DEFAULT_WORK, DONE, FAILED, SKIPPED, Unit, build_
 #: the ``lczldl study`` options and the config keys they set (what the user typed wins)
 STUDY_OPTIONS: dict[str, str] = {"study.regimes": "--regimes", "study.seeds": "--seeds",
                                  "study.workers": "--workers", "study.executor": "--executor",
-                                 "study.intervals": "--intervals"}
+                                 "study.intervals": "--intervals", "study.pack": "--pack"}
 #: seconds between polls of running units
 POLL_S = {"slurm": 5.0}
 POLL_S_DEFAULT = 0.1
@@ -67,7 +67,7 @@ POLL_S_DEFAULT = 0.1
 def load_study_config(path: Path | None, **options: Any) -> tuple[dict[str, Any], LczldlConfig]:
     """(run sections as written in the YAML, the resolved config with its ``study`` section).
 
-    ``options``: regimes, seeds, workers, executor, intervals as typed (None = not given); they win over the
+    ``options``: regimes, seeds, workers, executor, intervals, pack as typed (None = not given); they win over the
     file's ``study`` section, which wins over the defaults. The sections as written are what the
     train units get (so a study resumes under a newer lczldl whose defaults gained or lost keys)."""
     raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
@@ -79,11 +79,13 @@ def load_study_config(path: Path | None, **options: Any) -> tuple[dict[str, Any]
 def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | None = None,
               seeds: str | None = None, workers: int | None = None, executor: str | None = None, *,
               work: Mapping[str, str] | None = None, progress: bool = True,
-              console: Any = None, notes: Sequence[str] = (), intervals: bool | None = None) -> dict:
+              console: Any = None, notes: Sequence[str] = (), intervals: bool | None = None,
+              pack: int | None = None) -> dict:
     """Run (or resume) the study in ``out``; returns the final study.json content.
 
-    ``regimes`` / ``seeds`` / ``workers`` / ``executor`` are the CLI options (None = not given:
-    the config's ``study`` section, else the defaults); ``intervals`` (report tables as mean [lo, hi])
+    ``regimes`` / ``seeds`` / ``workers`` / ``executor`` / ``pack`` are the CLI options (None = not
+    given: the config's ``study`` section, else the defaults; the default pack size is
+    :func:`lczldl.study.packs.resolve_pack`'s); ``intervals`` (report tables as mean [lo, hi])
     likewise. Every option, the config and ``data``
     are checked before anything is written; a study folder this call created is removed again if
     it fails before its units start. ``work`` maps unit kinds to "module:function" (tests swap in
@@ -98,7 +100,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     console = console or Console()
     study = Path(out)
     run_config, cfg = load_study_config(config, regimes=regimes, seeds=seeds, workers=workers,
-                                        executor=executor, intervals=intervals)
+                                        executor=executor, intervals=intervals, pack=pack)
     sc = cfg.study
     assert sc is not None  # noqa: S101 - load_study_config fills it
     check_out(study)
@@ -110,7 +112,10 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
                           f"{', '.join(missing)} (the store is prepared from raw votes)")
     work = {**DEFAULT_WORK, **(work or {})}
-    units = build_units(sc.regimes, sc.seeds)
+    from lczldl.study.packs import resolve_pack
+
+    pack_size = resolve_pack(cfg, len(sc.regimes) * len(sc.seeds), typed=pack is not None)
+    units = build_units(sc.regimes, sc.seeds, pack_size)
 
     created = not study.exists()
     with study_lock(study):
@@ -130,7 +135,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
                 store_manifest_sha256=base["store_checksum"], regimes=sc.regimes, seeds=sc.seeds,
                 executor=sc.executor, workers=sc.workers, run_config=run_config,
                 resolved_config=run_sections(cfg), study_config=sc.model_dump(), versions=versions(),
-                notes=list(notes))
+                notes=list(notes), pack=pack_size)
             ex = make_executor(sc.executor, study, sc.workers, sc.slurm.model_dump())
         ov = Overview(study, max_epochs=cfg.train.max_epochs, console=console) if progress else None
         sch = Scheduler(units, study, ex, spec_maker(units, base, work, sc.regimes, sc.seeds),
@@ -138,7 +143,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
                         poll_s=POLL_S.get(sc.executor, POLL_S_DEFAULT))
         console.print(f"study {study}: {len(sc.regimes)} regimes x {len(sc.seeds)} seeds, "
                       f"{len(units)} units, executor {sc.executor}, workers {ex.capacity}"
-                      + (f", {getattr(ex, 'threads', '?')} threads each" if sc.executor == "local" else ""))
+                      + (f", {getattr(ex, 'threads', '?')} threads each" if sc.executor == "local" else "")
+                      + (f", packs of up to {pack_size} runs" if pack_size > 1 else ""))
         _run_until_settled(sch, ov, record)
     final_message(console, study, record.info)
     failures = record.info["failures"]
@@ -162,7 +168,8 @@ def spec_maker(units: Sequence[Unit], base: dict[str, Any], work: Mapping[str, s
         key = {k: base[k] for k in ("store", "store_checksum", "config_hash")}
         inputs = fingerprint({"kind": u.kind, "regime": u.regime, "seed": u.seed, **key,
                               "upstream": ups, "work": work[u.kind],
-                              **({"intervals": base["intervals"]} if u.kind == "report" else {})})
+                              **({"intervals": base["intervals"]} if u.kind == "report" else {}),
+                              **({"members": list(u.members)} if u.members else {})})
         return {**base, "id": u.id, "kind": u.kind, "regime": u.regime, "seed": u.seed,
                 "runs": str(study / STUDY_RUNS),
                 "run": str(study_run_dir(study, u.regime, u.seed)) if u.regime else None,

@@ -1,5 +1,10 @@
 """Owns the study's scheduling loop: runs a unit DAG on an executor, with the markers under
-``STUDY/units`` as the truth (generic over work functions: tests use fake ones)."""
+``STUDY/units`` as the truth (generic over work functions: tests use fake ones).
+
+A unit with ``members`` (a pack) runs those units inside its own process: they are submitted
+with it (``spec["members"]``: their specs, for the ones not done yet), shown running while it
+runs, and settle as the pack's worker writes their markers; those it left without a marker when
+it ended fail with the pack's reason. A member never runs by itself."""
 
 from __future__ import annotations
 
@@ -9,12 +14,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lczldl.fileio import atomic_write_json
 from lczldl.layout import log_path, marker_path
-from lczldl.study.units import DONE, FAILED, PENDING, RUNNING, SKIPPED, Unit, read_marker, settled_marker
+from lczldl.study.units import (
+    DONE,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    Unit,
+    read_marker,
+    settled_marker,
+    write_marker,
+)
 
-#: order in which ready units start: results of finished runs first, new training after
-PRIORITY = {"calibrate": 0, "evaluate": 1, "train": 2, "aggregate": 3, "report": 4}
+#: order in which ready units start: results of finished runs first, new training after (a
+#: pack after its members, which are looked at first: reused when their markers say done)
+PRIORITY = {"calibrate": 0, "evaluate": 1, "train": 2, "pack": 2.5, "aggregate": 3, "report": 4}
 
 
 class Scheduler:
@@ -36,8 +51,8 @@ class Scheduler:
         self.study, self.executor, self.make_spec = Path(study), executor, make_spec
         self.on_change, self.progress, self.poll_s, self.clock = on_change, progress, poll_s, clock
         self.state: dict[str, dict[str, Any]] = {
-            u.id: {"status": PENDING, "kind": u.kind, "regime": u.regime, "seed": u.seed,
-                   "log": str(log_path(self.study, u.id))} for u in self.units}
+            u.id: {"status": PENDING, "kind": u.kind, "regime": u.regime, "seed": u.seed, "pack": u.pack,
+                   "log": str(log_path(self.study, u.pack or u.id))} for u in self.units}
         #: unit id -> (handle, spec, start time by ``clock``)
         self.running: dict[str, tuple[Any, dict[str, Any], float]] = {}
         self.started = clock()
@@ -79,15 +94,33 @@ class Scheduler:
         m = settled_marker(self.study, uid, spec["inputs"])
         if m and m["status"] == DONE:
             self._set(uid, status=DONE, wall_s=m.get("wall_s"), error=None)
-            return
-        if m:
-            err = m.get("error") or "failed"
-        else:  # the worker died before writing its marker (killed, out of memory, node failure)
-            err = f"worker ended with exit code {rc} before recording a result"
-            atomic_write_json(marker_path(self.study, uid), {
-                "id": uid, "kind": spec.get("kind"), "inputs": spec["inputs"], "status": FAILED,
-                "error": err, "log": spec["log"], "wall_s": wall})
-        self._set(uid, status=FAILED, error=err, wall_s=wall)
+        else:
+            if m:
+                err = m.get("error") or "failed"
+            else:  # the worker died before writing its marker (killed, out of memory, node failure)
+                err = f"worker ended with exit code {rc} before recording a result"
+                write_marker(self.study, uid, kind=spec.get("kind"), inputs=spec["inputs"], status=FAILED,
+                             log=spec["log"], error=err, wall_s=wall)
+            self._set(uid, status=FAILED, error=err, wall_s=wall)
+        self._settle_members(spec)
+        for ms in spec.get("members", []):             # members the pack ended without recording
+            if self.state[ms["id"]]["status"] == RUNNING:
+                err = f"{uid} ended without recording this run ({self.state[uid].get('error') or 'no result'})"
+                write_marker(self.study, ms["id"], kind=ms.get("kind"), inputs=ms["inputs"], status=FAILED,
+                             log=spec["log"], error=err, wall_s=wall)
+                self._set(ms["id"], status=FAILED, error=err, wall_s=wall)
+
+    def _settle_members(self, spec: dict[str, Any]) -> bool:
+        """Settle the running members of a pack whose markers its worker has written; True if any."""
+        changed = False
+        for ms in spec.get("members", []):
+            if self.state[ms["id"]]["status"] == RUNNING:
+                m = settled_marker(self.study, ms["id"], ms["inputs"])
+                if m:
+                    self._set(ms["id"], status=m["status"], wall_s=m.get("wall_s"),
+                              error=None if m["status"] == DONE else m.get("error") or "failed")
+                    changed = True
+        return changed
 
     # -- main loop -----------------------------------------------------------------------------
     def run(self) -> dict[str, dict[str, Any]]:
@@ -103,9 +136,12 @@ class Scheduler:
                 if not changed:
                     time.sleep(self.poll_s)
         except BaseException:
-            for uid, (h, _spec, _t0) in list(self.running.items()):
+            for uid, (h, spec, _t0) in list(self.running.items()):
                 h.cancel()
                 self.state[uid]["status"] = PENDING
+                for ms in spec.get("members", []):
+                    if self.state[ms["id"]]["status"] == RUNNING:
+                        self.state[ms["id"]]["status"] = PENDING
             self.running.clear()
             raise
         finally:
@@ -124,6 +160,8 @@ class Scheduler:
                 del self.running[uid]
                 self._finish(uid, rc, spec, t0)
                 changed = True
+            else:
+                changed = self._settle_members(spec) or changed
         pending = sorted((u for u in self.units if self.state[u.id]["status"] == PENDING),
                          key=lambda u: PRIORITY.get(u.kind, 9))
         for u in pending:
@@ -132,6 +170,14 @@ class Scheduler:
 
     def _advance(self, u: Unit) -> bool:
         """Skip, reuse or start one pending unit if it is ready; True if its state changed."""
+        if u.pack is not None:                          # carried: reused, or run by its pack
+            m = settled_marker(self.study, u.id, self.make_spec(u, {})["inputs"])
+            if m and m["status"] == DONE:
+                self._set(u.id, status=DONE, wall_s=m.get("wall_s"), reused=True, error=None)
+                return True
+            return False
+        if u.members:
+            return self._advance_pack(u)
         verdict = self._ready(u)
         if verdict is None:
             return False
@@ -150,4 +196,23 @@ class Scheduler:
         h = self.executor.submit(spec)
         self.running[u.id] = (h, spec, self.clock())
         self._set(u.id, status=RUNNING, started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        return True
+
+    def _advance_pack(self, u: Unit) -> bool:
+        """Reuse a pack whose members are all done, else start it with the members not done."""
+        todo = [self.by_id[m] for m in u.members if self.state[m]["status"] != DONE]
+        if not todo:
+            self._set(u.id, status=DONE, reused=True, error=None)
+            return True
+        if len(self.running) >= self.executor.capacity:
+            return False
+        spec = dict(self.make_spec(u, {}), members=[self.make_spec(m, {}) for m in todo])
+        for m in todo:                       # a stale marker (an earlier failure) must not settle it
+            marker_path(self.study, m.id).unlink(missing_ok=True)
+        h = self.executor.submit(spec)
+        self.running[u.id] = (h, spec, self.clock())
+        now = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self._set(u.id, status=RUNNING, started=now)
+        for m in todo:
+            self._set(m.id, status=RUNNING, started=now, error=None)
         return True

@@ -6,6 +6,12 @@ A study is a small DAG of units::
     every calibrate -> aggregate (ensembles + summary, soft: runs on whatever finished)
     aggregate -> report (figures + report.html / report.md)
 
+With packs (``lczldl study --pack N``, N > 1) the grid's train units are *carried* by pack units
+``pack-I`` (N members each): a pack unit trains its members in one process and records each
+member's train marker as the member finishes or fails; a carried train unit never runs by
+itself (it is done when its marker is, with the same inputs as an unpacked train unit, so a
+study can switch pack sizes and keep its finished runs).
+
 Each unit's completion is one JSON file ``STUDY/units/<unit-id>.json`` written atomically
 (temp name + ``os.replace``) *after* the unit's outputs are complete. A unit counts as done only
 when its marker says ``"status": "done"`` and records the same ``inputs`` fingerprint as now, so a
@@ -18,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +34,8 @@ from typing import Any
 from lczldl.errors import ConfigError
 from lczldl.layout import marker_path
 
-#: Unit kinds in dependency order.
-KINDS: tuple[str, ...] = ("train", "evaluate", "calibrate", "aggregate", "report")
+#: Unit kinds in dependency order ("pack" carries train units, see :func:`build_units`).
+KINDS: tuple[str, ...] = ("train", "pack", "evaluate", "calibrate", "aggregate", "report")
 
 #: Default work function of each kind, "module:function"; each takes the unit's spec dict.
 DEFAULT_WORK: dict[str, str] = {k: f"lczldl.study.work:{k}" for k in KINDS}
@@ -42,7 +50,8 @@ class Unit:
 
     ``deps`` are unit ids. A *hard* unit runs only when every dep is done and is skipped when one
     failed or was skipped. A *soft* unit (``soft=True``) runs once every dep is settled and at
-    least one is done (the aggregate over the runs that finished).
+    least one is done (the aggregate over the runs that finished). A pack unit lists the train
+    units it trains in ``members``; each of those names it in ``pack``.
     """
 
     id: str
@@ -52,6 +61,8 @@ class Unit:
     deps: tuple[str, ...] = ()
     soft: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    members: tuple[str, ...] = ()
+    pack: str | None = None
 
 
 def unit_id(kind: str, regime: str | None = None, seed: int | None = None) -> str:
@@ -61,16 +72,24 @@ def unit_id(kind: str, regime: str | None = None, seed: int | None = None) -> st
     return f"{kind}-{regime}-seed{seed}"
 
 
-def build_units(regimes: Sequence[str], seeds: Sequence[int]) -> list[Unit]:
+def build_units(regimes: Sequence[str], seeds: Sequence[int], pack: int = 1) -> list[Unit]:
     """The study's DAG in a stable, runnable order (trains first, seeds interleaved by regime).
 
     Trains come first so that on N workers the slow units start early; evaluate/calibrate of a
-    run become ready as soon as its train unit finishes.
+    run become ready as soon as its train unit finishes. ``pack`` > 1: consecutive runs of that
+    order, ``pack`` at a time (the last pack may be smaller), are carried by pack units
+    ``pack-0``, ``pack-1``, ...
     """
+    if pack < 1:
+        raise ConfigError(f"pack={pack}: must be >= 1")
     units: list[Unit] = []
     grid = [(r, s) for s in seeds for r in regimes]
+    chunks = [grid[i:i + pack] for i in range(0, len(grid), pack)] if pack > 1 else []
+    carrier = {rs: f"pack-{i}" for i, chunk in enumerate(chunks) for rs in chunk}
     for r, s in grid:
-        units.append(Unit(unit_id("train", r, s), "train", r, s))
+        units.append(Unit(unit_id("train", r, s), "train", r, s, pack=carrier.get((r, s))))
+    for i, chunk in enumerate(chunks):
+        units.append(Unit(f"pack-{i}", "pack", members=tuple(unit_id("train", r, s) for r, s in chunk)))
     for r, s in grid:
         units.append(Unit(unit_id("evaluate", r, s), "evaluate", r, s, deps=(unit_id("train", r, s),)))
         units.append(Unit(unit_id("calibrate", r, s), "calibrate", r, s,
@@ -114,6 +133,19 @@ def read_marker(study: Path, uid: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return m if isinstance(m, dict) else None
+
+
+def write_marker(study: Path, uid: str, *, kind: str | None, inputs: str | None, status: str,
+                 log: str, **fields: Any) -> dict[str, Any]:
+    """Write the unit's marker atomically (``status`` done | failed; ``fields`` such as error,
+    result, wall_s, started, host) with the finish time and a unique completion token (downstream
+    fingerprints change whenever a unit is redone, even within one second); returns it."""
+    from lczldl.fileio import atomic_write_json
+
+    marker = {"id": uid, "kind": kind, "inputs": inputs, "log": log, **fields, "status": status,
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "completion": uuid.uuid4().hex}
+    atomic_write_json(marker_path(study, uid), marker)
+    return marker
 
 
 def settled_marker(study: Path, uid: str, inputs: str) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Owns the real work of each unit kind (train, evaluate, calibrate, aggregate, report): thin
+"""Owns the real work of each unit kind (train, pack, evaluate, calibrate, aggregate, report): thin
 adapters from a unit's spec (built by :mod:`lczldl.study.runner`) to the library functions.
 They run inside worker processes; :data:`lczldl.study.units.DEFAULT_WORK` names them."""
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from lczldl.errors import RunError
-from lczldl.layout import FINISHED, run_status
+from lczldl.layout import FAILED, FINISHED, checkpoint_path, read_run_info, run_dir, run_status
+from lczldl.study.units import DONE, write_marker
 
 
 def train(spec: dict[str, Any]) -> dict[str, Any]:
@@ -28,6 +29,76 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     if status != FINISHED:
         raise RunError(f"{run}: run status is {status!r} after training, expected {FINISHED!r}")
     return {"run": str(run)}
+
+
+def pack(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train the pack's members (``spec["members"]``: the specs of the train units it carries)
+    together with :func:`lczldl.training.packed.train_pack` into STUDY/runs, and write each
+    member's train marker as soon as it finished (done) or failed (the reason from its run.json).
+    Finished run folders are reused, unfinished ones resume from ``last.ckpt``. A pack that dies
+    with an exception records it for every member it had not finished; its own unit is done once
+    every member has its marker."""
+    from lczldl.config import load_config
+    from lczldl.training.fastpath import pack_bf16
+    from lczldl.training.packed import train_pack
+
+    study, runs = Path(spec["study"]), Path(spec["runs"])
+    members = {(m["regime"], int(m["seed"])): m for m in spec["members"]}
+    outcome: dict[str, str] = {}
+
+    def record(results: list, final_error: str | None = None) -> None:
+        """Write the marker of each member of ``results`` that has none yet and is finished or
+        failed; with ``final_error``, every other one fails with that reason."""
+        for r in results:
+            m = members[(r.regime, r.seed)]
+            if m["id"] in outcome:
+                continue
+            info = read_run_info(r.run_dir) or {}
+            if r.status == FINISHED:
+                write_marker(study, m["id"], kind=m["kind"], inputs=m["inputs"], status=DONE, log=spec["log"],
+                             wall_s=info.get("wall_time_s"), result={"run": str(r.run_dir), "pack": spec["id"]})
+            elif final_error is not None or r.status == FAILED:
+                error = final_error or info.get("error") or r.error or "failed"
+                write_marker(study, m["id"], kind=m["kind"], inputs=m["inputs"], status=FAILED, log=spec["log"],
+                             error=error)
+            else:
+                continue
+            outcome[m["id"]] = r.status
+
+    threads = spec.get("threads")
+    record([r for r in _statuses(runs, members) if r.status == FINISHED])   # reused: at once
+    print(f"pack {spec['id']}: training {', '.join(m['id'] for m in spec['members'])} -> {runs}", flush=True)
+    for (regime, seed), m in members.items():
+        last = checkpoint_path(run_dir(runs, regime, seed), "last")
+        if m["id"] not in outcome and last.is_file():
+            print(f"{m['id']}: resuming from {last}", flush=True)
+    try:
+        results = train_pack(Path(spec["store"]), list(members), runs, config=Path(spec["config"]),
+                             overrides=[f"train.num_threads={threads}"] if threads else None, resume=True,
+                             bf16=pack_bf16(load_config(Path(spec["config"]))),
+                             on_epoch=lambda epoch, rs: record(rs))
+    except Exception as exc:  # every member not finished fails with the pack's reason
+        import traceback
+
+        traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        record(_statuses(runs, members), final_error=f"pack {spec['id']}: {type(exc).__name__}: {first}"[:500])
+        return {"members": outcome}
+    record(results)
+    record(results, final_error=f"pack {spec['id']} ended with this run unfinished")
+    return {"members": outcome}
+
+
+def _statuses(runs: Path, members: dict) -> list:
+    """PackResult-like outcomes read from the members' run.json (after a pack died)."""
+    from lczldl.training.packed import PackResult
+
+    out = []
+    for regime, seed in members:
+        info = read_run_info(run_dir(runs, regime, seed)) or {}
+        out.append(PackResult(regime, seed, run_dir(runs, regime, seed), info.get("status") or "missing",
+                              error=info.get("error")))
+    return out
 
 
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:

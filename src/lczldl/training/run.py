@@ -93,17 +93,51 @@ def train_run(data: Path, regime: str | None, seed: int, out: Path, config: Path
         print(f"{run}: already finished, nothing to do (delete the folder to train again)", file=sys.stderr)
         return run
 
-    from lczldl.data.store import open_store
+    from lczldl.data.store import open_store, require_targets
+    from lczldl.regimes import regime_targets
+    from lczldl.training.fastpath import PACKED, choose_engine, cuda_devices
 
     store = open_store(Path(data))  # DataError for a folder that is not a store
+    # DataError for an agg_* regime on a store prepared without that aggregator
+    require_targets(Path(data), regime_targets(cfg.train.regime, cfg.train.label_smoothing_compat17)[:2])
     logger = _logger(cfg.train.logger, run)  # ConfigError before anything is written
+    engine = choose_engine(cfg, *cuda_devices())  # ConfigError too (train.engine=packed it cannot take)
+    if action == RESUME:
+        print(f"{run}: resuming from {checkpoint_path(run, 'last')}", file=sys.stderr, flush=True)
+    if engine == PACKED:
+        typed = {"train.devices": devices, "train.accelerator": accelerator, "train.num_threads": num_threads}
+        _fit_packed(cfg, data, seed, out, run, config, [*(overrides or []), *(f"{k}={v}" for k, v in
+                                                                            typed.items() if v is not None)],
+                    max_epochs, resume, progress)
+        return run
     if action == FRESH:
         clear_attempt(run)
-    else:
-        print(f"{run}: resuming from {checkpoint_path(run, 'last')}", file=sys.stderr, flush=True)
     run.mkdir(parents=True, exist_ok=True)
     _fit(cfg, store, seed, run, action, logger, progress)
     return run
+
+
+def _fit_packed(cfg: LczldlConfig, data: Path, seed: int, out: Path, run: Path, config: Path | None,
+                overrides: list[str], max_epochs: int | None, resume: bool, progress: bool) -> None:
+    """The run as a pack of one (:func:`lczldl.training.packed.train_pack`, the CUDA fast path;
+    same run folder); RunError when it failed (the reason is in run.json too)."""
+    from lczldl.layout import FAILED, FINISHED, HISTORY
+    from lczldl.training.callbacks import read_metrics_csv
+    from lczldl.training.fastpath import pack_bf16
+    from lczldl.training.packed import train_pack
+
+    def say(epoch: int, results: list) -> None:
+        row = read_metrics_csv(run / HISTORY)[-1]
+        print(f"{run}: epoch {epoch} train_loss {row['train_loss']:.4f} val_loss {row['val_loss']:.4f} "
+              f"val_acc {row['val_acc']:.4f}", file=sys.stderr, flush=True)
+
+    print(f"{run}: training on the packed engine (train.engine={cfg.train.engine})", file=sys.stderr, flush=True)
+    (result,) = train_pack(Path(data), [(cfg.train.regime, seed)], Path(out), config, overrides, max_epochs,
+                           resume, bf16=pack_bf16(cfg), on_epoch=say if progress else None)
+    if result.status == FAILED:
+        raise RunError(f"{run}: training failed: {result.error}")
+    if result.status != FINISHED:
+        raise RunError(f"{run}: run status is {result.status!r} after training; continue with --resume")
 
 
 def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logger: Any,

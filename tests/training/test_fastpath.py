@@ -1,0 +1,107 @@
+"""Which loop trains a run (training.fastpath): Lightning on CPU, the packed engine where CUDA is
+(told, never faked into results) and the config allows it; train_run's delegation to train_pack,
+run for real on CPU through train.engine=packed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lczldl.config import load_config
+from lczldl.errors import ConfigError
+from lczldl.training import fastpath
+from lczldl.training.callbacks import read_metrics_csv
+from lczldl.training.fastpath import LIGHTNING, PACKED, choose_engine, pack_refusal
+from lczldl.training.packed import PackResult
+from lczldl.training.run import train_run
+
+from .conftest import TINY
+
+
+@pytest.mark.parametrize("settings, cuda, n_gpus, expected", [
+    ([], False, 0, LIGHTNING),                                  # CPU: Lightning (packing measured slower)
+    ([], True, 1, PACKED),                                      # CUDA: the fast path
+    (["train.precision=bf16-mixed"], True, 1, PACKED),
+    (["train.precision=16-mixed"], True, 1, LIGHTNING),
+    (["train.precision=64-true"], True, 1, LIGHTNING),
+    (["train.logger=tensorboard"], True, 1, LIGHTNING),
+    (["train.logger=mlflow"], True, 1, LIGHTNING),
+    (["train.devices=2"], True, 2, LIGHTNING),
+    (["train.devices=auto"], True, 1, PACKED),                 # auto on one visible GPU is one device
+    (["train.devices=auto"], True, 2, LIGHTNING),
+    (["train.devices=-1"], True, 4, LIGHTNING),
+    (["train.strategy=ddp"], True, 1, LIGHTNING),
+    (["train.accelerator=cpu"], True, 1, LIGHTNING),
+    (["train.accelerator=gpu"], True, 1, PACKED),
+    (["train.engine=lightning"], True, 1, LIGHTNING),
+    (["train.engine=packed"], False, 0, PACKED),                # asked for: also on CPU
+])
+def test_choose_engine(settings, cuda, n_gpus, expected):
+    assert choose_engine(load_config(None, settings), cuda=cuda, n_gpus=n_gpus) == expected
+
+
+def test_engine_packed_with_a_config_it_cannot_train_is_a_config_error():
+    for setting, key in (("train.logger=tensorboard", "train.logger"), ("train.precision=16-mixed", "train.precision"),
+                         ("train.devices=2", "train.devices")):
+        cfg = load_config(None, ["train.engine=packed", setting])
+        with pytest.raises(ConfigError, match=f"^train.engine=packed cannot train with {key}"):
+            choose_engine(cfg, cuda=True, n_gpus=2)
+    assert pack_refusal(load_config(None, None)) is None
+
+
+def test_this_machine_picks_lightning_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert fastpath.cuda_devices() == (False, 0)
+    assert choose_engine(load_config(None, None), *fastpath.cuda_devices()) == LIGHTNING
+
+
+def test_train_run_delegates_to_the_pack_when_cuda_is_present(tiny_store, tmp_path, monkeypatch):
+    """Told that CUDA is there, train_run hands the run to train_pack as a pack of one (with the
+    typed options as overrides and bf16 from the precision); nothing is trained here."""
+    from lczldl.training import packed
+
+    calls = []
+
+    def spy(data, members, out, config=None, overrides=None, max_epochs=None, resume=False, **kw):
+        calls.append({"members": members, "overrides": overrides, "max_epochs": max_epochs, "resume": resume, **kw})
+        (regime, seed), = members
+        return [PackResult(regime, seed, out / regime / f"seed{seed}", "finished", 3)]
+
+    monkeypatch.setattr(fastpath, "cuda_devices", lambda: (True, 1))
+    monkeypatch.setattr(packed, "train_pack", spy)
+    run = train_run(tiny_store, "dist", 4, tmp_path, overrides=["train.precision=bf16-mixed"], max_epochs=3,
+                    num_threads=2, progress=False)
+    assert run == tmp_path / "dist" / "seed4"
+    (call,) = calls
+    assert call["members"] == [("dist", 4)] and call["max_epochs"] == 3 and call["resume"] is False
+    assert call["bf16"] is True and call["overrides"] == ["train.precision=bf16-mixed", "train.num_threads=2"]
+    # a config the pack cannot train stays on Lightning: the spy is not called (trained for real on CPU)
+    train_run(tiny_store, "dist", 5, tmp_path, overrides=TINY + ["train.precision=64-true"], max_epochs=1,
+              progress=False)
+    assert len(calls) == 1 and json.loads((tmp_path / "dist" / "seed5" / "run.json").read_text())["status"] == "finished"
+
+
+def test_engine_packed_trains_a_single_run_on_cpu(tiny_store, tmp_path, capsys):
+    """train.engine=packed on CPU: train_run's delegation for real; the run folder is a solo
+    run's (metrics.csv per epoch, checkpoints, run.json) plus the pack record."""
+    run = train_run(tiny_store, "onehot", 1, tmp_path, overrides=TINY + ["train.engine=packed"], max_epochs=2)
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and info["epochs"] == 2
+    assert info["pack"] == {"members": ["onehot/seed1"], "device": "cpu", "precision": "fp32"}
+    rows = read_metrics_csv(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    err = capsys.readouterr().err
+    assert "packed engine" in err and f"epoch 1 train_loss {rows[1]['train_loss']:.4f}" in err
+    # finished: a rerun is a no-op, as for a Lightning run
+    train_run(tiny_store, "onehot", 1, tmp_path, overrides=TINY + ["train.engine=packed"], max_epochs=2)
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_engine_packed_refusal_writes_nothing(tiny_store, tmp_path):
+    with pytest.raises(ConfigError, match="train.engine=packed cannot train with train.precision=16-mixed"):
+        train_run(tiny_store, "dist", 0, tmp_path, overrides=TINY + ["train.engine=packed", "train.precision=16-mixed"])
+    assert not (tmp_path / "dist").exists()
