@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
+from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
 
@@ -15,3 +20,50 @@ def store(tmp_path):
     s.mkdir()
     (s / "manifest.json").write_text(json.dumps({"format": "lczldl-store", "version": 1}))
     return s
+
+
+def release_votes_by_hand(raw: Path) -> dict:
+    """What the manifest's ``release_votes`` should hold for the raw files in ``raw``, computed
+    without lczldl: every row of every file, vote counts with a Counter, the majority with the
+    release's tie rule (several top classes or no vote -> the original label, LCZ 7 for addons),
+    the entropy of the vote shares over all 17 LCZ with math.log, the paper's left-closed bins."""
+    edges = (0.2, 0.5, 0.7, 1.0, 1.3)
+    bins = {"urban": [0] * 6, "non_urban": [0] * 6}
+    voting = np.zeros((10, 10), dtype=np.int64)
+    rows = no_votes = 0
+    for path in sorted(raw.glob("*.h5")):
+        with h5py.File(path, "r") as f:
+            label = f["label"][()].astype(np.int64)
+        if path.stem.endswith("_addon"):
+            votes, original = label, np.full(len(label), 7)
+        else:
+            votes, original = label[:, :11], label[:, 11]
+        for row, orig in zip(votes.tolist(), original.tolist(), strict=True):
+            rows += 1
+            cast = [v for v in row if v != 0]
+            for v in cast:
+                if 1 <= orig <= 10 and 1 <= v <= 10:
+                    voting[orig - 1, v - 1] += 1
+            if not cast:
+                no_votes += 1
+                continue
+            n = Counter(cast)
+            top = max(n.values())
+            cands = [c for c, k in n.items() if k == top]
+            majority = cands[0] if len(cands) == 1 else orig
+            ent = -sum(k / len(cast) * math.log(k / len(cast)) for k in n.values())
+            bins["urban" if majority <= 10 else "non_urban"][sum(ent >= e for e in edges)] += 1
+    return {"rows": rows, "rows_without_votes": no_votes, "entropy_bins": bins, "voting_counts": voting}
+
+
+@pytest.fixture(scope="session")
+def tiny_twin(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """(raw folder, prepared store, :func:`release_votes_by_hand` of the raw files) of the tiny
+    synthetic twin, seed 0 (it has rows with a non-urban majority and rows without any vote)."""
+    from lczldl.data.prepare import prepare_store
+    from lczldl.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("tiny_twin")
+    synthesize(root / "raw", seed=0, size="tiny", progress=False)
+    prepare_store(root / "raw", root / "store", progress=False)
+    return root / "raw", root / "store", release_votes_by_hand(root / "raw")

@@ -14,10 +14,13 @@ from lczldl.data.labels import (
     has_urban_votes,
     majority_vote,
     one_hot,
+    release_vote_counts,
     smooth_distribution,
     smooth_one_hot,
     urban_distribution,
     vote_counts,
+    vote_entropy_all_lcz,
+    voting_counts,
 )
 from lczldl.distributions import entropy_nats
 from lczldl.errors import DataError
@@ -158,6 +161,48 @@ def test_vote_entropy_hand_values():
 
 
 # ------------------------------------------------------------------------------------ build_labels
+# ------------------------------------------------------------------ counts of the vote figures
+def test_vote_entropy_over_all_17_lcz_by_hand():
+    votes = np.array([[2] * 11, [2] * 6 + [5] * 5, [14] * 5 + [11] * 4 + [0, 0], [0] * 11])
+    h = vote_entropy_all_lcz(vote_counts(votes))
+    np.testing.assert_allclose(h, [0, -(6 / 11 * np.log(6 / 11) + 5 / 11 * np.log(5 / 11)),
+                                   -(5 / 9 * np.log(5 / 9) + 4 / 9 * np.log(4 / 9)), 0], rtol=1e-12)
+
+
+def test_voting_counts_by_hand():
+    # original LCZ 1: votes 1, 1, 2 (0 and the non-urban 14 not counted); original 3: 3, 3, 3, 7;
+    # original 12 (non-urban) is not a row of the matrix
+    votes = np.array([[1, 1, 2, 0, 14], [3, 3, 3, 7, 0], [1, 1, 1, 1, 1]])
+    m = voting_counts(votes, np.array([1, 3, 12]))
+    want = np.zeros((10, 10), dtype=np.int64)
+    want[0, 0], want[0, 1], want[2, 2], want[2, 6] = 2, 1, 3, 1
+    np.testing.assert_array_equal(m, want)
+    assert m.dtype == np.int64
+    with pytest.raises(ValueError):
+        voting_counts(votes, np.array([1, 3]))
+
+
+def test_release_vote_counts_by_hand():
+    votes = np.array([
+        [1] * 11,                          # urban, entropy 0 -> bin 0
+        [2] * 6 + [14] * 5,                # urban majority 2, entropy ln 2 of 6/11, 5/11 = 0.689 -> bin 2
+        [12] * 11,                         # non-urban, entropy 0 -> bin 0
+        [12, 12, 13, 13] + [0] * 7,        # tie 12/13 -> original 6: urban, entropy ln 2 = 0.693 -> bin 2
+        [0] * 11,                          # no vote: left out of the bins
+        [15, 15, 15, 1] + [0] * 7,         # non-urban, entropy of 3/4, 1/4 = 0.562 -> bin 2
+    ])
+    original = np.array([1, 2, 12, 6, 4, 15])
+    majority = np.array([1, 2, 12, 6, 4, 15])   # after the tie rule (row 3: original; row 4: original)
+    got = release_vote_counts(votes, majority, original)
+    assert got["rows"] == 6 and got["rows_without_votes"] == 1
+    assert got["entropy_bins"] == {"urban": [1, 0, 2, 0, 0, 0], "non_urban": [1, 0, 1, 0, 0, 0]}
+    want = np.zeros((10, 10), dtype=np.int64)
+    want[0, 0] = 11                        # row 0: original 1, eleven votes for 1
+    want[1, 1] = 6                         # row 1: original 2, six votes for 2 (14 not urban)
+    np.testing.assert_array_equal(got["voting_counts"], want)
+    assert isinstance(got["voting_counts"][0][0], int)      # JSON-ready
+
+
 def test_build_labels_cities():
     votes = np.array([
         [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2],     # unanimous LCZ 2

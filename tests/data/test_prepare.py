@@ -145,6 +145,25 @@ def test_manifest_counts_and_statistics(prepared):
     assert "all kept rows" in cfg["dawid_skene"]
     assert manifest["cities"] == [c for c in ALL_CITIES if c in CITIES]
     assert manifest["package_version"] and manifest["created"] and manifest["clipped_pixel_values"] == 0
+    # every raw row, dropped ones included: the no-vote row is left out of the entropy bins, the
+    # two non-urban majorities (all LCZ B; 6 x LCZ D vs 5 x LCZ 2) are counted
+    rv = manifest["release_votes"]
+    assert rv["rows"] == len(CITIES) * N and rv["rows_without_votes"] == 1
+    assert sum(rv["entropy_bins"]["non_urban"]) == 2
+    assert sum(rv["entropy_bins"]["urban"]) == len(CITIES) * N - 3
+
+
+def test_manifest_release_votes_equal_a_computation_on_the_raw_twin(tiny_twin):
+    raw, store, want = tiny_twin
+    rv = json.loads((store / "manifest.json").read_text())["release_votes"]
+    assert want["rows_without_votes"] > 0 and sum(want["entropy_bins"]["non_urban"]) > 0   # both cases occur
+    assert rv["rows"] == want["rows"] and rv["rows_without_votes"] == want["rows_without_votes"]
+    assert rv["entropy_bins"] == want["entropy_bins"]
+    np.testing.assert_array_equal(rv["voting_counts"], want["voting_counts"])
+    assert rv["note"] == "every row of the raw files, before the urban filter"
+    # more than the store holds: its rows are the urban ones with an urban vote
+    kept = sum(s["n"] for s in json.loads((store / "manifest.json").read_text())["splits"].values())
+    assert kept < sum(rv["entropy_bins"]["urban"]) + sum(rv["entropy_bins"]["non_urban"])
 
 
 def test_helpers_recognise_folders(prepared, tmp_path):
@@ -164,6 +183,13 @@ def test_rerun_is_idempotent_and_changed_settings_replace(tmp_path):
     m2 = prepare_store(raw, out, progress=False)
     assert m2 == m1
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == before
+    # a store prepared before the manifest had release_votes: a rerun leaves it as it is (no-op;
+    # its manifest's sha256 is the data_checksum of the runs trained on it), the report falls back
+    old = {k: v for k, v in m1.items() if k != "release_votes"}
+    (out / "manifest.json").write_text(json.dumps(old))
+    files_old = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
+    assert prepare_store(raw, out, progress=False) == old
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == files_old
     m3 = prepare_store(raw, out, PrepareConfig(split="cities", train_cities=["amsterdam", "berlin"],
                                                val_cities=["madrid", "mumbai"], test_cities=["munich", "nairobi"]),
                        progress=False)

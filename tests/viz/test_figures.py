@@ -61,27 +61,35 @@ def test_confusion_percent_rejects_bad_input():
         F.confusion_percent(np.array([0, 5]), np.array([0, 1]), k=2)
 
 
+def _voting_counts() -> np.ndarray:
+    """Original LCZ 1: votes 1, 1, 2; original LCZ 3: votes 3, 3, 3, 7; no other row has votes."""
+    counts = np.zeros((10, 10), dtype=np.int64)
+    counts[0, 0], counts[0, 1], counts[2, 2], counts[2, 6] = 2, 1, 3, 1
+    return counts
+
+
 def test_voting_confusion_hand_case():
-    # two images, original LCZ 1 and 3; votes 0 (none) and non-urban 14 are ignored
-    votes = np.array([[1, 1, 2, 0, 14], [3, 3, 3, 7, 0]])
-    original = np.array([1, 3])
-    cm = F.voting_confusion_percent(votes, original, k=10)
+    cm = F.voting_confusion_percent(_voting_counts())
     np.testing.assert_allclose(cm[0, :3], [200 / 3, 100 / 3, 0])
     np.testing.assert_allclose(cm[2, [2, 6]], [75, 25])
     assert np.isnan(cm[1]).all()
     np.testing.assert_allclose(np.nansum(cm, axis=1)[[0, 2]], 100)
+    with pytest.raises(ValueError):
+        F.voting_confusion_percent(np.ones((10, 9)))
 
 
 def test_vote_entropy_shares_hand_case():
-    # bins [-0.1,0.2) [0.2,0.5) [0.5,0.7) [0.7,1) [1,1.3) [1.3,inf): left-closed
-    ent = np.array([0.0, 0.2, 0.25, 1.3, 0.1, 2.0, 0.69])
-    maj = np.array([1, 2, 10, 3, 11, 17, 12])
-    sh = F.vote_entropy_shares(ent, maj)
+    # image counts per paper bin: urban 1, 2, 0, 0, 0, 1 (4 images); non-urban 1, 0, 1, 0, 0, 1
+    sh = F.vote_entropy_shares([1, 2, 0, 0, 0, 1], [1, 0, 1, 0, 0, 1])
     np.testing.assert_allclose(sh["urban"], [25, 50, 0, 0, 0, 25])
     np.testing.assert_allclose(sh["non-urban"], 100 / 3 * np.array([1, 0, 1, 0, 0, 1]))
     assert int(sh["n_urban"]) == 4 and int(sh["n_non_urban"]) == 3
-    empty = F.vote_entropy_shares(np.array([0.1]), np.array([3]))
+    empty = F.vote_entropy_shares([0, 1, 0, 0, 0, 0], [0] * 6)
     np.testing.assert_array_equal(empty["non-urban"], np.zeros(6))
+    assert int(empty["n_non_urban"]) == 0
+    for bad in ([1, 2, 3], [1, -1, 0, 0, 0, 0], [0.5, 0, 0, 0, 0, 0]):
+        with pytest.raises(ValueError):
+            F.vote_entropy_shares(bad, [0] * 6)
 
 
 def test_entropy_bin_labels_match_edges():
@@ -161,20 +169,18 @@ def test_plot_reliability_single_and_grid(tmp_path, data):
 
 
 def test_plot_vote_entropy_bars(tmp_path, data):
-    rng, _, ent = data
-    maj = rng.integers(1, 18, len(ent))
+    rng, _, _ = data
+    urban, non_urban = rng.integers(0, 500, 6), rng.integers(0, 20, 6)
     stem = tmp_path / "ent"
-    _check_files(F.plot_vote_entropy_bars(ent, maj, stem), stem)
+    _check_files(F.plot_vote_entropy_bars(urban, non_urban, stem), stem)
     stem = tmp_path / "ent_urban_only"                       # empty non-urban group still draws
-    _check_files(F.plot_vote_entropy_bars(ent, np.full(len(ent), 3), stem, note="urban only"), stem)
+    _check_files(F.plot_vote_entropy_bars(urban, np.zeros(6), stem, note="urban only"), stem)
 
 
 def test_plot_voting_confusion(tmp_path, data):
     rng, _, _ = data
-    votes = rng.integers(0, 18, (200, 11))
-    original = rng.integers(1, 11, 200)
     stem = tmp_path / "voting"
-    _check_files(F.plot_voting_confusion(votes, original, stem), stem)
+    _check_files(F.plot_voting_confusion(rng.integers(0, 300, (10, 10)), stem), stem)
 
 
 def test_plot_metrics_by_entropy_bin_and_hexbin(tmp_path, data):
@@ -227,12 +233,12 @@ def test_confusion_panels_hold_the_row_percentages():
 
 
 def test_voting_confusion_image_and_vote_count():
-    votes = np.array([[1, 1, 2, 0, 14], [3, 3, 3, 7, 0]])
-    fig = F.draw_voting_confusion(votes, np.array([1, 3]), k=10)
+    fig = F.draw_voting_confusion(_voting_counts())
     img = fig.axes[0].images[0].get_array()
     np.testing.assert_allclose(img[0, :3], [200 / 3, 100 / 3, 0])
     np.testing.assert_allclose(img[2, [2, 6]], [75, 25])
-    assert "(7 votes)" in fig.axes[0].get_title()           # 0 and 14 are not urban votes
+    assert img.mask[1].all()                                 # an original label without votes: blank row
+    assert "(7 votes)" in fig.axes[0].get_title()
 
 
 def test_reliability_bars_gaps_histogram_and_ece():
@@ -265,9 +271,7 @@ def test_reliability_grid_panels_and_missing_one(data):
 
 
 def test_vote_entropy_bars_heights():
-    ent = np.array([0.0, 0.2, 0.25, 1.3, 0.1, 2.0, 0.69])
-    maj = np.array([1, 2, 10, 3, 11, 17, 12])
-    fig = F.draw_vote_entropy_bars(ent, maj, note="a note")
+    fig = F.draw_vote_entropy_bars(np.array([1, 2, 0, 0, 0, 1]), np.array([1, 0, 1, 0, 0, 1]), note="a note")
     urban, non_urban = _bar_containers(fig.axes[0])
     np.testing.assert_allclose(_bar_heights(urban), [25, 50, 0, 0, 0, 25])
     np.testing.assert_allclose(_bar_heights(non_urban), 100 / 3 * np.array([1, 0, 1, 0, 0, 1]))

@@ -258,6 +258,101 @@ def test_not_a_study_and_corrupt_files(tmp_path):
         R.write_report(study)
 
 
+def _capture_figures(monkeypatch) -> dict[str, object]:
+    """Keep the Figure of every entropy / confusion figure the report saves, by file stem."""
+    from lczldl.viz.figures import confusion, entropy
+
+    figs: dict[str, object] = {}
+    for mod in (entropy, confusion):
+        real = mod.save_figure
+
+        def save(fig, stem, _real=real):
+            figs[Path(stem).name] = fig
+            return _real(fig, stem)
+
+        monkeypatch.setattr(mod, "save_figure", save)
+    return figs
+
+
+def _vote_figures(figs: dict) -> tuple[list[float], list[float], list[str], str, np.ndarray]:
+    """(urban bar heights, non-urban bar heights, legend labels, note, voting image) drawn."""
+    ax = figs["vote_entropy_bars"].axes[0]
+    urban, non_urban = (c for c in ax.containers if c.__class__.__name__ == "BarContainer")
+    note = " ".join(t.get_text() for t in figs["vote_entropy_bars"].texts)
+    return ([b.get_height() for b in urban], [b.get_height() for b in non_urban],
+            [urban.get_label(), non_urban.get_label()], note,
+            np.ma.filled(figs["voting_confusion"].axes[0].images[0].get_array(), np.nan))
+
+
+def _row_percent_by_hand(counts: np.ndarray) -> np.ndarray:
+    out = np.full(counts.shape, np.nan)
+    for i, row in enumerate(counts):
+        if row.sum():
+            out[i] = [100 * c / row.sum() for c in row]
+    return out
+
+
+def _twin_study(root: Path, store: Path) -> Path:
+    study = root / "twin_study"
+    study.mkdir()
+    (study / "study.json").write_text(json.dumps({"format": "lczldl-study", "version": 1, "store": str(store),
+                                                  "regimes": [], "seeds": []}))
+    return study
+
+
+def test_vote_figures_show_every_raw_image_from_the_manifest(tmp_path, tiny_twin, monkeypatch):
+    _, store, want = tiny_twin
+    figs = _capture_figures(monkeypatch)
+    study = _twin_study(tmp_path, store)
+    paths = R.draw_figures(study)
+    assert study / "figures" / "vote_entropy_bars.png" in paths and study / "figures" / "voting_confusion.png" in paths
+    urban, non_urban, labels, note, img = _vote_figures(figs)
+    for got, group in ((urban, "urban"), (non_urban, "non_urban")):
+        c = want["entropy_bins"][group]
+        np.testing.assert_allclose(got, [100 * x / sum(c) for x in c])
+    assert sum(want["entropy_bins"]["non_urban"]) > 0 and max(non_urban) > 0      # the bars are there
+    assert labels == [f"urban majority (n = {sum(want['entropy_bins']['urban']):,})",
+                      f"non-urban majority (n = {sum(want['entropy_bins']['non_urban']):,})"]
+    assert f"all {want['rows']:,} images of the raw release" in note
+    assert f"{want['rows_without_votes']} without any vote" in note and R.STORE_VOTES_NOTE not in note
+    np.testing.assert_allclose(img, _row_percent_by_hand(want["voting_counts"]))
+    assert f"({int(want['voting_counts'].sum()):,} votes)" in figs["voting_confusion"].axes[0].get_title()
+
+
+def _store_rows_by_hand(store: Path) -> tuple[list[int], np.ndarray]:
+    """Entropy-bin counts (all 17 LCZ, paper bins) and original x vote counts of the store's own rows."""
+    bins, voting = [0] * 6, np.zeros((10, 10), dtype=np.int64)
+    for s in ("train", "val", "test"):
+        for row, orig in zip(np.load(store / s / "votes.npy").tolist(), np.load(store / s / "original.npy").tolist(),
+                             strict=True):
+            cast = [v for v in row if v]
+            shares = [cast.count(c) / len(cast) for c in set(cast)]
+            ent = -sum(q * np.log(q) for q in shares)
+            bins[sum(ent >= e for e in (0.2, 0.5, 0.7, 1.0, 1.3))] += 1
+            for v in cast:
+                if 1 <= v <= 10 and 1 <= orig <= 10:
+                    voting[orig - 1, v - 1] += 1
+    return bins, voting
+
+
+def test_store_prepared_before_release_votes_falls_back_to_its_rows(tmp_path, tiny_twin, monkeypatch):
+    _, twin_store, _ = tiny_twin
+    store = tmp_path / "old_store"
+    shutil.copytree(twin_store, store)
+    manifest = json.loads((store / "manifest.json").read_text())
+    del manifest["release_votes"]                            # as prepare wrote it before the key existed
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    figs = _capture_figures(monkeypatch)
+    R.draw_figures(_twin_study(tmp_path, store))
+    urban, non_urban, labels, note, img = _vote_figures(figs)
+    bins, voting = _store_rows_by_hand(store)
+    np.testing.assert_allclose(urban, [100 * x / sum(bins) for x in bins])
+    assert non_urban == [0.0] * 6 and labels[1] == "non-urban majority (n = 0)"
+    assert labels[0] == f"urban majority (n = {sum(s['n'] for s in manifest['splits'].values()):,})"
+    assert note == R.STORE_VOTES_NOTE
+    np.testing.assert_allclose(img, _row_percent_by_hand(voting))
+
+
 def test_vote_figures_read_the_store_never_raw_files(tmp_path):
     from lczldl.viz import reader
 
@@ -268,25 +363,15 @@ def test_vote_figures_read_the_store_never_raw_files(tmp_path):
     info = json.loads((study / "study.json").read_text())
     info["data"] = str(raw)                                  # the study was started on raw files
     (study / "study.json").write_text(json.dumps(info))
-    st = R.load_study(study)
-    votes, original, majority = reader.store_votes(st)
-    store = study / "store"
-    for got, name in ((votes, "votes"), (original, "original")):
-        want = np.concatenate([np.load(store / s / f"{name}.npy") for s in ("train", "val", "test")])
-        np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(
-        majority, np.concatenate([np.load(store / s / "label.npy") + 1 for s in ("train", "val", "test")]))
+    rv = reader.release_votes(R.load_study(study))           # hand-made manifest: no release_votes
+    bins, voting = _store_rows_by_hand(study / "store")
+    assert not rv.whole_release and rv.rows == 100 and rv.rows_without_votes == 0
+    np.testing.assert_array_equal(rv.urban, bins)
+    np.testing.assert_array_equal(rv.voting, voting)
+    # the store's votes include non-urban ones (LCZ 11-17), but its majorities are all urban
+    np.testing.assert_array_equal(rv.non_urban, np.zeros(6))
     paths = R.draw_figures(study)
     assert study / "figures" / "vote_entropy_bars.png" in paths
-
-
-def test_vote_entropy_over_all_classes_by_hand():
-    from lczldl.viz.reader import vote_entropy_all_classes
-
-    votes = np.array([[2] * 11, [2] * 6 + [5] * 5, [14] * 5 + [11] * 4 + [0, 0], [0] * 11])
-    h = vote_entropy_all_classes(votes)
-    np.testing.assert_allclose(h, [0, -(6 / 11 * np.log(6 / 11) + 5 / 11 * np.log(5 / 11)),
-                                   -(5 / 9 * np.log(5 / 9) + 4 / 9 * np.log(4 / 9)), 0], rtol=1e-12)
 
 
 def _chromium() -> str | None:

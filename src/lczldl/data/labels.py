@@ -21,16 +21,21 @@ Conventions: votes are LCZ ids 1..17 with 0 = no vote; column = expert. Class in
   1.667 for n = 1): it is NOT a probability distribution in general. ``renormalise=True`` divides
   each row by its sum, i.e. (c + a) / (n + 10 a), which is additive (Laplace) smoothing.
 - vote entropy: Shannon entropy in nats of the unsmoothed distribution, 0 log 0 = 0.
+- release counts (:func:`release_vote_counts`, the manifest's ``release_votes``): over every row
+  of the raw files, before the urban filter, the paper's entropy-bin counts of the votes' entropy
+  over all 17 LCZ per majority group (urban LCZ 1..10, non-urban 11..17; rows without any vote
+  have no vote distribution and are left out) and the original label x individual vote counts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from lczldl.constants import N_EXPERTS, N_LCZ, N_URBAN
-from lczldl.distributions import entropy_nats
+from lczldl.distributions import entropy_histogram, entropy_nats
 from lczldl.errors import DataError
 
 DROP_NON_URBAN = "non_urban_majority"
@@ -87,6 +92,51 @@ def urban_distribution(counts: np.ndarray, smoothing: float = 0.0, renormalise: 
     else:
         dist = urban / safe
     return np.where(n > 0, dist, 0.0)
+
+
+def vote_entropy_all_lcz(counts: np.ndarray) -> np.ndarray:
+    """(N, 17) vote counts -> (N,) float64 entropy in nats of each row's vote shares over all 17
+    LCZ (non-urban votes included); 0 for a row without votes."""
+    counts = np.asarray(counts, dtype=np.float64)
+    tot = counts.sum(axis=1, keepdims=True)
+    return entropy_nats(np.where(tot > 0, counts / np.maximum(tot, 1.0), 0.0))
+
+
+def voting_counts(votes: np.ndarray, original: np.ndarray, k: int = N_URBAN) -> np.ndarray:
+    """(N, V) votes (LCZ ids, 0 = no vote) and (N,) original LCZ ids -> (k, k) int64 counts:
+    [i, j] = individual votes for LCZ j+1 on images whose original label is LCZ i+1. Votes of 0 and
+    votes or original labels outside 1..k are not counted."""
+    votes = np.asarray(votes, dtype=np.int64)
+    original = np.asarray(original, dtype=np.int64)
+    if votes.ndim != 2 or original.shape != (votes.shape[0],):
+        raise ValueError(f"votes must be (N, V) and original (N,), got {votes.shape} and {original.shape}")
+    rows = np.broadcast_to(original[:, None], votes.shape)
+    ok = (votes >= 1) & (votes <= k) & (rows >= 1) & (rows <= k)
+    return np.bincount((rows[ok] - 1) * k + (votes[ok] - 1), minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+def release_vote_counts(votes: np.ndarray, majority: np.ndarray, original: np.ndarray) -> dict[str, Any]:
+    """What the vote figures need about a set of rows, JSON-ready (the manifest's ``release_votes``
+    without its note; docs/architecture.md).
+
+    ``votes`` (N, V) LCZ ids 0..17, ``majority`` (N,) LCZ id after the tie rule
+    (:attr:`VoteLabels.majority`), ``original`` (N,) LCZ id. Returns ``rows`` (N),
+    ``rows_without_votes`` (left out of the entropy bins), ``entropy_bins`` {"urban", "non_urban"}:
+    (6,) image counts per paper bin (:func:`lczldl.distributions.entropy_histogram`) of
+    :func:`vote_entropy_all_lcz`, by majority LCZ 1..10 / 11..17, and ``voting_counts`` (10, 10)
+    (:func:`voting_counts`, every row).
+    """
+    counts = vote_counts(votes)
+    majority = np.asarray(majority, dtype=np.int64)
+    if majority.shape != (counts.shape[0],):
+        raise ValueError(f"majority must be ({counts.shape[0]},), got {majority.shape}")
+    voted = counts.sum(axis=1) > 0
+    ent = vote_entropy_all_lcz(counts)
+    groups = {"urban": voted & (majority >= 1) & (majority <= N_URBAN),
+              "non_urban": voted & (majority > N_URBAN) & (majority <= N_LCZ)}
+    return {"rows": int(counts.shape[0]), "rows_without_votes": int((~voted).sum()),
+            "entropy_bins": {g: entropy_histogram(ent[sel]).tolist() for g, sel in groups.items()},
+            "voting_counts": voting_counts(votes, original).tolist()}
 
 
 def pad_votes(votes: np.ndarray, width: int = N_EXPERTS) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Owns the prepared store's ``manifest.json`` content: format tag and version, per-split counts
 (classes, entropy bins, cities, clipped values), drops, bands and train band statistics, the
-soft-target fits, the sources' checksums and the settings (keys in docs/architecture.md)."""
+soft-target fits, the vote counts of the whole raw release that the vote figures draw
+(``release_votes``), the sources' checksums and the settings (keys in docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 import numpy as np
 
 from lczldl.constants import BANDS, N_URBAN, REFLECTANCE_SCALE
+from lczldl.data.labels import release_vote_counts
 from lczldl.data.prepare_pixels import UINT16_MAX, PixelStats
 from lczldl.data.prepare_plan import PreparePlan
 from lczldl.distributions import ENTROPY_BIN_EDGES, entropy_histogram
 from lczldl.layout import STORE_FORMAT, STORE_VERSION
 
+#: what ``release_votes`` counts (recorded in the manifest)
+RELEASE_VOTES_NOTE = "every row of the raw files, before the urban filter"
 #: how image.npy encodes pixels (recorded in the manifest)
 PIXEL_ENCODING = (f"image.npy: uint16 = round(reflectance * {REFLECTANCE_SCALE:g}) clipped to [0, {UINT16_MAX}], "
                   "channels-first (N, 10, 32, 32)")
@@ -34,6 +38,16 @@ def split_summary(plan: PreparePlan, split: str, arrays: dict[str, np.ndarray], 
     }
 
 
+def release_votes(plan: PreparePlan) -> dict[str, Any]:
+    """The manifest's ``release_votes``: :func:`lczldl.data.labels.release_vote_counts` over every
+    row of every city file of ``plan`` (kept or dropped), with its note."""
+    labs = [plan.labels[c] for c in plan.cities]
+    counts = release_vote_counts(np.concatenate([lab.votes for lab in labs]),
+                                 np.concatenate([lab.majority for lab in labs]),
+                                 np.concatenate([lab.original for lab in labs]))
+    return {**counts, "note": RELEASE_VOTES_NOTE}
+
+
 def build_manifest(plan: PreparePlan, splits: dict[str, dict[str, Any]], stats: PixelStats) -> dict[str, Any]:
     """The whole manifest (``splits``: split -> :func:`split_summary`)."""
     from lczldl import __version__
@@ -49,6 +63,7 @@ def build_manifest(plan: PreparePlan, splits: dict[str, dict[str, Any]], stats: 
         "band_mean": [round(float(x), 7) for x in mean],
         "band_std": [round(float(x), 7) for x in std],
         "entropy_bin_edges": [e if np.isfinite(e) else "inf" for e in ENTROPY_BIN_EDGES],
+        "release_votes": release_votes(plan),
         **plan.fits,
         "sources": plan.sources, "config": plan.config,
     }

@@ -1,13 +1,14 @@
 """Owns reading a study folder for the figures and the report: study.json, the runs' metrics files,
 beyond-the-paper files and predictions, the summary tables the evaluation wrote (summary.csv with
-its intervals, paired.csv) and the vote arrays of the prepared store (through
-:func:`lczldl.data.store.open_store`). It reads, never recomputes: what is missing is listed in
+its intervals, paired.csv) and the vote counts of the prepared store (its manifest's
+``release_votes``; for an older store its vote arrays, through :func:`lczldl.data.store.open_store`). It reads, never recomputes: what is missing is listed in
 ``Study.notes``.
 
 Reads (file names from :mod:`lczldl.layout`)::
 
     STUDY/study.json                      config, regimes, seeds, store, versions, failures
-    STUDY/store/ or study.json["store"]   the prepared store (manifest, votes, original, label)
+    STUDY/store/ or study.json["store"]   the prepared store (manifest; votes, original, label
+                                          when the manifest has no release_votes)
     STUDY/runs/REGIME/seedN/              predictions.npz, metrics.json, metrics_ts.json, metrics_mc.json,
                                           beyond_{plain,temperature,mc_dropout}.json
     STUDY/ensemble/REGIME/beyond_ensemble.json
@@ -25,7 +26,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lczldl import layout
-from lczldl.distributions import entropy_nats
+from lczldl.constants import N_URBAN
+from lczldl.data.labels import release_vote_counts
+from lczldl.distributions import N_ENTROPY_BINS
 from lczldl.errors import DataError, RunError
 from lczldl.evaluation.calibration import N_BINS
 from lczldl.evaluation.files import load_predictions, read_json_object
@@ -229,18 +232,50 @@ def paired_rows(st: Study) -> list[dict[str, Any]] | None:
     return [{k: (_num(v) if k in nums else v) for k, v in r.items()} for r in rows]
 
 
-def vote_entropy_all_classes(votes: np.ndarray) -> np.ndarray:
-    """(N, V) votes (LCZ ids, 0 = no vote) -> (N,) entropy in nats of each image's vote shares over
-    all 17 LCZ (0 for an image without votes)."""
-    from lczldl.data.labels import vote_counts
+@dataclass
+class ReleaseVotes:
+    """What the vote figures draw: paper entropy-bin image counts per majority group and the
+    original label x individual vote counts (the manifest's ``release_votes``, or the store's own
+    rows for a store prepared before it existed)."""
 
-    counts = vote_counts(votes).astype(np.float64)
-    tot = counts.sum(axis=1, keepdims=True)
-    return entropy_nats(np.where(tot > 0, counts / np.maximum(tot, 1), 0.0))
+    urban: np.ndarray          # (6,) int64 images with majority LCZ 1..10 per paper entropy bin
+    non_urban: np.ndarray      # (6,) int64 images with majority LCZ 11..17 per paper entropy bin
+    voting: np.ndarray         # (10, 10) int64 [original LCZ i+1, vote LCZ j+1] vote counts
+    rows: int                  # rows counted
+    rows_without_votes: int    # of those, rows without any vote (not in the entropy bins)
+    whole_release: bool        # True: every raw row (manifest); False: the store's kept rows only
 
 
-def store_votes(st: Study) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(votes (N, V) LCZ ids, original (N,) LCZ id, majority (N,) LCZ id) of every image of the
+def _release_votes_from(counts: dict[str, Any], whole_release: bool) -> ReleaseVotes:
+    """:class:`ReleaseVotes` of a :func:`lczldl.data.labels.release_vote_counts` dict (ValueError
+    / KeyError / TypeError when it is not one)."""
+    bins = {g: np.asarray(counts["entropy_bins"][g], dtype=np.int64) for g in ("urban", "non_urban")}
+    voting = np.asarray(counts["voting_counts"], dtype=np.int64)
+    if any(b.shape != (N_ENTROPY_BINS,) for b in bins.values()) or voting.shape != (N_URBAN, N_URBAN):
+        raise ValueError("entropy_bins or voting_counts of the wrong shape")
+    return ReleaseVotes(bins["urban"], bins["non_urban"], voting, int(counts["rows"]),
+                        int(counts.get("rows_without_votes", 0)), whole_release)
+
+
+def release_votes(st: Study) -> ReleaseVotes | None:
+    """The counts of the vote figures from the prepared store: its manifest's ``release_votes``
+    (every row of the raw release, counted when preparing). A store prepared before that key
+    existed gives the same counts over its own rows (urban-majority images only:
+    ``whole_release`` False). None without a readable store (noted). Never opens raw vote files."""
+    if st.manifest is None:
+        return None
+    if "release_votes" in st.manifest:
+        try:
+            return _release_votes_from(st.manifest["release_votes"], whole_release=True)
+        except (KeyError, TypeError, ValueError) as exc:
+            st.notes.append(f"manifest release_votes unreadable ({exc!r}): vote figures drawn from the "
+                            "store's own rows")
+    arrays = _store_votes(st)
+    return None if arrays is None else _release_votes_from(release_vote_counts(*arrays), whole_release=False)
+
+
+def _store_votes(st: Study) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(votes (N, V) LCZ ids, majority (N,) LCZ id, original (N,) LCZ id) of every image of the
     prepared store (all splits; urban-majority images only, as the store holds); None without a
     readable store (noted)."""
     from lczldl.data.store import open_store
@@ -256,5 +291,5 @@ def store_votes(st: Study) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     if not parts:
         return None
     return (np.concatenate([np.asarray(a.votes, dtype=np.int64) for a in parts]),
-            np.concatenate([np.asarray(a.original, dtype=np.int64) for a in parts]),
-            np.concatenate([np.asarray(a.label, dtype=np.int64) + 1 for a in parts]))
+            np.concatenate([np.asarray(a.label, dtype=np.int64) + 1 for a in parts]),
+            np.concatenate([np.asarray(a.original, dtype=np.int64) for a in parts]))

@@ -41,13 +41,13 @@ from lczldl.regimes import order_regimes, regime_label
 from lczldl.viz import figures as F
 from lczldl.viz.reader import (
     NAN_STAT,
+    ReleaseVotes,
     Study,
     load_study,
     paired_rows,
+    release_votes,
     run_predictions,
-    store_votes,
     summary_rows,
-    vote_entropy_all_classes,
 )
 from lczldl.viz.render import Document
 
@@ -77,9 +77,19 @@ INTERVALS_NOTE = ("With --intervals the cells are mean [95 % interval] (summary.
                   "over seeds a Student t interval of the mean, honest but very wide with 2 seeds "
                   "(t = 12.7); for the ensemble (one model) a percentile bootstrap over test images "
                   "(1,000 draws, validation-fitted parts not resampled).")
-#: Source line of the vote figures: the store holds only urban-majority images.
+#: Source line of the vote figures for a store prepared before the manifest had ``release_votes``:
+#: its own rows, which are urban-majority images only.
 STORE_VOTES_NOTE = ("Source: prepared store (urban-majority images only; non-urban images were dropped "
                     "when preparing).")
+
+
+def vote_source_note(rv: ReleaseVotes) -> str:
+    """The source line under the vote-entropy figure: every image of the raw release (and how many
+    had no vote, so no entropy), or :data:`STORE_VOTES_NOTE` for an older store's own rows."""
+    if not rv.whole_release:
+        return STORE_VOTES_NOTE
+    left_out = f"; {rv.rows_without_votes:,} without any vote left out" if rv.rows_without_votes else ""
+    return f"Source: all {rv.rows:,} images of the raw release, counted when the store was prepared{left_out}."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,12 +134,11 @@ def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
 def _draw(st: Study) -> list[Path]:
     fig_dir = st.path / layout.FIGURES_DIR
     written = _prediction_figures(st, fig_dir)
-    votes = store_votes(st)
-    if votes is not None:
-        v, original, majority = votes
-        written += F.plot_vote_entropy_bars(vote_entropy_all_classes(v), majority, fig_dir / VOTE_ENTROPY,
-                                            note=STORE_VOTES_NOTE)
-        written += F.plot_voting_confusion(v, original, fig_dir / VOTING)
+    rv = release_votes(st)
+    if rv is not None:
+        written += F.plot_vote_entropy_bars(rv.urban, rv.non_urban, fig_dir / VOTE_ENTROPY,
+                                            note=vote_source_note(rv))
+        written += F.plot_voting_confusion(rv.voting, fig_dir / VOTING)
     per_seed = {reg: [r.metrics["plain"] for _, r in sorted(st.runs.get(reg, {}).items()) if "plain" in r.metrics]
                 for reg in st.regimes}
     per_seed = {k: v for k, v in per_seed.items() if v}

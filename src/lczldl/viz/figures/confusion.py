@@ -49,20 +49,14 @@ def confusion_percent(labels: Array, preds: Array, k: int = N_URBAN) -> Array:
     return _row_percent(confusion_matrix(labels, preds, k))
 
 
-def voting_confusion_percent(votes: Array, original: Array, k: int = N_URBAN) -> Array:
-    """(K, K) percent: row = original label LCZ 1..K, column = individual expert vote LCZ 1..K.
-
-    ``votes`` (N, V) LCZ ids (0 = no vote), ``original`` (N,) LCZ id. Votes of 0 and votes or
-    original labels outside 1..K are ignored; each row is normalised over its votes in 1..K
-    (NaN where a row has none).
-    """
-    votes = np.asarray(votes, dtype=np.int64)
-    original = np.asarray(original, dtype=np.int64)
-    if votes.ndim != 2 or original.shape != (votes.shape[0],):
-        raise ValueError(f"votes must be (N, V) and original (N,), got {votes.shape} and {original.shape}")
-    rows = np.broadcast_to(original[:, None], votes.shape)
-    ok = (votes >= 1) & (votes <= k) & (rows >= 1) & (rows <= k)
-    return _row_percent(confusion_matrix(rows[ok] - 1, votes[ok] - 1, k))
+def voting_confusion_percent(counts: Array) -> Array:
+    """(K, K) vote counts [original label LCZ i+1, individual vote LCZ j+1] (the manifest's
+    ``release_votes["voting_counts"]``, :func:`lczldl.data.labels.voting_counts`) -> (K, K) percent
+    of each row's votes (NaN rows where an original label has no vote)."""
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or (counts < 0).any():
+        raise ValueError(f"counts must be a square (K, K) matrix of non-negative counts, got shape {counts.shape}")
+    return _row_percent(counts.astype(np.float64))
 
 
 def _heatmap(ax: Axes, mat: Array, *, vmax: float = 100.0, xlabels: Sequence[str],
@@ -146,13 +140,14 @@ def plot_confusion_matrices(results: Mapping[str, tuple[Array, Array]], out_stem
     return save_figure(draw_confusion_matrices(results, k, title), out_stem)
 
 
-def draw_voting_confusion(votes: Array, original: Array, k: int = N_URBAN) -> Figure:
-    """Original So2Sat label (rows) vs individual expert votes (columns), row-normalised percent
-    (:func:`voting_confusion_percent`), LCZ 1..k; no-votes (0) and labels/votes outside 1..k are
-    ignored."""
-    mat = voting_confusion_percent(votes, original, k)
+def draw_voting_confusion(counts: Array) -> Figure:
+    """Original So2Sat label (rows) vs individual expert votes (columns), LCZ 1..K, from the (K, K)
+    vote counts: row-normalised percent (:func:`voting_confusion_percent`); the title gives the
+    number of votes counted."""
+    mat = voting_confusion_percent(counts)
+    k = mat.shape[0]
     names = [lcz_label(i) for i in range(k)]
-    n_votes = int(((np.asarray(votes) >= 1) & (np.asarray(votes) <= k)).sum())
+    n_votes = int(np.asarray(counts).sum())
     with styled():
         fig = new_figure(6.2, 5.4)
         ax = fig.add_subplot(1, 1, 1)
@@ -168,6 +163,6 @@ def draw_voting_confusion(votes: Array, original: Array, k: int = N_URBAN) -> Fi
     return fig
 
 
-def plot_voting_confusion(votes: Array, original: Array, out_stem: Path | str, k: int = N_URBAN) -> list[Path]:
+def plot_voting_confusion(counts: Array, out_stem: Path | str) -> list[Path]:
     """:func:`draw_voting_confusion` saved as ``out_stem``.png/.pdf; returns the paths."""
-    return save_figure(draw_voting_confusion(votes, original, k), out_stem)
+    return save_figure(draw_voting_confusion(counts), out_stem)

@@ -12,11 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from lczldl.constants import N_LCZ, N_URBAN
 from lczldl.distributions import (
     N_ENTROPY_BINS,
     entropy_bin_labels,
-    entropy_bin_shares,
     entropy_histogram,
     entropy_nats,
     spearman,
@@ -32,18 +30,25 @@ Triple = tuple[Array, Array, Array]
 GROUP_COLORS = {"urban": "#b2182b", "non-urban": "#1b7837"}
 
 
-def vote_entropy_shares(entropy: Array, majority_lcz: Array) -> dict[str, Array]:
+def _bin_counts(counts: Array, name: str) -> Array:
+    """(6,) non-negative image counts per paper entropy bin as int64 (ValueError otherwise)."""
+    c = np.asarray(counts)
+    if c.shape != (N_ENTROPY_BINS,) or (c < 0).any() or not np.all(c == np.round(c)):
+        raise ValueError(f"{name}: expected ({N_ENTROPY_BINS},) non-negative image counts, got {c!r}")
+    return c.astype(np.int64)
+
+
+def vote_entropy_shares(urban: Array, non_urban: Array) -> dict[str, Array]:
     """Share (percent) of images per paper entropy bin within the urban (majority LCZ 1-10) and
-    the non-urban (LCZ 11-17) group: {"urban": (6,), "non-urban": (6,)}, each summing to 100
-    (all zeros for an empty group), plus "n_urban"/"n_non_urban" counts as 0-d arrays."""
-    entropy = np.asarray(entropy, dtype=np.float64)
-    maj = np.asarray(majority_lcz, dtype=np.int64)
-    if entropy.shape != maj.shape:
-        raise ValueError(f"entropy {entropy.shape} and majority_lcz {maj.shape} differ in shape")
+    the non-urban (LCZ 11-17) group, from their (6,) image counts per bin (the manifest's
+    ``release_votes["entropy_bins"]``): {"urban": (6,), "non-urban": (6,)}, each summing to 100
+    (all zeros for an empty group), plus "n_urban"/"n_non_urban" image counts as 0-d arrays."""
     out: dict[str, Array] = {}
-    for name, sel in (("urban", (maj >= 1) & (maj <= N_URBAN)), ("non-urban", (maj > N_URBAN) & (maj <= N_LCZ))):
-        out[name] = 100.0 * entropy_bin_shares(entropy[sel])
-        out["n_" + name.replace("-", "_")] = np.asarray(int(sel.sum()))
+    for name, counts in (("urban", urban), ("non-urban", non_urban)):
+        c = _bin_counts(counts, name)
+        n = int(c.sum())
+        out[name] = 100.0 * c / max(n, 1)
+        out["n_" + name.replace("-", "_")] = np.asarray(n)
     return out
 
 
@@ -60,14 +65,15 @@ def metrics_by_entropy_bin(probs: Array, labels: Array, vote_entropy: Array,
             "count": entropy_histogram(vote_entropy)}
 
 
-def draw_vote_entropy_bars(entropy: Array, majority_lcz: Array, note: str | None = None) -> Figure:
+def draw_vote_entropy_bars(urban: Array, non_urban: Array, note: str | None = None) -> Figure:
     """Share of images per paper vote-entropy bin, urban (majority LCZ 1-10) vs non-urban (11-17).
 
-    ``entropy`` (N,) nats, ``majority_lcz`` (N,) LCZ ids. Each group sums to 100 %
-    (:func:`vote_entropy_shares`; bar containers in the order urban, non-urban). ``note`` is
-    printed under the plot (e.g. that non-urban images are not in the data).
+    ``urban``, ``non_urban``: (6,) image counts per bin. Each group is drawn in percent of its
+    images, summing to 100 % (:func:`vote_entropy_shares`; bar containers in the order urban,
+    non-urban; the legend gives each group's image count). ``note`` is printed under the plot
+    (e.g. the source of the counts).
     """
-    sh = vote_entropy_shares(entropy, majority_lcz)
+    sh = vote_entropy_shares(urban, non_urban)
     labels = entropy_bin_labels()
     x = np.arange(len(labels))
     w = 0.38
@@ -95,10 +101,10 @@ def draw_vote_entropy_bars(entropy: Array, majority_lcz: Array, note: str | None
     return fig
 
 
-def plot_vote_entropy_bars(entropy: Array, majority_lcz: Array, out_stem: Path | str,
+def plot_vote_entropy_bars(urban: Array, non_urban: Array, out_stem: Path | str,
                            note: str | None = None) -> list[Path]:
     """:func:`draw_vote_entropy_bars` saved as ``out_stem``.png/.pdf; returns the paths."""
-    return save_figure(draw_vote_entropy_bars(entropy, majority_lcz, note), out_stem)
+    return save_figure(draw_vote_entropy_bars(urban, non_urban, note), out_stem)
 
 
 def _mean_std(vals: Array) -> tuple[Array, Array | None]:
