@@ -16,7 +16,7 @@ import numpy as np
 from lczldl.distributions import N_ENTROPY_BINS, entropy_bin_labels
 from lczldl.evaluation.registry import SIGNALS
 from lczldl.regimes import regime_color, regime_label
-from lczldl.viz.style import NEUTRAL, lcz_label, new_figure, save_figure, styled
+from lczldl.viz.style import NEUTRAL, entropy_bin_axes, lcz_label, new_figure, save_figure, styled
 
 Array = np.ndarray
 #: display names of the metrics and signals drawn here
@@ -104,12 +104,7 @@ def plot_set_size_by_entropy(set_size: Mapping[str, Array], coverage: Mapping[st
             ax_s.plot(x, plausible_size, ls="--", color="black", lw=1.2, label="experts' plausible set")
         ax_c.axhline(100 * level, ls=":", color=NEUTRAL, lw=1.2, label=f"target coverage {100 * level:g} %")
         for ax, yl in ((ax_s, "mean set size (classes)"), (ax_c, "coverage of majority label (%)")):
-            ax.set_xticks(x)
-            ax.set_xticklabels(ticks, fontsize=7)
-            ax.set_xlabel("vote entropy (nats)")
-            ax.set_ylabel(yl)
-            ax.grid(True, axis="y")
-            ax.set_axisbelow(True)
+            entropy_bin_axes(ax, ticks, yl)
         ax_s.set_ylim(bottom=0)
         ax_s.set_title("Set size")
         ax_c.set_title("Coverage")

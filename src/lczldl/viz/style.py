@@ -54,10 +54,26 @@ GAP = "#d55e00"        # calibration gaps
 NEUTRAL = "#555555"
 
 
+#: the x label of every plot over the experts' vote entropy
+ENTROPY_AXIS_LABEL = "vote entropy (nats)"
+
+
 def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
     """(rows, cols) of a panel grid for ``n`` panels, at most ``max_cols`` wide (4 panels: 2 x 2)."""
     cols = min(n, max_cols) if n != 4 else 2
     return math.ceil(n / cols), cols
+
+
+def entropy_bin_axes(ax: Axes, ticks: list[str], ylabel: str, tick_size: float | None = 7) -> None:
+    """Style ``ax`` as bars over the paper's vote-entropy bins: one x tick per bin labelled
+    ``ticks`` (font ``tick_size``, None = the style's), the x label in nats, ``ylabel``, a y grid
+    behind the bars."""
+    ax.set_xticks(range(len(ticks)))
+    ax.set_xticklabels(ticks, **({} if tick_size is None else {"fontsize": tick_size}))
+    ax.set_xlabel(ENTROPY_AXIS_LABEL)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, axis="y")
+    ax.set_axisbelow(True)
 
 
 def panels_with_colorbar(n: int, rows: int, cols: int, panel: tuple[float, float], pad: tuple[float, float],

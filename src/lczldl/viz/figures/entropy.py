@@ -22,7 +22,16 @@ from lczldl.distributions import (
 from lczldl.evaluation.calibration import N_BINS
 from lczldl.evaluation.metrics import entropy_bin_metrics
 from lczldl.regimes import order_regimes, regime_color, regime_label
-from lczldl.viz.style import NEUTRAL, grid_shape, new_figure, panels_with_colorbar, save_figure, styled
+from lczldl.viz.style import (
+    ENTROPY_AXIS_LABEL,
+    NEUTRAL,
+    entropy_bin_axes,
+    grid_shape,
+    new_figure,
+    panels_with_colorbar,
+    save_figure,
+    styled,
+)
 
 Array = np.ndarray
 Triple = tuple[Array, Array, Array]
@@ -88,13 +97,8 @@ def draw_vote_entropy_bars(urban: Array, non_urban: Array, note: str | None = No
                 for b, v in zip(bars, sh[name], strict=True):
                     ax.text(b.get_x() + b.get_width() / 2, v + 0.8, f"{v:.1f}", ha="center", va="bottom",
                             fontsize=6.5, color="#333333")
-        ax.set_xticks(x)
-        ax.set_xticklabels(labels)
-        ax.set_xlabel("vote entropy (nats)")
-        ax.set_ylabel("% of images in group")
+        entropy_bin_axes(ax, labels, "% of images in group", tick_size=None)
         ax.set_ylim(0, max(float(np.max(sh["urban"])), float(np.max(sh["non-urban"])), 1.0) * 1.1)
-        ax.grid(True, axis="y")
-        ax.set_axisbelow(True)
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
         if note:
             fig.text(0.01, -0.02, note, fontsize=7, color=NEUTRAL, ha="left", va="top")
@@ -148,12 +152,7 @@ def draw_metrics_by_entropy_bin(per_regime: Mapping[str, Triple | Sequence[Tripl
                        error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333333"})
         ticks = [f"{lab}\nn={int(c):,}" for lab, c in zip(labels, counts, strict=True)]
         for ax, yl in zip(axes, ("accuracy (%)", "ECE (%)"), strict=True):
-            ax.set_xticks(x)
-            ax.set_xticklabels(ticks, fontsize=7)
-            ax.set_xlabel("vote entropy (nats)")
-            ax.set_ylabel(yl)
-            ax.grid(True, axis="y")
-            ax.set_axisbelow(True)
+            entropy_bin_axes(ax, ticks, yl)
         axes[0].set_ylim(0, 100)
         axes[0].set_title("Accuracy vs. majority vote")
         axes[1].set_title("Expected calibration error")
@@ -194,7 +193,7 @@ def draw_entropy_hexbin(per_regime: Mapping[str, tuple[Array, Array]], gridsize:
             ax.set_ylim(0, lim)
             ax.set_aspect("equal")
             ax.set_title(regime_label(reg))
-            ax.set_xlabel("vote entropy (nats)")
+            ax.set_xlabel(ENTROPY_AXIS_LABEL)
             if c == 0:
                 ax.set_ylabel("predictive entropy (nats)")
             else:
