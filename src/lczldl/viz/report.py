@@ -303,15 +303,26 @@ def _results_section(d: Document, st: Study, intervals: bool) -> None:
             d.table(*results_table(rows, cols, header, intervals), text_cols=2)
 
 
+def _results_metric(key: str) -> bool:
+    """True for a metric of the results tables (paper, further, per entropy bin, descriptive) or an
+    unregistered one; False for the beyond-the-paper groups, which have their own section."""
+    m = metric(key)
+    return m is None or m.group in (PAPER, EXTRA, ENTROPY_BIN, OTHER)
+
+
 def _paired_section(d: Document, st: Study) -> None:
     d.heading("Paired comparisons with one-hot")
     rows = paired_rows(st)
     if not rows:
         d.para(f"No {layout.PAIRED_CSV} in the study folder.")
         return
+    shown = [r for r in rows if _results_metric(r["metric"])]
+    left = len(rows) - len(shown)
     d.para("Mean over seeds of the paired difference (regime minus one-hot, same seed) with its "
-           "95 % bootstrap interval; * = interval excludes 0.")
-    header, cells, marked = paired_table(rows)
+           "95 % bootstrap interval; * = interval excludes 0."
+           + (f" The {left:,} rows of the beyond-the-paper metrics (conformal sets, selective "
+              f"prediction, uncertainty signals) are in {layout.PAIRED_CSV}." if left else ""))
+    header, cells, marked = paired_table(shown)
     d.table(header, cells, marked, cls="sig", text_cols=len(header) - 1)
 
 
