@@ -157,8 +157,9 @@ class PackEngine:
         train eagerly from here on (same arithmetic, launch-bound speed)."""
         try:
             self._capture(idx, lr)
-        except RuntimeError as exc:
-            warnings.warn(f"CUDA graph capture failed ({str(exc).splitlines()[0]}); training eagerly",
+        except (RuntimeError, AttributeError) as exc:   # AttributeError: a torch without graph-safe RNG
+            first = (str(exc).splitlines() or [""])[0]
+            warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {first}); training eagerly",
                           RuntimeWarning, stacklevel=2)
             self.graphs, self._graph = False, None
             self._eager_step(idx)
