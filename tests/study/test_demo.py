@@ -88,3 +88,17 @@ def test_comparison_covers_dist_ls_and_overconfidence(tmp_path):
                                            ("dist_ls", "ce_distr"): False, ("dist_ls", "ece"): True}
     text = con.file.getvalue()
     assert "overconfidence" in text and "-0.0400" in text and "dist_ls vs onehot, ce_distr: 1.2500" in text
+
+
+@pytest.mark.parametrize("name, warned", [("paper", True), ("cpu", False)])
+def test_paper_profile_without_cuda_says_it_is_a_long_cpu_job(tmp_path, monkeypatch, name, warned):
+    from lczldl.study import demo, runner
+
+    monkeypatch.setattr(demo, "synthesize_once", lambda *a, **k: None)
+    monkeypatch.setattr(demo, "default_profile", lambda cuda=None: "cpu")      # a machine without CUDA
+    seen = {}
+    monkeypatch.setattr(runner, "run_study", lambda **kw: seen.update(kw))
+    buf = io.StringIO()
+    demo.run_demo(tmp_path / "d", name, console=Console(file=buf, width=200))
+    assert seen["config"] == demo_config(name)                   # the profile's study still runs
+    assert ("without CUDA" in buf.getvalue()) is warned
