@@ -164,6 +164,8 @@ def test_tables_hold_the_summary_values(built):
         marked += sig
     assert 0 < marked == html.count('class="sig"')
     assert beyond > 0 and "rows of the beyond-the-paper metrics (conformal sets" in html
+    # results and paired comparisons each in their three tables
+    assert html.count("<h3>Paper metrics</h3>") == html.count("<h3>Further metrics</h3>") == 2
 
 
 def test_best_value_is_marked(built):

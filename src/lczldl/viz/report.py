@@ -303,11 +303,19 @@ def _results_section(d: Document, st: Study, intervals: bool) -> None:
             d.table(*results_table(rows, cols, header, intervals), text_cols=2)
 
 
-def _results_metric(key: str) -> bool:
-    """True for a metric of the results tables (paper, further, per entropy bin, descriptive) or an
-    unregistered one; False for the beyond-the-paper groups, which have their own section."""
+#: the paired section's tables: (title, metric groups); unregistered metrics go to the further ones
+PAIRED_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Paper metrics", (PAPER,)), ("Further metrics", (EXTRA, OTHER)),
+    ("Accuracy and ECE per vote-entropy bin", (ENTROPY_BIN,)))
+
+
+def _paired_title(key: str) -> str | None:
+    """The paired table a metric's rows go to; None for the beyond-the-paper groups (their own
+    section; their paired rows stay in paired.csv)."""
     m = metric(key)
-    return m is None or m.group in (PAPER, EXTRA, ENTROPY_BIN, OTHER)
+    if m is None:
+        return PAIRED_GROUPS[1][0]
+    return next((title for title, groups in PAIRED_GROUPS if m.group in groups), None)
 
 
 def _paired_section(d: Document, st: Study) -> None:
@@ -316,14 +324,17 @@ def _paired_section(d: Document, st: Study) -> None:
     if not rows:
         d.para(f"No {layout.PAIRED_CSV} in the study folder.")
         return
-    shown = [r for r in rows if _results_metric(r["metric"])]
-    left = len(rows) - len(shown)
+    by_title = {title: [r for r in rows if _paired_title(r["metric"]) == title] for title, _ in PAIRED_GROUPS}
+    left = len(rows) - sum(len(v) for v in by_title.values())
     d.para("Mean over seeds of the paired difference (regime minus one-hot, same seed) with its "
            "95 % bootstrap interval; * = interval excludes 0."
            + (f" The {left:,} rows of the beyond-the-paper metrics (conformal sets, selective "
               f"prediction, uncertainty signals) are in {layout.PAIRED_CSV}." if left else ""))
-    header, cells, marked = paired_table(shown)
-    d.table(header, cells, marked, cls="sig", text_cols=len(header) - 1)
+    for title, shown in by_title.items():
+        if shown:
+            d.heading(title, 3)
+            header, cells, marked = paired_table(shown)
+            d.table(header, cells, marked, cls="sig", text_cols=len(header) - 1)
 
 
 def _figures_section(d: Document, st: Study) -> None:
