@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
+from timing import best_of
 
 from lczldl.distributions import entropy_nats
 from lczldl.evaluation.conformal import (
@@ -39,15 +39,6 @@ def case(n: int, seed: int):
         v = np.repeat(np.arange(1, 11), c[i])
         votes[i, :len(v)] = v
     return p, d.argmax(axis=1), d, votes
-
-
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -90,7 +81,7 @@ def main() -> None:
     print(f"{'step':<42} {'seconds':>8}")
     total = 0.0
     for name, fn in rows:
-        dt = best(fn, args.repeat)
+        dt = best_of(fn, args.repeat)
         total += dt if "point, reference" not in name else 0.0
         print(f"{name:<42} {dt:>8.3f}")
     print(f"{'all new work per run and method':<42} {total:>8.3f}")

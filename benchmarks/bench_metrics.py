@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
+from timing import best_of
 
 
 def _case(n: int, k: int, seed: int = 0):
@@ -22,15 +22,6 @@ def _case(n: int, k: int, seed: int = 0):
     labels = rng.integers(0, k, n)
     votes = rng.multinomial(11, np.full(k, 1 / k), size=n).astype(np.float64)
     return lp, probs, labels, votes / votes.sum(1, keepdims=True)
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -45,12 +36,12 @@ def main() -> None:
     lpt, _, labt, distt = _case(args.n_temp, 10, seed=1)
     compute_metrics(probs[:1000], labels[:1000], dist[:1000])     # warm imports
     rows = [
-        (f"compute_metrics right {args.n:,} x 10", _best(lambda: compute_metrics(probs, labels, dist), args.repeat)),
+        (f"compute_metrics right {args.n:,} x 10", best_of(lambda: compute_metrics(probs, labels, dist), args.repeat)),
         (f"compute_metrics left  {args.n:,} x 10",
-         _best(lambda: compute_metrics(probs, labels, dist, binning="left"), args.repeat)),
-        (f"fit_temperature one-hot {args.n_temp:,} x 10", _best(lambda: fit_temperature(lpt * 2, labt), args.repeat)),
-        (f"fit_temperature distr   {args.n_temp:,} x 10", _best(lambda: fit_temperature(lpt * 2, distt), args.repeat)),
-        (f"fit_vector_scaling      {args.n_temp:,} x 10", _best(lambda: fit_vector_scaling(lpt * 2, labt), args.repeat)),
+         best_of(lambda: compute_metrics(probs, labels, dist, binning="left"), args.repeat)),
+        (f"fit_temperature one-hot {args.n_temp:,} x 10", best_of(lambda: fit_temperature(lpt * 2, labt), args.repeat)),
+        (f"fit_temperature distr   {args.n_temp:,} x 10", best_of(lambda: fit_temperature(lpt * 2, distt), args.repeat)),
+        (f"fit_vector_scaling      {args.n_temp:,} x 10", best_of(lambda: fit_vector_scaling(lpt * 2, labt), args.repeat)),
     ]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, load avg {load:.1f}, "
