@@ -292,14 +292,16 @@ def aggregators_needed(targets: Sequence[str]) -> list[str]:
     return [m for m in AGG_TARGETS if m in found]
 
 
-def require_targets(store: Path, targets: Sequence[str]) -> None:
-    """:func:`require_target` on the train split of ``store`` for each of ``targets``; the store is
-    opened only when one of them is an aggregator's (the others every store serves)."""
+def require_targets(store: Path | Store, targets: Sequence[str]) -> None:
+    """:func:`require_target` on the train split of ``store`` (a folder or an open store) for each
+    of ``targets``; a folder is opened only when one of them is an aggregator's (the others every
+    store serves)."""
     need = [t for t in targets if _aggregator_of(TARGET_ALIASES.get(t, t)) is not None]
     if need:
-        arrays = open_store(store).split("train")
+        opened = store if isinstance(store, Store) else open_store(store)
+        arrays = opened.split("train")
         for t in need:
-            require_target(arrays, t, str(store))
+            require_target(arrays, t, str(opened.path))
 
 
 def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarray:

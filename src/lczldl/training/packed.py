@@ -43,9 +43,9 @@ from lczldl.layout import (
     RUN_INFO,
     RUNNING,
     checkpoint_path,
-    read_run_info,
     run_dir,
 )
+from lczldl.training.fastpath import GPU_ACCELERATORS
 from lczldl.training.packed_ckpt import (
     MemberCheckpointer,
     commit,
@@ -54,7 +54,7 @@ from lczldl.training.packed_ckpt import (
     recover_commits,
     to_bytes,
 )
-from lczldl.training.run import run_config_text
+from lczldl.training.run import run_config_text, run_targets
 from lczldl.training.rundir import RESUME, SKIP
 
 
@@ -100,21 +100,17 @@ def _member(regime: str, seed: int, cfg: LczldlConfig, out: Path, store: Any, ac
     """Set up one member's run folder and state: ``action`` FRESH, RESUME (from its last.ckpt) or
     SKIP (finished), as :func:`lczldl.training.rundir.plan_run_dir` decided."""
     from lczldl.training.callbacks import History, selection_callbacks
-    from lczldl.training.module import LCZModule
-    from lczldl.training.run import model_kwargs, new_run_info
+    from lczldl.training.run import new_module, new_run_info
 
     folder = run_dir(out, regime, seed)
     if action == SKIP:
         return PackResult(regime, seed, folder, FINISHED, skipped=True)
     t = cfg.train
-    train_t, val_t, loss = _targets(cfg)
+    train_t, val_t, _ = run_targets(cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)                        # what seed_everything does before the solo builds
-        module = LCZModule(model_kwargs(cfg), loss=loss, lr=t.lr, lr_decay=t.lr_decay,
-                           lr_step_epochs=t.lr_step_epochs, nadam_eps=t.nadam_eps,
-                           nadam_momentum_decay=t.nadam_momentum_decay, seed=seed)
-    previous = (read_run_info(folder) or {}) if action == RESUME else {}
-    info = dict(new_run_info(cfg, store.path, seed, previous, action == RESUME), **extra_info)
+        module = new_module(cfg, seed)
+    info = dict(new_run_info(cfg, store.path, seed, folder, action == RESUME), **extra_info)
     n_train = int(store.manifest["splits"]["train"]["n"])
     history = History(folder, n_train, info)
     callbacks = [history, *selection_callbacks(t.patience, folder)]
@@ -138,10 +134,6 @@ def _member(regime: str, seed: int, cfg: LczldlConfig, out: Path, store: Any, ac
     return m
 
 
-def _targets(cfg: LczldlConfig) -> tuple[str, str, str]:
-    from lczldl.regimes import regime_targets
-
-    return regime_targets(cfg.train.regime, cfg.train.label_smoothing_compat17)
 
 
 def epoch_batches(seeds: Sequence[int], n: int, batch_size: int, epoch: int) -> tuple[torch.Tensor,
@@ -271,7 +263,7 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, config
     store = open_store(Path(data))
     t = cfgs[0].train
     dev = torch.device(device) if device else torch.device(
-        "cuda" if torch.cuda.is_available() and t.accelerator in ("auto", "gpu", "cuda") else "cpu")
+        "cuda" if torch.cuda.is_available() and t.accelerator in GPU_ACCELERATORS else "cpu")
     n_train, n_val = (int(store.manifest["splits"][s]["n"]) for s in ("train", "val"))
     n_batches, n_val_batches = math.ceil(n_train / t.batch_size), math.ceil(n_val / t.batch_size)
     from lczldl.training.rundir import FRESH, clear_attempt, plan_run_dir

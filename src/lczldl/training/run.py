@@ -94,12 +94,10 @@ def train_run(data: Path, regime: str | None, seed: int, out: Path, config: Path
         return run
 
     from lczldl.data.store import open_store, require_targets
-    from lczldl.regimes import regime_targets
     from lczldl.training.fastpath import PACKED, choose_engine, cuda_devices
 
     store = open_store(Path(data))  # DataError for a folder that is not a store
-    # DataError for an agg_* regime on a store prepared without that aggregator
-    require_targets(Path(data), regime_targets(cfg.train.regime, cfg.train.label_smoothing_compat17)[:2])
+    require_targets(store, run_targets(cfg)[:2])  # DataError: an agg_* target the store was not prepared with
     logger = _logger(cfg.train.logger, run)  # ConfigError before anything is written
     engine = choose_engine(cfg, *cuda_devices())  # ConfigError too (train.engine=packed it cannot take)
     if action == RESUME:
@@ -147,23 +145,18 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
     import torch
 
     from lczldl.data.datamodule import LCZDataModule
-    from lczldl.regimes import regime_targets
     from lczldl.training.callbacks import History, selection_callbacks
-    from lczldl.training.module import LCZModule
 
     t = cfg.train
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     L.seed_everything(seed, workers=True, verbose=False)
-    train_t, val_t, loss = regime_targets(t.regime, t.label_smoothing_compat17)
+    train_t, val_t, _ = run_targets(cfg)
     dm = LCZDataModule(store.path, target=train_t, eval_target=val_t, batch_size=t.batch_size,
                        bands=cfg.model.bands, num_workers=cfg.data.num_workers, seed=seed,
                        label_smoothing=t.label_smoothing, pin_memory=cfg.data.pin_memory)
-    module = LCZModule(model_kwargs(cfg), loss=loss, lr=t.lr, lr_decay=t.lr_decay,
-                       lr_step_epochs=t.lr_step_epochs, nadam_eps=t.nadam_eps,
-                       nadam_momentum_decay=t.nadam_momentum_decay, seed=seed)
-    previous = (read_run_info(run) or {}) if action == RESUME else {}
-    run_info = new_run_info(cfg, store.path, seed, previous, action == RESUME)
+    module = new_module(cfg, seed)
+    run_info = new_run_info(cfg, store.path, seed, run, action == RESUME)
     history = History(run, int(store.manifest["splits"]["train"]["n"]), run_info)
     trainer = _trainer(cfg, run, [history, *selection_callbacks(t.patience, run)], logger, progress)
     if trainer.is_global_zero:
@@ -187,12 +180,29 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
                       best_checkpoint=str(checkpoint_path(run, "best").resolve()))
 
 
-def new_run_info(cfg: LczldlConfig, store_path: Path, seed: int, previous: dict, resumed: bool) -> dict[str, Any]:
-    """run.json of a run starting (or resuming: ``previous`` is its old run.json) under ``cfg``;
-    shared by solo runs and packed members (:mod:`lczldl.training.packed`)."""
+def run_targets(cfg: LczldlConfig) -> tuple[str, str, str]:
+    """(train target, validation target, loss) of the config's regime (``label_smoothing_compat17``
+    applied); solo runs and packed members both ask here."""
     from lczldl.regimes import regime_targets
 
-    train_t, val_t, loss = regime_targets(cfg.train.regime, cfg.train.label_smoothing_compat17)
+    return regime_targets(cfg.train.regime, cfg.train.label_smoothing_compat17)
+
+
+def new_module(cfg: LczldlConfig, seed: int) -> Any:
+    """The LightningModule of a run of ``cfg`` (its network initialised from the current torch RNG)."""
+    from lczldl.training.module import LCZModule
+
+    t = cfg.train
+    return LCZModule(model_kwargs(cfg), loss=run_targets(cfg)[2], lr=t.lr, lr_decay=t.lr_decay,
+                     lr_step_epochs=t.lr_step_epochs, nadam_eps=t.nadam_eps,
+                     nadam_momentum_decay=t.nadam_momentum_decay, seed=seed)
+
+
+def new_run_info(cfg: LczldlConfig, store_path: Path, seed: int, run: Path, resumed: bool) -> dict[str, Any]:
+    """run.json of the run in folder ``run`` starting (or resuming: its wall time continues from its
+    old run.json) under ``cfg``; shared by solo runs and packed members (:mod:`lczldl.training.packed`)."""
+    previous = (read_run_info(run) or {}) if resumed else {}
+    train_t, val_t, loss = run_targets(cfg)
     return {"status": RUNNING, "regime": cfg.train.regime, "seed": seed, "data": str(Path(store_path).resolve()),
             "data_checksum": file_sha256(manifest_path(store_path)),
             "train_target": train_t, "val_target": val_t, "loss": loss,
