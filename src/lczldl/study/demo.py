@@ -60,8 +60,6 @@ PROFILES: dict[str, DemoProfile] = {
 DEFAULT_PROFILE = "cpu"
 #: older names of profiles, still accepted
 ALIASES: dict[str, str] = {"default": "cpu"}
-#: the default profile's notes (the report shows them)
-NOTES = PROFILES[DEFAULT_PROFILE].notes
 
 
 def default_profile(cuda: bool | None = None) -> str:

@@ -104,11 +104,12 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     sc = cfg.study
     assert sc is not None  # noqa: S101 - load_study_config fills it
     check_out(study)
-    check_same_config(study, run_config, planned_store(data, study))
+    planned = planned_store(data, study)
+    check_same_config(study, run_config, planned)
     check_executor(sc.executor)
     targets = [t for r in sc.regimes for t in regime_targets(r)[:2]]
     missing = [m for m in aggregators_needed(targets) if m not in sc.prepare.aggregators]
-    if missing and planned_store(data, study) != Path(data).resolve():     # raw votes: prepared here
+    if missing and planned != Path(data).resolve():     # raw votes: prepared here
         raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
                           f"{', '.join(missing)} (the store is prepared from raw votes)")
     work = {**DEFAULT_WORK, **(work or {})}
@@ -126,7 +127,6 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
             for sub in (STUDY_UNITS, STUDY_LOGS, STUDY_RUNS):
                 (study / sub).mkdir(parents=True, exist_ok=True)
             base = {"study": str(study.resolve()), "store": str(store), "config": str(cfg_path.resolve()),
-                    "mc_passes": cfg.evaluation.mc_passes, "n_bins": cfg.evaluation.n_bins,
                     "evaluation": cfg.evaluation.model_dump(mode="json"), "intervals": sc.intervals,
                     "config_hash": fingerprint(run_config),
                     "store_checksum": file_sha256(manifest_path(store))}
@@ -138,7 +138,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
                 notes=list(notes), pack=pack_size)
             ex = make_executor(sc.executor, study, sc.workers, sc.slurm.model_dump())
         ov = Overview(study, max_epochs=cfg.train.max_epochs, console=console) if progress else None
-        sch = Scheduler(units, study, ex, spec_maker(units, base, work, sc.regimes, sc.seeds),
+        sch = Scheduler(units, study, ex, spec_maker(units, base, work),
                         on_change=record.write, progress=ov,
                         poll_s=POLL_S.get(sc.executor, POLL_S_DEFAULT))
         console.print(f"study {study}: {len(sc.regimes)} regimes x {len(sc.seeds)} seeds, "
@@ -155,8 +155,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     return record.info
 
 
-def spec_maker(units: Sequence[Unit], base: dict[str, Any], work: Mapping[str, str],
-               regimes: Sequence[str], seeds: Sequence[int]) -> Callable[[Unit, dict[str, dict]], dict[str, Any]]:
+def spec_maker(units: Sequence[Unit], base: dict[str, Any],
+               work: Mapping[str, str]) -> Callable[[Unit, dict[str, dict]], dict[str, Any]]:
     """``make_spec(unit, upstream)`` for the scheduler: what a unit's worker gets, with the
     ``inputs`` fingerprint (store, run config, regime, seed, the upstream units' completion tokens
     and the work function) that decides whether its marker can be reused."""
@@ -173,7 +173,6 @@ def spec_maker(units: Sequence[Unit], base: dict[str, Any], work: Mapping[str, s
         return {**base, "id": u.id, "kind": u.kind, "regime": u.regime, "seed": u.seed,
                 "runs": str(study / STUDY_RUNS),
                 "run": str(study_run_dir(study, u.regime, u.seed)) if u.regime else None,
-                "regimes": list(regimes), "seeds": list(seeds),
                 "done_runs": [[by_id[d].regime, by_id[d].seed] for d in sorted(upstream)
                               if by_id[d].kind == "calibrate"],
                 "inputs": inputs, "work": work[u.kind], "log": str(log_path(study, u.id))}

@@ -53,12 +53,12 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
             m = members[(r.regime, r.seed)]
             if m["id"] in outcome:
                 continue
-            info = read_run_info(r.run_dir) or {}
             if r.status == FINISHED:
+                info = read_run_info(r.run_dir) or {}
                 write_marker(study, m["id"], kind=m["kind"], inputs=m["inputs"], status=DONE, log=spec["log"],
                              wall_s=info.get("wall_time_s"), result={"run": str(r.run_dir), "pack": spec["id"]})
             elif final_error is not None or r.status == FAILED:
-                error = final_error or info.get("error") or r.error or "failed"
+                error = final_error or (read_run_info(r.run_dir) or {}).get("error") or r.error or "failed"
                 write_marker(study, m["id"], kind=m["kind"], inputs=m["inputs"], status=FAILED, log=spec["log"],
                              error=error)
             else:
@@ -105,7 +105,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     """Predictions on val/test and plain metrics for one run."""
     from lczldl.evaluation import runs as ev
 
-    ev.evaluate_run(Path(spec["run"]), n_bins=int(spec["n_bins"]), progress=False)
+    ev.evaluate_run(Path(spec["run"]), n_bins=_evaluation(spec).n_bins, progress=False)
     return {"run": spec["run"]}
 
 
@@ -120,8 +120,9 @@ def calibrate(spec: dict[str, Any]) -> dict[str, Any]:
     """Temperature scaling, MC dropout and the beyond-the-paper files for one evaluated run."""
     from lczldl.evaluation import runs as ev
 
-    ev.calibrate_run(Path(spec["run"]), mc_passes=int(spec["mc_passes"]), n_bins=int(spec["n_bins"]),
-                     progress=False, evaluation=_evaluation(spec))
+    settings = _evaluation(spec)
+    ev.calibrate_run(Path(spec["run"]), mc_passes=settings.mc_passes, n_bins=settings.n_bins,
+                     progress=False, evaluation=settings)
     return {"run": spec["run"]}
 
 
@@ -129,8 +130,9 @@ def aggregate(spec: dict[str, Any]) -> dict[str, Any]:
     """Ensembles per regime and the summary tables over the runs that finished."""
     from lczldl.evaluation import runs as ev
 
-    ev.aggregate_runs(Path(spec["runs"]), out=Path(spec["study"]), n_bins=int(spec["n_bins"]),
-                      progress=False, evaluation=_evaluation(spec))
+    settings = _evaluation(spec)
+    ev.aggregate_runs(Path(spec["runs"]), out=Path(spec["study"]), n_bins=settings.n_bins,
+                      progress=False, evaluation=settings)
     return {"runs": spec["done_runs"]}
 
 
