@@ -27,8 +27,6 @@ class Regime:
     val_target: str
     #: "ce" (soft cross-entropy) or "kl" (KL divergence), keys of ``lczldl.training.losses.LOSSES``
     loss: str
-    #: target temperature / vector scaling are fitted against on the validation split
-    ts_target: str
     #: display name in figures and reports
     label: str
     #: colour in figures (colour-blind safe: Okabe-Ito, Paul Tol's muted scheme for the aggregators)
@@ -37,6 +35,12 @@ class Regime:
     paper: bool = False
     #: the seed's 17-column smoothing quirk as training target (rows sum to 0.959 for e = 0.1)
     compat17_target: str | None = None
+
+    @property
+    def ts_target(self) -> str:
+        """Target temperature / vector scaling are fitted against on the validation split: the
+        validation target (a smoothed regime is scaled against the unsmoothed one)."""
+        return self.val_target
 
 
 #: The crowd-kit aggregators' regimes (opt-in; the store must be prepared with ``--aggregators``):
@@ -50,18 +54,18 @@ _AGGREGATOR_STYLE: tuple[tuple[str, str, tuple[str, str]], ...] = (
 )
 #: Every regime, in table / figure order.
 REGIMES: dict[str, Regime] = {r.name: r for r in (
-    Regime("onehot", "onehot", "onehot", "ce", "onehot", "one-hot", "#7f7f7f", paper=True),
-    Regime("onehot_ls", "onehot_ls", "onehot", "ce", "onehot", "one-hot + LS", "#e69f00", paper=True,
+    Regime("onehot", "onehot", "onehot", "ce", "one-hot", "#7f7f7f", paper=True),
+    Regime("onehot_ls", "onehot_ls", "onehot", "ce", "one-hot + LS", "#e69f00", paper=True,
            compat17_target="onehot_ls17"),
-    Regime("dist", "distribution", "distribution", "kl", "distribution", "distribution", "#0072b2",
+    Regime("dist", "distribution", "distribution", "kl", "distribution", "#0072b2",
            paper=True),
-    Regime("dist_ls", "distribution_ls", "distribution", "kl", "distribution", "distribution + LS",
-           "#009e73", paper=True),
-    Regime("dawid_skene", "dawid_skene", "dawid_skene", "kl", "dawid_skene", "Dawid-Skene", "#cc79a7"),
+    Regime("dist_ls", "distribution_ls", "distribution", "kl", "distribution + LS", "#009e73",
+           paper=True),
+    Regime("dawid_skene", "dawid_skene", "dawid_skene", "kl", "Dawid-Skene", "#cc79a7"),
     *(r for m, label, colors in _AGGREGATOR_STYLE for r in (
-        Regime(AGG_TARGETS[m], AGG_TARGETS[m], AGG_TARGETS[m], "kl", AGG_TARGETS[m], label, colors[0]),
+        Regime(AGG_TARGETS[m], AGG_TARGETS[m], AGG_TARGETS[m], "kl", label, colors[0]),
         Regime(AGG_ONEHOT_TARGETS[m], AGG_ONEHOT_TARGETS[m], AGG_ONEHOT_TARGETS[m], "ce",
-               AGG_ONEHOT_TARGETS[m], f"{label} label", colors[1]))),
+               f"{label} label", colors[1]))),
 )}
 #: The paper's four regimes (the study's default grid), in order.
 PAPER_REGIMES: tuple[str, ...] = tuple(n for n, r in REGIMES.items() if r.paper)

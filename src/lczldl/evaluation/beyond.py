@@ -51,27 +51,25 @@ def prediction_sets(cal_probs: np.ndarray, cal_labels: np.ndarray, probs: np.nda
             for score in SCORES for lv in levels}
 
 
-def signals_of(probs: np.ndarray, *, mutual_info: np.ndarray | None = None,
-               members: Sequence[np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """The uncertainty signals of one prediction ((N,) each), see the module docstring."""
-    return uncertainty_signals(probs, mutual_info=mutual_info, members=members)
-
-
 def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
              sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None,
-             weights: np.ndarray | None = None) -> dict[str, Any]:
+             weights: np.ndarray | None = None, per_set: Mapping | None = None,
+             per_signal: Mapping | None = None) -> dict[str, Any]:
     """The summary columns of one prediction: per set (score, level) its coverage, set size, vote
     coverage and plausible Jaccard; with ``signals``: aurc, eaurc, acc_at_80/90 and per signal
-    auroc_<signal> and spearman_<signal>. Floats, or (B,) arrays under (B, N) image counts."""
+    auroc_<signal> and spearman_<signal>. Floats, or (B,) arrays under (B, N) image counts.
+    ``per_set`` / ``per_signal``: the unweighted set_metrics per set key / signal_metrics, when the
+    caller has them already (:func:`evaluate_prediction`)."""
     labels = np.asarray(labels, dtype=np.int64)
     out: dict[str, Any] = {}
-    for (score, lv), (s, _) in (sets or {}).items():
-        m = set_metrics(s, labels, votes, weights=weights)
-        out.update({conformal_key(score, lv, stat): m[stat] for stat in CONFORMAL_STATS})
+    for key, (s, _) in (sets or {}).items():
+        m = per_set[key] if per_set is not None else set_metrics(s, labels, votes, weights=weights)
+        out.update({conformal_key(*key, stat): m[stat] for stat in CONFORMAL_STATS})
     if signals is not None:
         p = np.asarray(probs, dtype=np.float64)
         out.update(selective_metrics(p, labels, weights=weights))
-        per = signal_metrics(dict(signals), p.argmax(axis=1) == labels, vote_entropy, weights)
+        per = (per_signal if per_signal is not None
+               else signal_metrics(dict(signals), p.argmax(axis=1) == labels, vote_entropy, weights))
         for sig, v in per.items():
             out[f"auroc_{sig}"] = v["auroc"]
             if SIGNAL_SPEARMAN.get(sig, f"spearman_{sig}") == f"spearman_{sig}":
@@ -80,7 +78,8 @@ def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entr
 
 
 def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
-            sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+            sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None,
+            per_set: Mapping | None = None, per_signal: Mapping | None = None) -> dict[str, Any]:
     """What the figures read (JSON-friendly): ``n`` and ``counts`` (test images per majority class
     and per vote-entropy bin of the urban votes, the groups of the per-class / per-bin numbers),
     ``sets`` {name: {score, level, qhat, every set_metrics key}}, and with ``signals``:
@@ -94,14 +93,16 @@ def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entro
                                       "ebin": np.bincount(f["ebin"], minlength=N_ENTROPY_BINS).tolist()}}
     if sets:
         out["sets"] = {set_name(score, lv): {"score": score, "level": lv, "qhat": qhat,
-                                              **set_metrics(s, labels, votes)}
+                                              **(per_set[score, lv] if per_set is not None
+                                                 else set_metrics(s, labels, votes))}
                        for (score, lv), (s, qhat) in sets.items()}
     if signals is not None:
         p = np.asarray(probs, dtype=np.float64)
         cov, risk = risk_coverage_curve(p.max(axis=1), p.argmax(axis=1) == labels)
         k = np.unique(np.round(np.linspace(0, len(cov) - 1, CURVE_POINTS)).astype(np.int64))
         out["risk_coverage"] = {"coverage": cov[k].tolist(), "risk": risk[k].tolist()}
-        out["signals"] = signal_metrics(dict(signals), p.argmax(axis=1) == labels, vote_entropy)
+        out["signals"] = (per_signal if per_signal is not None
+                          else signal_metrics(dict(signals), p.argmax(axis=1) == labels, vote_entropy))
     return out
 
 
@@ -117,6 +118,11 @@ def evaluate_prediction(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray
     sets and signals are returned for :func:`headline` under bootstrap weights."""
     sets = (prediction_sets(cal_probs, cal_labels, probs, levels)
             if conformal and cal_probs is not None and cal_labels is not None else None)
-    signals = signals_of(probs, mutual_info=mutual_info, members=members) if selective else None
-    head = headline(probs, labels, votes, vote_entropy, sets=sets, signals=signals)
-    return head, details(probs, labels, votes, vote_entropy, sets=sets, signals=signals), sets, signals
+    signals = uncertainty_signals(probs, mutual_info=mutual_info, members=members) if selective else None
+    labels = np.asarray(labels, dtype=np.int64)
+    per_set = {key: set_metrics(s, labels, votes) for key, (s, _) in (sets or {}).items()}
+    per_signal = (signal_metrics(dict(signals), np.asarray(probs).argmax(axis=1) == labels, vote_entropy)
+                  if signals is not None else None)
+    common = {"sets": sets, "signals": signals, "per_set": per_set, "per_signal": per_signal}
+    return (headline(probs, labels, votes, vote_entropy, **common),
+            details(probs, labels, votes, vote_entropy, **common), sets, signals)

@@ -25,6 +25,9 @@ from lczldl.evaluation.predictor import ensemble_confidence, ensemble_probs, pro
 from lczldl.evaluation.registry import ENSEMBLE
 
 Members = list[tuple[Any, dict[str, np.ndarray]]]
+#: the predictions.npz arrays a member contributes to its ensemble (the rest need not be loaded)
+MEMBER_ARRAYS: tuple[str, ...] = ("probs", "labels", "distributions", "vote_entropy", "votes",
+                                  "val_log_probs", "val_labels")
 
 
 def beyond_meta(ev: EvaluationConfig) -> dict[str, Any]:

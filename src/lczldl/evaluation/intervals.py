@@ -64,7 +64,8 @@ def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[np.n
     return np.where(few, np.nan, lo), np.where(few, np.nan, hi)
 
 
-def _as_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+def as_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+    """(B, N) float64 image counts of a sample: ``weights`` as given, or one plain sample (1, N) of ones."""
     return np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64)
 
 
@@ -128,7 +129,7 @@ def weighted_means(values: np.ndarray, weights: np.ndarray | None = None) -> np.
     """Mean over images of (N,) or (N, m) values, skipping NaN values: (m,) or () without
     weights, (B, m) or (B,) with (B, N) weights (NaN where no finite value has weight)."""
     v = np.asarray(values, dtype=np.float64)
-    w = _as_weights(weights, v.shape[0])
+    w = as_weights(weights, v.shape[0])
     v2 = v.reshape(v.shape[0], -1)
     fin = np.isfinite(v2)
     if fin.all():
@@ -151,7 +152,7 @@ def cell_sums(weights: np.ndarray | None, cell: np.ndarray, n_cells: int, values
 
     cell = np.asarray(cell).reshape(len(cell), -1)
     if wt is None:
-        wt = np.ascontiguousarray(_as_weights(weights, len(cell)).T)
+        wt = np.ascontiguousarray(as_weights(weights, len(cell)).T)
     vals = np.ones(cell.shape) if values is None else np.asarray(values, dtype=np.float64).reshape(cell.shape)
     rows = np.broadcast_to(np.arange(len(cell))[:, None], cell.shape)
     keep = cell >= 0
@@ -167,7 +168,7 @@ def weighted_group_means(values: np.ndarray, groups: np.ndarray, n_groups: int,
     (B, N) weights (``wt`` as in :func:`cell_sums`)."""
     v = np.asarray(values, dtype=np.float64)
     g = np.asarray(groups, dtype=np.int64)
-    w = _as_weights(weights, v.shape[0])
+    w = as_weights(weights, v.shape[0])
     wt = np.ascontiguousarray(w.T) if wt is None else wt
     v2 = v.reshape(v.shape[0], -1)
     fin = np.isfinite(v2)
@@ -185,7 +186,7 @@ def weighted_ranks(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     i appears w[b, i] times: (B, N) (an image's rank is that of each of its copies); (N,) without
     weights (= scipy.stats.rankdata)."""
     x = np.asarray(x, dtype=np.float64)
-    w = _as_weights(weights, x.size)
+    w = as_weights(weights, x.size)
     order = np.argsort(x, kind="stable")
     xs = x[order]
     starts = np.r_[0, np.nonzero(np.diff(xs))[0] + 1]                   # tie groups in sorted order
@@ -202,7 +203,7 @@ def weighted_ranks(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
 def weighted_spearman(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Spearman correlation (average ranks for ties) of (N,) x and y in each weighted sample:
     (B,) (NaN where either is constant); a float without weights (= distributions.spearman)."""
-    w = _as_weights(weights, len(np.asarray(x)))
+    w = as_weights(weights, len(np.asarray(x)))
     out = spearman_from_ranks(weighted_ranks(x, w), weighted_ranks(y, w), w)
     return float(out[0]) if weights is None else out
 

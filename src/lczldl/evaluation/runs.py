@@ -29,7 +29,7 @@ from lczldl import layout
 from lczldl.config import EvaluationConfig
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation.calibration import N_BINS
-from lczldl.evaluation.ensemble import beyond_meta, evaluate_ensemble
+from lczldl.evaluation.ensemble import MEMBER_ARRAYS, beyond_meta, evaluate_ensemble
 from lczldl.evaluation.files import (
     is_fresh,
     load_predictions,
@@ -314,7 +314,7 @@ def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = N_BINS, pr
         info = run_info(run)
         records += _run_records(run, info, progress)
         try:
-            pred = load_predictions(run / layout.PREDICTIONS)
+            pred = load_predictions(run / layout.PREDICTIONS, MEMBER_ARRAYS)
         except RunError as exc:
             _say(progress, f"[red]{exc}[/red]")
             continue

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from lczldl.distributions import entropy_nats
-from lczldl.evaluation.intervals import spearman_from_ranks, weighted_ranks
+from lczldl.evaluation.intervals import as_weights, spearman_from_ranks, weighted_ranks
 
 #: coverages at which selective accuracy is reported
 COVERAGES: tuple[float, ...] = (0.8, 0.9)
@@ -34,10 +34,6 @@ COVERAGES: tuple[float, ...] = (0.8, 0.9)
 def coverage_key(coverage: float) -> str:
     """Key of the accuracy at a coverage, e.g. 0.8 -> "acc_at_80"."""
     return f"acc_at_{round(100 * coverage, 6):g}"
-
-
-def _weights(weights: np.ndarray | None, n: int) -> np.ndarray:
-    return np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64)
 
 
 def _tie_groups(confidence: np.ndarray, errors: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -59,7 +55,7 @@ def aurc(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray | None
     (j = 1..m) sum to (e0 - n0 r)(H(n0 + m) - H(n0)) + r m with r = e / m and H the harmonic
     numbers."""
     correct = np.asarray(correct, dtype=bool)
-    w = _weights(weights, correct.size)
+    w = as_weights(weights, correct.size)
     a, ea = _aurc(_tie_groups(confidence, (~correct).astype(np.float64), w))
     return (float(a[0]), float(ea[0])) if weights is None else (a, ea)
 
@@ -95,7 +91,7 @@ def accuracy_at_coverage(confidence: np.ndarray, correct: np.ndarray, coverage: 
                          weights: np.ndarray | None = None) -> Any:
     """Accuracy of the ceil(coverage x N) most confident images (ties: expectation over orders)."""
     correct = np.asarray(correct, dtype=bool)
-    w = _weights(weights, correct.size)
+    w = as_weights(weights, correct.size)
     acc = _accuracy_at(_tie_groups(confidence, (~correct).astype(np.float64), w), coverage)
     return float(acc[0]) if weights is None else acc
 
@@ -128,7 +124,7 @@ def error_auroc(uncertainty: np.ndarray, correct: np.ndarray, weights: np.ndarra
     """AUROC of ``uncertainty`` for detecting errors (Mann-Whitney, ties one half); NaN when all
     images are correct or all wrong."""
     err = ~np.asarray(correct, dtype=bool)
-    w = _weights(weights, err.size)
+    w = as_weights(weights, err.size)
     auc = _auroc_from_ranks(weighted_ranks(uncertainty, w), err, w)
     return float(auc[0]) if weights is None else auc
 
@@ -173,7 +169,7 @@ def signal_metrics(signals: dict[str, np.ndarray], correct: np.ndarray, vote_ent
     """Per signal: {"auroc": error-detection AUROC, "spearman": Spearman with the vote entropy}
     (each signal ranked once for both)."""
     err = ~np.asarray(correct, dtype=bool)
-    w = _weights(weights, err.size)
+    w = as_weights(weights, err.size)
     r_vote = weighted_ranks(vote_entropy, w)
     out: dict[str, dict[str, Any]] = {}
     for name, u in signals.items():
@@ -192,7 +188,7 @@ def selective_metrics(probs: np.ndarray, labels: np.ndarray, *, confidence: np.n
     p = np.asarray(probs, dtype=np.float64)
     correct = p.argmax(axis=1) == np.asarray(labels)
     conf = p.max(axis=1) if confidence is None else np.asarray(confidence, dtype=np.float64)
-    groups = _tie_groups(conf, (~correct).astype(np.float64), _weights(weights, correct.size))
+    groups = _tie_groups(conf, (~correct).astype(np.float64), as_weights(weights, correct.size))
     vals = dict(zip(("aurc", "eaurc"), _aurc(groups), strict=True))
     vals.update({coverage_key(c): _accuracy_at(groups, c) for c in coverages})
     return {k: (float(v[0]) if weights is None else v) for k, v in vals.items()}

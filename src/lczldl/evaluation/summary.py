@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
-from lczldl.evaluation.intervals import LEVEL, SEED_N_BOOT, bootstrap_ci, seed_interval
+from lczldl.evaluation.intervals import SEED_N_BOOT, bootstrap_ci, seed_interval
 from lczldl.evaluation.registry import (
     CONFORMAL,
     ENSEMBLE,
@@ -34,8 +34,6 @@ from lczldl.regimes import order_regimes
 
 #: Bootstrap resamples of the paired-difference intervals (:func:`~lczldl.evaluation.intervals.bootstrap_ci`).
 N_BOOT = SEED_N_BOOT
-#: Level of the paired-difference intervals.
-CI_LEVEL = LEVEL
 #: Regime the paired differences are taken against.
 BASELINE = "onehot"
 #: Columns of paired.csv.
