@@ -68,11 +68,16 @@ def _mean(values: list[Any]) -> np.ndarray:
     return np.where(fin.any(axis=0), np.where(fin, a, 0.0).sum(axis=0) / np.maximum(fin.sum(axis=0), 1), np.nan)
 
 
+def conformal_levels(st: Study) -> list[float]:
+    """The conformal levels the plain runs' beyond files hold, ascending."""
+    return sorted({float(lv) for objs in st.beyond(FIGURE_METHOD).values() for o in objs
+                   for lv in (o.get("meta") or {}).get("levels") or []})
+
+
 def figure_level(st: Study) -> float | None:
-    """The lowest conformal level the plain runs' beyond files hold (the one the figures show)."""
-    levels = [lv for objs in st.beyond(FIGURE_METHOD).values() for o in objs
-              for lv in (o.get("meta") or {}).get("levels") or []]
-    return min(levels) if levels else None
+    """The lowest conformal level of :func:`conformal_levels` (the one the figures show)."""
+    levels = conformal_levels(st)
+    return levels[0] if levels else None
 
 
 def set_figure_data(st: Study, level: float) -> dict[str, Any]:
@@ -192,8 +197,7 @@ def beyond_section(d: Document, st: Study, intervals: bool = False) -> None:
            "method and judged on test against the majority label and the individual votes.")
     _aggregation_notes(d, st)
     rows = [r for r in summary_rows(st) if r["regime"] in st.regimes or not st.regimes]
-    levels = sorted({float(lv) for objs in st.beyond(FIGURE_METHOD).values() for o in objs
-                     for lv in (o.get("meta") or {}).get("levels") or []})
+    levels = conformal_levels(st)
     short = {"coverage": "coverage", "set_size": "size", "vote_coverage": "vote cov.",
              "plausible_jaccard": "Jaccard"}
     for lv in levels:
@@ -206,7 +210,7 @@ def beyond_section(d: Document, st: Study, intervals: bool = False) -> None:
     header = [f"AUROC {SIGNALS[s]}" for s in SIGNALS] + [f"Spearman {SIGNALS[s]}" for s in SIGNALS]
     _table(d, rows, "Uncertainty signals (AUROC for errors; Spearman with the vote entropy)", cols, header, intervals)
     fig_dir = st.path / layout.FIGURES_DIR
-    level = figure_level(st)
+    level = levels[0] if levels else None
     fmt = {"level": f"{100 * level:g}" if level is not None else "?", "score": SCORE_LABELS[FIGURE_SCORE]}
     shown = [(stem, cap) for stem, cap in FIGURES if (fig_dir / f"{stem}.png").is_file()]
     for stem, caption in shown:

@@ -73,6 +73,8 @@ class Study:
     notes: list[str] = field(default_factory=list)
     #: regime -> the ensemble's beyond_ensemble.json object
     ensemble_beyond: dict[str, dict] = field(default_factory=dict)
+    #: summary.csv's rows once read (:func:`summary_rows`)
+    _summary: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def intervals(self) -> bool:
@@ -209,7 +211,9 @@ NAN_STAT = Stat(float("nan"), float("nan"), float("nan"), float("nan"))
 def summary_rows(st: Study) -> list[dict[str, Any]]:
     """Rows {regime, method, n, <metric>: Stat(mean, std, lo, hi)} of summary.csv in its order;
     [] when the study has none (the evaluation's aggregate step has not run). Summaries written
-    before intervals existed give NaN lo / hi."""
+    before intervals existed give NaN lo / hi. Read once per :class:`Study`."""
+    if st._summary is not None:
+        return st._summary
     out: list[dict[str, Any]] = []
     for r in _read_csv(st.path / layout.SUMMARY_CSV) or []:
         d: dict[str, Any] = {"regime": r.get("regime", ""), "method": r.get("method", ""),
@@ -219,6 +223,7 @@ def summary_rows(st: Study) -> list[dict[str, Any]]:
                 m = k[: -len("_mean")]
                 d[m] = Stat(_num(v), _num(r.get(m + "_std")), _num(r.get(m + "_lo")), _num(r.get(m + "_hi")))
         out.append(d)
+    st._summary = out
     return out
 
 

@@ -186,15 +186,21 @@ def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (mo.get(r["method"], len(mo)), order.get(r["regime"], len(order))))
 
 
-def metric_groups(rows: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
-    """(title, metric keys) of the result tables, keys present in the rows in registry order;
-    columns of summary.csv the registry does not know go to the further metrics (the
-    beyond-the-paper columns have their own section)."""
+#: the tables of the results and of the paired comparisons: (title, metric groups); metrics the
+#: registry does not know go to the further metrics (the beyond-the-paper groups have their own section)
+RESULT_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Paper metrics", (PAPER,)), ("Further metrics", (EXTRA, OTHER)),
+    ("Accuracy and ECE per vote-entropy bin", (ENTROPY_BIN,)))
+_UNKNOWN_GOES_TO = RESULT_GROUPS[1][0]
+
+
+def metric_groups(rows: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], list[str]]]:
+    """(title, groups, metric keys) of the result tables (:data:`RESULT_GROUPS`), keys present in
+    the rows in registry order, unregistered columns of summary.csv last in the further metrics."""
     present = [k for r in rows[:1] for k in r if k not in ("regime", "method", "n")]
     unknown = [k for k in present if metric(k) is None]
-    return [("Paper metrics", [k for k in keys(PAPER) if k in present]),
-            ("Further metrics", [k for k in keys(EXTRA, OTHER) if k in present] + unknown),
-            ("Accuracy and ECE per vote-entropy bin", [k for k in keys(ENTROPY_BIN) if k in present])]
+    return [(title, groups, [k for k in keys(*groups) if k in present]
+             + (unknown if title == _UNKNOWN_GOES_TO else [])) for title, groups in RESULT_GROUPS]
 
 
 def paired_table(rows: list[dict[str, Any]]) -> Table:
@@ -296,26 +302,20 @@ def _results_section(d: Document, st: Study, intervals: bool) -> None:
            "better; cross-entropies and calibration errors: lower is better; mean confidence and "
            "over-confidence (mean confidence minus accuracy) are not ranked). Ensemble rows are one model "
            "(the mean of the seeds' probabilities), so they have no std. " + INTERVALS_NOTE)
-    for title, cols in metric_groups(rows):
+    for title, groups, cols in metric_groups(rows):
         if cols:
-            header = [METRICS[k].label for k in cols] if title.startswith("Accuracy and ECE") else None
+            header = [METRICS[k].label for k in cols] if ENTROPY_BIN in groups else None
             d.heading(title, 3)
             d.table(*results_table(rows, cols, header, intervals), text_cols=2)
 
 
-#: the paired section's tables: (title, metric groups); unregistered metrics go to the further ones
-PAIRED_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Paper metrics", (PAPER,)), ("Further metrics", (EXTRA, OTHER)),
-    ("Accuracy and ECE per vote-entropy bin", (ENTROPY_BIN,)))
-
-
 def _paired_title(key: str) -> str | None:
-    """The paired table a metric's rows go to; None for the beyond-the-paper groups (their own
-    section; their paired rows stay in paired.csv)."""
+    """The paired table (:data:`RESULT_GROUPS` title) a metric's rows go to; None for the
+    beyond-the-paper groups (their own section; their paired rows stay in paired.csv)."""
     m = metric(key)
     if m is None:
-        return PAIRED_GROUPS[1][0]
-    return next((title for title, groups in PAIRED_GROUPS if m.group in groups), None)
+        return _UNKNOWN_GOES_TO
+    return next((title for title, groups in RESULT_GROUPS if m.group in groups), None)
 
 
 def _paired_section(d: Document, st: Study) -> None:
@@ -324,7 +324,7 @@ def _paired_section(d: Document, st: Study) -> None:
     if not rows:
         d.para(f"No {layout.PAIRED_CSV} in the study folder.")
         return
-    by_title = {title: [r for r in rows if _paired_title(r["metric"]) == title] for title, _ in PAIRED_GROUPS}
+    by_title = {title: [r for r in rows if _paired_title(r["metric"]) == title] for title, _ in RESULT_GROUPS}
     left = len(rows) - sum(len(v) for v in by_title.values())
     d.para("Mean over seeds of the paired difference (regime minus one-hot, same seed) with its "
            "95 % bootstrap interval; * = interval excludes 0."
