@@ -24,7 +24,13 @@ from lczldl.maps.grid import OutputGrid
 
 #: GeoTIFF tile edge (px); overviews are added until one tile holds the whole map
 TILE = 256
+#: the map's GeoTIFFs, written together by :func:`write_map`
 GEOTIFFS = ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif")
+
+
+def temporary_path(out: Path, name: str) -> Path:
+    """Where :func:`write_map` writes ``name`` until every GeoTIFF is complete."""
+    return out / f".{name}.tmp"
 
 
 def summarize_probs(probs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,7 +96,7 @@ def write_map(out: Path, grid: OutputGrid, crs, num_classes: int,
         "entropy.tif": (1, "float32", float("nan"), "average", ["predictive entropy (nats)"]),
         "confidence.tif": (1, "float32", float("nan"), "average", ["probability of the predicted class"]),
     }
-    tmp = {name: out / f".{name}.tmp" for name in specs}
+    tmp = {name: temporary_path(out, name) for name in GEOTIFFS}
     has_data = False
     lcz_full = np.zeros((grid.rows, grid.cols), dtype=np.uint8)
     ent_full = np.full((grid.rows, grid.cols), np.nan, dtype=np.float32)

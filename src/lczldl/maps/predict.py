@@ -33,14 +33,12 @@ from lczldl.evaluation.predictor import Predictor
 from lczldl.fileio import atomic_write_json, file_sha256
 from lczldl.maps.aoi import Aoi, aoi_grid, bbox_aoi, geojson_aoi
 from lczldl.maps.grid import OutputGrid, chunk_pixels, chunks, output_grid
-from lczldl.maps.outputs import summarize_probs, write_map
+from lczldl.maps.outputs import GEOTIFFS, summarize_probs, temporary_path, write_map
 from lczldl.maps.radiometry import DEFAULT_MAX_CLOUD_SHARE, DEFAULT_SCL_CLASSES, SO2SAT_BANDS
 from lczldl.maps.report import describe_scene, geotiff_tags, window_stats
 from lczldl.maps.scene import SceneReader, open_scene
 
 PARTIAL = ".partial"
-OUTPUT_NAMES = ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "preview.png",
-                "predict.json")
 #: scenes (single files) up to this size are checksummed into predict.json
 SHA256_MAX_BYTES = 2 << 30
 
@@ -260,8 +258,8 @@ def _open_partial(out: Path, partial: Path, state: dict) -> None:
             shutil.rmtree(partial)
     partial.mkdir(exist_ok=True)
     atomic_write_json(state_path, state)
-    for name in OUTPUT_NAMES:  # a new map replaces an old one only when complete
-        (out / f".{name}.tmp").unlink(missing_ok=True)
+    for name in GEOTIFFS:  # a new map replaces an old one only when complete
+        temporary_path(out, name).unlink(missing_ok=True)
 
 
 def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: list[str], predictor: MapPredictor,
@@ -289,7 +287,7 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
     with Progress(*columns, disable=not progress, transient=False) as bar:
         size = {b: (r1 - r0) * (c1 - c0) for b, (r0, r1, c0, c1) in enumerate(blocks)}
         task = bar.add_task("map", total=n_windows, rate=0.0,
-                            completed=sum(v for b, v in size.items() if b not in set(todo)))
+                            completed=n_windows - sum(size[b] for b in todo))
         for b in todo:
             if max_blocks is not None and new_blocks >= max_blocks:
                 break

@@ -24,11 +24,6 @@ from lczldl.errors import SceneError
 #: Sentinel-2 MSI bands in ``band_id`` order (0..12) of the product metadata
 S2_BAND_IDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09",
                                 "B10", "B11", "B12")
-#: native ground sampling distance (m) of each band
-S2_BAND_RESOLUTION: dict[str, int] = {
-    "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
-    "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20,
-}
 #: the model's input bands, So2Sat order, product names
 SO2SAT_BANDS: tuple[str, ...] = tuple(b.removeprefix("S2_") for b in BANDS)
 

@@ -289,7 +289,7 @@ def _open_product(files: ProductFiles, scale: float | None, offset: float | None
                                                                                     np.integer) else None)
             sources.append(BandSource(band, path, 1, o, s, nd))
         mask_desc, classes = _mask_description(files, cloud_classes)
-        mask_path = files.mask if mask_desc and not mask_desc.startswith("none") else None
+        mask_path = files.mask if cloud_classes else None      # None where there is no mask too
         if mask_path is not None:
             _check_grid(ref, "B02", get(mask_path, "cloud mask"), f"cloud mask ({mask_path})")
         level = meta.level if meta else "unknown"
