@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from lczldl.constants import N_URBAN, SOFT_AGGREGATORS
-from lczldl.data.dawid_skene import log_likelihood
+from lczldl.data.dawid_skene import log_likelihood, resolve_classes
 
 #: crowd-kit aggregators this module runs: those offered as soft targets (constants.SOFT_AGGREGATORS)
 #: and ``crowdkit_ds``, for cross-checks only (the project's own Dawid-Skene in data/dawid_skene.py
@@ -50,13 +50,6 @@ DEFAULT_TOL = 1e-6
 class AggregationResult:
     posteriors: np.ndarray                            # (N, K) float32, rows sum to 1
     info: dict[str, Any] = field(default_factory=dict)  # JSON-friendly: iterations, converged, ...
-
-
-def _classes(num_classes: int, classes: Sequence[int] | None) -> list[int]:
-    out = list(range(1, num_classes + 1)) if classes is None else [int(c) for c in classes]
-    if len(out) < 2 or len(set(out)) != len(out) or min(out) < 1:
-        raise ValueError(f"classes must be >= 2 distinct LCZ ids >= 1, got {out}")
-    return out
 
 
 def votes_frame(votes: np.ndarray, classes: Sequence[int]) -> Any:
@@ -214,7 +207,7 @@ def aggregate(votes: np.ndarray, method: str, *, num_classes: int = N_URBAN,
 
     if method not in AGGREGATORS:
         raise ValueError(f"unknown aggregator {method!r}; use one of {', '.join(AGGREGATORS)}")
-    cls = _classes(num_classes, classes)
+    cls = resolve_classes(num_classes, classes)
     v = np.asarray(votes)
     df = votes_frame(v, cls)
     cap = int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter)

@@ -79,6 +79,15 @@ def _initial_posteriors(codes: np.ndarray, k: int, init: str | np.ndarray) -> np
     return np.where(tot > 0, post / np.where(tot > 0, tot, 1.0), 1.0 / k)
 
 
+def resolve_classes(num_classes: int, classes: Sequence[int] | None) -> list[int]:
+    """The LCZ ids of the K classes: ``classes``, or 1..``num_classes``; ValueError unless they are
+    >= 2 distinct ids >= 1."""
+    out = list(range(1, num_classes + 1)) if classes is None else [int(c) for c in classes]
+    if len(out) < 2 or len(set(out)) != len(out) or min(out) < 1:
+        raise ValueError(f"classes must be >= 2 distinct LCZ ids >= 1, got {out}")
+    return out
+
+
 def fit_dawid_skene(votes: np.ndarray, num_classes: int = 10, *, classes: Sequence[int] | None = None,
                     max_iter: int = 100, tol: float = 1e-6, init: str | np.ndarray = "majority",
                     smoothing: float = 0.01) -> DawidSkeneResult:
@@ -92,10 +101,8 @@ def fit_dawid_skene(votes: np.ndarray, num_classes: int = 10, *, classes: Sequen
     votes = np.asarray(votes)
     if votes.ndim != 2:
         raise ValueError(f"votes must be (N, experts), got shape {votes.shape}")
-    classes = list(range(1, num_classes + 1)) if classes is None else [int(c) for c in classes]
+    classes = resolve_classes(num_classes, classes)
     k, (n, n_exp) = len(classes), votes.shape
-    if k < 2 or len(set(classes)) != k or min(classes) < 1:
-        raise ValueError(f"classes must be >= 2 distinct LCZ ids >= 1, got {classes}")
     if n == 0:
         raise ValueError("no rows to fit")
     codes = _class_codes(votes, classes)
@@ -198,7 +205,7 @@ def fit_dawid_skene_multistart(votes: np.ndarray, num_classes: int = 10, *,
     MULTISTART_MAX_ITER).
     """
     fit_kwargs = {"tol": MULTISTART_TOL, "max_iter": MULTISTART_MAX_ITER, **fit_kwargs}
-    cls = list(range(1, num_classes + 1)) if classes is None else [int(c) for c in classes]
+    cls = resolve_classes(num_classes, classes)
     inits: dict[str, str | np.ndarray] = {"majority": "majority", "counts": "counts"}
     inits.update(_random_starts(np.asarray(votes), len(cls), cls, n_random, seed, random_weight))
     inits.update(starts or {})
@@ -237,7 +244,7 @@ def compare_solutions(best: np.ndarray, other: np.ndarray, *, classes: Sequence[
     """
     a, b = np.asarray(best).argmax(axis=1), np.asarray(other).argmax(axis=1)
     k = np.asarray(best).shape[1]
-    cls = list(range(1, k + 1)) if classes is None else [int(c) for c in classes]
+    cls = resolve_classes(k, classes)
     moved = np.bincount(a * k + b, minlength=k * k).reshape(k, k)
     np.fill_diagonal(moved, 0)
     in_either = np.array([int(((a == c) | (b == c)).sum()) for c in range(k)])
@@ -270,7 +277,7 @@ def log_likelihood(votes: np.ndarray, confusion: np.ndarray, priors: np.ndarray,
     :func:`fit_dawid_skene` (out-of-class votes and 0 ignored)."""
     conf = np.asarray(confusion, dtype=np.float64)
     n_exp, k, _ = conf.shape
-    cls = list(range(1, k + 1)) if classes is None else [int(c) for c in classes]
+    cls = resolve_classes(k, classes)
     codes = _class_codes(votes, cls)
     if codes.shape[1] != n_exp:
         raise ValueError(f"votes have {codes.shape[1]} experts, confusion {n_exp}")
