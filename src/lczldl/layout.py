@@ -16,6 +16,7 @@ Layouts (documented in docs/architecture.md)::
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ STORE_TMP_INFIX = ".tmp-"
 TWIN_MARKER = ".lczldl-twin.json"
 
 # ---------------------------------------------------------------- run folder
+#: a run folder's name is RUN_PREFIX + its seed (seed3); :func:`run_dir` writes it, :func:`seed_of` reads it
+RUN_PREFIX = "seed"
 RUN_INFO = "run.json"
 RUN_CONFIG = "config.yaml"
 HISTORY = "metrics.csv"
@@ -93,7 +96,14 @@ def array_path(store: str | Path, split: str, name: str) -> Path:
 
 def run_dir(runs: str | Path, regime: str, seed: int) -> Path:
     """RUNS/REGIME/seedN."""
-    return Path(runs) / regime / f"seed{int(seed)}"
+    return Path(runs) / regime / f"{RUN_PREFIX}{int(seed)}"
+
+
+def seed_of(name: str) -> int | None:
+    """The seed of a run folder's name as :func:`run_dir` writes it ("seed3" -> 3); None for a
+    name that is not a run folder ("seedx", "logs")."""
+    m = re.fullmatch(rf"{RUN_PREFIX}([0-9]+)", name)
+    return int(m.group(1)) if m else None
 
 
 def checkpoint_path(run: str | Path, which: str = "best") -> Path:

@@ -127,7 +127,36 @@ def _write_run(runs, store, regime, seed, status="finished", ckpt=True):
     return run
 
 
+def test_run_folder_names_round_trip_and_find_runs(tmp_path):
+    from lczldl import layout
+    from lczldl.evaluation.runs import find_runs
+
+    for seed in (0, 7, 12):
+        assert layout.seed_of(layout.run_dir(tmp_path, "dist", seed).name) == seed
+    for name in ("seedx", "seed", "seed-1", "seed 3", "Seed3", "seed3.bak", "logs"):
+        assert layout.seed_of(name) is None, name
+    for regime, name in (("dist", "seed10"), ("dist", "seed2"), ("dist", "seedx"), ("onehot", "seed1")):
+        (tmp_path / regime / name).mkdir(parents=True)
+        (tmp_path / regime / name / "run.json").write_text("{}")
+    assert [(p.parent.name, p.name) for p in find_runs(tmp_path)] == [          # seed order, not text
+        ("dist", "seed2"), ("dist", "seed10"), ("onehot", "seed1")]
+
+
+def _check_schema(path, n, n_val):
+    """Every array of a predictions.npz is one of lczldl.evaluation.predictions.ARRAYS, with the
+    shape and dtype it documents (N test, V validation images, K = 10 classes, E = 11 votes)."""
+    from lczldl.evaluation.predictions import ARRAYS
+
+    dims = {"N": n, "V": n_val, "K": 10, "E": 11}
+    with np.load(path) as z:
+        assert z.files
+        for key in z.files:
+            shape, dtype, _ = ARRAYS[key]
+            assert z[key].shape == tuple(dims[d] for d in shape) and z[key].dtype == np.dtype(dtype), key
+
+
 def test_evaluate_runs_end_to_end(tmp_path):
+    from lczldl.config import EvaluationConfig
     from lczldl.evaluation.runs import evaluate_runs
 
     store, runs, out = tmp_path / "store", tmp_path / "runs", tmp_path / "eval"
@@ -137,7 +166,8 @@ def test_evaluate_runs_end_to_end(tmp_path):
             _write_run(runs, store, regime, seed)
     _write_run(runs, store, "dist", 2, ckpt=False)                   # broken: no best checkpoint
     _write_run(runs, store, "onehot", 3, status="running")           # not finished: skipped
-    res = evaluate_runs(runs, out=out, mc_passes=3, n_bins=10, progress=False)
+    settings = EvaluationConfig(mc_passes=3, n_bins=10)
+    res = evaluate_runs(runs, settings, out=out, progress=False)
     assert len(res["evaluated"]) == 4 and len(res["skipped"]) == 1
     bad = str(runs / "dist" / "seed2")
     assert list(res["failed"]) == [bad] and "best.ckpt" in res["failed"][bad]
@@ -152,6 +182,10 @@ def test_evaluate_runs_end_to_end(tmp_path):
         assert z["probs"].shape == (20, 10) and z["val_log_probs"].shape == (16, 10)
         assert z["val_mc_probs"].shape == (16, 10)
         probs = z["probs"]
+    _check_schema(run / "predictions.npz", 20, 16)
+    _check_schema(out / "ensemble" / "dist" / "predictions.npz", 20, 16)
+    assert json.loads((run / "metrics.json").read_text())["meta"]["n_bins"] == 10
+    assert json.loads((run / "metrics_mc.json").read_text())["meta"]["passes"] == 3
     # predictions equal the model's own output
     from lczldl.models.io import load_model
     m = load_model(run / "checkpoints" / "best.ckpt")
@@ -171,7 +205,7 @@ def test_evaluate_runs_end_to_end(tmp_path):
     _check_beyond_files(runs, out)
     # second call: predictions are not redone
     mtime = (run / "predictions.npz").stat().st_mtime_ns
-    evaluate_runs(runs, out=out, mc_passes=3, n_bins=10, progress=False)
+    evaluate_runs(runs, settings, out=out, progress=False)
     assert (run / "predictions.npz").stat().st_mtime_ns == mtime
 
 
@@ -194,7 +228,7 @@ def _check_ensemble_and_mc_from_files(runs, out, store):
     ens = json.loads((out / "ensemble" / "dist" / "metrics.json").read_text())
     assert ens["oa"] == pytest.approx(float((mean.argmax(1) == labels).mean()))
     assert ens["mean_confidence"] == pytest.approx(float(mean.max(1).mean()), abs=1e-7)
-    assert ens["meta"]["seeds"] == [0, 1]
+    assert ens["meta"]["seeds"] == [0, 1] and ens["meta"]["n_bins"] == 10
     rows = list(csv.DictReader(open(out / "summary.csv")))
     row = next(r for r in rows if r["regime"] == "dist" and r["method"] == "ensemble")
     assert float(row["oa_mean"]) == pytest.approx(ens["oa"]) and row["oa_std"] == ""

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from lczldl.config import EvaluationConfig
 from lczldl.errors import RunError
 from lczldl.evaluation.runs import evaluate_run
 from lczldl.models.io import load_model
@@ -84,7 +85,7 @@ def test_checkpoints_have_the_solo_form(pair):
 
 def test_evaluate_consumes_a_packed_run(pair):
     results, _, _ = pair
-    metrics = evaluate_run(results[0].run_dir, progress=False)
+    metrics = evaluate_run(results[0].run_dir, EvaluationConfig(), progress=False)
     assert 0.0 <= metrics["oa"] <= 1.0 and (results[0].run_dir / "predictions.npz").is_file()
 
 

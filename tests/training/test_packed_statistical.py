@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
+from lczldl.config import EvaluationConfig
 from lczldl.evaluation.runs import evaluate_run
 from lczldl.training.callbacks import read_metrics_csv
 from lczldl.training.packed import train_pack
@@ -33,7 +34,7 @@ def twin(tmp_path_factory):
 
 
 def _record(run) -> dict:
-    m = evaluate_run(run, progress=False)
+    m = evaluate_run(run, EvaluationConfig(), progress=False)
     return {"val": np.array([r["val_loss"] for r in read_metrics_csv(run / "metrics.csv")]),
             **{k: m[k] for k in METRICS}}
 

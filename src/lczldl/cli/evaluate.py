@@ -34,4 +34,4 @@ def register(app: typer.Typer) -> None:
                               "evaluation.conformal_levels": ("--levels", levels)}).evaluation
         from lczldl.evaluation.runs import evaluate_runs
 
-        evaluate_runs(runs, out=out, mc_passes=ev.mc_passes, n_bins=ev.n_bins, evaluation=ev)
+        evaluate_runs(runs, evaluation=ev, out=out)

@@ -17,6 +17,7 @@ import numpy as np
 
 from lczldl import layout
 from lczldl.config import EvaluationConfig
+from lczldl.evaluation import predictions as P
 from lczldl.evaluation.beyond import evaluate_prediction, headline
 from lczldl.evaluation.files import save_predictions, write_metrics
 from lczldl.evaluation.intervals import N_BOOT, SEED, bootstrap_intervals
@@ -26,8 +27,8 @@ from lczldl.evaluation.registry import ENSEMBLE
 
 Members = list[tuple[Any, dict[str, np.ndarray]]]
 #: the predictions.npz arrays a member contributes to its ensemble (the rest need not be loaded)
-MEMBER_ARRAYS: tuple[str, ...] = ("probs", "labels", "distributions", "vote_entropy", "votes",
-                                  "val_log_probs", "val_labels")
+MEMBER_ARRAYS: tuple[str, ...] = (P.PROBS, P.LABELS, P.DISTRIBUTIONS, P.VOTE_ENTROPY, P.VOTES,
+                                  P.VAL_LOG_PROBS, P.VAL_LABELS)
 
 
 def beyond_meta(ev: EvaluationConfig) -> dict[str, Any]:
@@ -37,47 +38,49 @@ def beyond_meta(ev: EvaluationConfig) -> dict[str, Any]:
 
 def same_test_samples(members: Members, say: Callable[[str], None], regime: str) -> Members:
     """The members whose test labels equal the first member's (the others predict other samples)."""
-    labels = members[0][1]["labels"]
-    same = [(s, p) for s, p in members if p["labels"].shape == labels.shape and np.array_equal(p["labels"], labels)]
+    labels = members[0][1][P.LABELS]
+    same = [(s, p) for s, p in members if p[P.LABELS].shape == labels.shape and np.array_equal(p[P.LABELS], labels)]
     if len(same) != len(members):
         say(f"[red]ensemble {regime}: {len(members) - len(same)} runs predict other test samples; left out[/red]")
     return same
 
 
-def evaluate_ensemble(out: Path, regime: str, members: Members, n_bins: int, ev: EvaluationConfig,
+def evaluate_ensemble(out: Path, regime: str, members: Members, ev: EvaluationConfig,
                       say: Callable[[str], None], n_boot: int = N_BOOT) -> dict[str, Any]:
     """Mean of the members' saved probabilities; writes the ensemble's files and returns its record
-    {regime, method, seed, metrics (compute_metrics + beyond headline), n_runs, intervals}."""
+    {regime, method, seed, metrics (compute_metrics + beyond headline), n_runs, intervals}.
+    ``ev``: the resolved evaluation settings (bins, beyond-the-paper switches and levels)."""
+    n_bins = ev.n_bins
     same = same_test_samples(members, say, regime)
     d = same[0][1]
-    labels = d["labels"]
-    probs_list = [p["probs"] for _, p in same]
+    labels, dist = d[P.LABELS], d[P.DISTRIBUTIONS]
+    probs_list = [p[P.PROBS] for _, p in same]
     probs = ensemble_probs(probs_list)
     conf_mm = ensemble_confidence(probs_list, "mean_member")
     where = f"ensemble {regime}"
-    m = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, where=where)
-    compat = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, confidence=conf_mm, where=where)
+    m = compute_metrics(probs, labels, dist, n_bins=n_bins, where=where)
+    compat = compute_metrics(probs, labels, dist, n_bins=n_bins, confidence=conf_mm, where=where)
     edir = layout.ensemble_dir(out, regime)
-    arrays = {"probs": probs.astype(np.float32), "labels": labels, "distributions": d["distributions"],
-              "vote_entropy": d["vote_entropy"], "mean_member_confidence": conf_mm.astype(np.float32)}
+    arrays = {P.PROBS: probs.astype(np.float32), P.LABELS: labels, P.DISTRIBUTIONS: dist,
+              P.VOTE_ENTROPY: d[P.VOTE_ENTROPY], P.MEAN_MEMBER_CONFIDENCE: conf_mm.astype(np.float32)}
     head: dict[str, float] = {}
     sets = signals = None
-    if (ev.conformal or ev.selective) and "votes" in d:
-        cal = [probs_from_log_probs(p["val_log_probs"]) for _, p in same if "val_log_probs" in p]
+    if (ev.conformal or ev.selective) and P.VOTES in d:
+        cal = [probs_from_log_probs(p[P.VAL_LOG_PROBS]) for _, p in same if P.VAL_LOG_PROBS in p]
         cal_probs = ensemble_probs(cal) if len(cal) == len(same) else None
         head, detail, sets, signals = evaluate_prediction(
-            probs, labels, d["votes"], d["vote_entropy"], cal_probs=cal_probs, cal_labels=d.get("val_labels"),
+            probs, labels, d[P.VOTES], d[P.VOTE_ENTROPY], cal_probs=cal_probs, cal_labels=d.get(P.VAL_LABELS),
             levels=ev.conformal_levels, conformal=ev.conformal, selective=ev.selective,
             members=probs_list if len(probs_list) > 1 else None)
         if signals is not None and "disagreement" in signals:
-            arrays["disagreement"] = signals["disagreement"].astype(np.float32)
+            arrays[P.DISAGREEMENT] = signals["disagreement"].astype(np.float32)
         write_metrics(layout.beyond_path(edir, ENSEMBLE), head,
                       {**beyond_meta(ev), "method": ENSEMBLE, "members": len(same)}, detail=detail)
 
     def draws(w: np.ndarray) -> dict[str, np.ndarray]:
-        out = compute_metrics(probs, labels, d["distributions"], n_bins=n_bins, weights=w)
+        out = compute_metrics(probs, labels, dist, n_bins=n_bins, weights=w)
         if sets is not None or signals is not None:
-            out.update(headline(probs, labels, d["votes"], d["vote_entropy"], sets=sets, signals=signals, weights=w))
+            out.update(headline(probs, labels, d[P.VOTES], d[P.VOTE_ENTROPY], sets=sets, signals=signals, weights=w))
         return out
 
     intervals = bootstrap_intervals(draws, len(labels), n_boot=n_boot, seed=SEED)

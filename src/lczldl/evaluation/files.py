@@ -1,6 +1,6 @@
 """Owns reading and writing the evaluation's files (names from :mod:`lczldl.layout`): a run's or an
-ensemble's predictions.npz and its metrics*.json (metrics, then extra numbers, then a "meta"
-object), and whether such a file is still fresh. Writers are atomic (:mod:`lczldl.fileio`).
+ensemble's predictions.npz (its keys: :mod:`lczldl.evaluation.predictions`) and its metrics*.json
+(metrics, then extra numbers, then a "meta" object), and whether such a file is still fresh. Writers are atomic (:mod:`lczldl.fileio`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """Evaluate run folders: predictions once, metrics, temperature / vector scaling, MC dropout,
 ensembles per regime and the summary tables (files in docs/architecture.md, "Evaluation files").
 
+Every function takes the resolved :class:`lczldl.config.EvaluationConfig` (bins, MC passes,
+conformal / selective switches and levels) as its one settings parameter; array keys of
+predictions.npz come from :mod:`lczldl.evaluation.predictions`.
+
 Per run (RUNS/REGIME/seedN with run.json status "finished" and checkpoints/best.ckpt):
 - :func:`evaluate_run`  -> predictions.npz (test + val) and metrics.json; skipped when
   predictions.npz is newer than best.ckpt (metrics.json is then recomputed only if missing or made
@@ -28,7 +32,7 @@ import numpy as np
 from lczldl import layout
 from lczldl.config import EvaluationConfig
 from lczldl.errors import LczldlError, RunError
-from lczldl.evaluation.calibration import N_BINS
+from lczldl.evaluation import predictions as P
 from lczldl.evaluation.ensemble import MEMBER_ARRAYS, beyond_meta, evaluate_ensemble
 from lczldl.evaluation.files import (
     is_fresh,
@@ -39,7 +43,7 @@ from lczldl.evaluation.files import (
     write_metrics,
 )
 from lczldl.evaluation.metrics import compute_metrics
-from lczldl.evaluation.predictor import MC_PASSES, mc_dropout_predict, predict_log_probs, probs_from_log_probs
+from lczldl.evaluation.predictor import mc_dropout_predict, predict_log_probs, probs_from_log_probs
 from lczldl.evaluation.registry import METHODS, PER_SEED_METHODS
 from lczldl.evaluation.summary import N_BOOT, write_summary
 from lczldl.evaluation.temperature import (
@@ -65,18 +69,14 @@ def _say(progress: bool, msg: str) -> None:
 
 
 def find_runs(runs: Path) -> list[Path]:
-    """Every RUNS/REGIME/seedN folder holding a run.json, sorted by regime then seed number."""
+    """Every RUNS/REGIME/seedN folder holding a run.json, sorted by regime then seed number
+    (folder names :func:`lczldl.layout.seed_of` does not read as a run are left out)."""
     runs = Path(runs)
     if not runs.is_dir():
         raise RunError(f"{runs}: runs folder not found; pass the folder given to `lczldl train --out`")
-    found = [p.parent for p in runs.glob(f"*/seed*/{layout.RUN_INFO}")]
-
-    def key(p: Path) -> tuple[str, int]:
-        try:
-            return p.parent.name, int(p.name[4:])
-        except ValueError:
-            return p.parent.name, 1 << 30
-    return sorted(found, key=key)
+    found = [p.parent for p in runs.glob(f"*/{layout.RUN_PREFIX}*/{layout.RUN_INFO}")]
+    return sorted((p for p in found if layout.seed_of(p.name) is not None),
+                  key=lambda p: (p.parent.name, layout.seed_of(p.name)))
 
 
 def run_info(run: Path) -> dict[str, Any]:
@@ -100,6 +100,11 @@ def _finished(run: Path) -> tuple[dict[str, Any], Path]:
 
 def _regime(run: Path, info: dict[str, Any]) -> str:
     return str(info.get("regime") or Path(run).parent.name)
+
+
+def _seed(run: Path, info: dict[str, Any]) -> Any:
+    """The run's seed: run.json's, else the one in its folder name."""
+    return info.get("seed", layout.seed_of(Path(run).name))
 
 
 def _load_net(ckpt: Path):
@@ -133,9 +138,11 @@ def _ts_kind(regime: str) -> str:
     return r.ts_target if r else _DEFAULT_TS_TARGET
 
 
-def evaluate_run(run: Path, n_bins: int = N_BINS, progress: bool = True) -> dict[str, float]:
-    """Predictions (test + val) and plain metrics of one finished run; returns the metrics."""
+def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True) -> dict[str, float]:
+    """Predictions (test + val) and plain metrics (``evaluation.n_bins`` bins) of one finished run;
+    returns the metrics."""
     run = Path(run)
+    n_bins = evaluation.n_bins
     info, ckpt = _finished(run)
     npz, mpath = run / layout.PREDICTIONS, run / layout.METRICS
     if npz.is_file() and npz.stat().st_mtime >= ckpt.stat().st_mtime:
@@ -147,25 +154,25 @@ def evaluate_run(run: Path, n_bins: int = N_BINS, progress: bool = True) -> dict
         model = _load_net(ckpt)
         test, val = _store_split(info, run, "test"), _store_split(info, run, "val")
         lp, vlp = predict_log_probs(model, _images(test)), predict_log_probs(model, _images(val))
-        pred = {"probs": probs_from_log_probs(lp), "log_probs": lp, "labels": np.asarray(test.label, dtype=np.int64),
-                "distributions": np.asarray(test.distribution, dtype=np.float32),
-                "dawid_skene": np.asarray(test.dawid_skene, dtype=np.float32),
-                "vote_entropy": np.asarray(test.vote_entropy, dtype=np.float32),
-                "votes": np.asarray(test.votes), "city": np.asarray(test.city),
-                "val_log_probs": vlp, "val_labels": np.asarray(val.label, dtype=np.int64),
-                "val_distributions": np.asarray(val.distribution, dtype=np.float32),
-                "val_dawid_skene": np.asarray(val.dawid_skene, dtype=np.float32)}
+        pred = {P.PROBS: probs_from_log_probs(lp), P.LOG_PROBS: lp,
+                P.LABELS: np.asarray(test.label, dtype=np.int64),
+                P.DISTRIBUTIONS: np.asarray(test.distribution, dtype=np.float32),
+                P.DAWID_SKENE: np.asarray(test.dawid_skene, dtype=np.float32),
+                P.VOTE_ENTROPY: np.asarray(test.vote_entropy, dtype=np.float32),
+                P.VOTES: np.asarray(test.votes), P.CITY: np.asarray(test.city),
+                P.VAL_LOG_PROBS: vlp, P.VAL_LABELS: np.asarray(val.label, dtype=np.int64),
+                P.VAL_DISTRIBUTIONS: np.asarray(val.distribution, dtype=np.float32),
+                P.VAL_DAWID_SKENE: np.asarray(val.dawid_skene, dtype=np.float32)}
         ts = _ts_kind(_regime(run, info))
-        if ts not in ("onehot", "distribution", "dawid_skene"):      # e.g. agg_mace: val_agg_mace
+        if P.val_target(ts) not in pred:                             # e.g. agg_mace: val_agg_mace
             from lczldl.data.store import make_targets
 
-            pred[f"val_{ts}"] = make_targets(val, ts)
+            pred[P.val_target(ts)] = make_targets(val, ts)
         save_predictions(npz, pred)
         _say(progress, f"  {run}: predicted {len(lp):,} test + {len(vlp):,} val samples in "
                        f"{time.perf_counter() - t0:.1f} s")
-    m = compute_metrics(pred["probs"], pred["labels"], pred["distributions"], n_bins=n_bins,
-                        where=str(npz))
-    write_metrics(mpath, m, {"n_bins": n_bins, "binning": "right", "n": int(len(pred["labels"])),
+    m = compute_metrics(pred[P.PROBS], pred[P.LABELS], pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+    write_metrics(mpath, m, {"n_bins": n_bins, "binning": "right", "n": int(len(pred[P.LABELS])),
                              "checkpoint": str(ckpt), "regime": _regime(run, info), "seed": info.get("seed")})
     return m
 
@@ -173,9 +180,9 @@ def evaluate_run(run: Path, n_bins: int = N_BINS, progress: bool = True) -> dict
 def _ts_target(kind: str, pred: dict[str, np.ndarray]) -> np.ndarray:
     """Validation target of temperature scaling: class indices for "onehot", else the rows of the
     saved target (val_distributions, val_dawid_skene, val_<target> of the aggregators) renormalised."""
+    key = P.val_target(kind)
     if kind == "onehot":
-        return pred["val_labels"]
-    key = "val_distributions" if kind == "distribution" else f"val_{kind}"
+        return pred[key]
     if key not in pred:
         raise RunError(f"{layout.PREDICTIONS}: no {key} (temperature-scaling target {kind}); delete "
                        f"{layout.PREDICTIONS} and evaluate again")
@@ -183,22 +190,23 @@ def _ts_target(kind: str, pred: dict[str, np.ndarray]) -> np.ndarray:
     return t / np.maximum(t.sum(axis=1, keepdims=True), 1e-12)
 
 
-def _temperature(run: Path, regime: str, pred: dict[str, np.ndarray], n_bins: int,
+def _temperature(run: Path, regime: str, pred: dict[str, np.ndarray], ev: EvaluationConfig,
                  progress: bool) -> dict[str, Any]:
     """Fit T and vector scaling on val against the regime's TS target; write metrics_ts.json."""
     npz, ts_path, kind = run / layout.PREDICTIONS, run / layout.METRICS_TS, _ts_kind(regime)
+    n_bins = ev.n_bins
     if is_fresh(ts_path, npz, n_bins=n_bins, target=kind):
         ts = json.loads(ts_path.read_text())
         return {"temperature": ts.get("temperature"), "ts": ts}
     target = _ts_target(kind, pred)
     t0 = time.perf_counter()
-    temp = fit_temperature(pred["val_log_probs"], target)
+    temp = fit_temperature(pred[P.VAL_LOG_PROBS], target)
     fit_s = time.perf_counter() - t0
-    m = compute_metrics(apply_temperature(pred["log_probs"], temp), pred["labels"],
-                        pred["distributions"], n_bins=n_bins, where=str(npz))
-    w, b = fit_vector_scaling(pred["val_log_probs"], target)
-    vm = compute_metrics(apply_vector_scaling(pred["log_probs"], w, b), pred["labels"],
-                         pred["distributions"], n_bins=n_bins, where=str(npz))
+    m = compute_metrics(apply_temperature(pred[P.LOG_PROBS], temp), pred[P.LABELS],
+                        pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+    w, b = fit_vector_scaling(pred[P.VAL_LOG_PROBS], target)
+    vm = compute_metrics(apply_vector_scaling(pred[P.LOG_PROBS], w, b), pred[P.LABELS],
+                         pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
     write_metrics(ts_path, m, {"n_bins": n_bins, "target": kind, "fit_seconds": round(fit_s, 4),
                                "n_val": int(len(target)), "fitted_on": "val log(mean softmax)"},
                   temperature=temp, vector_scaling={"w": w.tolist(), "b": b.tolist(), "metrics": vm})
@@ -206,29 +214,31 @@ def _temperature(run: Path, regime: str, pred: dict[str, np.ndarray], n_bins: in
     return {"temperature": temp, "ts": m}
 
 
-def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.ndarray], mc_passes: int,
-                n_bins: int, progress: bool, val: bool = True) -> dict[str, Any]:
-    """MC-dropout predictions of the test split (mc_* arrays into predictions.npz) and, with ``val``,
-    of the validation split (val_mc_probs: the conformal calibration of MC dropout), metrics_mc.json.
-    Test and val each get their own seeded passes, so the test arrays do not depend on ``val``."""
+def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.ndarray], ev: EvaluationConfig,
+                progress: bool) -> dict[str, Any]:
+    """``ev.mc_passes`` MC-dropout passes over the test split (mc_* arrays into predictions.npz)
+    and, with ``ev.conformal``, over the validation split (val_mc_probs: the conformal calibration
+    of MC dropout), metrics_mc.json. Test and val each get their own seeded passes, so the test
+    arrays do not depend on the conformal switch."""
     npz, mc_path = run / layout.PREDICTIONS, run / layout.METRICS_MC
-    if (is_fresh(mc_path, ckpt, n_bins=n_bins, passes=mc_passes) and "mc_probs" in pred
-            and (not val or "val_mc_probs" in pred)):
+    mc_passes, n_bins, val = ev.mc_passes, ev.n_bins, ev.conformal
+    if (is_fresh(mc_path, ckpt, n_bins=n_bins, passes=mc_passes) and P.MC_PROBS in pred
+            and (not val or P.VAL_MC_PROBS in pred)):
         return json.loads(mc_path.read_text())
     t0 = time.perf_counter()
     model = _load_net(ckpt)
     test = _store_split(info, run, "test")
-    if test.n != len(pred["labels"]):
-        raise RunError(f"{npz}: {len(pred['labels'])} test predictions but the store has "
+    if test.n != len(pred[P.LABELS]):
+        raise RunError(f"{npz}: {len(pred[P.LABELS])} test predictions but the store has "
                        f"{test.n}; delete {layout.PREDICTIONS} and evaluate again")
     mc = mc_dropout_predict(model, _images(test), passes=mc_passes)
-    pred.update(mc_probs=mc["probs"].astype(np.float32), mc_entropy=mc["predictive_entropy"],
-                mc_mutual_info=mc["mutual_info"])
+    pred.update({P.MC_PROBS: mc["probs"].astype(np.float32), P.MC_ENTROPY: mc["predictive_entropy"],
+                 P.MC_MUTUAL_INFO: mc["mutual_info"]})
     if val:
         vmc = mc_dropout_predict(model, _images(_store_split(info, run, "val")), passes=mc_passes)
-        pred["val_mc_probs"] = vmc["probs"].astype(np.float32)
+        pred[P.VAL_MC_PROBS] = vmc["probs"].astype(np.float32)
     save_predictions(npz, pred)
-    m = compute_metrics(mc["probs"], pred["labels"], pred["distributions"], n_bins=n_bins, where=str(npz))
+    m = compute_metrics(mc["probs"], pred[P.LABELS], pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
     write_metrics(mc_path, m, {"n_bins": n_bins, "passes": mc_passes,
                                "seconds": round(time.perf_counter() - t0, 2)},
                   mean_mutual_info=float(mc["mutual_info"].mean()),
@@ -237,20 +247,17 @@ def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.
     return m
 
 
-def calibrate_run(run: Path, mc_passes: int = MC_PASSES, n_bins: int = N_BINS,
-                  progress: bool = True, evaluation: EvaluationConfig | None = None) -> dict[str, Any]:
+def calibrate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True) -> dict[str, Any]:
     """Temperature / vector scaling (metrics_ts.json), MC dropout (metrics_mc.json, mc_* arrays
     in predictions.npz) and the beyond-the-paper files of plain, temperature and MC dropout
-    (``evaluation``: conformal / selective switches and levels; default EvaluationConfig()) of one
-    evaluated run. Returns {"temperature": ..., "ts": ..., "mc": ...}."""
+    (``evaluation``: bins, MC passes, conformal / selective switches and levels) of one evaluated
+    run. Returns {"temperature": ..., "ts": ..., "mc": ...}."""
     run = Path(run)
-    ev = evaluation if evaluation is not None else EvaluationConfig()
     info, ckpt = _finished(run)
     pred = load_predictions(run / layout.PREDICTIONS)
-    out = _temperature(run, _regime(run, info), pred, n_bins, progress)
-    if mc_passes > 0:
-        out["mc"] = _mc_dropout(run, info, ckpt, pred, mc_passes, n_bins, progress, val=ev.conformal)
-    _beyond_run(run, pred, float(out["temperature"]), ev)
+    out = _temperature(run, _regime(run, info), pred, evaluation, progress)
+    out["mc"] = _mc_dropout(run, info, ckpt, pred, evaluation, progress)
+    _beyond_run(run, pred, float(out["temperature"]), evaluation)
     return out
 
 
@@ -263,26 +270,26 @@ def _beyond_run(run: Path, pred: dict[str, np.ndarray], temperature: float, ev: 
     if not (ev.conformal or ev.selective):
         return
     npz, meta = run / layout.PREDICTIONS, beyond_meta(ev)
-    cases = {"plain": (probs_from_log_probs(pred["val_log_probs"]), pred["probs"], None),
-             "temperature": (apply_temperature(pred["val_log_probs"], temperature),
-                             apply_temperature(pred["log_probs"], temperature), None)}
-    if "mc_probs" in pred:
-        cases["mc_dropout"] = (pred.get("val_mc_probs"), pred["mc_probs"], pred["mc_mutual_info"])
+    cases = {"plain": (probs_from_log_probs(pred[P.VAL_LOG_PROBS]), pred[P.PROBS], None),
+             "temperature": (apply_temperature(pred[P.VAL_LOG_PROBS], temperature),
+                             apply_temperature(pred[P.LOG_PROBS], temperature), None)}
+    if P.MC_PROBS in pred:
+        cases["mc_dropout"] = (pred.get(P.VAL_MC_PROBS), pred[P.MC_PROBS], pred[P.MC_MUTUAL_INFO])
     for method, (cal, probs, mutual_info) in cases.items():
         path = layout.beyond_path(run, method)
         if is_fresh(path, npz, method=method, **meta):
             continue
         head, detail, _, _ = evaluate_prediction(
-            probs, pred["labels"], pred["votes"], pred["vote_entropy"], cal_probs=cal,
-            cal_labels=pred["val_labels"], levels=ev.conformal_levels, conformal=ev.conformal,
+            probs, pred[P.LABELS], pred[P.VOTES], pred[P.VOTE_ENTROPY], cal_probs=cal,
+            cal_labels=pred[P.VAL_LABELS], levels=ev.conformal_levels, conformal=ev.conformal,
             selective=ev.selective, mutual_info=mutual_info)
-        write_metrics(path, head, {"method": method, **meta, "n": int(len(pred["labels"]))}, detail=detail)
+        write_metrics(path, head, {"method": method, **meta, "n": int(len(pred[P.LABELS]))}, detail=detail)
 
 
 def _run_records(run: Path, info: dict[str, Any], progress: bool) -> list[dict[str, Any]]:
     """One record {regime, method, seed, metrics} per per-seed method whose metrics file exists;
     the headline numbers of its beyond file, when there is one, join its metrics."""
-    regime, seed = _regime(run, info), info.get("seed", run.name[4:])
+    regime, seed = _regime(run, info), _seed(run, info)
     records = []
     for method in PER_SEED_METHODS:
         try:
@@ -297,13 +304,13 @@ def _run_records(run: Path, info: dict[str, Any], progress: bool) -> list[dict[s
     return records
 
 
-def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = N_BINS, progress: bool = True,
-                   n_boot: int = N_BOOT, evaluation: EvaluationConfig | None = None) -> dict[str, Any]:
+def aggregate_runs(runs: Path, evaluation: EvaluationConfig, out: Path | None = None, progress: bool = True,
+                   n_boot: int = N_BOOT) -> dict[str, Any]:
     """Ensembles per regime (OUT/ensemble/REGIME, :func:`~lczldl.evaluation.ensemble.evaluate_ensemble`)
     and summary.csv / summary.md / paired.csv in OUT over every run with predictions; returns
-    {"records": [...], "ensembles": {regime: metrics}}. ``n_boot``: resamples of the paired
-    differences over seeds; ``evaluation``: the beyond-the-paper switches (default EvaluationConfig())."""
-    ev = evaluation if evaluation is not None else EvaluationConfig()
+    {"records": [...], "ensembles": {regime: metrics}}. ``evaluation``: bins and the
+    beyond-the-paper switches of the ensembles; ``n_boot``: resamples of the paired differences
+    over seeds."""
     runs = Path(runs)
     out = Path(out) if out is not None else runs
     records: list[dict[str, Any]] = []
@@ -318,10 +325,10 @@ def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = N_BINS, pr
         except RunError as exc:
             _say(progress, f"[red]{exc}[/red]")
             continue
-        members.setdefault(_regime(run, info), []).append((info.get("seed", run.name[4:]), pred))
+        members.setdefault(_regime(run, info), []).append((_seed(run, info), pred))
     ensembles: dict[str, Any] = {}
     for regime, mem in sorted(members.items()):
-        rec = evaluate_ensemble(out, regime, mem, n_bins, ev, lambda msg: _say(progress, msg))
+        rec = evaluate_ensemble(out, regime, mem, evaluation, lambda msg: _say(progress, msg))
         records.append(rec)
         ensembles[regime] = rec["metrics"]
     if records:
@@ -329,9 +336,10 @@ def aggregate_runs(runs: Path, out: Path | None = None, n_bins: int = N_BINS, pr
     return {"records": records, "ensembles": ensembles}
 
 
-def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = MC_PASSES, n_bins: int = N_BINS,
-                  progress: bool = True, evaluation: EvaluationConfig | None = None) -> dict[str, Any]:
-    """Evaluate every finished run under RUNS, then ensembles and summaries into OUT (default RUNS).
+def evaluate_runs(runs: Path, evaluation: EvaluationConfig, out: Path | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Evaluate every finished run under RUNS with the resolved ``evaluation`` settings, then
+    ensembles and summaries into OUT (default RUNS).
 
     A failing run is reported (one line, RUN/eval_error.txt, the returned "failed") and skipped;
     run.json is never touched. Returns {"evaluated": [...], "skipped": [...], "failed": {run: msg},
@@ -350,8 +358,8 @@ def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = MC_PASSE
                 result["skipped"].append(str(run))
                 _say(progress, f"  {run}: status {status!r}, skipped")
                 continue
-            evaluate_run(run, n_bins=n_bins, progress=progress)
-            calibrate_run(run, mc_passes=mc_passes, n_bins=n_bins, progress=progress, evaluation=evaluation)
+            evaluate_run(run, evaluation, progress=progress)
+            calibrate_run(run, evaluation, progress=progress)
             if err.is_file():
                 err.unlink()
             result["evaluated"].append(str(run))
@@ -360,7 +368,7 @@ def evaluate_runs(runs: Path, out: Path | None = None, mc_passes: int = MC_PASSE
             result["failed"][str(run)] = msg
             atomic_write_text(err, msg + "\n")
             _say(progress, f"[red]  {run}: {msg}[/red]")
-    agg = aggregate_runs(runs, out=out, n_bins=n_bins, progress=progress, evaluation=evaluation)
+    agg = aggregate_runs(runs, evaluation, out=out, progress=progress)
     if agg["records"]:
         result["summary"] = str(out / layout.SUMMARY_CSV)
     result["ensembles"] = agg["ensembles"]

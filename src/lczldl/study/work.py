@@ -105,24 +105,22 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     """Predictions on val/test and plain metrics for one run."""
     from lczldl.evaluation import runs as ev
 
-    ev.evaluate_run(Path(spec["run"]), n_bins=_evaluation(spec).n_bins, progress=False)
+    ev.evaluate_run(Path(spec["run"]), _evaluation(spec), progress=False)
     return {"run": spec["run"]}
 
 
 def _evaluation(spec: dict[str, Any]) -> Any:
-    """The study's evaluation settings (EvaluationConfig; defaults for a spec without them)."""
+    """The study's resolved evaluation settings (EvaluationConfig) its runner put in the spec."""
     from lczldl.config import EvaluationConfig
 
-    return EvaluationConfig(**spec.get("evaluation", {}))
+    return EvaluationConfig(**spec["evaluation"])
 
 
 def calibrate(spec: dict[str, Any]) -> dict[str, Any]:
     """Temperature scaling, MC dropout and the beyond-the-paper files for one evaluated run."""
     from lczldl.evaluation import runs as ev
 
-    settings = _evaluation(spec)
-    ev.calibrate_run(Path(spec["run"]), mc_passes=settings.mc_passes, n_bins=settings.n_bins,
-                     progress=False, evaluation=settings)
+    ev.calibrate_run(Path(spec["run"]), _evaluation(spec), progress=False)
     return {"run": spec["run"]}
 
 
@@ -130,9 +128,7 @@ def aggregate(spec: dict[str, Any]) -> dict[str, Any]:
     """Ensembles per regime and the summary tables over the runs that finished."""
     from lczldl.evaluation import runs as ev
 
-    settings = _evaluation(spec)
-    ev.aggregate_runs(Path(spec["runs"]), out=Path(spec["study"]), n_bins=settings.n_bins,
-                      progress=False, evaluation=settings)
+    ev.aggregate_runs(Path(spec["runs"]), _evaluation(spec), out=Path(spec["study"]), progress=False)
     return {"runs": spec["done_runs"]}
 
 
