@@ -67,9 +67,10 @@ def _write_store(store: Path, rng) -> None:
         "sources": {"berlin.h5": "ab" * 32}, "config": {"split": "authors"}}))
 
 
-def make_study(root: Path, summary: bool = True) -> Path:
+def make_study(root: Path, summary: bool = True, bins: int = 20) -> Path:
     """A finished-with-failures study: onehot seeds 0-2, dist seeds 0 and 2; dist seed 1 failed.
-    summary.csv / paired.csv are written by the evaluation's own writer."""
+    summary.csv / paired.csv are written by the evaluation's own writer; metrics in ``bins``
+    calibration bins (the paper's 20), recorded in metrics.json and study.json as the evaluation does."""
     from lczldl.evaluation.summary import write_summary
 
     rng = np.random.default_rng(0)
@@ -79,7 +80,8 @@ def make_study(root: Path, summary: bool = True) -> Path:
     info = {
         "format": "lczldl-study", "version": 1, "data": str(store), "store": str(store),
         "regimes": ["onehot", "dist"], "seeds": [0, 1, 2], "status": "finished_with_failures",
-        "run_config": {"evaluation": {"n_bins": 20, "mc_passes": 20}, "train": {"max_epochs": 3}},
+        "run_config": {"evaluation": {"mc_passes": 20}, "train": {"max_epochs": 3}},
+        "resolved_config": {"evaluation": {"n_bins": bins, "mc_passes": 20}},
         "study_config": {"workers": 1}, "versions": {"python": "3.11", "numpy": np.__version__},
         "failures": [{"id": "train-dist-seed1", "log": str(study / "logs" / "train-dist-seed1.log"),
                       "error": "RuntimeError: boom"}],
@@ -94,10 +96,10 @@ def make_study(root: Path, summary: bool = True) -> Path:
         run.mkdir(parents=True)
         p = _predictions(rng, 200, sharp)
         np.savez(run / "predictions.npz", **p)
-        m = compute_metrics(p["probs"], p["labels"], p["distributions"])
-        (run / "metrics.json").write_text(json.dumps(m))
+        m = compute_metrics(p["probs"], p["labels"], p["distributions"], bins)
+        write_metrics(run / "metrics.json", m, {"n_bins": bins, "seed": seed})
         ts = np.exp(p["log_probs"] / 1.5)
-        m_ts = {**compute_metrics(ts / ts.sum(1, keepdims=True), p["labels"], p["distributions"]),
+        m_ts = {**compute_metrics(ts / ts.sum(1, keepdims=True), p["labels"], p["distributions"], bins),
                 "temperature": 1.5}
         (run / "metrics_ts.json").write_text(json.dumps(m_ts))
         (run / "run.json").write_text(json.dumps({"status": "finished"}))
@@ -253,6 +255,33 @@ def test_without_summary_files_the_report_says_so(tmp_path):
     assert "No summary.csv in the study folder yet" in text and "<th>oa</th>" not in text
     assert "No paired.csv" in text
     assert "No figures" in text                              # write_report alone draws nothing
+
+
+def test_binned_figures_use_the_recorded_bins(tmp_path, monkeypatch):
+    """The reliability and per-entropy-bin figures bin as the runs' metrics.json record (else as
+    study.json's resolved evaluation settings); with neither they are left out, and noted."""
+    seen = []
+    for name in ("plot_reliability_grid", "plot_metrics_by_entropy_bin"):
+        monkeypatch.setattr(R.F, name, lambda *a, n_bins, _name=name, **kw: seen.append((_name, n_bins)) or [])
+    study = make_study(tmp_path, bins=10)
+    info = json.loads((study / "study.json").read_text())
+    info["resolved_config"]["evaluation"]["n_bins"] = 15             # the runs' own record wins
+    (study / "study.json").write_text(json.dumps(info))
+    assert R.load_study(study).n_bins == 10
+    R.draw_figures(study)
+    assert seen == [("plot_reliability_grid", 10), ("plot_metrics_by_entropy_bin", 10)]
+    for run in (study / "runs").glob("*/seed*"):
+        if (run / "metrics.json").is_file():                         # metrics without their "meta"
+            m = json.loads((run / "metrics.json").read_text())
+            (run / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "meta"}))
+    assert R.load_study(study).n_bins == 15
+    del info["resolved_config"]
+    (study / "study.json").write_text(json.dumps(info))
+    seen.clear()
+    st = R.load_study(study)
+    assert st.n_bins is None
+    assert study / "figures" / "confusion_matrices.png" in R._draw(st) and seen == []
+    assert any("reliability and per-entropy-bin figures left out" in n for n in st.notes)
 
 
 def test_not_a_study_and_corrupt_files(tmp_path):

@@ -30,6 +30,7 @@ from lczldl.evaluation.registry import (
 from lczldl.viz import beyond as B
 from lczldl.viz.reader import NAN_STAT, Study, summary_rows
 from lczldl.viz.render import Document
+from lczldl.viz.tables import results_table, sort_rows
 
 #: Figure file stems (STUDY/figures/STEM.png|pdf).
 TARGETS, SET_SIZE, COVERAGE, RISK, SIGNAL_FIG = (
@@ -178,8 +179,6 @@ def _aggregation_notes(d: Document, st: Study) -> None:
 
 def _table(d: Document, rows: list[dict[str, Any]], title: str, cols: list[str], header: list[str],
            intervals: bool) -> None:
-    from lczldl.viz.report import results_table, sort_rows
-
     cols_present = [c for c in cols if any(np.isfinite(r.get(c, NAN_STAT).mean) for r in rows)]
     if not cols_present:
         return

@@ -6,7 +6,8 @@ its intervals, paired.csv) and the vote counts of the prepared store (its manife
 
 Reads (file names from :mod:`lczldl.layout`)::
 
-    STUDY/study.json                      config, regimes, seeds, store, versions, failures
+    STUDY/study.json                      config, regimes, seeds, store, versions, failures,
+                                          resolved evaluation settings
     STUDY/store/ or study.json["store"]   the prepared store (manifest; votes, original, label
                                           when the manifest has no release_votes)
     STUDY/runs/REGIME/seedN/              predictions.npz, metrics.json, metrics_ts.json, metrics_mc.json,
@@ -18,7 +19,6 @@ Reads (file names from :mod:`lczldl.layout`)::
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,14 +30,14 @@ from lczldl.constants import N_URBAN
 from lczldl.data.labels import release_vote_counts
 from lczldl.distributions import N_ENTROPY_BINS
 from lczldl.errors import DataError, RunError
-from lczldl.evaluation.calibration import N_BINS
+from lczldl.evaluation import predictions as P
 from lczldl.evaluation.files import load_predictions, read_json_object
 from lczldl.evaluation.registry import ENSEMBLE, METHODS, PER_SEED_METHODS
 from lczldl.evaluation.summary import PAIRED_COLUMNS
 from lczldl.regimes import order_regimes
 
 #: What a figure needs from a run's predictions.npz.
-PREDICTION_KEYS = ("probs", "log_probs", "labels", "vote_entropy")
+PREDICTION_KEYS = (P.PROBS, P.LOG_PROBS, P.LABELS, P.VOTE_ENTROPY)
 #: Remedy named when a study file cannot be read.
 _REMEDY = "delete it and rerun `lczldl study` to rewrite it"
 
@@ -73,6 +73,8 @@ class Study:
     notes: list[str] = field(default_factory=list)
     #: regime -> the ensemble's beyond_ensemble.json object
     ensemble_beyond: dict[str, dict] = field(default_factory=dict)
+    #: confidence bins the study was evaluated with (:func:`recorded_bins`); None: not recorded
+    n_bins: int | None = None
     #: summary.csv's rows once read (:func:`summary_rows`)
     _summary: list[dict[str, Any]] | None = field(default=None, repr=False)
 
@@ -92,13 +94,6 @@ class Study:
                 out[reg] = objs
         return out
 
-    @property
-    def n_bins(self) -> int:
-        """Confidence bins of the study's evaluation (its run config; default N_BINS)."""
-        try:
-            return int(self.info["run_config"]["evaluation"]["n_bins"])
-        except (KeyError, TypeError, ValueError):
-            return N_BINS
 
 
 def _read_run(regime: str, seed: int, folder: Path) -> Run:
@@ -113,6 +108,25 @@ def _read_run(regime: str, seed: int, folder: Path) -> Run:
     ts = run.metrics.get("temperature", {}).get("temperature")
     run.temperature = float(ts) if isinstance(ts, int | float) and ts > 0 else None
     return run
+
+
+def _bins_of(obj: Any, *path: str) -> int | None:
+    """The int at ``path`` inside nested dicts ``obj``; None when it is missing or not an int."""
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj if isinstance(obj, int) and not isinstance(obj, bool) else None
+
+
+def recorded_bins(info: dict[str, Any], runs: dict[str, dict[int, Run]], notes: list[str]) -> int | None:
+    """The confidence bins the study was evaluated with: the ``n_bins`` its runs' metrics.json record
+    in "meta" (the first run's in regime and seed order; a disagreement is noted), else the
+    resolved evaluation settings of study.json; None when neither records it."""
+    found = [b for reg in runs for _, r in sorted(runs[reg].items())
+             if (b := _bins_of(r.metrics.get("plain"), "meta", "n_bins")) is not None]
+    if len(set(found)) > 1:
+        notes.append(f"runs evaluated with different calibration bins ({', '.join(map(str, sorted(set(found))))}); "
+                     f"the figures use {found[0]}")
+    return found[0] if found else _bins_of(info, "resolved_config", "evaluation", "n_bins")
 
 
 def _find_store(study: Path, info: dict[str, Any], notes: list[str]) -> tuple[Path | None, dict | None]:
@@ -150,10 +164,10 @@ def load_study(study: Path) -> Study:
         runs[reg] = {}
         rdir = runs_dir / reg
         for sd in sorted(rdir.iterdir()) if rdir.is_dir() else []:
-            m = re.fullmatch(r"seed(\d+)", sd.name)
-            if sd.is_dir() and m:
-                seeds_set.add(int(m.group(1)))
-                runs[reg][int(m.group(1))] = _read_run(reg, int(m.group(1)), sd)
+            seed = layout.seed_of(sd.name)
+            if sd.is_dir() and seed is not None:
+                seeds_set.add(seed)
+                runs[reg][seed] = _read_run(reg, seed, sd)
     seeds = sorted(seeds_set)
     store, manifest = _find_store(study, info, notes)
     for reg in regimes:
@@ -166,7 +180,8 @@ def load_study(study: Path) -> Study:
         obj = read_json_object(layout.beyond_path(layout.ensemble_dir(study, reg), ENSEMBLE), _REMEDY)
         if obj is not None:
             ens[reg] = obj
-    return Study(study, info, regimes, seeds, runs, store, manifest, notes, ens)
+    return Study(study, info, regimes, seeds, runs, store, manifest, notes, ens,
+                 n_bins=recorded_bins(info, runs, notes))
 
 
 def run_predictions(st: Study) -> dict[str, list[tuple[Run, dict[str, np.ndarray]]]]:
@@ -176,7 +191,7 @@ def run_predictions(st: Study) -> dict[str, list[tuple[Run, dict[str, np.ndarray
         for seed in sorted(st.runs.get(reg, {})):
             run = st.runs[reg][seed]
             pred = run.predictions()
-            if pred is not None and "probs" in pred and "labels" in pred:
+            if pred is not None and P.PROBS in pred and P.LABELS in pred:
                 out.setdefault(reg, []).append((run, pred))
     return out
 

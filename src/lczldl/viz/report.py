@@ -1,8 +1,8 @@
 """Owns the study's figures folder and report: which figures are drawn from which saved files
-(:func:`draw_figures`), the report's sections and tables (:func:`write_report`), and
+(:func:`draw_figures`), the report's sections (:func:`write_report`), and
 ``lczldl figures --study`` (:func:`redraw_study`). Inputs come from :mod:`lczldl.viz.reader`
-(saved files only; no model is run and no summary is recomputed), the text is laid out by
-:mod:`lczldl.viz.render`.
+(saved files only; no model is run and no summary is recomputed), the tables' cells from
+:mod:`lczldl.viz.tables`, the text is laid out by :mod:`lczldl.viz.render`.
 
 Writes ``STUDY/figures/*.png|pdf``, ``STUDY/report.html`` and ``STUDY/report.md`` (atomically).
 Missing inputs leave their figure or table out and are listed in the report; they are not errors
@@ -17,30 +17,13 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
-from lczldl.constants import LCZ_CODES, LCZ_NAMES, N_URBAN
-from lczldl.distributions import entropy_bin_labels
-from lczldl.evaluation.registry import (
-    ENTROPY_BIN,
-    EXTRA,
-    METHODS,
-    METRICS,
-    OTHER,
-    PAPER,
-    fmt_interval,
-    fmt_mean_interval,
-    fmt_mean_std,
-    fmt_signed,
-    higher_is_better,
-    keys,
-    method_label,
-    metric,
-    significant,
-)
+from lczldl.evaluation import predictions as P
+from lczldl.evaluation.registry import ENTROPY_BIN, METRICS
 from lczldl.fileio import atomic_write_text
-from lczldl.regimes import order_regimes, regime_label
+from lczldl.regimes import regime_label
 from lczldl.viz import figures as F
+from lczldl.viz.beyond_section import beyond_section, draw_beyond
 from lczldl.viz.reader import (
-    NAN_STAT,
     ReleaseVotes,
     Study,
     load_study,
@@ -50,6 +33,15 @@ from lczldl.viz.reader import (
     summary_rows,
 )
 from lczldl.viz.render import Document
+from lczldl.viz.tables import (
+    RESULT_GROUPS,
+    data_tables,
+    metric_groups,
+    paired_table,
+    paired_title,
+    results_table,
+    sort_rows,
+)
 
 #: Figure file stems (STUDY/figures/STEM.png|pdf).
 CONFUSION, RELIABILITY, VOTE_ENTROPY, VOTING, ENTROPY_BINS, HEXBIN, SEEDS = (
@@ -103,28 +95,34 @@ def draw_figures(study: Path) -> list[Path]:
 
 
 def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
-    """Confusion matrices, reliability grid, per-entropy-bin metrics and hexbin from predictions."""
+    """Confusion matrices, reliability grid, per-entropy-bin metrics and hexbin from predictions
+    (the binned figures in the study's recorded bins; left out, and noted, without them)."""
     from lczldl.evaluation.temperature import apply_temperature
 
     preds = run_predictions(st)
     if not preds:
         return []
     written = F.plot_confusion_matrices(
-        {reg: (np.concatenate([p["labels"] for _, p in rp]),
-               np.concatenate([p["probs"].argmax(axis=1) for _, p in rp])) for reg, rp in preds.items()},
+        {reg: (np.concatenate([p[P.LABELS] for _, p in rp]),
+               np.concatenate([p[P.PROBS].argmax(axis=1) for _, p in rp])) for reg, rp in preds.items()},
         fig_dir / CONFUSION)
-    panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    for reg, rp in preds.items():
-        run, p = rp[0]
-        panels[reg] = {"plain": (p["probs"], p["labels"])}
-        if run.temperature is not None and "log_probs" in p:
-            panels[reg]["temperature"] = (apply_temperature(p["log_probs"], run.temperature), p["labels"])
-    written += F.plot_reliability_grid(panels, fig_dir / RELIABILITY, n_bins=st.n_bins)
-    with_ent = {reg: [(p["probs"], p["labels"], p["vote_entropy"]) for _, p in rp if "vote_entropy" in p]
+    with_ent = {reg: [(p[P.PROBS], p[P.LABELS], p[P.VOTE_ENTROPY]) for _, p in rp if P.VOTE_ENTROPY in p]
                 for reg, rp in preds.items()}
     with_ent = {k: v for k, v in with_ent.items() if v}
+    if st.n_bins is None:
+        st.notes.append(f"calibration bins recorded neither in the runs' {layout.METRICS} nor in "
+                        f"{layout.STUDY_INFO}: reliability and per-entropy-bin figures left out")
+    else:
+        panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        for reg, rp in preds.items():
+            run, p = rp[0]
+            panels[reg] = {"plain": (p[P.PROBS], p[P.LABELS])}
+            if run.temperature is not None and P.LOG_PROBS in p:
+                panels[reg]["temperature"] = (apply_temperature(p[P.LOG_PROBS], run.temperature), p[P.LABELS])
+        written += F.plot_reliability_grid(panels, fig_dir / RELIABILITY, n_bins=st.n_bins)
+        if with_ent:
+            written += F.plot_metrics_by_entropy_bin(with_ent, fig_dir / ENTROPY_BINS, n_bins=st.n_bins)
     if with_ent:
-        written += F.plot_metrics_by_entropy_bin(with_ent, fig_dir / ENTROPY_BINS, n_bins=st.n_bins)
         written += F.plot_entropy_hexbin(
             {reg: (np.concatenate([t[0] for t in v]), np.concatenate([t[2] for t in v]))
              for reg, v in with_ent.items()}, fig_dir / HEXBIN)
@@ -144,101 +142,7 @@ def _draw(st: Study) -> list[Path]:
     per_seed = {k: v for k, v in per_seed.items() if v}
     if per_seed:
         written += F.plot_seed_dots(per_seed, fig_dir / SEEDS)
-    from lczldl.viz.beyond_section import draw_beyond
-
     return written + draw_beyond(st, fig_dir)
-
-
-# ---------------------------------------------------------------------------------------------
-# tables
-# ---------------------------------------------------------------------------------------------
-
-Table = tuple[list[str], list[list[str]], set]
-
-
-def results_table(rows: list[dict[str, Any]], metrics: list[str], header: list[str] | None = None,
-                  intervals: bool = False) -> Table:
-    """Header, cells (mean ± std, or with ``intervals`` mean [lo, hi] from summary.csv) and the
-    (row, col) cells holding the best mean of their column (direction from the metric registry;
-    descriptive metrics are not ranked)."""
-    head = ["regime", "method", "n"] + (header or metrics)
-
-    def cell(v: Any) -> str:
-        return fmt_mean_interval(v.mean, v.lo, v.hi) if intervals else fmt_mean_std(v.mean, v.std)
-
-    cells = [[regime_label(r["regime"]), method_label(r["method"]), str(r.get("n", ""))]
-             + [cell(r.get(m, NAN_STAT)) for m in metrics] for r in rows]
-    best: set[tuple[int, int]] = set()
-    for j, m in enumerate(metrics):
-        vals = np.array([r.get(m, NAN_STAT).mean for r in rows], dtype=np.float64)
-        higher = higher_is_better(m)
-        if higher is None or not np.isfinite(vals).any():
-            continue
-        target = np.nanmax(vals) if higher else np.nanmin(vals)
-        best |= {(i, j + 3) for i in range(len(rows)) if vals[i] == target}
-    return head, cells, best
-
-
-def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Summary rows by method (registry order), then regime (registry order)."""
-    order = {r: i for i, r in enumerate(order_regimes(list({r["regime"] for r in rows})))}
-    mo = {m: i for i, m in enumerate(METHODS)}
-    return sorted(rows, key=lambda r: (mo.get(r["method"], len(mo)), order.get(r["regime"], len(order))))
-
-
-#: the tables of the results and of the paired comparisons: (title, metric groups); metrics the
-#: registry does not know go to the further metrics (the beyond-the-paper groups have their own section)
-RESULT_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Paper metrics", (PAPER,)), ("Further metrics", (EXTRA, OTHER)),
-    ("Accuracy and ECE per vote-entropy bin", (ENTROPY_BIN,)))
-_UNKNOWN_GOES_TO = RESULT_GROUPS[1][0]
-
-
-def metric_groups(rows: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], list[str]]]:
-    """(title, groups, metric keys) of the result tables (:data:`RESULT_GROUPS`), keys present in
-    the rows in registry order, unregistered columns of summary.csv last in the further metrics."""
-    present = [k for r in rows[:1] for k in r if k not in ("regime", "method", "n")]
-    unknown = [k for k in present if metric(k) is None]
-    return [(title, groups, [k for k in keys(*groups) if k in present]
-             + (unknown if title == _UNKNOWN_GOES_TO else [])) for title, groups in RESULT_GROUPS]
-
-
-def paired_table(rows: list[dict[str, Any]]) -> Table:
-    """Paired differences vs the baseline from paired.csv rows: cell "diff [lo, hi]", " *" and
-    marked when the interval excludes 0."""
-    header = ["regime", "baseline", "method", "metric", "mean difference [95 % CI]"]
-    cells, marked = [], set()
-    for i, r in enumerate(rows):
-        d, lo, hi = r["mean_diff"], r["ci_low"], r["ci_high"]
-        sig = significant(lo, hi)
-        if sig:
-            marked.add((i, len(header) - 1))
-        txt = f"{fmt_signed(d)} {fmt_interval(lo, hi)}" if np.isfinite(d) else "–"
-        cells.append([regime_label(r["regime"]), regime_label(r["baseline"]), method_label(r["method"]),
-                      r["metric"], txt + (" *" if sig else "")])
-    return header, cells, marked
-
-
-def data_tables(manifest: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, cells) tables of the manifest: splits, class counts, entropy bins, dropped."""
-    splits = manifest.get("splits", {})
-    tables = []
-    cells = [[s, f"{int(d.get('n', 0)):,}", ", ".join(f"{c} {n:,}" for c, n in (d.get("cities") or {}).items())]
-             for s, d in splits.items()]
-    tables.append(("Images per split", ["split", "images", "cities"], cells))
-    head = ["split"] + [f"{LCZ_CODES[i]} {LCZ_NAMES[i]}" for i in range(N_URBAN)]
-    cells = [[s] + [f"{int(c):,}" for c in (d.get("class_counts") or [])] for s, d in splits.items()]
-    tables.append(("Majority-vote class counts", head, cells))
-    cells = []
-    for s, d in splits.items():
-        n = max(int(d.get("n", 0)), 1)
-        cells.append([s] + [f"{int(c):,} ({100 * c / n:.1f} %)" for c in d.get("entropy_bins") or []])
-    tables.append(("Vote entropy (nats) per paper bin: images (share)", ["split"] + entropy_bin_labels(), cells))
-    dropped = manifest.get("dropped") or {}
-    if dropped:
-        tables.append(("Rows dropped when preparing", ["reason", "rows"],
-                       [[k, f"{int(v):,}"] for k, v in dropped.items()]))
-    return tables
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,22 +213,13 @@ def _results_section(d: Document, st: Study, intervals: bool) -> None:
             d.table(*results_table(rows, cols, header, intervals), text_cols=2)
 
 
-def _paired_title(key: str) -> str | None:
-    """The paired table (:data:`RESULT_GROUPS` title) a metric's rows go to; None for the
-    beyond-the-paper groups (their own section; their paired rows stay in paired.csv)."""
-    m = metric(key)
-    if m is None:
-        return _UNKNOWN_GOES_TO
-    return next((title for title, groups in RESULT_GROUPS if m.group in groups), None)
-
-
 def _paired_section(d: Document, st: Study) -> None:
     d.heading("Paired comparisons with one-hot")
     rows = paired_rows(st)
     if not rows:
         d.para(f"No {layout.PAIRED_CSV} in the study folder.")
         return
-    by_title = {title: [r for r in rows if _paired_title(r["metric"]) == title] for title, _ in RESULT_GROUPS}
+    by_title = {title: [r for r in rows if paired_title(r["metric"]) == title] for title, _ in RESULT_GROUPS}
     left = len(rows) - sum(len(v) for v in by_title.values())
     d.para("Mean over seeds of the paired difference (regime minus one-hot, same seed) with its "
            "95 % bootstrap interval; * = interval excludes 0."
@@ -342,7 +237,7 @@ def _figures_section(d: Document, st: Study) -> None:
     fig_dir = st.path / layout.FIGURES_DIR
     shown = [(stem, cap) for stem, cap in FIGURES if (fig_dir / f"{stem}.png").is_file()]
     for stem, caption in shown:
-        d.figure(fig_dir / f"{stem}.png", f"{layout.FIGURES_DIR}/{stem}.png", caption.format(n_bins=st.n_bins))
+        d.figure(fig_dir / f"{stem}.png", f"{layout.FIGURES_DIR}/{stem}.png", caption.format(n_bins=st.n_bins or "?"))
     if not shown:
         d.para("No figures (run `lczldl figures --study` once predictions exist).", "warn")
 
@@ -365,8 +260,6 @@ def _config_section(d: Document, st: Study) -> None:
 
 
 def _write(st: Study, intervals: bool | None = None) -> tuple[Path, Path]:
-    from lczldl.viz.beyond_section import beyond_section
-
     ci = st.intervals if intervals is None else intervals
     d = Document()
     title = f"LCZ label-distribution study: {st.path.name}"
