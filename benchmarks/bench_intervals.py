@@ -15,6 +15,7 @@ import platform
 import numpy as np
 from timing import best_of
 
+from lczldl.config import EvaluationConfig
 from lczldl.distributions import entropy_nats
 from lczldl.evaluation.conformal import (
     DEFAULT_LEVELS,
@@ -47,6 +48,7 @@ def main() -> None:
     ap.add_argument("--n-val", type=int, default=1157)
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bins", type=int, default=EvaluationConfig().n_bins, help="calibration bins")
     args = ap.parse_args()
     p, y, d, votes = case(args.n, 0)
     pv, yv, _, _ = case(args.n_val, 1)
@@ -68,9 +70,9 @@ def main() -> None:
         for s in signal_metrics(signals, correct, ent, w).values():
             [percentile_interval(v) for v in s.values()]
 
-    rows = [("compute_metrics (point, reference)", lambda: compute_metrics(p, y, d)),
+    rows = [("compute_metrics (point, reference)", lambda: compute_metrics(p, y, d, args.bins)),
             (f"compute_metrics keys, {args.boot} draws", lambda: bootstrap_intervals(
-                lambda w: compute_metrics(p, y, d, weights=w), len(y), n_boot=args.boot)),
+                lambda w: compute_metrics(p, y, d, args.bins, weights=w), len(y), n_boot=args.boot)),
             ("conformal 3 scores x 2 levels (point)", lambda: conformal_metrics(pv, yv, p, y, votes)),
             (f"conformal + {args.boot}-draw intervals", conformal_with_intervals),
             ("selective + 4 signals (point)",

@@ -29,16 +29,20 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--n-temp", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bins", type=int, default=None, help="calibration bins (default: the config's)")
     args = ap.parse_args()
+    from lczldl.config import EvaluationConfig
     from lczldl.evaluation import compute_metrics, fit_temperature, fit_vector_scaling
 
+    bins = args.bins or EvaluationConfig().n_bins
     lp, probs, labels, dist = _case(args.n, 10)
     lpt, _, labt, distt = _case(args.n_temp, 10, seed=1)
-    compute_metrics(probs[:1000], labels[:1000], dist[:1000])     # warm imports
+    compute_metrics(probs[:1000], labels[:1000], dist[:1000], bins)     # warm imports
     rows = [
-        (f"compute_metrics right {args.n:,} x 10", best_of(lambda: compute_metrics(probs, labels, dist), args.repeat)),
+        (f"compute_metrics right {args.n:,} x 10",
+         best_of(lambda: compute_metrics(probs, labels, dist, bins), args.repeat)),
         (f"compute_metrics left  {args.n:,} x 10",
-         best_of(lambda: compute_metrics(probs, labels, dist, binning="left"), args.repeat)),
+         best_of(lambda: compute_metrics(probs, labels, dist, bins, binning="left"), args.repeat)),
         (f"fit_temperature one-hot {args.n_temp:,} x 10", best_of(lambda: fit_temperature(lpt * 2, labt), args.repeat)),
         (f"fit_temperature distr   {args.n_temp:,} x 10", best_of(lambda: fit_temperature(lpt * 2, distt), args.repeat)),
         (f"fit_vector_scaling      {args.n_temp:,} x 10", best_of(lambda: fit_vector_scaling(lpt * 2, labt), args.repeat)),

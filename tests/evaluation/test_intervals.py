@@ -94,16 +94,17 @@ def test_weighted_compute_metrics_equal_compute_metrics_on_resamples(binning, ov
 
 def test_weighted_compute_metrics_with_unit_counts_and_bad_weights():
     p, labels, d = case(120, seed=6)
-    one = compute_metrics(p, labels, d, weights=np.ones((1, 120)))
-    ref = compute_metrics(p, labels, d)
+    one = compute_metrics(p, labels, d, 20, weights=np.ones((1, 120)))    # 20: the paper's bins
+    ref = compute_metrics(p, labels, d, 20)
     for key in METRIC_KEYS:
         assert one[key][0] == pytest.approx(ref[key], rel=1e-12, abs=1e-14, nan_ok=True), key
     with pytest.raises(DataError, match="weights must be"):
-        compute_metrics(p, labels, d, weights=np.ones((2, 119)))
+        compute_metrics(p, labels, d, 20, weights=np.ones((2, 119)))
 
 
 def _metric_intervals(p, labels, d, **kw):
-    return bootstrap_intervals(lambda w: compute_metrics(p, labels, d, weights=w), len(labels), **kw)
+    """Bootstrap intervals of every metric, in the paper's 20 bins."""
+    return bootstrap_intervals(lambda w: compute_metrics(p, labels, d, 20, weights=w), len(labels), **kw)
 
 
 def test_metric_intervals_chunking_and_bracket():
@@ -112,7 +113,7 @@ def test_metric_intervals_chunking_and_bracket():
     b = _metric_intervals(p, labels, d, n_boot=200, chunk=300 * 7)            # 7 draws per chunk
     assert list(a) == list(METRIC_KEYS) and list(a) == list(b)
     np.testing.assert_array_equal(np.array(list(a.values())), np.array(list(b.values())))  # NaN == NaN
-    point = compute_metrics(p, labels, d)
+    point = compute_metrics(p, labels, d, 20)
     for key in ("oa", "ece", "ce_distr", "kappa", "entropy_spearman"):
         assert a[key][0] < point[key] < a[key][1], key
 

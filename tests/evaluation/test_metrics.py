@@ -16,6 +16,8 @@ from lczldl.evaluation import METRIC_KEYS, compute_metrics
 P = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.5, 0.4, 0.1], [0.2, 0.3, 0.5]])
 Y = np.array([0, 1, 1, 2])                    # preds 0, 1, 0, 2 -> correct 1, 1, 0, 1
 D = np.array([[1.0, 0, 0], [0, 0.5, 0.5], [0.5, 0.5, 0], [0, 0, 1.0]])
+#: the paper's 20 calibration bins, for the cases below whose numbers do not depend on the bins
+BINS = 20
 
 
 def test_hand_computed_classification():
@@ -92,7 +94,7 @@ def test_spearman_hand_and_ties():
 def test_entropy_spearman_perfect():
     rng = np.random.default_rng(0)
     d = rng.dirichlet(np.ones(5), 50)
-    m = compute_metrics(d, d.argmax(1), d)
+    m = compute_metrics(d, d.argmax(1), d, BINS)
     assert m["entropy_spearman"] == pytest.approx(1.0)
     assert m["kl_distr"] == pytest.approx(0, abs=1e-12) and m["js_distr"] == pytest.approx(0, abs=1e-12)
 
@@ -121,7 +123,7 @@ def test_precision_kappa_against_loops():
         probs[:, 5] *= 0.01                                     # class 5 rarely/never predicted
         probs /= probs.sum(1, keepdims=True)
         labels = rng.integers(0, 4 + (trial % 2), n)           # class 4/5 sometimes absent
-        m = compute_metrics(probs, labels, probs)
+        m = compute_metrics(probs, labels, probs, BINS)
         maa, waa, kappa = _plain_reference(labels, probs.argmax(1), k)
         assert m["maa"] == pytest.approx(maa) and m["waa"] == pytest.approx(waa)
         assert m["kappa"] == pytest.approx(kappa)
@@ -130,7 +132,7 @@ def test_precision_kappa_against_loops():
 def test_keras_clipping_on_saturated_probabilities():
     p = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     d = np.array([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]])
-    m = compute_metrics(p, np.array([0, 2]), d)
+    m = compute_metrics(p, np.array([0, 2]), d, BINS)
     # Keras clips to [1e-7, 1 - 1e-7]: -log(1 - 1e-7) for a right saturated row, -log(1e-7) for a zero
     assert m["ce_one_hot"] == pytest.approx((-math.log1p(-1e-7) - math.log(1e-7)) / 2)
     assert m["ce_distr"] == pytest.approx((-.5 * math.log1p(-1e-7) - .5 * math.log(1e-7)
@@ -140,7 +142,7 @@ def test_keras_clipping_on_saturated_probabilities():
 
 def test_keras_renormalises_rows():
     p = np.array([[0.6004, 0.4], [0.3, 0.7]])                 # first row sums to 1.0004 (tolerated)
-    m = compute_metrics(p, np.array([0, 1]), np.array([[1.0, 0], [0, 1.0]]))
+    m = compute_metrics(p, np.array([0, 1]), np.array([[1.0, 0], [0, 1.0]]), BINS)
     assert m["ce_one_hot"] == pytest.approx(-(math.log(0.6004 / 1.0004) + math.log(0.7)) / 2)
 
 
@@ -148,9 +150,9 @@ def test_confidence_override_changes_only_confidence_metrics():
     rng = np.random.default_rng(5)
     p = rng.dirichlet(np.ones(4), 300)
     y = rng.integers(0, 4, 300)
-    base = compute_metrics(p, y, p)
+    base = compute_metrics(p, y, p, BINS)
     conf = np.full(300, 0.99)
-    alt = compute_metrics(p, y, p, confidence=conf)
+    alt = compute_metrics(p, y, p, BINS, confidence=conf)
     correct = (p.argmax(1) == y).mean()
     assert alt["ece"] == pytest.approx(abs(0.99 - correct))
     assert alt["oa"] == base["oa"] and alt["sce"] == base["sce"] and alt["nll"] == base["nll"]
@@ -159,7 +161,7 @@ def test_confidence_override_changes_only_confidence_metrics():
 def test_json_roundtrip_with_nan_as_null():
     from lczldl.fileio import dumps_json
 
-    text = dumps_json(compute_metrics(P, Y, D))
+    text = dumps_json(compute_metrics(P, Y, D, BINS))
     back = json.loads(text)
     assert back["oa_ebin1"] is None and back["oa"] == 0.75
 
@@ -178,7 +180,7 @@ def test_json_roundtrip_with_nan_as_null():
 def test_bad_inputs_raise_one_line_data_error(mutate, msg):
     p, y, d = mutate(P.copy(), Y.copy(), D.copy())
     with pytest.raises(DataError) as err:
-        compute_metrics(p, y, d, where="runs/onehot/seed0")
+        compute_metrics(p, y, d, BINS, where="runs/onehot/seed0")
     assert msg in str(err.value) and "\n" not in str(err.value)
     assert isinstance(err.value, LczldlError)
     assert "runs/onehot/seed0" in str(err.value)

@@ -123,7 +123,7 @@ def test_metrics_by_entropy_bin_matches_compute_metrics(data):
     rng, labels, ent = data
     p = _probs(rng, labels)
     dist = np.eye(K)[labels] * 0.5 + 0.05          # only to feed compute_metrics; entropy given apart
-    got = F.metrics_by_entropy_bin(p, labels, ent)
+    got = F.metrics_by_entropy_bin(p, labels, ent, 20)                   # the paper's 20 bins
     assert got["count"].sum() == len(labels)
     # independent: accuracy per bin by explicit masks
     edges = np.array(ENTROPY_BIN_EDGES)
@@ -131,7 +131,7 @@ def test_metrics_by_entropy_bin_matches_compute_metrics(data):
         sel = (ent >= edges[b]) & (ent < edges[b + 1])
         if sel.any():
             assert got["accuracy"][b] == pytest.approx((p[sel].argmax(1) == labels[sel]).mean())
-            ece = compute_metrics(p[sel], labels[sel], dist[sel] / dist[sel].sum(1, keepdims=True))["ece"]
+            ece = compute_metrics(p[sel], labels[sel], dist[sel] / dist[sel].sum(1, keepdims=True), 20)["ece"]
             assert got["ece"][b] == pytest.approx(ece)
         else:
             assert math.isnan(got["accuracy"][b])
@@ -161,11 +161,11 @@ def test_plot_reliability_single_and_grid(tmp_path, data):
     rng, labels, _ = data
     p = _probs(rng, labels)
     stem = tmp_path / "rel"
-    _check_files(F.plot_reliability(p, labels, stem, title="one-hot", ece=0.05), stem)
+    _check_files(F.plot_reliability(p, labels, stem, n_bins=20, title="one-hot", ece=0.05), stem)
     panels = {"onehot": {"plain": (p, labels), "temperature": (np.sqrt(p) / np.sqrt(p).sum(1, keepdims=True), labels)},
               "dist": {"plain": (p, labels)}}                   # TS missing -> "not available" panel
     stem = tmp_path / "grid"
-    _check_files(F.plot_reliability_grid(panels, stem), stem)
+    _check_files(F.plot_reliability_grid(panels, stem, n_bins=20), stem)
 
 
 def test_plot_vote_entropy_bars(tmp_path, data):
@@ -187,10 +187,10 @@ def test_plot_metrics_by_entropy_bin_and_hexbin(tmp_path, data):
     rng, labels, ent = data
     per = {r: [(_probs(rng, labels), labels, ent) for _ in range(2)] for r in ("onehot", "dist")}
     stem = tmp_path / "meb"
-    _check_files(F.plot_metrics_by_entropy_bin(per, stem), stem)
+    _check_files(F.plot_metrics_by_entropy_bin(per, stem, n_bins=20), stem)
     one = {"dist": (_probs(rng, labels), labels, ent)}       # a single seed (no error bars)
     stem = tmp_path / "meb1"
-    _check_files(F.plot_metrics_by_entropy_bin(one, stem), stem)
+    _check_files(F.plot_metrics_by_entropy_bin(one, stem, n_bins=20), stem)
     hexd = {r: (_probs(rng, labels), ent) for r in ("onehot", "onehot_ls", "dist", "dist_ls", "dawid_skene")}
     stem = tmp_path / "hex"
     _check_files(F.plot_entropy_hexbin(hexd, stem), stem)
@@ -261,12 +261,12 @@ def test_reliability_bars_gaps_histogram_and_ece():
 def test_reliability_grid_panels_and_missing_one(data):
     rng, labels, _ = data
     p = _probs(rng, labels)
-    fig = F.draw_reliability_grid({"dist": {"plain": (p, labels)}, "onehot": {"plain": (p, labels)}})
+    fig = F.draw_reliability_grid({"dist": {"plain": (p, labels)}, "onehot": {"plain": (p, labels)}}, n_bins=20)
     titles = [a.get_title() for a in fig.axes[::2]]          # (diagram, histogram) per panel
     assert titles == ["one-hot, before TS", "one-hot, after TS", "distribution, before TS",
                       "distribution, after TS"]
     assert fig.axes[2].texts[0].get_text() == "not available"
-    ece = compute_metrics(p, labels, np.eye(K)[labels])["ece"]
+    ece = compute_metrics(p, labels, np.eye(K)[labels], n_bins=20)["ece"]
     assert fig.axes[0].texts[0].get_text() == f"ECE = {100 * ece:.2f} %"
 
 
@@ -279,7 +279,7 @@ def test_vote_entropy_bars_heights():
     assert "a note" in [t.get_text() for t in fig.texts]
 
 
-def _hand_bin_metrics(p, y, ent, n_bins=20):
+def _hand_bin_metrics(p, y, ent, n_bins):
     """Accuracy and ECE per entropy bin with explicit masks and loops over (lo, hi] confidence bins."""
     edges = np.array(ENTROPY_BIN_EDGES)
     acc, ece = np.full(6, np.nan), np.full(6, np.nan)
@@ -302,8 +302,8 @@ def _hand_bin_metrics(p, y, ent, n_bins=20):
 def test_metrics_by_entropy_bin_bars_are_seed_means(data):
     rng, labels, ent = data
     seeds = [_probs(rng, labels) for _ in range(2)]
-    fig = F.draw_metrics_by_entropy_bin({"onehot": [(p, labels, ent) for p in seeds]})
-    hand = [_hand_bin_metrics(p, labels, ent) for p in seeds]
+    fig = F.draw_metrics_by_entropy_bin({"onehot": [(p, labels, ent) for p in seeds]}, n_bins=20)
+    hand = [_hand_bin_metrics(p, labels, ent, 20) for p in seeds]                 # the paper's 20 bins
     acc_ax, ece_ax = fig.axes
     for ax, i in ((acc_ax, 0), (ece_ax, 1)):
         vals = 100 * np.array([h[i] for h in hand])

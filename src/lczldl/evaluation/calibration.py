@@ -21,12 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from lczldl.constants import N_BINS
-
 BINNINGS = ("right", "left")
 
 
-def bin_index(conf: np.ndarray, n_bins: int = N_BINS, binning: str = "right") -> np.ndarray:
+def bin_index(conf: np.ndarray, n_bins: int, binning: str = "right") -> np.ndarray:
     """Bin of each confidence (N,) -> (N,) int64 in 0..n_bins-1 ("left": 0..n_bins), -1 = dropped."""
     if binning not in BINNINGS:
         raise ValueError(f"binning must be 'right' or 'left', got {binning!r}")
@@ -55,7 +53,7 @@ def n_buckets(n_bins: int, binning: str) -> int:
     return n_bins + (1 if binning == "left" else 0)
 
 
-def bin_sums(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS, binning: str = "right",
+def bin_sums(conf: np.ndarray, correct: np.ndarray, n_bins: int, binning: str = "right",
              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bucket (count, sum of confidences, number correct): (buckets,) each, or (B, buckets)
     under (B, N) image counts ``weights`` (bootstrap draws, :class:`~lczldl.evaluation.intervals.Sums`)."""
@@ -68,7 +66,7 @@ def bin_sums(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS, binnin
             s.cells(idx, nb, np.asarray(correct, dtype=np.float64)))
 
 
-def calibration_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS,
+def calibration_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int,
                      binning: str = "right") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bucket (count, mean confidence, accuracy); mean/accuracy NaN in empty buckets.
 
@@ -79,7 +77,7 @@ def calibration_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS
         return cnt, s_conf / cnt, s_acc / cnt
 
 
-def ece_mce(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS, binning: str = "right",
+def ece_mce(conf: np.ndarray, correct: np.ndarray, n_bins: int, binning: str = "right",
             weights: np.ndarray | None = None) -> tuple[Any, Any]:
     """(ECE, MCE) of top-label confidence; (nan, nan) when no sample is binned. With (B, N) image
     counts ``weights``: two (B,) arrays, one value per draw."""
@@ -98,7 +96,7 @@ def ece_mce(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS, binning
         return np.where(tot > 0, masked_sum(cnt * gap, nz) / tot, np.nan), masked_max(gap, nz)
 
 
-def sce_seed(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS,
+def sce_seed(probs: np.ndarray, labels: np.ndarray, n_bins: int,
              weights: np.ndarray | None = None) -> Any:
     """The seed's "static calibration error" (utils/calibration.py of the authors' code).
 
@@ -127,7 +125,7 @@ def sce_seed(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS,
         return np.where(tot > 0, masked_sum(np.abs(acc - pk), cnt > 0) / tot / k, np.nan)
 
 
-def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS, binning: str = "right",
+def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int, binning: str = "right",
                   weights: np.ndarray | None = None) -> Any:
     """Classwise ECE (Kull et al. 2019): mean over classes k of the ECE of p_k against 1[label = k],
     all N samples binned on p_k (equal-width bins, ``binning`` convention, except that p_k = 0 is
@@ -146,7 +144,7 @@ def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS, b
     return float(out) if weights is None else out
 
 
-def adaptive_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS,
+def adaptive_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int,
                  weights: np.ndarray | None = None) -> Any:
     """ECE with equal-mass bins: samples sorted by confidence (stable) and cut into n_bins groups
     of sizes as np.array_split (first N mod n_bins groups one larger); |sum acc - sum conf| / N.

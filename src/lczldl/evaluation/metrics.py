@@ -19,7 +19,6 @@ from lczldl.distributions import LOG_FLOOR, N_ENTROPY_BINS, entropy_bin, entropy
 from lczldl.errors import DataError
 from lczldl.evaluation import registry
 from lczldl.evaluation.calibration import (
-    N_BINS,
     adaptive_ece,
     bin_index,
     classwise_ece,
@@ -122,7 +121,7 @@ def _as_labels(labels: np.ndarray, where: str) -> np.ndarray:
     return labels.astype(np.int64, copy=False)
 
 
-def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.ndarray, n_bins: int = N_BINS,
+def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.ndarray, n_bins: int,
                     binning: str = "right", confidence: np.ndarray | None = None,
                     where: str = "predictions", weights: np.ndarray | None = None) -> dict[str, Any]:
     """The paper's metrics and the extras, keys METRIC_KEYS (floats; NaN where undefined).
@@ -200,7 +199,7 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
 
 
 def entropy_bin_metrics(conf: np.ndarray, correct: np.ndarray, vote_entropy: np.ndarray,
-                        n_bins: int = N_BINS, binning: str = "right",
+                        n_bins: int, binning: str = "right",
                         weights: np.ndarray | None = None) -> dict[str, Any]:
     """oa_ebin{b} and ece_ebin{b} per paper vote-entropy bin b (NaN for an empty bin), in one
     sum over (entropy bin, confidence bin) cells; floats, or (B,) arrays under (B, N) image counts

@@ -19,7 +19,6 @@ from lczldl.distributions import (
     entropy_nats,
     spearman,
 )
-from lczldl.evaluation.calibration import N_BINS
 from lczldl.evaluation.metrics import entropy_bin_metrics
 from lczldl.regimes import order_regimes, regime_color, regime_label
 from lczldl.viz.style import (
@@ -62,7 +61,7 @@ def vote_entropy_shares(urban: Array, non_urban: Array) -> dict[str, Array]:
 
 
 def metrics_by_entropy_bin(probs: Array, labels: Array, vote_entropy: Array,
-                           n_bins: int = N_BINS) -> dict[str, Array]:
+                           n_bins: int) -> dict[str, Array]:
     """Accuracy, ECE (right-closed confidence bins) and sample count per paper vote-entropy bin:
     (6,) each, NaN for empty bins; the values of ``oa_ebin*`` / ``ece_ebin*``
     (:func:`lczldl.evaluation.metrics.entropy_bin_metrics`)."""
@@ -121,7 +120,7 @@ def _mean_std(vals: Array) -> tuple[Array, Array | None]:
 
 
 def draw_metrics_by_entropy_bin(per_regime: Mapping[str, Triple | Sequence[Triple]],
-                                n_bins: int = N_BINS) -> Figure:
+                                n_bins: int) -> Figure:
     """Accuracy and ECE (percent) per vote-entropy bin for each regime: axes [accuracy, ECE], one
     bar container per regime in regime order.
 
@@ -163,7 +162,7 @@ def draw_metrics_by_entropy_bin(per_regime: Mapping[str, Triple | Sequence[Tripl
 
 
 def plot_metrics_by_entropy_bin(per_regime: Mapping[str, Triple | Sequence[Triple]], out_stem: Path | str,
-                                n_bins: int = N_BINS) -> list[Path]:
+                                n_bins: int) -> list[Path]:
     """:func:`draw_metrics_by_entropy_bin` saved as ``out_stem``.png/.pdf; returns the paths."""
     return save_figure(draw_metrics_by_entropy_bin(per_regime, n_bins), out_stem)
 

@@ -12,7 +12,7 @@ from matplotlib import colors as mcolors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lczldl.evaluation.calibration import N_BINS, calibration_bins, ece_mce
+from lczldl.evaluation.calibration import calibration_bins, ece_mce
 from lczldl.regimes import order_regimes, regime_label
 from lczldl.viz.style import ACCENT, GAP, NEUTRAL, new_figure, save_figure, styled
 
@@ -21,13 +21,13 @@ Array = np.ndarray
 METHOD_TITLES = {"plain": "before TS", "temperature": "after TS"}
 
 
-def reliability_data(probs: Array, labels: Array, n_bins: int = N_BINS) -> dict[str, Array | float]:
+def reliability_data(probs: Array, labels: Array, n_bins: int) -> dict[str, Array | float]:
     """What a reliability diagram draws, from (N, K) probs and (N,) labels.
 
     Returns per bin (``n_bins``): ``count``, ``confidence`` (mean), ``accuracy`` (NaN when empty),
     ``share`` (count / binned samples), ``edges`` (n_bins + 1); scalars ``ece``, ``mce``
     (:func:`lczldl.evaluation.calibration.ece_mce`), ``avg_confidence`` and ``avg_accuracy`` over
-    the binned samples. Bins are the evaluation's default: (lo, hi], confidence 0 dropped.
+    the binned samples. Bins are the evaluation's: (lo, hi], confidence 0 dropped.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -93,7 +93,7 @@ def _draw_reliability(ax: Axes, axh: Axes, data: dict, *, title: str | None, ece
         axh.legend(loc="upper left", fontsize=7)
 
 
-def draw_reliability(probs: Array, labels: Array, n_bins: int = N_BINS, title: str | None = None,
+def draw_reliability(probs: Array, labels: Array, n_bins: int, title: str | None = None,
                      ece: float | None = None) -> Figure:
     """One reliability diagram (paper style) with the confidence histogram below.
 
@@ -108,13 +108,13 @@ def draw_reliability(probs: Array, labels: Array, n_bins: int = N_BINS, title: s
     return fig
 
 
-def plot_reliability(probs: Array, labels: Array, out_stem: Path | str, n_bins: int = N_BINS,
+def plot_reliability(probs: Array, labels: Array, out_stem: Path | str, n_bins: int,
                      title: str | None = None, ece: float | None = None) -> list[Path]:
     """:func:`draw_reliability` saved as ``out_stem``.png/.pdf; returns the paths."""
     return save_figure(draw_reliability(probs, labels, n_bins, title, ece), out_stem)
 
 
-def draw_reliability_grid(panels: Mapping[str, Mapping[str, tuple[Array, Array]]], n_bins: int = N_BINS,
+def draw_reliability_grid(panels: Mapping[str, Mapping[str, tuple[Array, Array]]], n_bins: int,
                           methods: Sequence[str] = ("plain", "temperature"),
                           method_titles: Mapping[str, str] | None = None,
                           ece: Mapping[str, Mapping[str, float]] | None = None) -> Figure:
@@ -149,7 +149,7 @@ def draw_reliability_grid(panels: Mapping[str, Mapping[str, tuple[Array, Array]]
 
 
 def plot_reliability_grid(panels: Mapping[str, Mapping[str, tuple[Array, Array]]], out_stem: Path | str,
-                          n_bins: int = N_BINS, methods: Sequence[str] = ("plain", "temperature"),
+                          n_bins: int, methods: Sequence[str] = ("plain", "temperature"),
                           method_titles: Mapping[str, str] | None = None,
                           ece: Mapping[str, Mapping[str, float]] | None = None) -> list[Path]:
     """:func:`draw_reliability_grid` saved as ``out_stem``.png/.pdf; returns the paths."""
