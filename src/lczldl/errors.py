@@ -2,13 +2,30 @@
 
 The CLI turns any ``LczldlError`` into one line on stderr and exit code 2 (no traceback).
 Messages should say what went wrong, where (file, key, run) and how to fix it.
+
+Library code names what the caller passed by its own name, never by a CLI flag: a function
+parameter as ``name`` / ``name=value`` (``seed=-1: must be >= 0``, ``pass resume=True``), a config
+key as the dotted key (``train.logger=mlflow``). An error that names parameters lists them in
+``params``; a front end that knows them under other names rewrites them there and only there
+(the CLI: ``lczldl.cli.options.PARAM_FLAGS`` via ``lczldl.cli.options.with_flags``, so the user
+of ``lczldl train`` reads ``pass --resume``). Raise e.g.
+``RunError(f"{run}: ...; pass resume=True to continue it", params=("resume",))``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class LczldlError(Exception):
-    """Base class of all errors meant for the user."""
+    """Base class of all errors meant for the user.
+
+    ``params``: the parameters (function arguments or dotted config keys) the message names, as
+    ``name``, ``name=value`` or ``name=True`` (see the module docstring)."""
+
+    def __init__(self, *args: object, params: Sequence[str] = ()) -> None:
+        super().__init__(*args)
+        self.params: tuple[str, ...] = tuple(params)
 
 
 class DataError(LczldlError):

@@ -135,9 +135,9 @@ def test_datamodule_is_deterministic_per_seed_and_epoch(store):
         loader.sampler.set_epoch(epoch)
         return [b["index"].tolist() for b in loader]
 
-    a = LCZDataModule(store, target="onehot", batch_size=16, seed=3)
-    b = LCZDataModule(store, target="onehot", batch_size=16, seed=3)
-    c = LCZDataModule(store, target="onehot", batch_size=16, seed=4)
+    a = LCZDataModule(store, target="onehot", batch_size=16, label_smoothing=0.1, seed=3)
+    b = LCZDataModule(store, target="onehot", batch_size=16, label_smoothing=0.1, seed=3)
+    c = LCZDataModule(store, target="onehot", batch_size=16, label_smoothing=0.1, seed=4)
     n = a.manifest["splits"]["train"]["n"]
     e0, e1 = epoch_indices(a, 0), epoch_indices(a, 1)
     assert e0 == epoch_indices(b, 0) and e1 == epoch_indices(b, 1)
@@ -153,7 +153,7 @@ def test_datamodule_targets_bands_and_workers(store):
     from lczldl.data.datamodule import LCZDataModule
 
     dm = LCZDataModule(store, target="distribution_ls", eval_target="distribution", batch_size=8,
-                       bands=["S2_B04", "S2_B03", "S2_B02"])
+                       label_smoothing=0.1, bands=["S2_B04", "S2_B03", "S2_B02"])
     assert dm.num_classes == 10 and dm.bands == ["S2_B04", "S2_B03", "S2_B02"]
     assert dm.manifest["format"] == "lczldl-store"
     tb = next(iter(dm.train_dataloader()))
@@ -161,12 +161,12 @@ def test_datamodule_targets_bands_and_workers(store):
     assert tb["image"].shape == (8, 3, 32, 32)
     assert (tb["target"] >= 0.01 - 1e-6).all()                                  # smoothed for training
     np.testing.assert_array_equal(vb["target"].numpy(), np.load(store / "val" / "distribution.npy")[:8])
-    assert LCZDataModule(store, target="onehot").eval_target == "onehot"
+    assert LCZDataModule(store, target="onehot", batch_size=8, label_smoothing=0.1).eval_target == "onehot"
     with pytest.raises(DataError):
-        LCZDataModule(store, target="onehot", eval_target="nope")
+        LCZDataModule(store, target="onehot", eval_target="nope", batch_size=8, label_smoothing=0.1)
     # a worker process (fork) reads the same batches as the main process
-    dw = LCZDataModule(store, target="onehot", batch_size=8, num_workers=1)
-    d0 = LCZDataModule(store, target="onehot", batch_size=8, num_workers=0)
+    dw = LCZDataModule(store, target="onehot", batch_size=8, label_smoothing=0.1, num_workers=1)
+    d0 = LCZDataModule(store, target="onehot", batch_size=8, label_smoothing=0.1, num_workers=0)
     for x, y in zip(dw.test_dataloader(), d0.test_dataloader(), strict=True):
         torch.testing.assert_close(x["image"], y["image"], rtol=0, atol=0)
 

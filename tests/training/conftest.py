@@ -9,10 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lczldl.config import LczldlConfig, load_config
 from lczldl.constants import BANDS, N_URBAN
 
 #: fast overrides: the smallest Sen2LCZ (depth 5, width 2), few epochs
 TINY = ["model.depth=5", "model.width=2", "train.batch_size=16", "train.num_threads=1"]
+
+
+def run_config(overrides: list[str], regime: str | None = None, max_epochs: int | None = None) -> LczldlConfig:
+    """The resolved config of a test run: defaults <- ``overrides`` <- the regime and epoch cap
+    (None = keep), resolved once as ``lczldl train`` does before calling ``train_run``."""
+    return load_config(None, list(overrides), **{"train.regime": regime, "train.max_epochs": max_epochs})
 
 
 def write_tiny_store(root: Path, n: dict[str, int] | None = None, seed: int = 0) -> Path:

@@ -6,12 +6,17 @@ import yaml
 from lczldl.config import LczldlConfig, default_config_text, dump_config, load_config, parse_override
 from lczldl.errors import ConfigError
 
+from .conftest import run_config
+
 
 def test_shipped_default_yaml_equals_model_defaults():
     assert LczldlConfig.model_validate(yaml.safe_load(default_config_text())) == LczldlConfig()
     c = LczldlConfig()
     assert (c.train.lr, c.train.batch_size, c.train.max_epochs, c.train.patience) == (0.002, 64, 300, 20)
     assert (c.model.depth, c.model.width, c.model.dropout) == (17, 16, 0.2)
+    # the paper's Nadam and lr steps (Keras: epsilon 1e-7, schedule decay 0.004), declared only here
+    assert (c.train.lr_decay, c.train.lr_step_epochs, c.train.nadam_eps, c.train.nadam_momentum_decay,
+            c.train.label_smoothing) == (0.5, 5, 1e-7, 0.004, 0.1)
 
 
 def test_precedence_file_then_set_then_keywords(tmp_path):
@@ -160,7 +165,8 @@ def test_missing_logger_package_is_a_config_error(tiny_store, tmp_path, monkeypa
     for m in modules:
         monkeypatch.setitem(sys.modules, m, None)  # import fails as if not installed
     with pytest.raises(ConfigError, match=f"train.logger={kind}.*pip install"):
-        train_run(tiny_store, "onehot", 0, tmp_path / "runs", overrides=[f"train.logger={kind}"], progress=False)
+        train_run(tiny_store, 0, tmp_path / "runs", run_config([f"train.logger={kind}"], "onehot"),
+                  progress=False)
     assert not (tmp_path / "runs").exists()
 
 

@@ -17,7 +17,7 @@ from lczldl.training.fastpath import LIGHTNING, PACKED, choose_engine, pack_refu
 from lczldl.training.packed import PackResult
 from lczldl.training.run import train_run
 
-from .conftest import TINY
+from .conftest import TINY, run_config
 
 
 @pytest.mark.parametrize("settings, cuda, n_gpus, expected", [
@@ -59,27 +59,27 @@ def test_this_machine_picks_lightning_without_cuda():
 
 
 def test_train_run_delegates_to_the_pack_when_cuda_is_present(tiny_store, tmp_path, monkeypatch):
-    """Told that CUDA is there, train_run hands the run to train_pack as a pack of one (with the
-    typed options as overrides and bf16 from the precision); nothing is trained here."""
+    """Told that CUDA is there, train_run hands the run to train_pack as a pack of one (the very
+    config object it was given, resolved once); nothing is trained here."""
     from lczldl.training import packed
+    from lczldl.training import run as run_module
 
     calls = []
 
-    def spy(data, members, out, config=None, overrides=None, max_epochs=None, resume=False, **kw):
-        calls.append({"members": members, "overrides": overrides, "max_epochs": max_epochs, "resume": resume, **kw})
+    def spy(data, members, out, cfg, resume=False, **kw):
+        calls.append({"members": members, "cfg": cfg, "resume": resume, **kw})
         (regime, seed), = members
         return [PackResult(regime, seed, out / regime / f"seed{seed}", "finished", 3)]
 
-    monkeypatch.setattr(fastpath, "cuda_devices", lambda: (True, 1))
+    monkeypatch.setattr(run_module, "cuda_devices", lambda: (True, 1))   # what train_run asks
     monkeypatch.setattr(packed, "train_pack", spy)
-    run = train_run(tiny_store, "dist", 4, tmp_path, overrides=["train.precision=bf16-mixed"], max_epochs=3,
-                    num_threads=2, progress=False)
+    cfg = run_config(["train.precision=bf16-mixed", "train.num_threads=2"], "dist", 3)
+    run = train_run(tiny_store, 4, tmp_path, cfg, progress=False)
     assert run == tmp_path / "dist" / "seed4"
     (call,) = calls
-    assert call["members"] == [("dist", 4)] and call["max_epochs"] == 3 and call["resume"] is False
-    assert call["bf16"] is True and call["overrides"] == ["train.precision=bf16-mixed", "train.num_threads=2"]
+    assert call["members"] == [("dist", 4)] and call["cfg"] is cfg and call["resume"] is False
     # a config the pack cannot train stays on Lightning: the spy is not called (trained for real on CPU)
-    train_run(tiny_store, "dist", 5, tmp_path, overrides=TINY + ["train.precision=64-true"], max_epochs=1,
+    train_run(tiny_store, 5, tmp_path, run_config(TINY + ["train.precision=64-true"], "dist", 1),
               progress=False)
     assert len(calls) == 1 and json.loads((tmp_path / "dist" / "seed5" / "run.json").read_text())["status"] == "finished"
 
@@ -87,7 +87,7 @@ def test_train_run_delegates_to_the_pack_when_cuda_is_present(tiny_store, tmp_pa
 def test_engine_packed_trains_a_single_run_on_cpu(tiny_store, tmp_path, capsys):
     """train.engine=packed on CPU: train_run's delegation for real; the run folder is a solo
     run's (metrics.csv per epoch, checkpoints, run.json) plus the pack record."""
-    run = train_run(tiny_store, "onehot", 1, tmp_path, overrides=TINY + ["train.engine=packed"], max_epochs=2)
+    run = train_run(tiny_store, 1, tmp_path, run_config(TINY + ["train.engine=packed"], "onehot", 2))
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "finished" and info["epochs"] == 2
     assert info["pack"] == {"members": ["onehot/seed1"], "device": "cpu", "precision": "fp32"}
@@ -97,11 +97,12 @@ def test_engine_packed_trains_a_single_run_on_cpu(tiny_store, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "packed engine" in err and f"epoch 1 train_loss {rows[1]['train_loss']:.4f}" in err
     # finished: a rerun is a no-op, as for a Lightning run
-    train_run(tiny_store, "onehot", 1, tmp_path, overrides=TINY + ["train.engine=packed"], max_epochs=2)
+    train_run(tiny_store, 1, tmp_path, run_config(TINY + ["train.engine=packed"], "onehot", 2))
     assert "already finished" in capsys.readouterr().err
 
 
 def test_engine_packed_refusal_writes_nothing(tiny_store, tmp_path):
     with pytest.raises(ConfigError, match="train.engine=packed cannot train with train.precision=16-mixed"):
-        train_run(tiny_store, "dist", 0, tmp_path, overrides=TINY + ["train.engine=packed", "train.precision=16-mixed"])
+        train_run(tiny_store, 0, tmp_path,
+                  run_config(TINY + ["train.engine=packed", "train.precision=16-mixed"], "dist"))
     assert not (tmp_path / "dist").exists()

@@ -117,8 +117,8 @@ def test_packed_nadam_update_equals_each_members_update() -> None:
     models = [_solo(s, "channels_last") for s in (0, 1)]
     net = PackedSen2LCZ(models[0].model_kwargs, 2)
     net.load_members([m.state_dict() for m in models])
-    solo_opts = [make_optimizer(m.parameters(), **OPT) for m in models]
-    opt = make_optimizer(net.parameters(), **OPT)
+    solo_opts = [make_optimizer(m.parameters(), lr=0.002, **OPT) for m in models]
+    opt = make_optimizer(net.parameters(), lr=0.002, **OPT)
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
         for m in models:
@@ -190,7 +190,8 @@ def test_epoch_seed_is_the_solo_modules_dropout_reseed() -> None:
 
     from lczldl.training.module import LCZModule
 
-    module = LCZModule({"depth": 5, "width": 2}, seed=4)
+    module = LCZModule({"depth": 5, "width": 2}, loss="ce", lr=0.002, lr_decay=0.5, lr_step_epochs=5,
+                       nadam_eps=1e-7, nadam_momentum_decay=4e-3, seed=4)
     with torch.random.fork_rng(devices=[]):
         for epoch, rank in ((0, 0), (3, 0), (7, 1)):
             module._trainer = SimpleNamespace(current_epoch=epoch, global_rank=rank)

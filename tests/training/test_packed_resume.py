@@ -16,7 +16,7 @@ from lczldl.errors import RunError
 from lczldl.training.callbacks import read_metrics_csv
 from lczldl.training.packed import train_pack
 
-from .conftest import TINY
+from .conftest import TINY, run_config
 
 MEMBERS = [("onehot", 0), ("dist", 1)]
 SETTINGS = TINY + ["train.lr_step_epochs=2"]
@@ -25,9 +25,11 @@ EPOCHS = 8
 CHILD = """
 import sys
 from pathlib import Path
+from lczldl.config import load_config
 from lczldl.training.packed import train_pack
-train_pack(Path(sys.argv[1]), [("onehot", 0), ("dist", 1)], Path(sys.argv[2]), overrides=sys.argv[4:],
-           max_epochs=int(sys.argv[3]), on_epoch=lambda e, r: print(f"epoch {e}", flush=True))
+cfg = load_config(None, sys.argv[4:], **{"train.max_epochs": int(sys.argv[3])})
+train_pack(Path(sys.argv[1]), [("onehot", 0), ("dist", 1)], Path(sys.argv[2]), cfg,
+           on_epoch=lambda e, r: print(f"epoch {e}", flush=True))
 """
 TIMING = ("train_seconds", "train_samples_per_second")
 
@@ -42,7 +44,7 @@ def _same_checkpoint(a, b) -> None:
 
 
 def test_killed_pack_resumes_to_the_uninterrupted_result(tiny_store, tmp_path):
-    ref = train_pack(tiny_store, MEMBERS, tmp_path / "ref", overrides=SETTINGS, max_epochs=EPOCHS)
+    ref = train_pack(tiny_store, MEMBERS, tmp_path / "ref", run_config(SETTINGS, max_epochs=EPOCHS))
     out = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tiny_store), str(out), str(EPOCHS), *SETTINGS],
@@ -55,9 +57,9 @@ def test_killed_pack_resumes_to_the_uninterrupted_result(tiny_store, tmp_path):
     statuses = [json.loads((out / r / f"seed{s}" / "run.json").read_text())["status"] for r, s in MEMBERS]
     assert statuses == ["running", "running"], "the pack finished before it could be killed"
 
-    with pytest.raises(RunError, match="--resume"):
-        train_pack(tiny_store, MEMBERS, out, overrides=SETTINGS, max_epochs=EPOCHS)
-    res = train_pack(tiny_store, MEMBERS, out, overrides=SETTINGS, max_epochs=EPOCHS, resume=True)
+    with pytest.raises(RunError, match="resume=True"):
+        train_pack(tiny_store, MEMBERS, out, run_config(SETTINGS, max_epochs=EPOCHS))
+    res = train_pack(tiny_store, MEMBERS, out, run_config(SETTINGS, max_epochs=EPOCHS), resume=True)
     assert [r.status for r in res] == [r.status for r in ref] == ["finished", "finished"]
     for a, b in zip(ref, res, strict=True):
         ra, rb = (read_metrics_csv(r.run_dir / "metrics.csv") for r in (a, b))

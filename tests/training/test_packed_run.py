@@ -22,7 +22,7 @@ from lczldl.training.packed import train_pack
 from lczldl.training.packed_engine import PackEngine
 from lczldl.training.run import train_run
 
-from .conftest import TINY
+from .conftest import TINY, run_config
 from .test_run import _val_loss_of
 
 
@@ -34,8 +34,8 @@ def _ck(run, which="last"):
 def pair(tiny_store, tmp_path_factory):
     """A pack (onehot seed 0, dist seed 3) and the solo run of dist seed 3, 2 epochs each."""
     out = tmp_path_factory.mktemp("pair")
-    results = train_pack(tiny_store, [("onehot", 0), ("dist", 3)], out / "pack", overrides=TINY, max_epochs=2)
-    solo = train_run(tiny_store, "dist", 3, out / "solo", overrides=TINY, max_epochs=2, progress=False)
+    results = train_pack(tiny_store, [("onehot", 0), ("dist", 3)], out / "pack", run_config(TINY, max_epochs=2))
+    solo = train_run(tiny_store, 3, out / "solo", run_config(TINY, "dist", 2), progress=False)
     return results, solo, out
 
 
@@ -96,11 +96,12 @@ def test_members_start_from_the_solo_init(tiny_store, tmp_path):
 
     from lczldl.training.module import LCZModule
 
-    train_pack(tiny_store, [("dist", 7), ("onehot", 2)], tmp_path, overrides=TINY + ["train.lr=1e-30"],
-               max_epochs=1)
+    train_pack(tiny_store, [("dist", 7), ("onehot", 2)], tmp_path,
+               run_config(TINY + ["train.lr=1e-30"], max_epochs=1))
     for regime, seed in (("dist", 7), ("onehot", 2)):
         L.seed_everything(seed, verbose=False)
-        ref = LCZModule({"depth": 5, "width": 2}).state_dict()
+        ref = LCZModule({"depth": 5, "width": 2}, loss="ce", lr=1e-30, lr_decay=0.5, lr_step_epochs=5,
+                        nadam_eps=1e-7, nadam_momentum_decay=4e-3, seed=seed).state_dict()
         got = _ck(tmp_path / regime / f"seed{seed}")["state_dict"]
         for key in ref:
             if "running_" not in key and "num_batches" not in key:
@@ -109,13 +110,13 @@ def test_members_start_from_the_solo_init(tiny_store, tmp_path):
 
 def test_a_solo_resume_continues_a_packed_run(tiny_store, tmp_path):
     """A packed member's last.ckpt is a valid resume point for `lczldl train --resume`."""
-    train_pack(tiny_store, [("onehot", 1), ("dist", 1)], tmp_path, overrides=TINY + ["train.lr_step_epochs=2"],
-               max_epochs=2)
+    train_pack(tiny_store, [("onehot", 1), ("dist", 1)], tmp_path,
+               run_config(TINY + ["train.lr_step_epochs=2"], max_epochs=2))
     run = tmp_path / "dist" / "seed1"
     before = read_metrics_csv(run / "metrics.csv")
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps(dict(info, status="running")))   # as if killed
-    train_run(tiny_store, "dist", 1, tmp_path, overrides=TINY + ["train.lr_step_epochs=2"], max_epochs=3,
+    train_run(tiny_store, 1, tmp_path, run_config(TINY + ["train.lr_step_epochs=2"], "dist", 3),
               resume=True, progress=False)
     rows = read_metrics_csv(run / "metrics.csv")
     assert rows[:2] == before
@@ -147,8 +148,8 @@ def test_a_stopped_member_is_frozen_while_the_others_go_on(tiny_store, tmp_path,
             frozen.update({f: hashlib.sha256(p.read_bytes()).hexdigest() for f in ("last", "best")
                            for p in [tmp_path / "dist" / "seed0" / "checkpoints" / f"{f}.ckpt"]})
 
-    res = train_pack(tiny_store, [("dist", 0), ("dist", 1)], tmp_path, overrides=TINY + ["train.patience=2"],
-                     max_epochs=5, on_epoch=on_epoch)
+    res = train_pack(tiny_store, [("dist", 0), ("dist", 1)], tmp_path,
+                     run_config(TINY + ["train.patience=2"], max_epochs=5), on_epoch=on_epoch)
     assert calls == [2, 2, 2, 1, 1]                          # A left the pack after epoch 2
     a, b = (json.loads((r.run_dir / "run.json").read_text()) for r in res)
     assert (a["status"], a["epochs"], a["best_epoch"], a["best_val_loss"], a["stopped_early"]) == \
@@ -165,7 +166,7 @@ def test_a_failing_member_fails_alone(tiny_store, tmp_path, monkeypatch):
     """(e) A member whose targets are infinite fails in epoch 0 with the reason in its run.json; the
     others finish, and their epoch 0 equals the same pack's without the fault (no NaN leaks)."""
     members = [("onehot", 0), ("dist", 0), ("dawid_skene", 0)]
-    healthy = train_pack(tiny_store, members, tmp_path / "ok", overrides=TINY, max_epochs=2)
+    healthy = train_pack(tiny_store, members, tmp_path / "ok", run_config(TINY, max_epochs=2))
     make_targets = packed_engine.make_targets
 
     def poisoned(arrays, target, eps=0.1):
@@ -173,7 +174,7 @@ def test_a_failing_member_fails_alone(tiny_store, tmp_path, monkeypatch):
         return np.full_like(t, np.inf) if target == "dawid_skene" else t
 
     monkeypatch.setattr(packed_engine, "make_targets", poisoned)
-    res = train_pack(tiny_store, members, tmp_path / "bad", overrides=TINY, max_epochs=2)
+    res = train_pack(tiny_store, members, tmp_path / "bad", run_config(TINY, max_epochs=2))
     assert [r.status for r in res] == ["finished", "finished", "failed"]
     assert "non-finite training loss" in res[2].error and "epoch 0" in res[2].error
     info = json.loads((res[2].run_dir / "run.json").read_text())
@@ -187,13 +188,13 @@ def test_a_failing_member_fails_alone(tiny_store, tmp_path, monkeypatch):
 
 
 def test_unfinished_members_need_resume(tiny_store, tmp_path):
-    train_pack(tiny_store, [("dist", 2)], tmp_path, overrides=TINY, max_epochs=1)
+    train_pack(tiny_store, [("dist", 2)], tmp_path, run_config(TINY, max_epochs=1))
     run = tmp_path / "dist" / "seed2"
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps(dict(info, status="running")))
     stamp = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
-    with pytest.raises(RunError, match="--resume"):
-        train_pack(tiny_store, [("onehot", 2), ("dist", 2)], tmp_path, overrides=TINY, max_epochs=2)
+    with pytest.raises(RunError, match="resume=True"):
+        train_pack(tiny_store, [("onehot", 2), ("dist", 2)], tmp_path, run_config(TINY, max_epochs=2))
     assert not (tmp_path / "onehot").exists() and (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
 
 

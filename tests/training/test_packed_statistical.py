@@ -15,6 +15,8 @@ from lczldl.training.callbacks import read_metrics_csv
 from lczldl.training.packed import train_pack
 from lczldl.training.run import train_run
 
+from .conftest import run_config
+
 SETTINGS = ["model.depth=5", "model.width=4", "train.batch_size=32", "train.num_threads=1", "train.patience=100"]
 EPOCHS = 6
 PACK = [("onehot", 0), ("dist", 0), ("dist", 1)]
@@ -48,10 +50,10 @@ def test_pack_members_stay_within_the_seed_to_seed_spread(twin, tmp_path):
     pairs. Each packed member (onehot 0, dist 0, dist 1) must differ from the solo run of its regime
     and seed by at most the spread, for the history and for every metric. (Measured on the
     2-core machine: history 0.05-0.1 of its spread, metrics up to ~0.7 of the mean pair difference.)"""
-    solo = {m: _record(train_run(twin, m[0], m[1], tmp_path / "solo", overrides=SETTINGS, max_epochs=EPOCHS,
+    solo = {m: _record(train_run(twin, m[1], tmp_path / "solo", run_config(SETTINGS, m[0], EPOCHS),
                                  progress=False)) for m in SOLO}
     pack = {(r.regime, r.seed): _record(r.run_dir)
-            for r in train_pack(twin, PACK, tmp_path / "pack", overrides=SETTINGS, max_epochs=EPOCHS)}
+            for r in train_pack(twin, PACK, tmp_path / "pack", run_config(SETTINGS, max_epochs=EPOCHS))}
 
     def diff(a: dict, b: dict, q: str) -> float:
         return float(np.mean(np.abs(a[q] - b[q])))

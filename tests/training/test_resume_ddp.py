@@ -15,7 +15,7 @@ from killpoint import pythonpath
 from lczldl.training.callbacks import read_metrics_csv
 from lczldl.training.run import train_run
 
-from .conftest import TINY
+from .conftest import TINY, run_config
 
 SETTINGS = TINY + ["train.patience=4", "train.lr_step_epochs=2"]
 
@@ -34,7 +34,7 @@ def _env():
 
 @pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(tiny_store, tmp_path):
-    ref = train_run(tiny_store, "dist", 5, tmp_path / "ref", overrides=SETTINGS, max_epochs=12, progress=False)
+    ref = train_run(tiny_store, 5, tmp_path / "ref", run_config(SETTINGS, "dist", 12), progress=False)
     ref_rows = read_metrics_csv(ref / "metrics.csv")
     assert len(ref_rows) >= 4
 

@@ -14,11 +14,11 @@ from lczldl.models.io import load_model
 from lczldl.training.callbacks import read_metrics_csv
 from lczldl.training.run import train_run
 
-from .conftest import TINY
+from .conftest import TINY, run_config
 
 
 def _train(store, out, regime="dist", seed=0, epochs=3, extra=()):
-    return train_run(store, regime, seed, out, overrides=TINY + list(extra), max_epochs=epochs, progress=False)
+    return train_run(store, seed, out, run_config(TINY + list(extra), regime, epochs), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -97,12 +97,12 @@ def test_finished_run_is_a_noop_and_interrupted_run_needs_resume(tiny_store, tmp
     assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps(dict(info, status="running")))  # as if killed
-    with pytest.raises(RunError, match="--resume"):
+    with pytest.raises(RunError, match="resume=True"):
         _train(tiny_store, tmp_path, "onehot", epochs=2)
     with pytest.raises(RunError, match="model.width"):  # resume refuses a different config
-        train_run(tiny_store, "onehot", 0, tmp_path, overrides=TINY[:1] + ["model.width=4"] + TINY[2:],
-                  max_epochs=2, resume=True, progress=False)
-    run2 = train_run(tiny_store, "onehot", 0, tmp_path, overrides=TINY, max_epochs=2, resume=True, progress=False)
+        train_run(tiny_store, 0, tmp_path, run_config(TINY[:1] + ["model.width=4"] + TINY[2:], "onehot", 2),
+                  resume=True, progress=False)
+    run2 = train_run(tiny_store, 0, tmp_path, run_config(TINY, "onehot", 2), resume=True, progress=False)
     rows = read_metrics_csv(run2 / "metrics.csv")
     assert [r["epoch"] for r in rows] == [0, 1]
     assert json.loads((run2 / "run.json").read_text())["status"] == "finished"

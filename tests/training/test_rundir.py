@@ -29,7 +29,7 @@ def test_plan(tmp_path):
     assert plan_run_dir(_run(tmp_path / "a", "finished", last=True), False, cfg) == SKIP
     assert plan_run_dir(_run(tmp_path / "b", "running"), False, cfg) == FRESH        # killed before a checkpoint
     killed = _run(tmp_path / "c", "running", last=True)
-    with pytest.raises(RunError, match="--resume"):
+    with pytest.raises(RunError, match="resume=True"):
         plan_run_dir(killed, False, cfg)
     assert plan_run_dir(killed, True, cfg) == RESUME
     assert plan_run_dir(_run(tmp_path / "d", None, last=True), True, cfg) == RESUME   # run.json unreadable/absent

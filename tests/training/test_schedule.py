@@ -6,16 +6,19 @@ import torch
 
 from lczldl.training.schedule import lr_factor, make_optimizer, make_scheduler
 
+#: the paper's Nadam (Keras defaults but lr 0.002), written out: the functions have no defaults
+NADAM = {"lr": 0.002, "eps": 1e-7, "momentum_decay": 0.004}
+
 
 def test_lr_factor_values():
-    assert [0.002 * lr_factor(e) for e in (0, 4, 5, 9, 10, 14, 15, 299)] == pytest.approx(
+    assert [0.002 * lr_factor(e, 0.5, 5) for e in (0, 4, 5, 9, 10, 14, 15, 299)] == pytest.approx(
         [0.002, 0.002, 0.001, 0.001, 0.0005, 0.0005, 0.00025, 0.002 * 0.5 ** 59])
 
 
 def test_scheduler_steps_per_epoch():
     w = torch.nn.Parameter(torch.zeros(2))
-    opt = make_optimizer([w], lr=0.002)
-    sched = make_scheduler(opt)
+    opt = make_optimizer([w], **NADAM)
+    sched = make_scheduler(opt, 0.5, 5)
     lrs = []
     for _ in range(12):
         lrs.append(opt.param_groups[0]["lr"])
@@ -47,7 +50,7 @@ def _keras_nadam(grads, lr=0.002, b1=0.9, b2=0.999, eps=1e-7, decay=0.004):
 
 def _torch_path(grads, **kw):
     w = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
-    opt = make_optimizer([w], lr=0.002, **kw)
+    opt = make_optimizer([w], **{**NADAM, **kw})
     got = []
     for g in grads:
         w.grad = torch.tensor([g], dtype=torch.float64)

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import typer
 
+from lczldl.cli.options import config_choices, config_default, resolve
+from lczldl.constants import SOFT_AGGREGATORS
+
+P = "study.prepare."  # the config section of prepare's settings
+
 app = typer.Typer(help="Raw vote files -> prepared store; synthetic twin; statistics.",
                   no_args_is_help=True)
 
@@ -28,21 +33,23 @@ def prepare(
     raw: Path = typer.Option(..., "--raw", help="Folder with {city}.h5 / {city}_addon.h5 vote files."),
     out: Path = typer.Option(..., "--out", help="Folder of the prepared store."),
     config: Path = typer.Option(None, "--config", help="YAML config file (its study.prepare section)."),
-    split: str = typer.Option(None, "--split", help="authors | random | cities [config: authors]."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the random / held-out split [config: 42]."),
+    split: str = typer.Option(None, "--split", help=(
+        f"{config_choices(P + 'split')} {config_default(P + 'split')}.")),
+    seed: int = typer.Option(None, "--seed", help=(
+        f"Seed of the random / held-out split {config_default(P + 'seed')}.")),
     train_cities: str = typer.Option(None, "--train-cities", help="Comma list (with --split cities)."),
     val_cities: str = typer.Option(None, "--val-cities", help="Comma list (with --split cities)."),
     test_cities: str = typer.Option(None, "--test-cities", help="Comma list (with --split cities)."),
-    smoothing: float = typer.Option(None, "--smoothing", help="Distribution smoothing a: (c+a)/(n(1+a)) [config: 0]."),
-    drop_nonfinite: bool = typer.Option(None, "--drop-nonfinite/--keep-nonfinite",
-                                        help="Drop rows with NaN/inf pixels instead of failing [config: keep]."),
+    smoothing: float = typer.Option(None, "--smoothing", help=(
+        f"Distribution smoothing a: (c+a)/(n(1+a)) {config_default(P + 'smoothing')}.")),
+    drop_nonfinite: bool = typer.Option(None, "--drop-nonfinite/--keep-nonfinite", help=(
+        f"Drop rows with NaN/inf pixels instead of failing {config_default(P + 'drop_nonfinite')}.")),
     aggregators: str = typer.Option(None, "--aggregators", help=(
         "Comma list of crowd-kit aggregators whose posteriors become soft targets agg_<name>: "
-        "one_coin, glad, mace, wawa (needs crowd-kit; GLAD is slow on large stores) [config: none].")),
+        f"{', '.join(SOFT_AGGREGATORS)} (needs crowd-kit; GLAD is slow on large stores) "
+        f"{config_default(P + 'aggregators')}.")),
 ) -> None:
     """Read raw vote files, build labels and write train/val/test into a prepared store."""
-    from lczldl.cli.options import resolve
-
     given = {"split": ("--split", split), "seed": ("--seed", seed),
              "train_cities": ("--train-cities", train_cities), "val_cities": ("--val-cities", val_cities),
              "test_cities": ("--test-cities", test_cities), "smoothing": ("--smoothing", smoothing),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lczldl.constants import MC_PASSES, N_BINS
+from lczldl.cli.options import config_default, resolve
 
 
 def register(app: typer.Typer) -> None:
@@ -15,18 +15,20 @@ def register(app: typer.Typer) -> None:
         runs: Path = typer.Option(..., "--runs", help="Folder holding REGIME/seedN run folders."),
         out: Path = typer.Option(None, "--out", help="Where summary.csv/md go (default: RUNS)."),
         config: Path = typer.Option(None, "--config", help="YAML config file (its evaluation section)."),
-        mc_passes: int = typer.Option(None, "--mc-passes", help=f"MC dropout passes [config; default: {MC_PASSES}]."),
-        n_bins: int = typer.Option(None, "--bins", help=f"Calibration bins [config; default: {N_BINS}]."),
+        mc_passes: int = typer.Option(None, "--mc-passes", help=(
+            f"MC dropout passes {config_default('evaluation.mc_passes')}.")),
+        n_bins: int = typer.Option(None, "--bins", help=f"Calibration bins {config_default('evaluation.n_bins')}."),
         conformal: bool = typer.Option(None, "--conformal/--no-conformal", help=(
-            "Split-conformal sets (LAC, APS, RAPS) calibrated on val [config: on].")),
+            "Split-conformal sets (LAC, APS, RAPS) calibrated on val "
+            f"{config_default('evaluation.conformal')}.")),
         selective: bool = typer.Option(None, "--selective/--no-selective", help=(
-            "Selective prediction (AURC, accuracy at coverage) and uncertainty signals [config: on].")),
-        levels: str = typer.Option(None, "--levels", help="Conformal coverage levels, comma list [config: 0.9,0.95]."),
+            "Selective prediction (AURC, accuracy at coverage) and uncertainty signals "
+            f"{config_default('evaluation.selective')}.")),
+        levels: str = typer.Option(None, "--levels", help=(
+            f"Conformal coverage levels, comma list {config_default('evaluation.conformal_levels')}.")),
     ) -> None:
         """Evaluate every finished run: predictions, metrics, temperature scaling, MC dropout, conformal
         sets, selective prediction, ensembles, summary."""
-        from lczldl.cli.options import resolve
-
         ev = resolve(config, {"evaluation.mc_passes": ("--mc-passes", mc_passes),
                               "evaluation.n_bins": ("--bins", n_bins),
                               "evaluation.conformal": ("--conformal", conformal),

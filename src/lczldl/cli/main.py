@@ -7,7 +7,8 @@ the command functions so that ``lczldl --help`` stays fast. What :func:`main` tu
 - a usage error (unknown option, missing or bad value): the usual usage line, the hint and the
   problem, exit 2. Typer >= 0.2x runs on its own copy of click, so the click exceptions are
   taken from the class typer's ``BadParameter`` derives from, never from the ``click`` package;
-- :class:`~lczldl.errors.LczldlError` (data, config, run, model, scene errors): its message;
+- :class:`~lczldl.errors.LczldlError` (data, config, run, model, scene errors): its message, the
+  parameters it names written as their flags (``lczldl.cli.options.with_flags``);
 - ``OSError`` (full disk, no permission, missing folder): the path and the cause;
 - ``ValueError`` from a pure function that an up-front check missed: its message.
 Set ``LCZLDL_DEBUG=1`` to get the traceback instead.
@@ -27,6 +28,7 @@ from lczldl.cli import evaluate as evaluate_cmds
 from lczldl.cli import predict as predict_cmds
 from lczldl.cli import study as study_cmds
 from lczldl.cli import train as train_cmds
+from lczldl.cli.options import with_flags
 from lczldl.errors import LczldlError
 
 app = typer.Typer(
@@ -35,7 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode=None,      # help texts say [config; default: X]: plain text, not rich markup
+    rich_markup_mode=None,      # help texts say [config: X]: plain text, not rich markup
 )
 
 
@@ -86,7 +88,7 @@ def os_error_line(exc: OSError) -> str:
 def error_line(exc: BaseException) -> str | None:
     """The one line a user sees for ``exc``, or None when it is a bug (shown with its traceback)."""
     if isinstance(exc, LczldlError):
-        return str(exc)
+        return with_flags(exc)
     if isinstance(exc, OSError):
         return os_error_line(exc)
     if isinstance(exc, ValueError):

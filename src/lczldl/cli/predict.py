@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from lczldl.maps import radiometry
+
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
@@ -25,11 +27,13 @@ def register(app: typer.Typer) -> None:
         temperature: str = typer.Option("1", "--temperature", help="auto (from the run) or a number."),
         cloud_classes: str = typer.Option(
             None, "--cloud-classes",
-            help="L2A SCL classes to mask, e.g. 3,8,9 (default 1,3,8,9,10: saturated, cloud shadow, cloud "
+            help=f"L2A SCL classes to mask, e.g. 3,8,9 (default {','.join(map(str, radiometry.DEFAULT_SCL_CLASSES))}: "
+                 "saturated, cloud shadow, cloud "
                  "medium/high probability, thin cirrus); 'none' turns every cloud mask off (L1C's MSK_CLASSI too)."),
         max_cloud_share: float = typer.Option(
             None, "--max-cloud-share",
-            help="A 32x32 window with a larger share of masked pixels is no-data in every output (default 0.05)."),
+            help="A 32x32 window with a larger share of masked pixels is no-data in every output "
+                 f"(default {radiometry.DEFAULT_MAX_CLOUD_SHARE})."),
         bands: str = typer.Option(None, "--bands", help="Band order of a stacked GeoTIFF, e.g. B02,B03,B04,B08,... "
                                                         "(default: So2Sat's B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12)."),
         scale: float = typer.Option(None, "--scale", help="Files without product metadata: reflectance = "

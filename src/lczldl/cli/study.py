@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from lczldl.cli.options import config_choices, config_default, regime_choices
+
 
 def register(app: typer.Typer) -> None:
     @app.command("study")
@@ -13,12 +15,16 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(..., "--data", help="Prepared store or folder of raw vote files."),
         out: Path = typer.Option(..., "--out", help="Study folder."),
         config: Path = typer.Option(None, "--config", help="YAML config file (run sections + study section)."),
-        regimes: str = typer.Option(None, "--regimes", help="Comma list [config; default: the paper's four]."),
-        seeds: str = typer.Option(None, "--seeds", help="e.g. 0-4 or 0,1,2 [config; default: 0-4]."),
-        workers: int = typer.Option(None, "--workers", help="Units run at once on this machine [config; default: 1]."),
-        executor: str = typer.Option(None, "--executor", help="local | slurm [config; default: local]."),
+        regimes: str = typer.Option(None, "--regimes", help=(
+            f"Comma list of {regime_choices()} {config_default('study.regimes')}.")),
+        seeds: str = typer.Option(None, "--seeds", help=f"e.g. 0-4 or 0,1,2 {config_default('study.seeds')}."),
+        workers: int = typer.Option(None, "--workers", help=(
+            f"Units run at once on this machine {config_default('study.workers')}.")),
+        executor: str = typer.Option(None, "--executor", help=(
+            f"{config_choices('study.executor')} {config_default('study.executor')}.")),
         intervals: bool = typer.Option(None, "--intervals/--no-intervals", help=(
-            "Report tables show mean [lo, hi] (95 %) instead of mean ± std [config: study.intervals; no].")),
+            "Report tables show mean [lo, hi] (95 %) instead of mean ± std "
+            f"{config_default('study.intervals')}.")),
         pack: int = typer.Option(None, "--pack", help="Runs trained together in one process; 1 = one process "
                                                       "per run. Else the config's study.pack, else one pack "
                                                       "per GPU where CUDA is and 1 on CPU."),

@@ -6,25 +6,28 @@ from pathlib import Path
 
 import typer
 
+from lczldl.cli.options import config_choices, config_default, resolve
+
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         data: Path = typer.Option(..., "--data", help="Prepared store (lczldl data prepare)."),
         out: Path = typer.Option(..., "--out", help="Runs folder; the run goes to OUT/REGIME/seedN/."),
-        regime: str = typer.Option(None, "--regime",
-                                   help="onehot | onehot_ls | dist | dist_ls | dawid_skene [config: onehot]."),
+        regime: str = typer.Option(None, "--regime", help=(
+            f"{config_choices('train.regime')} {config_default('train.regime')}.")),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the run."),
         config: Path = typer.Option(None, "--config", help="YAML config file (a study YAML works too)."),
         set_: list[str] = typer.Option(None, "--set", help="Override, key=value (repeatable)."),
-        max_epochs: int = typer.Option(None, "--max-epochs", help="[config: 300]"),
+        max_epochs: int = typer.Option(None, "--max-epochs", help=config_default("train.max_epochs")),
         resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
     ) -> None:
         """Train Sen2LCZ-Net under one regime and seed."""
+        cfg = resolve(config, {"train.regime": ("--regime", regime),
+                               "train.max_epochs": ("--max-epochs", max_epochs)}, overrides=set_)
         from lczldl.training.run import train_run
 
-        train_run(data=data, regime=regime, seed=seed, out=out, config=config,
-                  overrides=list(set_ or []), max_epochs=max_epochs, resume=resume)
+        train_run(data, seed, out, cfg, resume=resume)
 
     @app.command("import-keras")
     def import_keras(

@@ -81,12 +81,14 @@ class LCZDataModule(L.LightningDataModule):
     ``target`` is the training target (see ``store.TARGETS``; "dist"/"dist_ls" accepted);
     ``eval_target`` the validation/test target (default: ``target``), e.g. dist_ls trains on the
     smoothed distribution and validates on the unsmoothed one. Images are reflectance, no
-    normalisation. ``bands``: TorchGeo names (default all 10).
+    normalisation. ``bands``: TorchGeo names (default all 10). ``target``, ``batch_size`` and
+    ``label_smoothing`` are required: a run passes its config's (``train.*``, declared in
+    :mod:`lczldl.config`); ``num_workers`` 0 and ``pin_memory`` False are the plain DataLoader's.
     """
 
-    def __init__(self, store: Path, *, target: str = "onehot", eval_target: str | None = None,
-                 batch_size: int = 64, bands: Sequence[str] | None = None, num_workers: int = 0,
-                 seed: int = 0, label_smoothing: float = 0.1, pin_memory: bool = False) -> None:
+    def __init__(self, store: Path, *, target: str, eval_target: str | None = None, batch_size: int,
+                 label_smoothing: float, bands: Sequence[str] | None = None, num_workers: int = 0,
+                 seed: int = 0, pin_memory: bool = False) -> None:
         super().__init__()
         self.store_path = Path(store)
         self.store = open_store(self.store_path)

@@ -22,9 +22,8 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     from lczldl.training.run import train_run
 
     print(f"train {spec['regime']} seed {spec['seed']} -> {run}", flush=True)
-    train_run(data=Path(spec["store"]), regime=spec["regime"], seed=int(spec["seed"]),
-              out=Path(spec["runs"]), config=Path(spec["config"]), resume=True, progress=False,
-              num_threads=spec.get("threads"))
+    train_run(Path(spec["store"]), int(spec["seed"]), Path(spec["runs"]),
+              _run_config(spec, **{"train.regime": spec["regime"]}), resume=True, progress=False)
     status = run_status(run)
     if status != FINISHED:
         raise RunError(f"{run}: run status is {status!r} after training, expected {FINISHED!r}")
@@ -38,8 +37,6 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
     Finished run folders are reused, unfinished ones resume from ``last.ckpt``. A pack that dies
     with an exception records it for every member it had not finished; its own unit is done once
     every member has its marker."""
-    from lczldl.config import load_config
-    from lczldl.training.fastpath import pack_bf16
     from lczldl.training.packed import train_pack
 
     study, runs = Path(spec["study"]), Path(spec["runs"])
@@ -65,7 +62,6 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
                 continue
             outcome[m["id"]] = r.status
 
-    threads = spec.get("threads")
     record([r for r in _statuses(runs, members) if r.status == FINISHED])   # reused: at once
     print(f"pack {spec['id']}: training {', '.join(m['id'] for m in spec['members'])} -> {runs}", flush=True)
     for (regime, seed), m in members.items():
@@ -73,9 +69,7 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
         if m["id"] not in outcome and last.is_file():
             print(f"{m['id']}: resuming from {last}", flush=True)
     try:
-        results = train_pack(Path(spec["store"]), list(members), runs, config=Path(spec["config"]),
-                             overrides=[f"train.num_threads={threads}"] if threads else None, resume=True,
-                             bf16=pack_bf16(load_config(Path(spec["config"]))),
+        results = train_pack(Path(spec["store"]), list(members), runs, _run_config(spec), resume=True,
                              on_epoch=lambda epoch, rs: record(rs))
     except Exception as exc:  # every member not finished fails with the pack's reason
         import traceback
@@ -87,6 +81,15 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
     record(results)
     record(results, final_error=f"pack {spec['id']} ended with this run unfinished")
     return {"members": outcome}
+
+
+def _run_config(spec: dict[str, Any], **updates: object) -> Any:
+    """The resolved config of a train or pack unit: the study's run config, the unit's thread
+    count (``spec["threads"]``) and ``updates`` (dotted keys), resolved once here and passed down."""
+    from lczldl.config import load_config
+
+    return load_config(Path(spec["config"]), None,
+                       **{"train.num_threads": spec.get("threads") or None, **updates})
 
 
 def _statuses(runs: Path, members: dict) -> list:

@@ -20,6 +20,9 @@ from lczldl.training.schedule import epoch_seed, make_optimizer, make_scheduler
 class LCZModule(L.LightningModule):
     """Sen2LCZ-Net + a regime's loss + Nadam with the step lr schedule.
 
+    Every argument is required: the values come from the run's config (``train.*``, built by
+    :func:`lczldl.training.members.new_module`), the one place their defaults are declared.
+
     Args:
         model_kwargs: Sen2LCZ constructor arguments.
         loss: "ce" (soft cross-entropy) or "kl" (KL(target || prediction)).
@@ -29,9 +32,8 @@ class LCZModule(L.LightningModule):
             run repeats them exactly.
     """
 
-    def __init__(self, model_kwargs: dict, loss: str = "ce", lr: float = 0.002, lr_decay: float = 0.5,
-                 lr_step_epochs: int = 5, nadam_eps: float = 1e-7, nadam_momentum_decay: float = 4e-3,
-                 seed: int = 0) -> None:
+    def __init__(self, model_kwargs: dict, *, loss: str, lr: float, lr_decay: float, lr_step_epochs: int,
+                 nadam_eps: float, nadam_momentum_decay: float, seed: int) -> None:
         super().__init__()
         self.model = Sen2LCZ(**model_kwargs)
         self.save_hyperparameters({"model_kwargs": dict(self.model.model_kwargs), "loss": loss, "lr": lr,

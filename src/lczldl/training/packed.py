@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lczldl.config import LczldlConfig, load_config
+from lczldl.config import LczldlConfig
+from lczldl.data.datamodule import EpochBatchSampler
+from lczldl.data.store import open_store
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json, atomic_write_text
 from lczldl.layout import (
@@ -45,7 +47,9 @@ from lczldl.layout import (
     checkpoint_path,
     run_dir,
 )
-from lczldl.training.fastpath import GPU_ACCELERATORS
+from lczldl.training.callbacks import History, selection_callbacks
+from lczldl.training.fastpath import GPU_ACCELERATORS, pack_bf16
+from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets, with_regime
 from lczldl.training.packed_ckpt import (
     MemberCheckpointer,
     commit,
@@ -54,8 +58,10 @@ from lczldl.training.packed_ckpt import (
     recover_commits,
     to_bytes,
 )
-from lczldl.training.run import run_config_text, run_targets
-from lczldl.training.rundir import RESUME, SKIP
+from lczldl.training.packed_engine import PackEngine, load_split
+from lczldl.training.packed_model import PackedSen2LCZ
+from lczldl.training.rundir import FRESH, RESUME, SKIP, clear_attempt, plan_run_dir
+from lczldl.training.schedule import epoch_seed, lr_factor
 
 
 @dataclass
@@ -79,7 +85,7 @@ class _Member:
     cfg: LczldlConfig
     run_dir: Path
     module: Any                      # the member's LCZModule (solo init, loss, hparams, Nadam)
-    history: Any                     # training.run.History (rows, run.json, metrics.csv)
+    history: Any                     # training.callbacks.History (rows, run.json, metrics.csv)
     ckpt: MemberCheckpointer
     train_target: str
     val_target: str
@@ -99,9 +105,6 @@ def _member(regime: str, seed: int, cfg: LczldlConfig, out: Path, store: Any, ac
             n_batches: int, n_val_batches: int, extra_info: dict) -> _Member | PackResult:
     """Set up one member's run folder and state: ``action`` FRESH, RESUME (from its last.ckpt) or
     SKIP (finished), as :func:`lczldl.training.rundir.plan_run_dir` decided."""
-    from lczldl.training.callbacks import History, selection_callbacks
-    from lczldl.training.run import new_module, new_run_info
-
     folder = run_dir(out, regime, seed)
     if action == SKIP:
         return PackResult(regime, seed, folder, FINISHED, skipped=True)
@@ -140,8 +143,6 @@ def epoch_batches(seeds: Sequence[int], n: int, batch_size: int, epoch: int) -> 
                                                                                         torch.Tensor | None]:
     """Each member's batches of ``epoch`` (the solo run's: EpochBatchSampler of (seed, epoch)):
     full batches (steps, K, batch_size) int64 and the last smaller batch (K, n % batch_size) or None."""
-    from lczldl.data.datamodule import EpochBatchSampler
-
     per = []
     for s in seeds:
         sampler = EpochBatchSampler(n, batch_size, shuffle=True, seed=s)
@@ -159,9 +160,6 @@ class _Pack:
 
     def __init__(self, members: Sequence[_Member], train: Any, val: Any, device: torch.device,
                  memory_format: str, bf16: bool, graphs: bool, val_batch_size: int) -> None:
-        from lczldl.training.packed_engine import PackEngine
-        from lczldl.training.packed_model import PackedSen2LCZ
-
         t = members[0].cfg.train
         self.members = list(members)
         self.net = PackedSen2LCZ(members[0].module.model.model_kwargs, len(members), memory_format).to(device)
@@ -179,8 +177,6 @@ class _Pack:
 
     def epoch(self, epoch: int, n_train: int) -> dict[str, Any]:
         """Train and validate one epoch; each member's results and new states."""
-        from lczldl.training.schedule import epoch_seed, lr_factor
-
         t = self.members[0].cfg.train
         lr = t.lr * lr_factor(epoch, t.lr_decay, t.lr_step_epochs)
         for m, g in zip(self.members, self.generators, strict=True):
@@ -235,20 +231,20 @@ def _write_status(m: _Member) -> None:
         m.history.write(status=RUNNING)
 
 
-def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, config: Path | None = None,
-               overrides: list[str] | None = None, max_epochs: int | None = None, resume: bool = False, *,
-               device: str | None = None, bf16: bool = False, graphs: bool | None = None,
+def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, cfg: LczldlConfig, *,
+               resume: bool = False, device: str | None = None, graphs: bool | None = None,
                memory_format: str | None = None, val_batch_size: int | None = None,
                on_epoch: Callable[[int, list[PackResult]], None] | None = None) -> list[PackResult]:
     """Train the runs ``members`` ((regime, seed), ...) together into ``out/REGIME/seedN``.
 
-    Config as :func:`lczldl.training.run.train_run` (defaults <- ``config`` <- ``overrides`` <-
-    ``max_epochs``), one for all members but the regime. ``device``: None = CUDA when available
-    (and ``train.accelerator`` allows), else CPU. ``graphs`` (CUDA only, default on): capture the
-    step in a CUDA graph. ``bf16``: bfloat16 autocast forward. ``memory_format``: of the packed
-    convolutions (default from ``train.channels_last``). ``on_epoch(epoch, results)`` is called
-    after every epoch of a cohort (progress). Finished members are skipped; unfinished ones with a
-    last.ckpt need ``resume=True`` (RunError otherwise, before anything is trained).
+    ``cfg``: the resolved config (:func:`lczldl.config.load_config` at the entry point), one for
+    all members but the regime (each member runs ``cfg`` with its own ``train.regime``); the
+    forward runs in bf16 autocast when ``train.precision`` is bf16-mixed (``fastpath.pack_bf16``).
+    ``device``: None = CUDA when available (and ``train.accelerator`` allows), else CPU.
+    ``graphs`` (CUDA only, default on): capture the step in a CUDA graph. ``memory_format``: of
+    the packed convolutions (default from ``train.channels_last``). ``on_epoch(epoch, results)``
+    is called after every epoch of a cohort (progress). Finished members are skipped; unfinished
+    ones with a last.ckpt need ``resume=True`` (RunError otherwise, before anything is trained).
     Returns one :class:`PackResult` per member, in order.
     """
     members = [(str(r), s) for r, s in members]
@@ -257,17 +253,14 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, config
             raise ConfigError(f"seeds must be integers >= 0, got {s!r}")
     if len(set(members)) != len(members):
         raise ConfigError(f"a pack cannot hold the same run twice: {members}")
-    cfgs = [load_config(config, overrides, **{"train.regime": r, "train.max_epochs": max_epochs}) for r, _ in members]
-    from lczldl.data.store import open_store
-
+    cfgs = [with_regime(cfg, r) for r, _ in members]
+    bf16 = pack_bf16(cfg)
     store = open_store(Path(data))
     t = cfgs[0].train
     dev = torch.device(device) if device else torch.device(
         "cuda" if torch.cuda.is_available() and t.accelerator in GPU_ACCELERATORS else "cpu")
     n_train, n_val = (int(store.manifest["splits"][s]["n"]) for s in ("train", "val"))
     n_batches, n_val_batches = math.ceil(n_train / t.batch_size), math.ceil(n_val / t.batch_size)
-    from lczldl.training.rundir import FRESH, clear_attempt, plan_run_dir
-
     folders = [run_dir(out, r, s) for r, s in members]
     recover_commits(out, folders)
     actions = [plan_run_dir(f, resume, c) for f, c in zip(folders, cfgs, strict=True)]  # every refusal first
@@ -295,8 +288,6 @@ def _train(live: list[_Member], store: Any, out: Path, dev: torch.device, member
            n_train: int, *, bf16: bool, graphs: bool, memory_format: str, val_batch_size: int,
            on_epoch: Callable[[int, list[PackResult]], None] | None) -> None:
     """The epoch loop over cohorts; marks every unfinished member failed if the pack dies."""
-    from lczldl.training.packed_engine import load_split
-
     t, model = live[0].cfg.train, live[0].cfg.model
     if t.num_threads:
         torch.set_num_threads(t.num_threads)

@@ -1,10 +1,10 @@
 """Owns ``lczldl train``: one regime x seed into RUNS/REGIME/seedN/ (layout in docs/architecture.md).
 
-Files: ``config.yaml`` (resolved config), ``run.json`` (status running|finished|failed, regime,
-seed, data, data_checksum, epochs, best_epoch, best_val_loss, wall_time_s,
-train_samples_per_second, versions, config), ``metrics.csv`` (one row per epoch, written by
-:class:`~lczldl.training.callbacks.History`), ``checkpoints/best.ckpt`` (lowest validation loss)
-and ``checkpoints/last.ckpt`` (every epoch).
+Files: ``config.yaml`` (resolved config) and ``run.json`` as a run starts
+(:mod:`lczldl.training.members`, shared with packed members; run.json's fields are listed in
+docs/architecture.md), ``metrics.csv`` (one row per epoch) and run.json's per-epoch summary and
+ending (:class:`~lczldl.training.callbacks.History`), ``checkpoints/best.ckpt`` (lowest
+validation loss) and ``checkpoints/last.ckpt`` (every epoch).
 
 Resumable: ``resume=True`` continues from ``last.ckpt`` (what an existing run folder means is
 decided in :mod:`lczldl.training.rundir`). Batches are a function of (seed, epoch)
@@ -19,27 +19,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+import lightning as L
+import torch
 
-from lczldl.config import LczldlConfig, load_config, run_sections
+from lczldl.config import LczldlConfig
+from lczldl.data.datamodule import LCZDataModule
+from lczldl.data.store import open_store, require_targets
 from lczldl.errors import ConfigError, RunError
-from lczldl.fileio import atomic_write_json, atomic_write_text, file_sha256
+from lczldl.fileio import atomic_write_json, atomic_write_text
 from lczldl.layout import (
+    FAILED,
+    FINISHED,
+    HISTORY,
     MLFLOW_DIR,
     RUN_CONFIG,
     RUN_INFO,
-    RUNNING,
     TENSORBOARD_DIR,
     checkpoint_path,
-    manifest_path,
-    read_run_info,
     run_dir,
 )
-from lczldl.provenance import versions
+from lczldl.training import packed
+from lczldl.training.callbacks import History, read_metrics_csv, selection_callbacks
+from lczldl.training.fastpath import PACKED, choose_engine, cuda_devices
+from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets
 from lczldl.training.rundir import FRESH, RESUME, SKIP, clear_attempt, plan_run_dir
-
-#: the ``lczldl train`` options that set config keys (named in errors about the values typed)
-TRAIN_OPTIONS: dict[str, str] = {"train.regime": "--regime", "train.max_epochs": "--max-epochs"}
 
 
 def _logger(kind: str, run: Path):
@@ -69,32 +72,24 @@ def _logger(kind: str, run: Path):
                         tracking_uri=(run / MLFLOW_DIR).resolve().as_uri())
 
 
-def train_run(data: Path, regime: str | None, seed: int, out: Path, config: Path | None = None,
-              overrides: list[str] | None = None, max_epochs: int | None = None, resume: bool = False, *,
-              devices: int | str | None = None, accelerator: str | None = None, progress: bool = True,
-              num_threads: int | None = None) -> Path:
-    """Train one regime x seed into ``out/REGIME/seedN`` and return that folder.
+def train_run(data: Path, seed: int, out: Path, cfg: LczldlConfig, *, resume: bool = False,
+              progress: bool = True) -> Path:
+    """Train one run of ``cfg`` (its ``train.regime``) and ``seed`` into ``out/REGIME/seedN`` and
+    return that folder.
 
-    Config: defaults <- ``config`` YAML (a study YAML works: its ``study`` section is ignored) <-
-    ``overrides`` ("train.lr=0.001") <- the explicit arguments (regime, max_epochs, devices,
-    accelerator, num_threads; None = keep the config's). A finished run is left as it is; a run
-    with ``last.ckpt`` needs ``resume=True``; anything else in the folder is cleared first.
-    Everything is checked before the run folder is touched. Raises ConfigError (bad config),
-    DataError (bad store), RunError (unusable run folder).
+    ``cfg`` is the resolved config (:func:`lczldl.config.load_config` at the entry point: the CLI
+    or a study unit). A finished run is left as it is; a run with ``last.ckpt`` needs
+    ``resume=True``; anything else in the folder is cleared first. Everything is checked before the
+    run folder is touched. Raises ConfigError (bad config), DataError (bad store), RunError
+    (unusable run folder).
     """
     if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"--seed must be an integer >= 0, got {seed!r}")
-    cfg = load_config(config, overrides, flags=TRAIN_OPTIONS,
-                      **{"train.regime": regime, "train.max_epochs": max_epochs, "train.devices": devices,
-                         "train.accelerator": accelerator, "train.num_threads": num_threads})
+        raise ConfigError(f"seed={seed!r}: must be an integer >= 0", params=("seed",))
     run = run_dir(out, cfg.train.regime, seed)
     action = plan_run_dir(run, resume, cfg)
     if action == SKIP:
         print(f"{run}: already finished, nothing to do (delete the folder to train again)", file=sys.stderr)
         return run
-
-    from lczldl.data.store import open_store, require_targets
-    from lczldl.training.fastpath import PACKED, choose_engine, cuda_devices
 
     store = open_store(Path(data))  # DataError for a folder that is not a store
     require_targets(store, run_targets(cfg)[:2])  # DataError: an agg_* target the store was not prepared with
@@ -103,10 +98,7 @@ def train_run(data: Path, regime: str | None, seed: int, out: Path, config: Path
     if action == RESUME:
         print(f"{run}: resuming from {checkpoint_path(run, 'last')}", file=sys.stderr, flush=True)
     if engine == PACKED:
-        typed = {"train.devices": devices, "train.accelerator": accelerator, "train.num_threads": num_threads}
-        _fit_packed(cfg, data, seed, out, run, config, [*(overrides or []), *(f"{k}={v}" for k, v in
-                                                                            typed.items() if v is not None)],
-                    max_epochs, resume, progress)
+        _fit_packed(cfg, data, seed, out, run, resume, progress)
         return run
     if action == FRESH:
         clear_attempt(run)
@@ -115,38 +107,28 @@ def train_run(data: Path, regime: str | None, seed: int, out: Path, config: Path
     return run
 
 
-def _fit_packed(cfg: LczldlConfig, data: Path, seed: int, out: Path, run: Path, config: Path | None,
-                overrides: list[str], max_epochs: int | None, resume: bool, progress: bool) -> None:
+def _fit_packed(cfg: LczldlConfig, data: Path, seed: int, out: Path, run: Path, resume: bool,
+                progress: bool) -> None:
     """The run as a pack of one (:func:`lczldl.training.packed.train_pack`, the CUDA fast path;
     same run folder); RunError when it failed (the reason is in run.json too)."""
-    from lczldl.layout import FAILED, FINISHED, HISTORY
-    from lczldl.training.callbacks import read_metrics_csv
-    from lczldl.training.fastpath import pack_bf16
-    from lczldl.training.packed import train_pack
-
     def say(epoch: int, results: list) -> None:
         row = read_metrics_csv(run / HISTORY)[-1]
         print(f"{run}: epoch {epoch} train_loss {row['train_loss']:.4f} val_loss {row['val_loss']:.4f} "
               f"val_acc {row['val_acc']:.4f}", file=sys.stderr, flush=True)
 
     print(f"{run}: training on the packed engine (train.engine={cfg.train.engine})", file=sys.stderr, flush=True)
-    (result,) = train_pack(Path(data), [(cfg.train.regime, seed)], Path(out), config, overrides, max_epochs,
-                           resume, bf16=pack_bf16(cfg), on_epoch=say if progress else None)
+    (result,) = packed.train_pack(Path(data), [(cfg.train.regime, seed)], Path(out), cfg, resume=resume,
+                                  on_epoch=say if progress else None)
     if result.status == FAILED:
         raise RunError(f"{run}: training failed: {result.error}")
     if result.status != FINISHED:
-        raise RunError(f"{run}: run status is {result.status!r} after training; continue with --resume")
+        raise RunError(f"{run}: run status is {result.status!r} after training; continue with resume=True",
+                       params=("resume",))
 
 
 def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logger: Any,
          progress: bool) -> None:
     """Build data, model and trainer, fit, and record how the run ended in run.json."""
-    import lightning as L
-    import torch
-
-    from lczldl.data.datamodule import LCZDataModule
-    from lczldl.training.callbacks import History, selection_callbacks
-
     t = cfg.train
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
@@ -173,61 +155,15 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
     if trainer.is_global_zero:
         if getattr(trainer, "interrupted", False):
             history.write(status="failed", error="interrupted")
-            raise RunError(f"{run}: training was interrupted; continue with --resume")
+            raise RunError(f"{run}: training was interrupted; continue with resume=True", params=("resume",))
         history.run_info.pop("error", None)
         history.write(status="finished", stopped_early=bool(trainer.should_stop and
                                                             trainer.current_epoch < t.max_epochs),
                       best_checkpoint=str(checkpoint_path(run, "best").resolve()))
 
 
-def run_targets(cfg: LczldlConfig) -> tuple[str, str, str]:
-    """(train target, validation target, loss) of the config's regime (``label_smoothing_compat17``
-    applied); solo runs and packed members both ask here."""
-    from lczldl.regimes import regime_targets
-
-    return regime_targets(cfg.train.regime, cfg.train.label_smoothing_compat17)
-
-
-def new_module(cfg: LczldlConfig, seed: int) -> Any:
-    """The LightningModule of a run of ``cfg`` (its network initialised from the current torch RNG)."""
-    from lczldl.training.module import LCZModule
-
-    t = cfg.train
-    return LCZModule(model_kwargs(cfg), loss=run_targets(cfg)[2], lr=t.lr, lr_decay=t.lr_decay,
-                     lr_step_epochs=t.lr_step_epochs, nadam_eps=t.nadam_eps,
-                     nadam_momentum_decay=t.nadam_momentum_decay, seed=seed)
-
-
-def new_run_info(cfg: LczldlConfig, store_path: Path, seed: int, run: Path, resumed: bool) -> dict[str, Any]:
-    """run.json of the run in folder ``run`` starting (or resuming: its wall time continues from its
-    old run.json) under ``cfg``; shared by solo runs and packed members (:mod:`lczldl.training.packed`)."""
-    previous = (read_run_info(run) or {}) if resumed else {}
-    train_t, val_t, loss = run_targets(cfg)
-    return {"status": RUNNING, "regime": cfg.train.regime, "seed": seed, "data": str(Path(store_path).resolve()),
-            "data_checksum": file_sha256(manifest_path(store_path)),
-            "train_target": train_t, "val_target": val_t, "loss": loss,
-            "versions": versions(), "config": run_sections(cfg),
-            "wall_time_s": float(previous.get("wall_time_s") or 0.0), "resumed": resumed}
-
-
-def run_config_text(cfg: LczldlConfig) -> str:
-    """The text of a run's config.yaml: the resolved run sections (no ``study`` section)."""
-    return yaml.safe_dump(run_sections(cfg), sort_keys=False)
-
-
-def model_kwargs(cfg: LczldlConfig) -> dict[str, Any]:
-    """Sen2LCZ-Net constructor arguments of a config (``in_channels`` = number of bands)."""
-    m = cfg.model
-    return {"num_classes": m.num_classes, "in_channels": len(m.bands), "depth": m.depth, "width": m.width,
-            "dropout": m.dropout, "fusion": m.fusion,
-            "memory_format": "channels_last" if cfg.train.channels_last else "contiguous"}
-
-
 def _trainer(cfg: LczldlConfig, run: Path, callbacks: list, logger: Any, progress: bool):
     """The Lightning Trainer of a run (deterministic on CPU; a progress bar on a terminal only)."""
-    import lightning as L
-    import torch
-
     t = cfg.train
     gpu = t.accelerator not in ("cpu",) and torch.cuda.is_available()
     deterministic: bool | str = t.deterministic

@@ -54,8 +54,8 @@ def plan_run_dir(run_dir: Path, resume: bool, cfg: LczldlConfig) -> str:
     if checkpoint_path(run_dir, "last").is_file():
         if not resume:
             raise RunError(f"{run_dir}: an earlier run stopped after saving {CHECKPOINT_DIR}/"
-                           f"{checkpoint_path(run_dir, 'last').name} (status {status!r}); pass --resume "
-                           "to continue it or delete the folder")
+                           f"{checkpoint_path(run_dir, 'last').name} (status {status!r}); pass resume=True "
+                           "to continue it or delete the folder", params=("resume",))
         check_resume_config(run_dir, cfg)
         return RESUME
     return FRESH
@@ -90,4 +90,4 @@ def check_resume_config(run_dir: Path, cfg: LczldlConfig) -> None:
             if a.get(k) != b.get(k):
                 raise RunError(f"{run_dir}: cannot resume with a different config ({s}.{k}: "
                                f"{a.get(k)!r} in {RUN_CONFIG}, now {b.get(k)!r}); use the run's config "
-                               "or a new --out")
+                               "or another out", params=("out",))

@@ -4,6 +4,9 @@ Keras' ``Nadam(learning_rate=0.002)`` (Keras 2.4 / 3) uses beta_1 0.9, beta_2 0.
 and the momentum schedule mu_t = beta_1 (1 - 0.5 * 0.96 ** (0.004 t)). torch's NAdam uses the same
 update and the same schedule with ``momentum_decay=4e-3`` (its default), but epsilon 1e-8 by
 default; :func:`make_optimizer` passes Keras's 1e-7 (config ``train.nadam_eps``).
+
+Every hyper-parameter here is required: a run passes its config's ``train.*`` values
+(:mod:`lczldl.config` declares their defaults, once).
 """
 
 from __future__ import annotations
@@ -18,22 +21,22 @@ from lczldl.constants import SEED_MIXER
 RANK_STRIDE = 64
 
 
-def lr_factor(epoch: int, decay: float = 0.5, step: int = 5) -> float:
+def lr_factor(epoch: int, decay: float, step: int) -> float:
     """Multiplier of the initial lr in (0-based) ``epoch``: decay ** floor(epoch / step)."""
     if epoch < 0 or step < 1:
         raise ValueError(f"need epoch >= 0 and step >= 1, got epoch={epoch}, step={step}")
     return float(decay) ** (int(epoch) // int(step))
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], lr: float = 0.002, eps: float = 1e-7,
-                   momentum_decay: float = 4e-3, capturable: bool = False) -> torch.optim.NAdam:
+def make_optimizer(params: Iterable[torch.nn.Parameter], *, lr: float, eps: float, momentum_decay: float,
+                   capturable: bool = False) -> torch.optim.NAdam:
     """Keras-equivalent Nadam (beta 0.9 / 0.999). ``capturable`` keeps the step counters on the
     parameters' device so the update can be captured in a CUDA graph (same arithmetic)."""
     return torch.optim.NAdam(params, lr=lr, betas=(0.9, 0.999), eps=eps, momentum_decay=momentum_decay,
                              capturable=capturable)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, decay: float = 0.5, step: int = 5) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(opt: torch.optim.Optimizer, decay: float, step: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-epoch step schedule lr0 * decay ** floor(epoch / step) (call ``.step()`` once per epoch)."""
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, decay, step))
 
