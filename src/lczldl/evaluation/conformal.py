@@ -183,7 +183,7 @@ def size_stratum(size: np.ndarray) -> np.ndarray:
     return np.searchsorted(lows, np.asarray(size, dtype=np.float64), side="right").astype(np.int64)
 
 
-def _mean_abs_gap(cov: np.ndarray, target: float, reduce: str) -> np.ndarray:
+def _coverage_gap(cov: np.ndarray, target: float, reduce: str) -> np.ndarray:
     """Mean ("mean") or max ("max") over the last axis of |cov - target|, skipping NaN (empty
     groups); NaN when every group is empty."""
     gap = np.abs(np.asarray(cov, dtype=np.float64) - target)
@@ -237,10 +237,10 @@ def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndar
         vote_cls = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     vote_cls = vote_cls[0] if weights is None else vote_cls
     out: dict[str, Any] = {
-        "covgap_label": _mean_abs_gap(cov_cls, level, "mean"),
-        "covgap_votes": _mean_abs_gap(vote_cls, level, "mean"),
-        "sscv_label": _mean_abs_gap(by_stratum[..., 0], level, "max"),
-        "sscv_votes": _mean_abs_gap(by_stratum[..., 1], level, "max"),
+        "covgap_label": _coverage_gap(cov_cls, level, "mean"),
+        "covgap_votes": _coverage_gap(vote_cls, level, "mean"),
+        "sscv_label": _coverage_gap(by_stratum[..., 0], level, "max"),
+        "sscv_votes": _coverage_gap(by_stratum[..., 1], level, "max"),
     }
     out.update({f"vote_coverage_cls{c}": vote_cls[..., c] for c in range(k)})
     out.update({f"share_stratum{j}": share_stratum[..., j] for j in range(ns)})
