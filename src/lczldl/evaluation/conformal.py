@@ -38,6 +38,10 @@ RAPS_K_REG = 2
 #: a class is in the experts' plausible set when it has at least this share of the urban votes
 #: (2 of 11 votes = 0.18 is in, a single dissenting vote of 11 = 0.09 is not)
 PLAUSIBLE_SHARE = 0.15
+#: set-size strata (inclusive size ranges) of the size-stratified coverage violation: 1, 2, 3 and
+#: 4 or more classes; an empty set counts with the singletons, as in the first stratum "0-1" of
+#: Angelopoulos et al. (2021) and TorchCP's SSCV
+SSCV_STRATA: tuple[tuple[int, float], ...] = ((0, 1), (2, 2), (3, 3), (4, math.inf))
 
 
 def set_name(score: str, level: float) -> str:
@@ -112,6 +116,14 @@ def urban_vote_counts(votes: np.ndarray, num_classes: int = 10) -> np.ndarray:
     return vote_counts(votes)[:, :num_classes].astype(np.float64)
 
 
+def urban_vote_shares(votes: np.ndarray, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(N, E) store votes -> ((N, K) float64 share of each urban class among the image's urban
+    votes, zeros for a row without urban votes; (N,) bool: the row has at least one urban vote)."""
+    counts = urban_vote_counts(votes, num_classes)
+    tot = counts.sum(axis=1, keepdims=True)
+    return counts / np.where(tot > 0, tot, 1.0), tot[:, 0] > 0
+
+
 def set_features(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray,
                  plausible_share: float = PLAUSIBLE_SHARE) -> dict[str, np.ndarray]:
     """Per-image quantities behind :func:`set_metrics` ((N,) arrays): covered, size, empty,
@@ -121,16 +133,15 @@ def set_features(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray,
     sets = np.asarray(sets, dtype=bool)
     labels = np.asarray(labels, dtype=np.int64)
     n, k = sets.shape
-    counts = urban_vote_counts(votes, k)
-    tot = counts.sum(axis=1, keepdims=True)
-    dist = np.where(tot > 0, counts / np.where(tot > 0, tot, 1.0), np.nan)
+    shares, voted = urban_vote_shares(votes, k)
+    dist = np.where(voted[:, None], shares, np.nan)
     plaus = dist >= plausible_share - 1e-12
     inter = (sets & plaus).sum(axis=1)
     union = (sets | plaus).sum(axis=1)
     return {"covered": sets[np.arange(n), labels].astype(np.float64),
             "size": sets.sum(axis=1).astype(np.float64),
             "empty": (~sets.any(axis=1)).astype(np.float64),
-            "vote_coverage": np.where(tot[:, 0] > 0, (np.nan_to_num(dist) * sets).sum(axis=1), np.nan),
+            "vote_coverage": np.where(voted, (shares * sets).sum(axis=1), np.nan),
             "plausible_jaccard": np.where(union > 0, inter / np.maximum(union, 1), 1.0),
             "plausible_exact": (sets == plaus).all(axis=1).astype(np.float64),
             "plausible_size": plaus.sum(axis=1).astype(np.float64),
@@ -164,6 +175,79 @@ def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, *,
     out.update({f"set_size_ebin{b}": by_bin[..., b, 1] for b in range(N_ENTROPY_BINS)})
     out.update({f"plausible_size_ebin{b}": by_bin[..., b, 2] for b in range(N_ENTROPY_BINS)})
     return {key: (float(v) if weights is None else v) for key, v in out.items()}
+
+
+def size_stratum(size: np.ndarray) -> np.ndarray:
+    """(N,) set sizes -> (N,) int64 index into :data:`SSCV_STRATA` (0: size 0-1, 1: 2, 2: 3, 3: >= 4)."""
+    lows = np.array([lo for lo, _ in SSCV_STRATA[1:]])
+    return np.searchsorted(lows, np.asarray(size, dtype=np.float64), side="right").astype(np.int64)
+
+
+def _coverage_gap(cov: np.ndarray, target: float, reduce: str) -> np.ndarray:
+    """Mean ("mean") or max ("max") over the last axis of |cov - target|, skipping NaN (empty
+    groups); NaN when every group is empty."""
+    gap = np.abs(np.asarray(cov, dtype=np.float64) - target)
+    fin = np.isfinite(gap)
+    if reduce == "mean":
+        num, cnt = np.where(fin, gap, 0.0).sum(axis=-1), fin.sum(axis=-1)
+        return np.where(cnt > 0, num / np.maximum(cnt, 1), np.nan)
+    return np.where(fin.any(axis=-1), np.where(fin, gap, -np.inf).max(axis=-1), np.nan)
+
+
+def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, level: float, *,
+                            weights: np.ndarray | None = None) -> dict[str, Any]:
+    """How evenly (N, K) bool prediction sets on test keep their promise ``level`` (= 1 - alpha),
+    against the majority label and against the experts' votes; flat dict of floats (NaN where
+    undefined), or (B,) arrays under (B, N) bootstrap image counts ``weights`` (as set_metrics).
+
+    - ``covgap_label``: CovGap (Ding et al. 2023, "Class-conditional conformal prediction with many
+      classes"; TorchCP's ``CovGap``, which reports it in percent) = mean over the classes k that
+      have test images of |coverage of the images of majority class k - level|.
+    - ``covgap_votes``: the same with the votes as ground truth: each urban vote counts for its own
+      class, weighted 1 / (urban votes of its image) so that every image weighs 1 as in
+      ``vote_coverage``; coverage of class k = sum_i d_ik [k in C_i] / sum_i d_ik (d = vote shares),
+      i.e. P(Y in C(X) | Y = k) for Y drawn from the image's votes (with equal vote numbers per
+      image: the share of class-k votes that fall in their image's set). Per class: ``vote_coverage_cls{k}``.
+    - ``sscv_label``: size-stratified coverage violation (Angelopoulos et al. 2021, "Uncertainty sets
+      for image classifiers using conformal prediction"; TorchCP's ``SSCV``) = max over the non-empty
+      set-size strata of :data:`SSCV_STRATA` of |coverage of the label within the stratum - level|.
+    - ``sscv_votes``: the same with the mean vote coverage of the stratum's images.
+    - per stratum j: ``share_stratum{j}`` (share of images), ``coverage_stratum{j}``,
+      ``vote_coverage_stratum{j}``; per paper vote-entropy bin b: ``vote_coverage_ebin{b}``
+      (label coverage and mean size per bin are set_metrics' ``coverage_ebin{b}``, ``set_size_ebin{b}``).
+    Images without urban votes have no vote coverage and weigh nothing in the vote numbers.
+    """
+    from lczldl.evaluation.intervals import as_weights, weighted_group_means, weighted_means
+
+    sets = np.asarray(sets, dtype=bool)
+    n, k = sets.shape
+    f = set_features(sets, labels, votes)
+    shares, _ = urban_vote_shares(votes, k)
+    stratum = size_stratum(f["size"])
+    ns = len(SSCV_STRATA)
+    wt = None if weights is None else np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
+    cov_cls = weighted_group_means(f["covered"], f["label"], k, weights, wt=wt)
+    by_stratum = weighted_group_means(np.stack([f["covered"], f["vote_coverage"]], axis=1), stratum, ns,
+                                      weights, wt=wt)
+    share_stratum = weighted_means((stratum[:, None] == np.arange(ns)[None, :]).astype(np.float64), weights)
+    vote_ebin = weighted_group_means(f["vote_coverage"], f["ebin"], N_ENTROPY_BINS, weights, wt=wt)
+    w = as_weights(weights, n)
+    num, den = w @ (shares * sets), w @ shares                                   # (B, K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vote_cls = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    vote_cls = vote_cls[0] if weights is None else vote_cls
+    out: dict[str, Any] = {
+        "covgap_label": _coverage_gap(cov_cls, level, "mean"),
+        "covgap_votes": _coverage_gap(vote_cls, level, "mean"),
+        "sscv_label": _coverage_gap(by_stratum[..., 0], level, "max"),
+        "sscv_votes": _coverage_gap(by_stratum[..., 1], level, "max"),
+    }
+    out.update({f"vote_coverage_cls{c}": vote_cls[..., c] for c in range(k)})
+    out.update({f"share_stratum{j}": share_stratum[..., j] for j in range(ns)})
+    out.update({f"coverage_stratum{j}": by_stratum[..., j, 0] for j in range(ns)})
+    out.update({f"vote_coverage_stratum{j}": by_stratum[..., j, 1] for j in range(ns)})
+    out.update({f"vote_coverage_ebin{b}": vote_ebin[..., b] for b in range(N_ENTROPY_BINS)})
+    return {key: (float(v) if weights is None else np.asarray(v, dtype=np.float64)) for key, v in out.items()}
 
 
 def conformal_metrics(cal_probs: np.ndarray, cal_labels: np.ndarray, test_probs: np.ndarray,
