@@ -1,8 +1,9 @@
 """Owns the 95 % intervals of the study: bootstrap over test images within a run (percentile, draws as
 (B, N) count matrices so that metrics are computed for all draws at once), the weighted reductions
 that metrics use under those counts (:class:`Sums`, means, group means, average ranks, Spearman),
-intervals over seeds for a regime mean and the percentile bootstrap over seeds of the paired
-differences (:func:`bootstrap_ci`).
+intervals over seeds for a regime mean, and the intervals and tests of paired differences with
+the baseline: the paired Student t over seeds (:func:`paired_t`), the two-level interval that adds
+test-image sampling (:func:`paired_two_level`) and Holm's step-down adjustment (:func:`holm`).
 
 Conventions (docs/metrics.md, "Intervals"):
 - Image bootstrap: ``n_boot`` = 1000 draws of N images with replacement from
@@ -18,13 +19,20 @@ Conventions (docs/metrics.md, "Intervals"):
   percentile bootstrap over seeds of :func:`bootstrap_ci`. With 2 seeds
   the t-interval is mean +- 12.71 |a - b| / 2 (very wide, honest about 2 seeds); the bootstrap over
   2 seeds can only return values between a and b (too narrow), so it is not the default.
+- Paired differences regime - baseline (same seed), docs/metrics.md "Intervals":
+  :func:`paired_t` is the Student t interval over seeds (n - 1 df), conditional on the test set;
+  :func:`paired_two_level` adds the test-image sampling of the seed-mean difference (image
+  bootstrap, the same draws for every run) as a variance component (t quantile on n - 1 df).
+  Either one's two-sided p-value goes to :func:`holm` where comparisons are read as one family.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -281,8 +289,10 @@ def seed_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL, me
 
 def bootstrap_ci(diffs: np.ndarray, n_boot: int = SEED_N_BOOT, level: float = LEVEL,
                  seed: int = SEED) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``diffs`` (e.g. paired differences over seeds),
-    resampling with replacement; (nan, nan) with fewer than 2 finite values."""
+    """Percentile bootstrap interval of the mean of ``diffs``, resampling with replacement; (nan,
+    nan) with fewer than 2 finite values. Not valid over a few seeds (with 2 it returns the two
+    values themselves, which exclude 0 half the time without any effect: tests/evaluation/
+    test_paired_coverage.py); paired differences use :func:`paired_t` / :func:`paired_two_level`."""
     d = np.asarray(diffs, dtype=np.float64)
     d = d[np.isfinite(d)]
     if d.size < 2:
@@ -291,3 +301,96 @@ def bootstrap_ci(diffs: np.ndarray, n_boot: int = SEED_N_BOOT, level: float = LE
     means = d[rng.integers(0, d.size, size=(int(n_boot), d.size))].mean(axis=1)
     a = (1.0 - level) / 2.0
     return float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a))
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired difference's estimate: ``mean`` over seeds, its standard error ``se``, the
+    ``level`` interval (``lo``, ``hi``), the two-sided p-value of "no difference" ``p``, the t
+    distribution's degrees of freedom ``df`` and the number of seed pairs ``n``. All NaN (n kept)
+    where the data cannot give them (fewer than 2 pairs, or no spread at all)."""
+
+    mean: float
+    se: float
+    lo: float
+    hi: float
+    p: float
+    df: float
+    n: int
+
+    def excludes_zero(self) -> bool:
+        """The interval lies wholly on one side of 0 (both ends finite)."""
+        return bool(np.isfinite(self.lo) and np.isfinite(self.hi) and (self.lo > 0 or self.hi < 0))
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(q: float, df: float) -> float:
+    """Student t quantile (scipy), cached: the intervals ask for the same few (level, df)."""
+    from scipy.stats import t
+
+    return float(t.ppf(q, df))
+
+
+def _t_estimate(mean: float, se: float, df: float, n: int, level: float) -> Paired:
+    """Paired from a mean, its standard error and df (Student t quantile and p-value)."""
+    from scipy.stats import t
+
+    if not (np.isfinite(se) and se > 0 and df > 0):
+        return Paired(mean, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), n)
+    half = t_quantile((1.0 + level) / 2.0, df) * se
+    p = float(2.0 * t.sf(abs(mean) / se, df))
+    return Paired(mean, se, mean - half, mean + half, p, float(df), n)
+
+
+def paired_t(diffs: Sequence[float] | np.ndarray, level: float = LEVEL) -> Paired:
+    """Paired Student t over seeds: ``diffs`` (n,) per-seed differences regime - baseline (NaN
+    skipped); mean +- t_{n-1, (1+level)/2} s / sqrt(n), p from the same t. Valid at any n >= 2 when
+    the per-seed differences are independent and roughly normal; it treats the test set as fixed
+    (its inference is about training on this test set, not about new test images)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    n = int(d.size)
+    if n < 2:
+        return Paired(float(d.mean()) if n else float("nan"), *(float("nan"),) * 5, n)
+    return _t_estimate(float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n), n - 1, n, level)
+
+
+def paired_two_level(diffs: Sequence[float] | np.ndarray, draws: np.ndarray, level: float = LEVEL) -> Paired:
+    """Paired difference over seeds and test images (two-level variance components).
+
+    ``diffs`` (n,): per-seed differences on the test set; ``draws`` (B, n): the same differences
+    on B image-bootstrap draws (one draw = one resample of the test images, the same for every
+    run, so the draws keep seeds and regimes paired). Variance of the seed mean:
+    V = s^2 / n (seeds: training variability, which also holds each seed's own image noise) + v
+    (v = variance over draws of the draws' seed mean: test-image sampling, including the part that
+    all seeds share and the seed spread cannot show). The double-counted own-image noise makes V
+    conservative; so does the t quantile with n - 1 df (the seed part's): Welch-Satterthwaite's
+    larger df starred 9 % of null studies at 2 seeds (s^2 on 1 df is often tiny), this one stays
+    within 5 % (tests/evaluation/test_paired_coverage.py). Seeds with a NaN difference (or NaN
+    draws) are left out."""
+    d = np.asarray(diffs, dtype=np.float64)
+    w = np.asarray(draws, dtype=np.float64).reshape(-1, d.size)
+    keep = np.isfinite(d) & np.isfinite(w).all(axis=0)
+    d, w = d[keep], w[:, keep]
+    n = int(d.size)
+    if n < 2:
+        return Paired(float(d.mean()) if n else float("nan"), *(float("nan"),) * 5, n)
+    seed_part = float(d.var(ddof=1)) / n
+    image_part = float(w.mean(axis=1).var(ddof=1)) if w.shape[0] > 1 else 0.0
+    return _t_estimate(float(d.mean()), math.sqrt(seed_part + image_part), n - 1, n, level)
+
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error rate): the i-th smallest p times
+    (m - i + 1), made monotone, capped at 1; NaN p-values stay NaN and do not count in m.
+    Rejecting where the adjusted p <= alpha controls the chance of any false claim at alpha."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    fin = np.flatnonzero(np.isfinite(p))
+    m = fin.size
+    if m == 0:
+        return out
+    order = fin[np.argsort(p[fin], kind="stable")]
+    adj = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    out[order] = np.minimum(adj, 1.0)
+    return out
