@@ -10,7 +10,7 @@ Layouts (documented in docs/architecture.md)::
                        beyond_{plain,temperature,mc_dropout}.json}
     EVAL/ensemble/REGIME/{predictions.npz, metrics.json, beyond_ensemble.json}
     STUDY/{study.json, config.yaml, store/, runs/, units/, logs/, ensemble/REGIME/,
-           summary.csv, summary.md, paired.csv, figures/, report.html, report.md}
+           summary.csv, summary.md, paired.csv, verdict.csv, figures/, report.html, report.md}
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ ENSEMBLE_DIR = "ensemble"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
 PAIRED_CSV = "paired.csv"
+#: the answer to each of the paper's claims (lczldl.evaluation.verdict)
+VERDICT_CSV = "verdict.csv"
 FIGURES_DIR = "figures"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"

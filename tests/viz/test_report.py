@@ -111,7 +111,7 @@ def make_study(root: Path, summary: bool = True, bins: int = 20) -> Path:
                     {"regime": reg, "method": "temperature", "seed": seed, "metrics": m_ts}]
     (study / "runs" / "dist" / "seed1").mkdir()          # failed run: folder without outputs
     if summary:
-        write_summary(study, records, n_boot=500)
+        write_summary(study, records, [])
     return study
 
 

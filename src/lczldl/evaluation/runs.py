@@ -15,7 +15,7 @@ Per run (RUNS/REGIME/seedN with run.json status "finished" and checkpoints/best.
   val_mc_probs added to predictions.npz) and beyond_{plain,temperature,mc_dropout}.json (conformal
   sets, selective prediction, uncertainty signals: :mod:`lczldl.evaluation.beyond`).
 - :func:`aggregate_runs` -> OUT/ensemble/REGIME/ (:mod:`lczldl.evaluation.ensemble`), OUT/summary.csv,
-  summary.md, paired.csv.
+  summary.md, paired.csv, verdict.csv (:mod:`lczldl.evaluation.verdict`).
 :func:`evaluate_runs` does all of it, recording a failing run (RUN/eval_error.txt) and going on.
 File names come from :mod:`lczldl.layout`; every file is written atomically.
 """
@@ -42,16 +42,18 @@ from lczldl.evaluation.files import (
     save_predictions,
     write_metrics,
 )
+from lczldl.evaluation.intervals import N_BOOT, SEED, bootstrap_counts
 from lczldl.evaluation.metrics import compute_metrics
 from lczldl.evaluation.predictor import mc_dropout_predict, predict_log_probs, probs_from_log_probs
 from lczldl.evaluation.registry import METHODS, PER_SEED_METHODS
-from lczldl.evaluation.summary import N_BOOT, write_summary
+from lczldl.evaluation.summary import write_summary
 from lczldl.evaluation.temperature import (
     apply_temperature,
     apply_vector_scaling,
     fit_temperature,
     fit_vector_scaling,
 )
+from lczldl.evaluation.verdict import BASELINE, CLAIM_REGIMES, claim_draws, verdict_rows
 from lczldl.fileio import atomic_write_text
 from lczldl.regimes import REGIMES
 
@@ -304,36 +306,61 @@ def _run_records(run: Path, info: dict[str, Any], progress: bool) -> list[dict[s
     return records
 
 
-def aggregate_runs(runs: Path, evaluation: EvaluationConfig, out: Path | None = None, progress: bool = True,
-                   n_boot: int = N_BOOT) -> dict[str, Any]:
-    """Ensembles per regime (OUT/ensemble/REGIME, :func:`~lczldl.evaluation.ensemble.evaluate_ensemble`)
-    and summary.csv / summary.md / paired.csv in OUT over every run with predictions; returns
-    {"records": [...], "ensembles": {regime: metrics}}. ``evaluation``: bins and the
-    beyond-the-paper switches of the ensembles; ``n_boot``: resamples of the paired differences
-    over seeds."""
+def _claim_values(run: Path, pred: dict[str, np.ndarray], ev: EvaluationConfig,
+                  weights: dict[int, np.ndarray]) -> dict[str, dict[str, tuple[float, np.ndarray]]]:
+    """The verdict's inputs of one run: {method: claim_draws(...)} for plain and temperature
+    (the fitted T of metrics_ts.json; left out when the run has none). ``weights``: the study's
+    image-bootstrap counts by test size (drawn once per size, so every run shares the draws)."""
+    n = len(pred[P.LABELS])
+    if n not in weights:
+        weights[n] = bootstrap_counts(n, N_BOOT, SEED)
+    w = weights[n]
+    out = {"plain": claim_draws(pred[P.PROBS], pred[P.LABELS], pred[P.DISTRIBUTIONS], ev.n_bins, w)}
+    ts = read_json_object(run / layout.METRICS_TS) or {}
+    if ts.get("temperature") is not None:
+        probs = apply_temperature(pred[P.LOG_PROBS], float(ts["temperature"]))
+        out["temperature"] = claim_draws(probs, pred[P.LABELS], pred[P.DISTRIBUTIONS], ev.n_bins, w)
+    return out
+
+
+def aggregate_runs(runs: Path, evaluation: EvaluationConfig, out: Path | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Ensembles per regime (OUT/ensemble/REGIME, :func:`~lczldl.evaluation.ensemble.evaluate_ensemble`),
+    the verdict on the paper's claims and summary.csv / summary.md / paired.csv / verdict.csv in
+    OUT over every run with predictions; returns {"records": [...], "ensembles": {regime:
+    metrics}, "verdict": [...]}. ``evaluation``: bins and the beyond-the-paper switches."""
     runs = Path(runs)
     out = Path(out) if out is not None else runs
     records: list[dict[str, Any]] = []
     members: dict[str, list[tuple[Any, dict[str, np.ndarray]]]] = {}
+    claims: dict[tuple[str, str, Any], dict[str, tuple[float, np.ndarray]]] = {}
+    weights: dict[int, np.ndarray] = {}
     for run in find_runs(runs):
         if not (run / layout.PREDICTIONS).is_file():
             continue
         info = run_info(run)
+        regime, seed = _regime(run, info), _seed(run, info)
         records += _run_records(run, info, progress)
+        in_claims = regime in CLAIM_REGIMES or regime == BASELINE
         try:
-            pred = load_predictions(run / layout.PREDICTIONS, MEMBER_ARRAYS)
+            pred = load_predictions(run / layout.PREDICTIONS,
+                                    MEMBER_ARRAYS + ((P.LOG_PROBS,) if in_claims else ()))
+            if in_claims:
+                for method, vals in _claim_values(run, pred, evaluation, weights).items():
+                    claims[(regime, method, seed)] = vals
         except RunError as exc:
             _say(progress, f"[red]{exc}[/red]")
             continue
-        members.setdefault(_regime(run, info), []).append((_seed(run, info), pred))
+        members.setdefault(regime, []).append((seed, pred))
     ensembles: dict[str, Any] = {}
     for regime, mem in sorted(members.items()):
         rec = evaluate_ensemble(out, regime, mem, evaluation, lambda msg: _say(progress, msg))
         records.append(rec)
         ensembles[regime] = rec["metrics"]
+    verdicts = verdict_rows(claims)
     if records:
-        write_summary(out, records, n_boot=n_boot)
-    return {"records": records, "ensembles": ensembles}
+        write_summary(out, records, verdicts)
+    return {"records": records, "ensembles": ensembles, "verdict": verdicts}
 
 
 def evaluate_runs(runs: Path, evaluation: EvaluationConfig, out: Path | None = None,

@@ -1,7 +1,8 @@
-"""Owns the summary tables over runs (summary.csv, summary.md, paired.csv): mean ± std and a 95 %
-interval per regime x method (over seeds: Student t; the ensemble: its image bootstrap) and paired
-differences with one-hot with bootstrap intervals over seeds. Pure aggregation, then the writers;
-names, order and number format come from :mod:`lczldl.evaluation.registry`."""
+"""Owns the summary tables over runs (summary.csv, summary.md, paired.csv, verdict.csv): mean ± std and
+a 95 % interval per regime x method (over seeds: Student t; the ensemble: its image bootstrap) and
+paired differences with one-hot (paired Student t over seeds, :func:`~lczldl.evaluation.intervals.
+paired_t`); the verdict rows come from :mod:`lczldl.evaluation.verdict`. Pure aggregation, then
+the writers; names, order and number format come from :mod:`lczldl.evaluation.registry`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
-from lczldl.evaluation.intervals import SEED_N_BOOT, bootstrap_ci, seed_interval
+from lczldl.evaluation import verdict
+from lczldl.evaluation.intervals import paired_t, seed_interval
 from lczldl.evaluation.registry import (
     CONFORMAL,
     ENSEMBLE,
@@ -32,10 +34,8 @@ from lczldl.evaluation.registry import (
 from lczldl.fileio import atomic_write_text
 from lczldl.regimes import order_regimes
 
-#: Bootstrap resamples of the paired-difference intervals (:func:`~lczldl.evaluation.intervals.bootstrap_ci`).
-N_BOOT = SEED_N_BOOT
 #: Regime the paired differences are taken against.
-BASELINE = "onehot"
+BASELINE = verdict.BASELINE
 #: Columns of paired.csv.
 PAIRED_COLUMNS = ("regime", "baseline", "method", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high")
 
@@ -82,10 +82,10 @@ def aggregate_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def paired_differences(records: list[dict[str, Any]], baseline: str = BASELINE, n_boot: int = N_BOOT,
-                       seed: int = 0) -> list[dict[str, Any]]:
+def paired_differences(records: list[dict[str, Any]], baseline: str = BASELINE) -> list[dict[str, Any]]:
     """Per per-seed method (not the ensemble), regime != baseline and metric: differences regime -
-    baseline paired by seed: the :data:`PAIRED_COLUMNS` (95 % bootstrap interval over seeds)."""
+    baseline paired by seed: the :data:`PAIRED_COLUMNS` (95 % paired Student t interval over
+    seeds, n - 1 df; NaN with fewer than 2 pairs)."""
     names = metric_names(records)
     by: dict[tuple[str, str], dict[Any, dict[str, float]]] = {}
     for r in records:
@@ -104,10 +104,9 @@ def paired_differences(records: list[dict[str, Any]], baseline: str = BASELINE, 
             for k in names:
                 d = np.array([float(other[s].get(k, np.nan)) - float(base[s].get(k, np.nan)) for s in seeds])
                 fin = d[np.isfinite(d)]
-                lo, hi = bootstrap_ci(fin, n_boot=n_boot, seed=seed)
+                est = paired_t(fin)
                 rows.append({"regime": regime, "baseline": baseline, "method": method, "metric": k,
-                             "n_pairs": int(fin.size), "mean_diff": float(fin.mean()) if fin.size else float("nan"),
-                             "ci_low": lo, "ci_high": hi})
+                             "n_pairs": est.n, "mean_diff": est.mean, "ci_low": est.lo, "ci_high": est.hi})
     return rows
 
 
@@ -135,14 +134,19 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> str:
-    """summary.md: the paper's table (mean ± std over seeds), the extras, paired differences."""
+def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]],
+                verdicts: list[dict[str, Any]] | None = None) -> str:
+    """summary.md: the verdict on the paper's claims, the paper's table (mean ± std over seeds), the
+    extras, paired differences."""
     paper_metrics = keys(PAPER)
-    lines = ["# Evaluation summary", "",
-             "Mean ± sample std over seeds (ensemble: one model per regime, no std). maa / waa are "
-             "macro / weighted *precision* as in the seed; ece / mce / sce with the seed's "
-             "right-closed bins (docs/metrics.md). 95 % intervals of every mean are in summary.csv "
-             "(<metric>_lo, <metric>_hi: Student t over seeds; ensemble: bootstrap over test images).", ""]
+    lines = ["# Evaluation summary", ""]
+    if verdicts:
+        lines += ["## Verdict on the paper's claims", "", *verdict.markdown(verdicts), ""]
+    lines += ["Mean ± sample std over seeds (ensemble: one model per regime, no std). maa / waa are "
+              "macro / weighted *precision* as in the seed; ece / mce / sce with the seed's "
+              "right-closed bins (docs/metrics.md). 95 % intervals of every mean are in summary.csv "
+              "(<metric>_lo, <metric>_hi: Student t over seeds; ensemble: bootstrap over test images, "
+              "which reflects test sampling only, not training variability).", ""]
     names = [c[:-5] for c in (table[0] if table else {}) if c.endswith("_mean")]
     beyond = {"Conformal prediction sets (calibrated on validation)": (CONFORMAL,),
               "Selective prediction and uncertainty signals": (SELECTIVE, SIGNAL)}
@@ -165,8 +169,9 @@ def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> st
                          + " | ".join(fmt_mean_std(r[f'{c}_mean'], r[f'{c}_std']) for c in cols) + " |")
         lines.append("")
     if paired:
-        lines += ["## Paired differences vs the baseline (same seed), 95 % bootstrap interval over seeds",
-                  "", "`*`: interval excludes 0.", "",
+        lines += ["## Paired differences vs the baseline (same seed), 95 % paired t interval over seeds",
+                  "", "`*`: interval excludes 0 (one comparison at a time; the verdict above corrects for "
+                  "reading its claims together).", "",
                   "| method | regime − baseline | metric | n | mean diff | 95 % CI |", "|---|---|---|---|---|---|"]
         for p in paired:
             if p["metric"] not in paper_metrics:
@@ -179,16 +184,19 @@ def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> st
     return "\n".join(lines)
 
 
-def write_summary(out: Path, records: list[dict[str, Any]], baseline: str = BASELINE,
-                  n_boot: int = N_BOOT) -> dict[str, Path]:
-    """Write OUT/summary.csv, summary.md and paired.csv (atomic) from metric records; returns the
-    paths by file name."""
+def write_summary(out: Path, records: list[dict[str, Any]], verdicts: list[dict[str, Any]],
+                  baseline: str = BASELINE) -> dict[str, Path]:
+    """Write OUT/summary.csv, summary.md, paired.csv and verdict.csv (atomic) from metric records
+    and the verdict rows (:func:`lczldl.evaluation.verdict.verdict_rows`); returns the paths by
+    file name."""
     out = Path(out)
     table = aggregate_table(records)
-    paired = paired_differences(records, baseline=baseline, n_boot=n_boot)
+    paired = paired_differences(records, baseline=baseline)
     return {
         layout.SUMMARY_CSV: atomic_write_text(out / layout.SUMMARY_CSV, to_csv(table)),
-        layout.SUMMARY_MD: atomic_write_text(out / layout.SUMMARY_MD, to_markdown(table, paired)),
+        layout.SUMMARY_MD: atomic_write_text(out / layout.SUMMARY_MD, to_markdown(table, paired, verdicts)),
         layout.PAIRED_CSV: atomic_write_text(out / layout.PAIRED_CSV,
                                              to_csv(paired) or ",".join(PAIRED_COLUMNS) + "\n"),
+        layout.VERDICT_CSV: atomic_write_text(out / layout.VERDICT_CSV,
+                                              to_csv(verdicts) or ",".join(verdict.COLUMNS) + "\n"),
     }

@@ -91,3 +91,34 @@ def word(mean_diff: float, p_holm: float, n_pairs: int, alpha: float = ALPHA) ->
     if math.isfinite(p_holm) and p_holm <= alpha and math.isfinite(mean_diff) and mean_diff != 0:
         return LOWER if mean_diff < 0 else HIGHER
     return not_resolved(n_pairs)
+
+
+#: the header of the verdict table in every rendering (summary.md, the report, the demo's output)
+HEADER = ("claim", "method", "n", "mean diff", "95 % interval", "Holm p", "verdict")
+#: what the table's numbers are, one sentence for every rendering
+CAPTION = ("Each claim of the paper against one-hot training (same seed): the regime's metric minus "
+           "one-hot's, mean over seeds, with a 95 % two-level interval (seeds and test images); the "
+           "verdict is \"lower\" or \"higher\" only where Holm's adjusted p over these claims is <= "
+           f"{ALPHA} (chance of any false verdict <= {ALPHA:.0%}), else \"not resolved\". Lower is "
+           "better for both metrics.")
+
+
+def table_cells(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One row of strings per verdict row, in :data:`HEADER` order."""
+    from lczldl.evaluation.registry import fmt_interval, fmt_signed, method_label
+
+    def p(v: float) -> str:
+        return "–" if not math.isfinite(v) else (f"{v:.3f}" if v >= 0.001 else "<0.001")
+
+    return [(f"{r['regime']} vs {r['baseline']}: {r['metric']}", method_label(r["method"]), str(r["n_pairs"]),
+             fmt_signed(r["mean_diff"]), fmt_interval(r["ci_low"], r["ci_high"]), p(r["p_holm"]), r["verdict"])
+            for r in rows]
+
+
+def markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The verdict table as Markdown lines (caption first); no lines without rows."""
+    if not rows:
+        return []
+    out = [CAPTION, "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    out += ["| " + " | ".join(cells) + " |" for cells in table_cells(rows)]
+    return out
