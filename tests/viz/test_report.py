@@ -71,9 +71,12 @@ def make_study(root: Path, summary: bool = True, bins: int = 20) -> Path:
     """A finished-with-failures study: onehot seeds 0-2, dist seeds 0 and 2; dist seed 1 failed.
     summary.csv / paired.csv are written by the evaluation's own writer; metrics in ``bins``
     calibration bins (the paper's 20), recorded in metrics.json and study.json as the evaluation does."""
+    from lczldl.evaluation.intervals import bootstrap_counts
     from lczldl.evaluation.summary import write_summary
+    from lczldl.evaluation.verdict import claim_draws, verdict_rows
 
     rng = np.random.default_rng(0)
+    claims = {}
     study = root / "study"
     store = study / "store"
     _write_store(store, rng)
@@ -107,11 +110,15 @@ def make_study(root: Path, summary: bool = True, bins: int = 20) -> Path:
         head, detail, _, _ = evaluate_prediction(p["probs"], p["labels"], p["votes"], p["vote_entropy"],
                                                  cal_probs=val["probs"], cal_labels=val["labels"])
         write_metrics(run / "beyond_plain.json", head, {"method": "plain", "levels": [0.9, 0.95]}, detail=detail)
+        w = bootstrap_counts(len(p["labels"]), 50)
+        claims[(reg, "plain", seed)] = claim_draws(p["probs"], p["labels"], p["distributions"], bins, w)
+        claims[(reg, "temperature", seed)] = claim_draws(ts / ts.sum(1, keepdims=True), p["labels"],
+                                                         p["distributions"], bins, w)
         records += [{"regime": reg, "method": "plain", "seed": seed, "metrics": {**m, **head}},
                     {"regime": reg, "method": "temperature", "seed": seed, "metrics": m_ts}]
     (study / "runs" / "dist" / "seed1").mkdir()          # failed run: folder without outputs
     if summary:
-        write_summary(study, records, [])
+        write_summary(study, records, verdict_rows(claims))
     return study
 
 
@@ -120,6 +127,16 @@ def built(tmp_path_factory):
     study = make_study(tmp_path_factory.mktemp("rep"))
     R.redraw_study(study)
     return study
+
+
+def test_the_report_opens_with_the_verdict(built):
+    """The verdict table (verdict.csv, 4 claims of dist: seeds 0 and 2 paired with one-hot) comes
+    right after the status, before the data and the results."""
+    md = (built / "report.md").read_text()
+    assert md.index("Verdict on the paper's claims") < md.index("Prepared store") < md.index("Results (test set")
+    section = md[md.index("Verdict on the paper's claims"):md.index("Prepared store")]
+    assert section.count("dist vs onehot:") == 4 and "not resolved with 2 seeds at this budget" in section
+    assert "Holm" in section
 
 
 def test_every_figure_written(built):

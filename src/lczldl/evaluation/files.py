@@ -5,6 +5,7 @@ ensemble's predictions.npz (its keys: :mod:`lczldl.evaluation.predictions`) and 
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -71,3 +72,19 @@ def is_fresh(path: Path, ref: Path, **meta: Any) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return all(got.get(k) == v for k, v in meta.items())
+
+
+def read_verdict(path: Path) -> list[dict[str, Any]] | None:
+    """Rows of a verdict.csv (:data:`lczldl.evaluation.verdict.COLUMNS`; numbers as floats, empty
+    cells NaN, n_pairs an int); None when it is missing or has other columns."""
+    from lczldl.evaluation.verdict import COLUMNS
+
+    if not Path(path).is_file():
+        return None
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or tuple(rows[0]) != COLUMNS:
+        return None
+    nums = ("mean_diff", "ci_low", "ci_high", "p", "p_holm")
+    return [{k: (float(v) if v else float("nan")) if k in nums else (int(v) if k == "n_pairs" else v)
+             for k, v in r.items()} for r in rows]

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lczldl.layout import REPORT_HTML, REPORT_MD, SUMMARY_CSV, TWIN_MARKER
+from lczldl.layout import REPORT_HTML, REPORT_MD, SUMMARY_CSV, TWIN_MARKER, VERDICT_CSV
 
 #: the raw vote files' folder inside the demo folder
 RAW_DIR = "raw"
@@ -116,8 +116,6 @@ def read_summary(path: Path) -> list[dict[str, str]]:
 
 #: columns of the demo's closing table; overconfidence = mean confidence - oa (signed)
 KEY_METRICS = ("ce_distr", "ece", "overconfidence", "oa")
-#: the distributional regimes compared with onehot at the end of the demo
-DIST_REGIMES = ("dist", "dist_ls")
 
 
 def key_comparison(rows: list[dict[str, str]]) -> dict[str, dict[str, float]]:
@@ -131,9 +129,8 @@ def key_comparison(rows: list[dict[str, str]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def print_comparison(console: Any, rows: list[dict[str, str]]) -> dict[tuple[str, str], bool]:
-    """Print the plain models' key metrics and, for each distributional regime, whether it is
-    lower than onehot on ce_distr and on ece; returns {(regime, metric): lower}."""
+def print_comparison(console: Any, rows: list[dict[str, str]]) -> None:
+    """Print the plain models' key metrics (means over seeds; what the verdict below judges)."""
     from rich.table import Table
 
     cmp = key_comparison(rows)
@@ -145,19 +142,21 @@ def print_comparison(console: Any, rows: list[dict[str, str]]) -> dict[tuple[str
     for regime, m in cmp.items():
         table.add_row(regime, *(f"{m[k]:.4f}" if k in m else "-" for k in cols))
     console.print(table)
-    verdict: dict[tuple[str, str], bool] = {}
-    base = cmp.get("onehot", {})
-    for regime in DIST_REGIMES:
-        for metric in ("ce_distr", "ece"):
-            if metric in cmp.get(regime, {}) and metric in base:
-                ok = cmp[regime][metric] < base[metric]
-                verdict[(regime, metric)] = ok
-                console.print(f"{regime} vs onehot, {metric}: {cmp[regime][metric]:.4f} vs "
-                              f"{base[metric]:.4f} -> "
-                              + ("distributional training is lower (as in the paper)" if ok
-                                 else "NOT lower (the paper's qualitative result does not show)"),
-                              highlight=False)
-    return verdict
+
+
+def print_verdict(console: Any, rows: list[dict[str, Any]]) -> None:
+    """Print the verdict table (verdict.csv rows, :func:`lczldl.evaluation.files.read_verdict`)."""
+    from rich.table import Table
+
+    from lczldl.evaluation import verdict
+
+    table = Table(title="verdict on the paper's claims (regime minus one-hot, same seed)")
+    for i, col in enumerate(verdict.HEADER):
+        table.add_column(col, justify="left" if i in (0, 1, len(verdict.HEADER) - 1) else "right")
+    for cells in verdict.table_cells(rows):
+        table.add_row(*cells)
+    console.print(table)
+    console.print(verdict.CAPTION, highlight=False)
 
 
 def run_demo(out: Path, profile_name: str | None = None, console: Any = None) -> None:
@@ -182,6 +181,11 @@ def run_demo(out: Path, profile_name: str | None = None, console: Any = None) ->
     summary = out / SUMMARY_CSV
     if summary.is_file():
         print_comparison(console, read_summary(summary))
+    from lczldl.evaluation.files import read_verdict
+
+    rows = read_verdict(out / VERDICT_CSV)
+    if rows:
+        print_verdict(console, rows)
     for name in (REPORT_HTML, REPORT_MD):
         if (out / name).is_file():
             console.print(f"report: {out / name}")

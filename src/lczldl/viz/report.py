@@ -18,6 +18,8 @@ import numpy as np
 
 from lczldl import layout
 from lczldl.evaluation import predictions as P
+from lczldl.evaluation import verdict
+from lczldl.evaluation.files import read_verdict
 from lczldl.evaluation.registry import ENTROPY_BIN, METRICS
 from lczldl.fileio import atomic_write_text
 from lczldl.regimes import regime_label
@@ -35,6 +37,7 @@ from lczldl.viz.reader import (
 from lczldl.viz.render import Document
 from lczldl.viz.tables import (
     RESULT_GROUPS,
+    TEST_SAMPLING_MARK,
     data_tables,
     metric_groups,
     paired_table,
@@ -67,8 +70,9 @@ FIGURES: tuple[tuple[str, str], ...] = (
 #: How the report's intervals were computed (docs/metrics.md, "Intervals").
 INTERVALS_NOTE = ("With --intervals the cells are mean [95 % interval] (summary.csv <metric>_lo / _hi): "
                   "over seeds a Student t interval of the mean, honest but very wide with 2 seeds "
-                  "(t = 12.7); for the ensemble (one model) a percentile bootstrap over test images "
-                  "(1,000 draws, validation-fitted parts not resampled).")
+                  f"(t = 12.7); for the ensemble ({TEST_SAMPLING_MARK}: one model) a percentile bootstrap "
+                  "over test images (1,000 draws, validation-fitted parts not resampled), which reflects "
+                  "test sampling only, not training variability.")
 #: Source line of the vote figures for a store prepared before the manifest had ``release_votes``:
 #: its own rows, which are urban-majority images only.
 STORE_VOTES_NOTE = ("Source: prepared store (urban-majority images only; non-urban images were dropped "
@@ -213,6 +217,21 @@ def _results_section(d: Document, st: Study, intervals: bool) -> None:
             d.table(*results_table(rows, cols, header, intervals), text_cols=2)
 
 
+def _verdict_section(d: Document, st: Study) -> None:
+    """The answer to each of the paper's claims (verdict.csv), first thing after the status."""
+    d.heading("Verdict on the paper's claims")
+    rows = read_verdict(st.path / layout.VERDICT_CSV)
+    if not rows:
+        d.para(f"No verdict yet ({layout.VERDICT_CSV}): the study's aggregate unit or `lczldl evaluate` "
+               "writes it once one-hot and a distributional regime (dist, dist_ls) have evaluated runs.", "warn")
+        return
+    d.para(verdict.CAPTION)
+    cells = [list(c) for c in verdict.table_cells(rows)]
+    marked = {(i, len(verdict.HEADER) - 1) for i, r in enumerate(rows)
+              if r["verdict"] in (verdict.LOWER, verdict.HIGHER)}
+    d.table(list(verdict.HEADER), cells, marked, cls="sig", text_cols=2)
+
+
 def _paired_section(d: Document, st: Study) -> None:
     d.heading("Paired comparisons with one-hot")
     rows = paired_rows(st)
@@ -222,7 +241,8 @@ def _paired_section(d: Document, st: Study) -> None:
     by_title = {title: [r for r in rows if paired_title(r["metric"]) == title] for title, _ in RESULT_GROUPS}
     left = len(rows) - sum(len(v) for v in by_title.values())
     d.para("Mean over seeds of the paired difference (regime minus one-hot, same seed) with its "
-           "95 % bootstrap interval; * = interval excludes 0."
+           "95 % paired Student t interval over seeds (n - 1 df; the test set held fixed); * = interval "
+           "excludes 0, one comparison at a time (the verdict above reads its claims as one family)."
            + (f" The {left:,} rows of the beyond-the-paper metrics (conformal sets, selective "
               f"prediction, uncertainty signals) are in {layout.PAIRED_CSV}." if left else ""))
     for title, shown in by_title.items():
@@ -265,6 +285,7 @@ def _write(st: Study, intervals: bool | None = None) -> tuple[Path, Path]:
     title = f"LCZ label-distribution study: {st.path.name}"
     d.heading(title, 1)
     _status_section(d, st)
+    _verdict_section(d, st)
     _data_section(d, st)
     _results_section(d, st, ci)
     _paired_section(d, st)

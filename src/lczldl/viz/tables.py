@@ -14,6 +14,7 @@ import numpy as np
 from lczldl.constants import LCZ_CODES, LCZ_NAMES, N_URBAN
 from lczldl.distributions import entropy_bin_labels
 from lczldl.evaluation.registry import (
+    ENSEMBLE,
     ENTROPY_BIN,
     EXTRA,
     METHODS,
@@ -36,6 +37,11 @@ from lczldl.viz.reader import NAN_STAT
 Table = tuple[list[str], list[list[str]], set]
 
 
+#: marks the ensemble's rows where intervals are shown: its interval is a bootstrap over test images
+#: (one model per regime), so it reflects test sampling only, not training variability
+TEST_SAMPLING_MARK = "†"
+
+
 def results_table(rows: list[dict[str, Any]], metrics: list[str], header: list[str] | None = None,
                   intervals: bool = False) -> Table:
     """Header, cells (mean ± std, or with ``intervals`` mean [lo, hi] from summary.csv) and the
@@ -46,7 +52,10 @@ def results_table(rows: list[dict[str, Any]], metrics: list[str], header: list[s
     def cell(v: Any) -> str:
         return fmt_mean_interval(v.mean, v.lo, v.hi) if intervals else fmt_mean_std(v.mean, v.std)
 
-    cells = [[regime_label(r["regime"]), method_label(r["method"]), str(r.get("n", ""))]
+    def method(key: str) -> str:
+        return method_label(key) + (f" {TEST_SAMPLING_MARK}" if intervals and key == ENSEMBLE else "")
+
+    cells = [[regime_label(r["regime"]), method(r["method"]), str(r.get("n", ""))]
              + [cell(r.get(m, NAN_STAT)) for m in metrics] for r in rows]
     best: set[tuple[int, int]] = set()
     for j, m in enumerate(metrics):
