@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -179,6 +180,8 @@ class SplitArrays:
     row: np.ndarray | None = None  # (N,) int64 row in the city's raw file (stores from prepare)
     #: store column "agg_<method>" -> (N, 10) float32 crowd-kit posterior (those the store holds)
     aggregated: dict[str, np.ndarray] = field(default_factory=dict)
+    #: a split built from k votes per image (:func:`budget_split`): the draw and its counts; None = every vote
+    budget: dict | None = None
 
     def soft_targets(self) -> dict[str, np.ndarray]:
         """Every soft target the split holds, by name: distribution, dawid_skene, agg_* ((N, 10) each)."""
@@ -248,8 +251,12 @@ class Store:
         return self._splits[name]
 
 
-def open_store(path: Path) -> Store:
-    """Open a prepared store; a folder that is not one raises DataError saying how to make it."""
+def open_store(path: Path, budget: BudgetLike | None = None) -> Store:
+    """Open a prepared store; a folder that is not one raises DataError saying how to make it.
+    ``budget`` (the config's ``data.vote_budget``) with a k: its training-side splits are built from
+    k votes per image (:class:`BudgetedStore`)."""
+    if budget is not None and budget.k is not None:
+        return BudgetedStore(Path(path), budget)
     return Store(Path(path))
 
 
@@ -279,8 +286,14 @@ def _aggregator_of(target: str) -> str | None:
 
 def require_target(arrays: SplitArrays, target: str, where: str = "store") -> None:
     """DataError (one line, how to get it) when the split cannot serve ``target``: an ``agg_*``
-    target of an aggregator the store was not prepared with."""
-    m = _aggregator_of(TARGET_ALIASES.get(target, target))
+    target of an aggregator the store was not prepared with, or on a split built from a vote budget
+    a target outside :data:`BUDGET_TARGETS` (fitted on every vote)."""
+    name = TARGET_ALIASES.get(target, target)
+    if arrays.budget is not None and name in TARGETS and name not in BUDGET_TARGETS:
+        raise DataError(f"{where}: target '{name}' cannot be built from a vote budget (k = "
+                        f"{arrays.budget.get('k')}, split {arrays.name}): it is fitted on every vote; a budget "
+                        f"serves {', '.join(BUDGET_TARGETS)} (set data.vote_budget.k to null or choose those regimes)")
+    m = _aggregator_of(name)
     if m is not None and AGG_TARGETS[m] not in arrays.aggregated:
         raise DataError(f"{where}: no {AGG_TARGETS[m]} target in the store (split {arrays.name}); prepare "
                         f"with --aggregators {m} (lczldl data prepare, or study.prepare.aggregators)")
@@ -295,8 +308,9 @@ def aggregators_needed(targets: Sequence[str]) -> list[str]:
 def require_targets(store: Path | Store, targets: Sequence[str]) -> None:
     """:func:`require_target` on the train split of ``store`` (a folder or an open store) for each
     of ``targets``; a folder is opened only when one of them is an aggregator's (the others every
-    store serves)."""
-    need = [t for t in targets if _aggregator_of(TARGET_ALIASES.get(t, t)) is not None]
+    store serves without a budget)."""
+    need = [t for t in targets if _aggregator_of(TARGET_ALIASES.get(t, t)) is not None
+            or isinstance(store, BudgetedStore)]
     if need:
         opened = store if isinstance(store, Store) else open_store(store)
         arrays = opened.split("train")
@@ -305,7 +319,8 @@ def require_targets(store: Path | Store, targets: Sequence[str]) -> None:
 
 
 def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarray:
-    """(N, 10) float32 target of a regime for one split.
+    """(N, 10) float32 target of a regime for one split (of a :class:`BudgetedStore`: from the
+    split's k-vote labels and distribution; the targets outside :data:`BUDGET_TARGETS` are refused).
 
     onehot | onehot_ls (1-eps) y + eps/10 | onehot_ls17 (the seed's 17-column quirk) |
     distribution | distribution_ls (1-eps) d + eps/10 | dawid_skene | agg_<method> (crowd-kit
@@ -314,9 +329,9 @@ def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarr
     from lczldl.data.labels import one_hot, smooth_distribution, smooth_one_hot
 
     target = TARGET_ALIASES.get(target, target)
+    require_target(arrays, target)
     m = _aggregator_of(target)
     if m is not None:
-        require_target(arrays, target)
         post = np.asarray(arrays.aggregated[AGG_TARGETS[m]], dtype=np.float32)
         return post.copy() if target == AGG_TARGETS[m] else one_hot(post.argmax(axis=1), N_URBAN)
     label = np.asarray(arrays.label)
@@ -333,6 +348,113 @@ def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarr
     if target == "dawid_skene":
         return np.array(arrays.dawid_skene, dtype=np.float32)
     raise DataError(f"unknown target '{target}'; use one of {', '.join(TARGETS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# vote budget: the training-side splits built from k of each image's votes
+# ---------------------------------------------------------------------------------------------
+
+#: the splits a vote budget rebuilds (training, early stopping, temperature fitting, conformal
+#: calibration); test keeps every vote
+BUDGET_SPLITS: tuple[str, ...] = ("train", "val")
+#: the targets the label rules rebuild from the reduced votes; the others (Dawid-Skene, crowd-kit
+#: posteriors) are fitted on every vote of the store and are refused under a budget
+BUDGET_TARGETS: tuple[str, ...] = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls")
+
+
+class BudgetLike(Protocol):
+    """A vote budget (``lczldl.config.VoteBudgetConfig``): k votes per image (None = all), drawn by
+    ``mode`` ("random" | "panel") with ``seed``."""
+
+    k: int | None
+    mode: str
+    seed: int
+
+
+class RowSubset:
+    """Rows ``rows`` of an :class:`ImageFile`, numbered 0..len-1 (the images a budget keeps); reads
+    and prefetches go to the file's own rows."""
+
+    def __init__(self, base: ImageFile, rows: np.ndarray) -> None:
+        self.base, self.rows = base, np.asarray(rows, dtype=np.int64)
+        self.path = base.path
+        self.shape = (len(self.rows),) + tuple(base.shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _map(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row index out of range 0..{len(self) - 1}")
+        return self.rows[rows]
+
+    def read(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """As :meth:`ImageFile.read`, rows of the subset."""
+        return self.base.read(self._map(rows))
+
+    def prefetch(self, rows: Sequence[int] | np.ndarray) -> None:
+        self.base.prefetch(self._map(rows))
+
+    def close(self) -> None:
+        self.base.close()
+
+
+def budget_split(arrays: SplitArrays, budget: BudgetLike, smoothing: float = 0.0) -> SplitArrays:
+    """``arrays`` with its votes cut to ``budget.k`` per image (:func:`lczldl.data.vote_budget.reduce_votes`,
+    seeded with ``budget.seed``) and the label rules applied to them
+    (:func:`lczldl.data.labels.build_labels`: majority with the store's tie label ``original``,
+    urban distribution with the store's ``smoothing``, vote entropy). Rows whose reduced majority is
+    not urban or that have no urban vote left are left out (``row`` and the images follow);
+    ``budget`` records the draw and the counts (:func:`budget_counts`). Dawid-Skene and crowd-kit
+    columns are not carried: :func:`make_targets` refuses them on a budget split."""
+    from lczldl.data.labels import DROP_NO_URBAN_VOTES, DROP_NON_URBAN, build_labels
+    from lczldl.data.vote_budget import reduce_votes
+
+    red = reduce_votes(np.asarray(arrays.votes), budget.k, mode=budget.mode, seed=budget.seed)
+    lab = build_labels(red.votes, np.asarray(arrays.original), smoothing=smoothing,
+                       where=f"store split {arrays.name}")
+    keep = np.flatnonzero(lab.keep)
+    record = {"k": red.k, "mode": red.mode, "seed": int(budget.seed),
+              "columns": list(red.columns) if red.columns is not None else None,
+              "rows": int(arrays.n), "kept": int(len(keep)), "short_rows": red.short_rows,
+              "no_urban_rows": red.no_urban_rows, "lost_urban_rows": red.lost_urban_rows,
+              "dropped": {DROP_NON_URBAN: lab.dropped[DROP_NON_URBAN], DROP_NO_URBAN_VOTES: lab.dropped[DROP_NO_URBAN_VOTES]}}
+    nan = np.full((len(keep), N_URBAN), np.nan, dtype=np.float32)
+    return SplitArrays(
+        name=arrays.name, n=int(len(keep)), image=RowSubset(arrays.image, keep),     # type: ignore[arg-type]
+        label=lab.label[keep], distribution=lab.distribution[keep], dawid_skene=nan,
+        votes=np.asarray(red.votes)[keep], original=np.asarray(arrays.original)[keep],
+        city=np.asarray(arrays.city)[keep], vote_entropy=lab.entropy[keep],
+        row=None if arrays.row is None else np.asarray(arrays.row)[keep], aggregated={}, budget=record)
+
+
+class BudgetedStore(Store):
+    """A store whose training-side splits (:data:`BUDGET_SPLITS`) are built from ``budget.k`` votes
+    per image (:func:`budget_split`, with the store's own smoothing); test is the store's. Made by
+    :func:`open_store` with a budget."""
+
+    def __init__(self, path: Path, budget: BudgetLike) -> None:
+        super().__init__(path)
+        self.budget = budget
+        self._budgeted: dict[str, SplitArrays] = {}
+
+    def split(self, name: str) -> SplitArrays:
+        if name not in BUDGET_SPLITS:
+            return super().split(name)
+        if name not in self._budgeted:
+            smoothing = float((self.manifest.get("config") or {}).get("smoothing") or 0.0)
+            self._budgeted[name] = budget_split(super().split(name), self.budget, smoothing)
+        return self._budgeted[name]
+
+
+def budget_counts(store: Store) -> dict[str, dict] | None:
+    """{split: the budget record of its training-side split} of a :class:`BudgetedStore` (what
+    run.json's ``vote_budget`` holds: k, mode, seed, columns, rows, kept, short_rows, no_urban_rows,
+    lost_urban_rows, dropped {reason: rows}); None for a store without a budget."""
+    if not isinstance(store, BudgetedStore):
+        return None
+    return {s: dict(store.split(s).budget or {}) for s in BUDGET_SPLITS if s in store.splits}
 
 
 class LCZDataset:
