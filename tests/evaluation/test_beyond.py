@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lczldl.evaluation import registry as G
-from lczldl.evaluation.beyond import VOTE_DRAW_SEED, CURVE_POINTS, VoteSettings, evaluate_prediction, headline
+from lczldl.evaluation.beyond import CURVE_POINTS, VOTE_DRAW_SEED, VoteSettings, evaluate_prediction, headline
 from lczldl.evaluation.conformal import conditional_set_metrics, conformal_metrics, set_metrics
 from lczldl.evaluation.conformal_votes import vote_conformal
 from lczldl.evaluation.intervals import bootstrap_counts, bootstrap_indices
