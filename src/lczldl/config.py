@@ -109,7 +109,7 @@ class VoteBudgetGrid(_VoteDraw):
         bad = [x for x in ks if x is not None and (isinstance(x, bool) or not isinstance(x, int)
                                                     or not 1 <= x <= N_EXPERTS)]
         if bad:
-            raise ValueError(f"{v!r}: vote budgets must be whole numbers 1..{N_EXPERTS} or '{ALL_VOTES}', "
+            raise ValueError(f"vote budgets must be whole numbers 1..{N_EXPERTS} or '{ALL_VOTES}', "
                              "e.g. 1,3,5,all")
         return sorted({x for x in ks if x is not None})
 

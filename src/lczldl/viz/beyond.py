@@ -233,22 +233,23 @@ def plot_vote_sets(standard: Mapping[str, Mapping[str, Array]], voted: Mapping[s
         ax_c, ax_s = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
         for i, reg in enumerate(dict.fromkeys([*voted, *standard])):
             color = regime_color(reg, i)
-            for sets, ls, kind in ((voted, "-", "votes"), (standard, "--", "majority")):
+            for sets, ls in ((voted, "-"), (standard, "--")):
                 if reg not in sets:
                     continue
-                label = f"{regime_label(reg)}, calibrated on the {kind}"
                 ax_c.plot(x, 100 * np.asarray(sets[reg]["vote_coverage"], dtype=np.float64), marker="o", ms=3.5,
-                          ls=ls, color=color, lw=1.3, label=label)
+                          ls=ls, color=color, lw=1.3, label=regime_label(reg) if ls == "-" else None)
                 ax_s.plot(x, np.asarray(sets[reg]["set_size"], dtype=np.float64), marker="o", ms=3.5, ls=ls,
                           color=color, lw=1.3)
+        ax_c.plot([], [], ls="-", color="black", lw=1.3, label="calibrated on the votes")
+        ax_c.plot([], [], ls="--", color="black", lw=1.3, label="on the majority label")
         ax_c.axhline(100 * level, ls=":", color=NEUTRAL, lw=1.2, label=f"target {100 * level:g} % of the votes")
         entropy_bin_axes(ax_c, ticks, "vote coverage (%)")
         entropy_bin_axes(ax_s, ticks, "mean set size (classes)")
         ax_s.set_ylim(bottom=0)
         ax_c.set_title("Share of the experts' votes inside the set")
         ax_s.set_title("Set size")
-        fig.subplots_adjust(wspace=0.25, top=0.74)
-        _legend_top(fig, ax_c, 2)
+        fig.subplots_adjust(wspace=0.25, top=0.78)
+        _legend_top(fig, ax_c, 3)
         return save_figure(fig, out_stem)
 
 
