@@ -28,7 +28,8 @@ CONFIG_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
                     "--conformal": "evaluation.conformal", "--selective": "evaluation.selective",
                     "--levels": "evaluation.conformal_levels"},
     ("study",): {"--regimes": "study.regimes", "--seeds": "study.seeds", "--workers": "study.workers",
-                 "--executor": "study.executor", "--intervals": "study.intervals"},
+                 "--executor": "study.executor", "--intervals": "study.intervals",
+                 "--vote-budget": "study.vote_budget.k"},
 }
 CONFIG = re.compile(r"\[config: ([^\]]*)\]")
 
