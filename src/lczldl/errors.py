@@ -2,13 +2,27 @@
 
 The CLI turns any ``LczldlError`` into one line on stderr and exit code 2 (no traceback).
 Messages should say what went wrong, where (file, key, run) and how to fix it.
+
+Library code names what the caller passed by its own name, never by a CLI flag: a parameter or
+config key as ``name`` or ``name=value`` (``scale must be a positive number``, ``e.g.
+scale=10000``), and lists the names in ``params``; the CLI, and only it, writes them as its flags
+(``--scale``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class LczldlError(Exception):
-    """Base class of all errors meant for the user."""
+    """Base class of all errors meant for the user.
+
+    ``params``: the parameters (function arguments or config keys) the message names, as ``name``
+    or ``name=value`` (see the module docstring)."""
+
+    def __init__(self, *args: object, params: Sequence[str] = ()) -> None:
+        super().__init__(*args)
+        self.params: tuple[str, ...] = tuple(params)
 
 
 class DataError(LczldlError):
