@@ -11,6 +11,9 @@ Top level :class:`LczldlConfig`, one section per concern:
 - ``study``: the grid, workers, executor, how raw votes are prepared and SLURM job settings; read
   by ``lczldl study`` / ``lczldl demo`` (``lczldl train`` validates but ignores it, so one YAML
   serves both).
+- ``maps``: how ``lczldl predict`` maps a Sentinel-2 scene (stride, MC dropout, temperature, chunk
+  and batch sizes, cloud masking, a file's band order and radiometry); read by ``lczldl predict``
+  only and never recorded in run or study folders (a map's predict.json records what it used).
 
 Defaults (``lczldl/resources/default.yaml`` documents every key) reproduce the paper's protocol:
 Nadam lr 0.002 halved every 5 epochs, batch 64, at most 300 epochs, early stopping on the
@@ -25,6 +28,7 @@ typed therefore always wins over the file, and the file over the defaults. Any p
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -349,6 +353,63 @@ class StudyConfig(_Strict):
         return parse_seeds(v)  # type: ignore[arg-type]
 
 
+class MapsConfig(_Strict):
+    """The ``maps:`` section: how ``lczldl predict`` maps a scene (docs/maps.md). Each setting's
+    range is checked here; what depends on the scene or the other arguments is checked by
+    ``lczldl.maps.predict.check_map_arguments``."""
+
+    stride: int = Field(10, ge=1, description="window stride in scene pixels (10 px = 100 m output pixels)")
+    mc_passes: int = Field(0, ge=0, description="MC-dropout passes (0 = off)")
+    temperature: float | Literal["auto"] = Field(1.0, description=(
+        "divides each model's log-probabilities; auto = the run's metrics_ts.json"))
+    batch_size: int = Field(256, ge=1, description="windows per forward pass")
+    block_rows: int | None = Field(None, ge=1, description="output rows per chunk (null: about 256 scene px)")
+    block_cols: int | None = Field(None, ge=1, description="output columns per chunk (null: about 256 scene px)")
+    cloud_classes: list[int] = Field(default_factory=lambda: [1, 3, 8, 9, 10], description=(
+        "L2A SCL classes masked: 1 saturated or defective, 3 cloud shadow, 8 / 9 cloud medium / high "
+        "probability, 10 thin cirrus; [] (none) turns every cloud mask off, L1C's MSK_CLASSI too"))
+    max_cloud_share: float = Field(0.05, ge=0.0, le=1.0, description=(
+        "a 32 x 32 window with a larger share of masked pixels is no data: 0.05 = 51 of 1024 px, about "
+        "half a 10 x 10 px output cell, so a fully masked cell always drops its window while a few "
+        "isolated flags (SCL marks some bright roofs) do not"))
+    bands: list[str] | None = Field(None, description="band order of a stacked GeoTIFF (null: So2Sat's)")
+    scale: float | None = Field(None, gt=0.0, allow_inf_nan=False, description=(
+        "files without product metadata: reflectance = (value + offset) / scale"))
+    offset: float | None = Field(None, allow_inf_nan=False, description=(
+        "files without product metadata: additive offset (null: 0)"))
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _temperature(cls, v: object) -> object:
+        """``auto`` (any case) or a positive finite number (also as text)."""
+        try:
+            v = "auto" if isinstance(v, str) and v.strip().lower() == "auto" else (
+                None if isinstance(v, bool) else float(v))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            v = None
+        if v != "auto" and not (isinstance(v, float) and math.isfinite(v) and v > 0):
+            raise ValueError("must be 'auto' or a positive number")
+        return v
+
+    @field_validator("cloud_classes", mode="before")
+    @classmethod
+    def _classes(cls, v: object) -> object:
+        """A comma list of class numbers; ``none`` or an empty text -> []."""
+        if not isinstance(v, str):
+            return v
+        if v.strip().lower() in ("", "none"):
+            return []
+        try:
+            return [int(t) for t in split_list(v) or []]
+        except ValueError:
+            raise ValueError("must be SCL class numbers like 1,3,8,9,10 or 'none'") from None
+
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _bands(cls, v: object) -> object:
+        return split_list(v) if isinstance(v, str) else v
+
+
 class LczldlConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -356,6 +417,8 @@ class LczldlConfig(_Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     #: read by ``lczldl study`` / ``lczldl demo`` only
     study: StudyConfig | None = None
+    #: read by ``lczldl predict`` only; left out of every dump (run and study folders)
+    maps: MapsConfig = Field(default_factory=MapsConfig, exclude=True)
 
 
 def _format_error(exc: ValidationError, source: str, flags: Mapping[str, str] | None = None) -> str:

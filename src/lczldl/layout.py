@@ -13,6 +13,8 @@ Layouts (documented in docs/architecture.md)::
            summary.csv, summary.md, paired.csv, figures/, report.html, report.md}
     STUDY/budget/{budget.csv, k<k>/{runs/REGIME/seedN, ensemble/REGIME/, summary.csv, summary.md,
                   paired.csv}}     (only with a vote-budget grid: lczldl study --vote-budget)
+    MAP/{lcz.tif, probability.tif, entropy.tif, confidence.tif, preview.png, predict.json,
+         .partial/{state.json, block_NNNNN.npz} (while the map is not complete)}
 """
 
 from __future__ import annotations
@@ -84,6 +86,19 @@ REPORT_MD = "report.md"
 BUDGET_DIR = "budget"
 BUDGET_K_PREFIX = "k"
 BUDGET_CSV = "budget.csv"
+
+# ---------------------------------------------------------------- map folder
+MAP_LCZ = "lcz.tif"
+MAP_PROBABILITY = "probability.tif"
+MAP_ENTROPY = "entropy.tif"
+MAP_CONFIDENCE = "confidence.tif"
+#: the map's GeoTIFFs, written together (``lczldl.maps.outputs.write_map``)
+MAP_GEOTIFFS: tuple[str, ...] = (MAP_LCZ, MAP_PROBABILITY, MAP_ENTROPY, MAP_CONFIDENCE)
+MAP_PREVIEW = "preview.png"
+MAP_RECORD = "predict.json"
+#: a map in progress: its finished chunks and the state they were made with
+MAP_PARTIAL = ".partial"
+MAP_PARTIAL_STATE = "state.json"
 
 
 def manifest_path(store: str | Path) -> Path:
@@ -163,6 +178,11 @@ def spec_path(study: str | Path, uid: str) -> Path:
 def log_path(study: str | Path, uid: str) -> Path:
     """STUDY/logs/<unit-id>.log, the unit's stdout/stderr."""
     return Path(study) / STUDY_LOGS / f"{uid}{LOG_SUFFIX}"
+
+
+def map_block_path(out: str | Path, block: int) -> Path:
+    """MAP/.partial/block_NNNNN.npz, the saved chunk ``block`` of a map in progress."""
+    return Path(out) / MAP_PARTIAL / f"block_{int(block):05d}.npz"
 
 
 def read_run_info(run: str | Path) -> dict[str, Any] | None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ from lczldl.constants import ALL_CITIES
 from lczldl.data.prepare_pixels import CHUNK
 from lczldl.data.store import is_prepared_store
 from lczldl.errors import DataError
-from lczldl.fileio import atomic_write_json, os_error_at
+from lczldl.fileio import atomic_folder, atomic_write_json, os_error_at
 from lczldl.layout import SPLIT_NAMES, STORE_TMP_INFIX, STORE_VERSION, array_path, manifest_path, split_dir
 
 __all__ = ["is_prepared_store", "is_raw_vote_folder", "prepare_store"]
@@ -129,18 +128,15 @@ def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *
     new_parent = next((p for p in reversed(out.absolute().parents) if not p.exists()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}{STORE_TMP_INFIX}{os.getpid()}-", dir=out.parent))
+    tmp = None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)                     # mkdtemp makes it 0700
-        manifest = _write_store(tmp, plan, progress)
-        _publish(tmp, out)
+        with atomic_folder(out, prefix=f"{out.name}{STORE_TMP_INFIX}{os.getpid()}-") as tmp:
+            manifest = _write_store(tmp, plan, progress)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if new_parent is not None:                        # folders this call created for --out
             shutil.rmtree(new_parent, ignore_errors=True)
-        if isinstance(exc, OSError) and (exc.filename is None or str(exc.filename).startswith(str(tmp))):
+        if isinstance(exc, OSError) and tmp is not None and (
+                exc.filename is None or str(exc.filename).startswith(str(tmp))):
             raise os_error_at(OSError(exc.errno, exc.strerror), out) from exc  # name --out, not the temp
         raise
     return manifest
@@ -166,20 +162,3 @@ def _write_store(tmp: Path, plan, progress: bool) -> dict:
     manifest = build_manifest(plan, splits, stats)
     atomic_write_json(manifest_path(tmp), manifest)
     return manifest
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Rename the finished store ``tmp`` to ``out``, replacing an older store (put back on failure)."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old_dir = Path(tempfile.mkdtemp(prefix=f"{out.name}{STORE_TMP_INFIX}{os.getpid()}-old-", dir=out.parent))
-    os.replace(out, old_dir / "store")
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(old_dir / "store", out)       # put the old store back
-        raise
-    finally:
-        if not (old_dir / "store").exists() or out.exists():
-            shutil.rmtree(old_dir, ignore_errors=True)

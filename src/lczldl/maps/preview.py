@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from lczldl.fileio import atomic_path
 
 
 def write_preview(lcz: np.ndarray, entropy: np.ndarray, path: Path, num_classes: int = 10) -> Path:
@@ -42,8 +43,9 @@ def write_preview(lcz: np.ndarray, entropy: np.ndarray, path: Path, num_classes:
         ax.set_xticks([])
         ax.set_yticks([])
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:  # savefig takes the format from the name
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path

@@ -8,7 +8,6 @@ An lczldl model file is ``torch.save({"format": "lczldl-model", "version": 1, "m
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from lczldl.errors import ModelError
+from lczldl.fileio import atomic_path
 from lczldl.models.sen2lcz import Sen2LCZ
 
 FORMAT = "lczldl-model"
@@ -23,7 +23,7 @@ VERSION = 1
 
 
 def save_model(model: Sen2LCZ, path: str | Path, meta: dict | None = None) -> Path:
-    """Atomically write an lczldl model file (temp name in the same folder, then os.replace).
+    """Atomically write an lczldl model file (:func:`lczldl.fileio.atomic_path`).
 
     ``meta`` is merged over the model's own ``meta`` attribute (e.g. the Keras source file set by
     :func:`lczldl.models.from_keras`) and the package / torch versions.
@@ -31,18 +31,12 @@ def save_model(model: Sen2LCZ, path: str | Path, meta: dict | None = None) -> Pa
     from lczldl import __version__
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     info = {"lczldl_version": __version__, "torch_version": torch.__version__,
             **dict(getattr(model, "meta", None) or {}), **(meta or {})}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "version": VERSION, "model_kwargs": dict(model.model_kwargs),
                     "state_dict": state, "meta": info}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
