@@ -34,9 +34,10 @@ def dataset(f: h5py.File, path: Path, key: str, ndim: int) -> h5py.Dataset:
     return ds
 
 
-def read_all(ds: h5py.Dataset, path: Path, key: str) -> np.ndarray:
+def read_all(ds: h5py.Dataset, path: Path, key: str, rows: slice | None = None) -> np.ndarray:
+    """The whole dataset, or its ``rows``; DataError when the file is damaged."""
     try:
-        return ds[()]
+        return ds[()] if rows is None else ds[rows]
     except OSError as exc:
         raise DataError(f"{path}: cannot read '{key}', file truncated or corrupt ({str(exc).splitlines()[0]})") from None
 
