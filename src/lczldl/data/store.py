@@ -68,6 +68,19 @@ def manifest_classes(manifest: dict) -> list[int]:
     return [int(c) for c in classes] if classes else list(range(1, N_URBAN + 1))
 
 
+def read_manifest(path: Path) -> dict:
+    """The manifest of the store folder ``path`` as a dict (no other check); DataError (one line)
+    when it is missing or not a JSON object."""
+    mpath = manifest_path(path)
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{mpath}: missing or unreadable store manifest ({exc}); prepare the store again") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{mpath}: not an lczldl store manifest; prepare the store again")
+    return manifest
+
+
 def is_prepared_store(path: Path) -> bool:
     """True if ``path`` holds the manifest of an lczldl store (format tag checked, nothing else)."""
     m = manifest_path(path)
@@ -338,14 +351,15 @@ def require_target(arrays: SplitArrays, target: str, where: str = "store") -> No
 def require_votes(store: Path | Store, regimes: Sequence[str], key: str = "train.regime") -> None:
     """DataError (one line naming the regimes that apply) when ``store`` (a folder or an open store)
     has no expert votes and one of ``regimes`` needs them (:attr:`lczldl.regimes.Regime.needs_votes`);
-    ``key`` names the setting that chose them. Nothing is opened when no regime needs votes."""
+    ``key`` names the setting that chose them. Only a folder's manifest is read, and only when a
+    regime needs votes."""
     need = vote_regimes(list(regimes))
     if not need:
         return
-    opened = store if isinstance(store, Store) else open_store(store)
-    if opened.has_votes:
+    path = store.path if isinstance(store, Store) else Path(store)
+    if manifest_has_votes(store.manifest if isinstance(store, Store) else read_manifest(path)):
         return
-    raise DataError(f"{opened.path}: {key}={','.join(need)} needs expert votes, which this store has none of "
+    raise DataError(f"{path}: {key}={','.join(need)} needs expert votes, which this store has none of "
                     f"(one label per image, e.g. So2Sat LCZ42); use {', '.join(label_only_regimes())}",
                     params=(key,))
 

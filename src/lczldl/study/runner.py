@@ -162,16 +162,15 @@ def fit_regimes(data: Path, planned: Path, sc: StudyConfig, console: Any = None)
     regimes become those that need no votes (onehot, onehot_ls); regimes that need votes, chosen by
     --regimes or the config's study.regimes, are a DataError naming the ones that apply. Raw vote
     files (prepared by the study) and stores with votes keep ``sc`` as it is. Writes nothing."""
-    from lczldl.data.store import open_store, require_votes
+    from lczldl.data.store import manifest_has_votes, read_manifest, require_votes
     from lczldl.regimes import label_only_regimes
 
     if planned != Path(data).resolve():             # raw vote files: the store will have votes
         return sc
-    store = open_store(planned)
-    if store.has_votes:
+    if manifest_has_votes(read_manifest(planned)):
         return sc
     if "regimes" in sc.model_fields_set:
-        require_votes(store, sc.regimes, "study.regimes")
+        require_votes(planned, sc.regimes, "study.regimes")
         return sc
     regimes = label_only_regimes(sc.regimes)
     if console is not None:
