@@ -48,7 +48,7 @@ def read_rows(path: Path, key: str, start: int, stop: int, n: int) -> np.ndarray
         raise ValueError(f"rows {start}:{stop} outside 0:{n}")
     with open_h5(path) as f:
         try:
-            return np.asarray(f[key][start:stop], dtype=np.float32)
+            return np.asarray(f[key].astype(np.float32)[start:stop])   # converted by HDF5: no float64 copy
         except OSError as exc:
             raise DataError(f"{path}: cannot read '{key}' rows {start}:{stop}, file truncated "
                             f"or corrupt ({str(exc).splitlines()[0]})") from None

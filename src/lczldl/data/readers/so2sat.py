@@ -4,7 +4,8 @@ v2: one folder with ``training.h5``, ``validation.h5``, ``testing.h5``; v3: fold
 ``block/``, ``culture_10/`` each with ``training.h5`` and ``testing.h5``. Keys: ``sen1``
 (N,32,32,8, optional here), ``sen2`` (N,32,32,10) reflectance, ``label`` (N,17) one-hot (LCZ 1..17
 in columns 0..16). These files carry no expert votes, so only the one-hot regimes (onehot,
-onehot_ls) can use them: there is no vote distribution, entropy or Dawid-Skene target.
+onehot_ls) can use them: there is no vote distribution, entropy or Dawid-Skene target
+(``lczldl data prepare --so2sat``, :mod:`lczldl.data.prepare_so2sat`).
 
 :func:`open_so2sat` reads and validates ``label`` (one 1 per row) and the shapes/row counts of
 ``sen1``/``sen2`` without reading pixels; pixels are read lazily by row range.
