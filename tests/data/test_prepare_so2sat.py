@@ -150,3 +150,10 @@ def test_labels_are_read_in_blocks(tmp_path, monkeypatch):
         h["label"][23, :] = 0                                              # the fifth block's fourth row
     with pytest.raises(DataError, match="not one-hot \\(first bad row 23\\)"):
         so2sat.open_so2sat(paths["train"])
+
+
+def test_inspect_says_a_store_without_votes_has_no_vote_statistics(v2_store):
+    from lczldl.data.stats import inspect_path
+
+    with pytest.raises(DataError, match="has no expert votes .* class counts are in manifest.json"):
+        inspect_path(v2_store)

@@ -87,3 +87,20 @@ def test_seventeen_class_study_end_to_end(so2sat_store, tiny_config, tmp_path):
     assert "confusion_matrices" in figures and "reliability" in figures
     assert not figures & {"vote_entropy_bars", "voting_confusion", "metrics_by_entropy_bin", "entropy_hexbin",
                           "beyond_set_size_by_entropy"}
+
+
+def test_a_pack_takes_the_store_classes_and_refuses_vote_regimes(so2sat_store, tiny_config, tmp_path):
+    """The packed engine (the CUDA fast path, here on CPU) builds 17-output members from the store."""
+    from lczldl.config import load_config
+    from lczldl.errors import DataError
+    from lczldl.training.packed import train_pack
+
+    cfg = load_config(tiny_config)
+    with pytest.raises(DataError, match="train.regime=dist needs expert votes"):
+        train_pack(so2sat_store, [("onehot", 0), ("dist", 0)], tmp_path / "runs", cfg, device="cpu")
+    assert not (tmp_path / "runs").exists()
+    res = train_pack(so2sat_store, [("onehot", 0), ("onehot_ls", 1)], tmp_path / "runs", cfg, device="cpu")
+    assert [r.status for r in res] == ["finished", "finished"]
+    for r in res:
+        assert yaml.safe_load((r.run_dir / "config.yaml").read_text())["model"]["num_classes"] == 17
+        assert json.loads((r.run_dir / "run.json").read_text())["config"]["model"]["num_classes"] == 17
