@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from lczldl.config import VoteBudgetConfig
+from lczldl.data.budget_store import BudgetedStore, budget_counts, open_budget_store
 from lczldl.data.labels import build_labels
 from lczldl.data.prepare import prepare_store
-from lczldl.data.store import LCZDataset, budget_counts, make_targets, open_store, require_targets
+from lczldl.data.store import LCZDataset, make_targets, open_store, require_targets
 from lczldl.data.vote_budget import reduce_votes
 from lczldl.errors import DataError
 
@@ -76,7 +77,7 @@ def by_hand(votes: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, np.nda
 @pytest.mark.parametrize("k,mode,seed", [(1, "random", 0), (3, "random", 7), (3, "panel", 2)])
 def test_budget_targets_are_the_label_rules_on_the_kept_votes(store, k, mode, seed):
     plain = open_store(store)
-    budgeted = open_store(store, VoteBudgetConfig(k=k, mode=mode, seed=seed))
+    budgeted = open_budget_store(store, VoteBudgetConfig(k=k, mode=mode, seed=seed))
     for split in ("train", "val"):
         full = plain.split(split)
         red = reduce_votes(np.asarray(full.votes), k, mode=mode, seed=seed)
@@ -111,19 +112,20 @@ def test_budget_targets_are_the_label_rules_on_the_kept_votes(store, k, mode, se
 
 
 def test_the_test_split_and_a_budget_of_all_votes_are_the_store(store):
-    plain, budgeted = open_store(store), open_store(store, VoteBudgetConfig(k=1))
+    plain, budgeted = open_store(store), open_budget_store(store, VoteBudgetConfig(k=1))
     a, b = plain.split("test"), budgeted.split("test")
     assert b.budget is None and a.n == b.n
     for name in ("label", "distribution", "votes", "vote_entropy"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(make_targets(a, "distribution"), make_targets(b, "distribution"))
+    assert isinstance(budgeted, BudgetedStore)
     for budget in (None, VoteBudgetConfig(), VoteBudgetConfig(k="all")):
-        s = open_store(store, budget)
+        s = open_budget_store(store, budget)
         assert type(s) is type(plain) and s.split("train").n == plain.split("train").n
 
 
 def test_targets_fitted_on_every_vote_are_refused_under_a_budget(store):
-    budgeted = open_store(store, VoteBudgetConfig(k=3))
+    budgeted = open_budget_store(store, VoteBudgetConfig(k=3))
     with pytest.raises(DataError, match="dawid_skene.*cannot be built from a vote budget"):
         make_targets(budgeted.split("train"), "dawid_skene")
     with pytest.raises(DataError, match="cannot be built from a vote budget"):
@@ -133,9 +135,9 @@ def test_targets_fitted_on_every_vote_are_refused_under_a_budget(store):
 
 
 def test_a_budget_seed_draws_the_same_votes_every_time(store):
-    a = open_store(store, VoteBudgetConfig(k=2, seed=4)).split("train")
-    b = open_store(store, VoteBudgetConfig(k=2, seed=4)).split("train")
-    c = open_store(store, VoteBudgetConfig(k=2, seed=5)).split("train")
+    a = open_budget_store(store, VoteBudgetConfig(k=2, seed=4)).split("train")
+    b = open_budget_store(store, VoteBudgetConfig(k=2, seed=4)).split("train")
+    c = open_budget_store(store, VoteBudgetConfig(k=2, seed=5)).split("train")
     np.testing.assert_array_equal(a.votes, b.votes)
     full = np.asarray(open_store(store).split("train").votes)
     assert not np.array_equal(reduce_votes(full, 2, seed=4).votes, reduce_votes(full, 2, seed=5).votes)

@@ -13,7 +13,8 @@ import pytest
 
 from lczldl.cli.main import main
 from lczldl.config import VoteBudgetConfig
-from lczldl.data.store import budget_counts, open_store
+from lczldl.data.budget_store import budget_counts, open_budget_store
+from lczldl.data.store import open_store
 from lczldl.study.demo import demo_config
 from lczldl.viz.beyond_section import FIGURES, VOTE_BUDGET, VOTE_SETS
 
@@ -44,7 +45,7 @@ def test_the_budget_runs_their_counts_and_the_table(study):
     main_run, k1 = out / "runs" / "dist" / "seed0", out / "budget" / "k1" / "runs" / "dist" / "seed0"
     run = json.loads((k1 / "run.json").read_text())
     assert run["status"] == "finished" and run["config"]["data"]["vote_budget"] == {"mode": "random", "seed": 0, "k": 1}
-    assert run["vote_budget"] == budget_counts(open_store(store, VoteBudgetConfig(k=1)))
+    assert run["vote_budget"] == budget_counts(open_budget_store(store, VoteBudgetConfig(k=1)))
     assert "vote_budget" not in json.loads((main_run / "run.json").read_text())
     assert (out / "budget" / "k1" / "summary.csv").is_file() and (out / "summary.csv").is_file()
     # validation from one vote per image, test from every vote

@@ -90,14 +90,15 @@ def vote_prediction_sets(cal_probs: np.ndarray, cal_votes: np.ndarray, probs: np
             for score in SCORES for lv in levels}
 
 
-def _set_numbers(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, level: float,
+def _set_numbers(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, level: float,
                  weights: np.ndarray | None = None) -> dict[str, Any]:
-    """set_metrics and conditional_set_metrics of one set, in one dict."""
+    """set_metrics and conditional_set_metrics of one set, in one dict (without ``votes``: their
+    label numbers only)."""
     return {**set_metrics(sets, labels, votes, weights=weights),
             **conditional_set_metrics(sets, labels, votes, level, weights=weights)}
 
 
-def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, vote_entropy: np.ndarray | None, *,
              sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None,
              weights: np.ndarray | None = None, per_set: Mapping | None = None,
              per_signal: Mapping | None = None, vote_sets: VoteSetMap | None = None,
@@ -113,8 +114,7 @@ def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entr
     out: dict[str, Any] = {}
     for key, (s, _) in (sets or {}).items():
         m = per_set[key] if per_set is not None else _set_numbers(s, labels, votes, key[1], weights)
-        out.update({conformal_key(*key, stat): m[stat] for stat in CONFORMAL_STATS})
-        out.update({conformal_key(*key, stat): m[stat] for stat in CONDITIONAL_STATS})
+        out.update({conformal_key(*key, stat): m[stat] for stat in (*CONFORMAL_STATS, *CONDITIONAL_STATS) if stat in m})
     for key, vs in (vote_sets or {}).items():
         m = per_vote_set[key] if per_vote_set is not None else _set_numbers(vs.sets, labels, votes, key[1], weights)
         out.update({vote_conformal_key(*key, stat): m[stat] for stat in VOTE_SET_STATS})
@@ -125,12 +125,12 @@ def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entr
                else signal_metrics(dict(signals), p.argmax(axis=1) == labels, vote_entropy, weights))
         for sig, v in per.items():
             out[f"auroc_{sig}"] = v["auroc"]
-            if SIGNAL_SPEARMAN.get(sig, f"spearman_{sig}") == f"spearman_{sig}":
+            if "spearman" in v and SIGNAL_SPEARMAN.get(sig, f"spearman_{sig}") == f"spearman_{sig}":
                 out[f"spearman_{sig}"] = v["spearman"]
     return out
 
 
-def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, vote_entropy: np.ndarray | None, *,
             sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None,
             per_set: Mapping | None = None, per_signal: Mapping | None = None,
             vote_sets: VoteSetMap | None = None, per_vote_set: Mapping | None = None) -> dict[str, Any]:
@@ -142,10 +142,10 @@ def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entro
     coverages and ``signals`` {signal: {auroc, spearman}}."""
     labels = np.asarray(labels, dtype=np.int64)
     k = np.asarray(probs).shape[1]
-    f = set_features(np.zeros((len(labels), k), dtype=bool), labels, votes)
-    out: dict[str, Any] = {"n": int(len(labels)),
-                           "counts": {"class": np.bincount(labels, minlength=k).tolist(),
-                                      "ebin": np.bincount(f["ebin"], minlength=N_ENTROPY_BINS).tolist()}}
+    out: dict[str, Any] = {"n": int(len(labels)), "counts": {"class": np.bincount(labels, minlength=k).tolist()}}
+    if votes is not None:
+        f = set_features(np.zeros((len(labels), k), dtype=bool), labels, votes)
+        out["counts"]["ebin"] = np.bincount(f["ebin"], minlength=N_ENTROPY_BINS).tolist()
     if sets:
         out["sets"] = {set_name(score, lv): {"score": score, "level": lv, "qhat": qhat,
                                               **(per_set[score, lv] if per_set is not None
@@ -167,7 +167,8 @@ def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entro
     return out
 
 
-def evaluate_prediction(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+def evaluate_prediction(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray | None,
+                        vote_entropy: np.ndarray | None, *,
                         cal_probs: np.ndarray | None = None, cal_labels: np.ndarray | None = None,
                         levels: Sequence[float] = DEFAULT_LEVELS, conformal: bool = True, selective: bool = True,
                         mutual_info: np.ndarray | None = None, members: Sequence[np.ndarray] | None = None,
@@ -176,14 +177,17 @@ def evaluate_prediction(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray
                                    VoteSetMap | None]:
     """(headline, details, sets, signals, vote sets) of one prediction: ``probs`` (N, K) test
     probabilities, ``labels`` (N,) majority labels, ``votes`` (N, E) store votes, ``vote_entropy``
-    (N,) nats; conformal sets need ``cal_probs`` / ``cal_labels`` (validation) and are skipped
-    without them or with ``conformal`` off; the sets calibrated on the votes also need ``cal_votes``
-    (V, E) and ``vote`` (skipped without either); ``selective`` off leaves out selective prediction
-    and the signals. The sets and signals are returned for :func:`headline` under bootstrap weights."""
+    (N,) nats (both None for a store without votes: what needs them is left out); conformal sets
+    need ``cal_probs`` / ``cal_labels`` (validation) and are skipped without them or with
+    ``conformal`` off; the sets calibrated on the votes also need ``cal_votes`` (V, E), test
+    ``votes`` and ``vote`` (skipped without any of them); ``selective`` off leaves out selective
+    prediction and the signals. The sets and signals are returned for :func:`headline` under
+    bootstrap weights."""
     sets = (prediction_sets(cal_probs, cal_labels, probs, levels)
             if conformal and cal_probs is not None and cal_labels is not None else None)
     vote_sets = (vote_prediction_sets(cal_probs, cal_votes, probs, levels, vote)
-                 if conformal and cal_probs is not None and cal_votes is not None and vote is not None else None)
+                 if conformal and cal_probs is not None and cal_votes is not None and votes is not None
+                 and vote is not None else None)
     signals = uncertainty_signals(probs, mutual_info=mutual_info, members=members) if selective else None
     labels = np.asarray(labels, dtype=np.int64)
     per_set = {key: _set_numbers(s, labels, votes, key[1]) for key, (s, _) in (sets or {}).items()}

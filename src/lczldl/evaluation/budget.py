@@ -2,7 +2,7 @@
 with the number of votes per image the training side saw (``lczldl study --vote-budget``).
 
 One row per vote budget k (ascending, then "all": the study's own runs) x regime: the training-side
-counts of the budget (:func:`lczldl.data.store.budget_counts`: images kept, images with fewer than
+counts of the budget (:func:`lczldl.data.budget_store.budget_counts`: images kept, images with fewer than
 k votes, images left without an urban vote or with a non-urban k-vote majority, per split) and, per
 metric of :func:`budget_metrics`, the mean over seeds and its 95 % Student t interval
 (:func:`lczldl.evaluation.intervals.seed_interval`), read from the runs' saved metrics.json and
@@ -107,7 +107,8 @@ def write_budget_table(study: Path, store: Path, ks: Sequence[int], budget: Vote
                        ev: EvaluationConfig) -> Path:
     """STUDY/budget/budget.csv over the budgets ``ks`` (their runs in STUDY/budget/k<k>/runs) and "all"
     (STUDY/runs), with the counts of ``budget``'s draw (its mode and seed, each k) on ``store``."""
-    from lczldl.data.store import budget_counts, open_store
+    from lczldl.data.budget_store import budget_counts, open_budget_store
+    from lczldl.data.store import open_store
 
     study = Path(study)
     plain = open_store(Path(store))
@@ -118,6 +119,6 @@ def write_budget_table(study: Path, store: Path, ks: Sequence[int], budget: Vote
         label = k_label(k)
         values[label] = seed_values(layout.study_runs(study, k))
         draw = None if k is None else budget.model_copy(update={"k": int(k)})
-        counts[label] = split_counts(budget_counts(open_store(Path(store), draw)) if draw else None, n)
+        counts[label] = split_counts(budget_counts(open_budget_store(Path(store), draw)) if draw else None, n)
     rows = budget_rows(values, counts, budget_metrics(ev), budget.mode, budget.seed)
     return atomic_write_text(layout.budget_table_path(study), to_csv(rows) or "k\n")

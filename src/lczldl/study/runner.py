@@ -117,12 +117,14 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     planned = planned_store(data, study)
     check_same_config(study, run_config, planned)
     check_executor(sc.executor)
+    sc = fit_regimes(data, planned, sc, console)      # a store without votes: its regimes, or refused
+    cfg = cfg.model_copy(update={"study": sc})
     targets = [t for r in sc.regimes for t in regime_targets(r)[:2]]
     missing = [m for m in aggregators_needed(targets) if m not in sc.prepare.aggregators]
     if missing and planned != Path(data).resolve():     # raw votes: prepared here
         raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
                           f"{', '.join(missing)} (the store is prepared from raw votes)")
-    budgets = check_budget(cfg, typed=vote_budget is not None)
+    budgets = check_budget(cfg, typed=vote_budget is not None, data=data, planned=planned)
     work = {**DEFAULT_WORK, **(work or {})}
     from lczldl.study.packs import resolve_pack
 
@@ -168,6 +170,27 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     return record.info
 
 
+def fit_regimes(data: Path, planned: Path, sc: StudyConfig, console: Any = None) -> StudyConfig:
+    """The study's regimes on a prepared store without expert votes (So2Sat LCZ42): the default
+    regimes become those that need no votes (onehot, onehot_ls); regimes that need votes, chosen by
+    --regimes or the config's study.regimes, are a DataError naming the ones that apply. Raw vote
+    files (prepared by the study) and stores with votes keep ``sc`` as it is. Writes nothing."""
+    from lczldl.data.store import manifest_has_votes, read_manifest, require_votes
+    from lczldl.regimes import label_only_regimes
+
+    if planned != Path(data).resolve():             # raw vote files: the store will have votes
+        return sc
+    if manifest_has_votes(read_manifest(planned)):
+        return sc
+    if "regimes" in sc.model_fields_set:
+        require_votes(planned, sc.regimes, "study.regimes")
+        return sc
+    regimes = label_only_regimes(sc.regimes)
+    if console is not None:
+        console.print(f"store {planned} has no expert votes: regimes {', '.join(regimes)}")
+    return sc.model_copy(update={"regimes": regimes})
+
+
 def spec_maker(units: Sequence[Unit], base: dict[str, Any],
                work: Mapping[str, str]) -> Callable[[Unit, dict[str, dict]], dict[str, Any]]:
     """``make_spec(unit, upstream)`` for the scheduler: what a unit's worker gets, with the
@@ -198,12 +221,14 @@ def spec_maker(units: Sequence[Unit], base: dict[str, Any],
     return make_spec
 
 
-def check_budget(cfg: LczldlConfig, typed: bool = False) -> list[int]:
+def check_budget(cfg: LczldlConfig, typed: bool = False, data: Path | None = None,
+                 planned: Path | None = None) -> list[int]:
     """The vote budgets k of the study's grid (``study.vote_budget.k``, "all" being the study's own
     runs); ConfigError (nothing written yet) when the run config sets ``data.vote_budget.k`` too
-    (then "all" would not be every vote) or a regime's targets cannot be built from k votes
-    (:data:`lczldl.data.store.BUDGET_TARGETS`). ``typed``: the user typed --vote-budget."""
-    from lczldl.data.store import BUDGET_TARGETS
+    (then "all" would not be every vote), a regime's targets cannot be built from k votes
+    (:data:`lczldl.data.store.BUDGET_TARGETS`) or the prepared store ``data`` (``planned``: the
+    store the study will use) has no votes. ``typed``: the user typed --vote-budget."""
+    from lczldl.data.store import BUDGET_TARGETS, manifest_has_votes, read_manifest
 
     sc = cfg.study or StudyConfig()
     ks = list(sc.vote_budget.k)
@@ -211,6 +236,9 @@ def check_budget(cfg: LczldlConfig, typed: bool = False) -> list[int]:
         return []
     where = (f"--vote-budget {','.join(map(str, ks))}" if typed
              else f"study.vote_budget.k={','.join(map(str, ks))}")
+    if (data is not None and planned is not None and planned == Path(data).resolve()
+            and not manifest_has_votes(read_manifest(planned))):
+        raise ConfigError(f"{where}: the store {planned} has no expert votes (one label per image) to keep k of")
     if cfg.data.vote_budget.k is not None:
         raise ConfigError(f"{where}: the run config sets data.vote_budget.k={cfg.data.vote_budget.k} as well; "
                           "leave it unset (the grid's 'all' is the study's own runs)")
@@ -259,4 +287,4 @@ def final_message(console: Any, study: Path, info: dict) -> None:
         console.print(f"report: {rep}")
 
 
-__all__ = ["check_budget", "load_study_config", "run_study"]
+__all__ = ["check_budget", "fit_regimes", "load_study_config", "run_study"]
