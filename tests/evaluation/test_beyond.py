@@ -140,3 +140,21 @@ def test_sets_calibrated_on_the_votes_are_vote_conformal_judged_like_the_standar
     c = np.stack([np.bincount(r[(r >= 1) & (r <= 10)] - 1, minlength=10) for r in votes.astype(np.int64)])
     share = (c * s).sum(1) / c.sum(1)
     assert head["votecal_lac_90_vote_coverage"] == pytest.approx(share.mean(), abs=1e-12)
+
+
+def test_without_votes_the_label_numbers_only():
+    """A store without votes (So2Sat LCZ42): CovGap and SSCV against the label are those of the
+    prediction with votes (they never read them), the vote numbers and the vote-calibrated sets are
+    left out."""
+    p, y, votes, ent = case(200, 12)
+    pv, yv, votes_v, _ = case(150, 13)
+    vote = VoteSettings(m=2, variant="average")
+    with_votes, *_ = evaluate_prediction(p, y, votes, ent, cal_probs=pv, cal_labels=yv, cal_votes=votes_v, vote=vote,
+                                         selective=False)
+    head, detail, _, _, vote_sets = evaluate_prediction(p, y, None, None, cal_probs=pv, cal_labels=yv,
+                                                        cal_votes=votes_v, vote=vote, selective=False)
+    assert vote_sets is None and "vote_sets" not in detail
+    assert set(head) == {G.conformal_key(sc, lv, st) for sc in G.SCORE_LABELS for lv in (0.9, 0.95)
+                         for st in ("coverage", "set_size", "covgap_label", "sscv_label")}
+    assert {k: head[k] for k in head} == {k: with_votes[k] for k in head}
+    assert "vote_coverage_stratum0" not in detail["sets"]["lac_90"] and "coverage_stratum3" in detail["sets"]["lac_90"]
