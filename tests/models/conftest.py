@@ -87,3 +87,20 @@ def mirror(tmp_path, keras_dir, monkeypatch) -> Iterator[Mirror]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture(scope="session")
+def scene_tif(tmp_path_factory) -> Path:
+    """A 96 x 96 px stacked 10-band GeoTIFF of reflectance (float32, UTM 32N, 10 m), random but
+    plausible values: enough windows for a small map."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(0)
+    img = (0.05 + 0.3 * rng.random((10, 96, 96))).astype(np.float32)
+    path = tmp_path_factory.mktemp("scene") / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=96, height=96, count=10, dtype="float32",
+                       crs="EPSG:32632", transform=from_origin(500000.0, 5300000.0, 10, 10), nodata=-9999.0) as dst:
+        dst.write(img)
+    return path
