@@ -62,9 +62,10 @@ def register(app: typer.Typer) -> None:
 
 def _evaluate_model(weights, checkpoint, runs, data, out, ev, fit_temperature: bool, trust: bool) -> None:
     """``evaluate --weights/--checkpoint``: checks, then :func:`lczldl.evaluation.model_eval.evaluate_model`."""
-    from lczldl.cli.predict import model_files
+    from lczldl.cli.predict import check_model_choice, model_files
     from lczldl.errors import ConfigError
 
+    check_model_choice([checkpoint] if checkpoint else None, weights)
     if runs is not None:
         raise ConfigError("give either runs or a single model (weights or checkpoints), not both",
                           params=("runs", "weights", "checkpoints"))

@@ -17,14 +17,19 @@ from lczldl.cli.weights import TRUST_HELP
 from lczldl.layout import MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD
 
 
-def model_files(checkpoints: list[Path] | None, weights: str | None) -> list[Path]:
-    """The model files of ``--checkpoint`` (repeatable) or ``--weights`` (a registry name, fetched
-    into the cache, or a file); exactly one of the two. ConfigError otherwise."""
+def check_model_choice(checkpoints: list[Path] | None, weights: str | None) -> None:
+    """ConfigError (one line) unless exactly one of ``--checkpoint`` and ``--weights`` is given."""
     from lczldl.errors import ConfigError
 
     if bool(checkpoints) == bool(weights):
         raise ConfigError("give either checkpoints or weights (one of them, not both)",
                           params=("checkpoints", "weights"))
+
+
+def model_files(checkpoints: list[Path] | None, weights: str | None) -> list[Path]:
+    """The model files of ``--checkpoint`` (repeatable) or ``--weights`` (a registry name, fetched
+    into the cache, or a file); exactly one of the two (:func:`check_model_choice`)."""
+    check_model_choice(checkpoints, weights)
     if checkpoints:
         return list(checkpoints)
     from lczldl.models.weights import resolve_weights
