@@ -29,7 +29,7 @@ from lczldl.constants import BANDS, N_URBAN
 from lczldl.errors import DataError
 from lczldl.evaluation import predictions as P
 from lczldl.evaluation.files import save_predictions, write_metrics
-from lczldl.evaluation.metrics import compute_metrics
+from lczldl.evaluation.metrics import compute_metrics, per_class_metrics
 from lczldl.evaluation.predictor import predict_log_probs, probs_from_log_probs
 from lczldl.evaluation.temperature import apply_temperature, fit_temperature
 from lczldl.fileio import file_sha256
@@ -37,12 +37,6 @@ from lczldl.regimes import REGIMES
 
 #: images per forward pass
 BATCH = 512
-
-
-def store_classes(store: Any) -> list[int]:
-    """LCZ id of each class index of an open store: its manifest's ``classes`` (1..10 without)."""
-    classes = store.manifest.get("classes")
-    return [int(c) for c in classes] if classes else list(range(1, N_URBAN + 1))
 
 
 def label_map(store_cls: Sequence[int], model_cls: Sequence[int]) -> np.ndarray:
@@ -121,7 +115,7 @@ def evaluate_model(model_path: Path, data: Path, out: Path, evaluation: Evaluati
     model_path, out = Path(model_path), Path(out)
     model = load_model(model_path, trust=trust)
     store = open_store(Path(data))
-    m_cls, s_cls = model_classes(model), store_classes(store)
+    m_cls, s_cls = model_classes(model), store.classes
     bands = (getattr(model, "meta", None) or {}).get("bands")
     _check_bands(bands, int(model.model_kwargs["in_channels"]), str(model_path))
     mapping = label_map(s_cls, m_cls)
@@ -165,5 +159,6 @@ def evaluate_model(model_path: Path, data: Path, out: Path, evaluation: Evaluati
                        "val_subset_note": subset_note(m_cls, s_cls, len(vrows), val.n, "validation"),
                        "fitted_on": "val log(mean softmax)"}, temperature=temp)
     save_predictions(out / layout.PREDICTIONS, pred)
-    write_metrics(out / layout.METRICS, metrics, meta)
+    write_metrics(out / layout.METRICS, metrics, meta,
+                  per_class=per_class_metrics(labels, pred[P.PROBS].argmax(axis=1), len(m_cls)))
     return result
