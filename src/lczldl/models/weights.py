@@ -17,7 +17,7 @@ import os
 import re
 import urllib.error
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -81,8 +81,7 @@ class Weights:
 
     def meta(self) -> dict[str, Any]:
         """The record of this entry as a weights file keeps it (JSON-friendly)."""
-        d = asdict(self)
-        return {"name": d["name"], "classes": list(self.classes), "bands": list(self.bands),
+        return {"name": self.name, "classes": list(self.classes), "bands": list(self.bands),
                 "scaling": dict(SCALING), "regime": self.regime, "description": self.description,
                 "source": {"kind": self.fmt, "url": self.url(DEFAULT_BASE), "file": self.filename,
                            "sha256": self.sha256, "repository": self.source},
@@ -239,7 +238,7 @@ def weights_path(name: str, progress: bool = True) -> Path:
         _check_download(w, raw)
     else:
         _download(w, raw, progress)
-    save_model(from_keras(raw), out, meta=w.meta())
+    save_model(from_keras(raw), out, meta={**w.meta(), "downloaded_from": w.url()})
     return out
 
 
