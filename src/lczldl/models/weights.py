@@ -238,7 +238,7 @@ def weights_path(name: str, progress: bool = True) -> Path:
         _check_download(w, raw)
     else:
         _download(w, raw, progress)
-    save_model(from_keras(raw), out, meta={**w.meta(), "downloaded_from": w.url()})
+    save_model(from_keras(raw), out, meta=w.meta())
     return out
 
 
