@@ -32,7 +32,8 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from lczldl.maps.grid import chunk_pixels, chunks, output_grid
+from lczldl.config import MapsConfig
+from lczldl.maps.grid import chunk_pixels, chunks, default_block, output_grid
 from lczldl.maps.predict import MapPredictor, predict_scene
 from lczldl.maps.scene import open_scene
 from lczldl.models import Sen2LCZ
@@ -66,7 +67,7 @@ def _read_seconds(scene_path, stride: int, **kw) -> float:
     with open_scene(scene_path, cloud_classes=(), **kw) as scene:
         grid = output_grid(scene.width, scene.height, scene.transform, stride)
         t0 = time.perf_counter()
-        for chunk in chunks(grid, max(1, 256 // stride), max(1, 256 // stride)):
+        for chunk in chunks(grid, default_block(stride), default_block(stride)):
             row, col, h, w = chunk_pixels(grid, chunk)
             scene.read_block(Window(col, row, w, h))
         return time.perf_counter() - t0
@@ -94,7 +95,8 @@ def _child_memory(safe: Path, stride: int, workdir: Path) -> None:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
-    rec = predict_scene([ckpt], safe, workdir / f"map{size}", stride=stride, progress=False, cloud_classes=())
+    rec = predict_scene([ckpt], safe, workdir / f"map{size}", MapsConfig(stride=stride, cloud_classes=[]),
+                        progress=False)
     peak = _status_mb("VmHWM")
     print(json.dumps({"size": size, "windows": rec["windows"], "before_mb": before, "peak_mb": peak}))
 
@@ -153,8 +155,8 @@ def _throughput(gen, tmp: Path, args: argparse.Namespace) -> None:
         best["model inference only"] = min(best["model inference only"], _inference_seconds(model, n, args.batch))
         for name, (path, kw) in paths.items():
             t0 = time.perf_counter()
-            predict_scene([ckpt], path, tmp / f"map{r}", stride=args.stride, batch_size=args.batch,
-                          progress=False, cloud_classes=(), **kw)
+            predict_scene([ckpt], path, tmp / f"map{r}", MapsConfig(stride=args.stride, batch_size=args.batch,
+                                                                  cloud_classes=[], **kw), progress=False)
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
             reads[name] = min(reads.get(name, float("inf")), _read_seconds(path, args.stride, **kw))
     decode_s, mpx = _decode_whole_bands(safe)

@@ -19,8 +19,10 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
+from lczldl.config import MapsConfig
 from lczldl.constants import REFLECTANCE_SCALE
 from lczldl.data.store import open_store
+from lczldl.layout import MAP_PREVIEW
 from lczldl.maps.predict import predict_scene
 
 REGIONS = np.array([[5, 1, 4, 7], [2, 5, 9, 0], [7, 4, 1, 5], [9, 2, 5, 3]])  # class indices
@@ -55,9 +57,9 @@ def main() -> None:
                            crs="EPSG:32632", transform=from_origin(500000, 5300000, 10, 10)) as dst:
             dst.write(img)
         # integer scenes need their scale named (lczldl predict refuses to guess it)
-        rec = predict_scene([args.checkpoint], scene, Path(tmp) / "map", stride=16, scale=REFLECTANCE_SCALE,
+        rec = predict_scene([args.checkpoint], scene, Path(tmp) / "map", MapsConfig(stride=16, scale=REFLECTANCE_SCALE),
                             progress=False)
-        shutil.copy(Path(tmp) / "map" / "preview.png", args.out / "map_preview.png")
+        shutil.copy(Path(tmp) / "map" / MAP_PREVIEW, args.out / "map_preview.png")
     print(f"wrote {args.out / 'map_preview.png'} ({rec['windows']} windows)")
 
 

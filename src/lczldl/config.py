@@ -2,13 +2,18 @@
 
 Top level :class:`LczldlConfig`, one section per concern:
 
-- ``data``: how the prepared store is read (loader workers, pinned memory).
+- ``data``: how the prepared store is read (loader workers, pinned memory) and the vote budget of
+  the training-side targets (``data.vote_budget``: k of each image's votes).
 - ``model``: Sen2LCZ-Net's constructor (classes, bands, depth, width, dropout, fusion).
 - ``train``: regime, optimiser, schedule, early stopping, devices, precision, logger.
-- ``evaluation``: calibration bins and MC-dropout passes.
+- ``evaluation``: calibration bins, MC-dropout passes and the beyond-the-paper switches (conformal
+  sets, sets calibrated on the votes, selective prediction).
 - ``study``: the grid, workers, executor, how raw votes are prepared and SLURM job settings; read
   by ``lczldl study`` / ``lczldl demo`` (``lczldl train`` validates but ignores it, so one YAML
   serves both).
+- ``maps``: how ``lczldl predict`` maps a Sentinel-2 scene (stride, MC dropout, temperature, chunk
+  and batch sizes, cloud masking, a file's band order and radiometry); read by ``lczldl predict``
+  only and never recorded in run or study folders (a map's predict.json records what it used).
 
 Defaults (``lczldl/resources/default.yaml`` documents every key) reproduce the paper's protocol:
 Nadam lr 0.002 halved every 5 epochs, batch 64, at most 300 epochs, early stopping on the
@@ -23,6 +28,7 @@ typed therefore always wins over the file, and the file over the defaults. Any p
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,7 +37,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lczldl.constants import BANDS, CONFORMAL_LEVELS, MC_PASSES, N_BINS, SOFT_AGGREGATORS
+from lczldl.constants import (
+    BANDS,
+    CONFORMAL_LEVELS,
+    MC_PASSES,
+    N_BINS,
+    N_EXPERTS,
+    SOFT_AGGREGATORS,
+    VOTE_BUDGET_MODES,
+    VOTE_CONFORMAL_SAMPLES,
+    VOTE_CONFORMAL_VARIANTS,
+)
 from lczldl.errors import ConfigError
 from lczldl.regimes import PAPER_REGIMES, REGIMES
 
@@ -42,17 +58,80 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: how a vote budget's k is written for "every vote" (k = None)
+ALL_VOTES = "all"
+
+
+def _budget_k(v: object) -> object:
+    """One budget k: "all" (any case) -> None, a whole number -> int; anything else is left to the
+    field's own validation."""
+    if isinstance(v, str):
+        t = v.strip().lower()
+        return None if t == ALL_VOTES else (int(t) if t.isdigit() else v)
+    return v
+
+
+class _VoteDraw(_Strict):
+    """How a vote budget picks each image's k votes (:mod:`lczldl.data.vote_budget`)."""
+
+    mode: Literal[VOTE_BUDGET_MODES] = Field(VOTE_BUDGET_MODES[0], description=(  # type: ignore[valid-type]
+        "random: k of each image's votes, drawn per image; panel: the same k experts (vote columns) for every image"))
+    seed: int = Field(0, ge=0, description="seed of the draw: the same k votes for every regime and seed")
+
+
+class VoteBudgetConfig(_VoteDraw):
+    """``data.vote_budget``: every training-side target (train and validation: training, early
+    stopping, temperature fitting, conformal calibration) built from k of each image's votes; test
+    is always judged against all votes. k = None ("all") is the store as prepared."""
+
+    k: int | None = Field(None, ge=1, le=N_EXPERTS, description="votes kept per image; null / all = every vote")
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k(cls, v: object) -> object:
+        return _budget_k(v)
+
+
+class VoteBudgetGrid(_VoteDraw):
+    """``study.vote_budget``: the study's grid over k (``lczldl study --vote-budget 1,3,5,all``).
+    Every k trains the study's regimes and seeds into STUDY/budget/k<k>/ with
+    ``data.vote_budget`` = {k, mode, seed}; "all" is the study's own runs (always trained), so it
+    is accepted and left out of ``k``. Empty: no budget grid."""
+
+    k: list[int] = Field(default_factory=list, description="vote budgets k of the grid, e.g. [1, 3, 5]")
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _ks(cls, v: object) -> object:
+        """A comma list or list of k ("all" allowed) -> sorted whole numbers without repeats."""
+        items = (split_list(v) or []) if isinstance(v, str) else ([] if v is None else v)
+        if isinstance(items, int | str):
+            items = [items]
+        if not isinstance(items, list | tuple):
+            return v
+        ks = [_budget_k(x) for x in items]
+        bad = [x for x in ks if x is not None and (isinstance(x, bool) or not isinstance(x, int)
+                                                    or not 1 <= x <= N_EXPERTS)]
+        if bad:
+            raise ValueError(f"vote budgets must be whole numbers 1..{N_EXPERTS} or '{ALL_VOTES}', "
+                             "e.g. 1,3,5,all")
+        return sorted({x for x in ks if x is not None})
+
+
 class DataConfig(_Strict):
-    """Reading the prepared store."""
+    """Reading the prepared store, and which of its votes the training-side targets use."""
 
     num_workers: int = Field(0, ge=0)
     pin_memory: bool = False
+    vote_budget: VoteBudgetConfig = Field(default_factory=VoteBudgetConfig)
 
 
 class ModelConfig(_Strict):
     """Sen2LCZ-Net constructor arguments (``in_channels`` = number of bands)."""
 
-    num_classes: Literal[10] = 10
+    #: K: 10 (urban LCZ 1-10 of the vote release) or 17 (So2Sat LCZ42); a run takes its store's
+    #: (lczldl.training.members.store_config), whatever is set here
+    num_classes: Literal[10, 17] = 10
     bands: list[str] = Field(default_factory=lambda: list(BANDS), min_length=1)
     depth: int = Field(17, ge=5)
     width: int = Field(16, ge=1)
@@ -120,6 +199,11 @@ class EvaluationConfig(_Strict):
     conformal: bool = Field(True, description="split-conformal sets (LAC, APS, RAPS) calibrated on val")
     selective: bool = Field(True, description="risk-coverage, AURC, accuracy at coverage, uncertainty signals")
     conformal_levels: list[float] = Field(default_factory=lambda: list(CONFORMAL_LEVELS), min_length=1)
+    vote_conformal: bool = Field(True, description=(
+        "with conformal: also sets calibrated on labels drawn from the validation votes (Monte Carlo conformal)"))
+    vote_samples: int = Field(VOTE_CONFORMAL_SAMPLES, ge=1, description="labels drawn per validation image (m)")
+    vote_variant: Literal[VOTE_CONFORMAL_VARIANTS] = Field(  # type: ignore[valid-type]
+        VOTE_CONFORMAL_VARIANTS[0], description="ecdf: coverage guarantee at the level; average: 1 - 2 alpha for m > 1")
 
     @field_validator("conformal_levels", mode="before")
     @classmethod
@@ -244,9 +328,9 @@ def parse_regimes(text: str | Iterable[str]) -> list[str]:
 
 
 class StudyConfig(_Strict):
-    """The ``study:`` section: the grid, workers, executor, pack size, prepare and SLURM settings
-    (``lczldl study`` / ``lczldl demo``; the CLI options --regimes, --seeds, --workers, --executor,
-    --pack win)."""
+    """The ``study:`` section: the grid, workers, executor, pack size, prepare and SLURM settings, the
+    vote-budget grid (``lczldl study`` / ``lczldl demo``; the CLI options --regimes, --seeds,
+    --workers, --executor, --pack, --vote-budget win)."""
 
     regimes: list[str] = Field(default_factory=lambda: list(PAPER_REGIMES))
     seeds: list[int] = Field(default_factory=lambda: list(range(5)))
@@ -257,6 +341,8 @@ class StudyConfig(_Strict):
     pack: int | None = Field(None, ge=1)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    #: the grid over the vote budget k (opt-in; docs/study.md)
+    vote_budget: VoteBudgetGrid = Field(default_factory=VoteBudgetGrid)
 
     @field_validator("regimes", mode="before")
     @classmethod
@@ -269,6 +355,63 @@ class StudyConfig(_Strict):
         return parse_seeds(v)  # type: ignore[arg-type]
 
 
+class MapsConfig(_Strict):
+    """The ``maps:`` section: how ``lczldl predict`` maps a scene (docs/maps.md). Each setting's
+    range is checked here; what depends on the scene or the other arguments is checked by
+    ``lczldl.maps.predict.check_map_arguments``."""
+
+    stride: int = Field(10, ge=1, description="window stride in scene pixels (10 px = 100 m output pixels)")
+    mc_passes: int = Field(0, ge=0, description="MC-dropout passes (0 = off)")
+    temperature: float | Literal["auto"] = Field(1.0, description=(
+        "divides each model's log-probabilities; auto = the run's metrics_ts.json"))
+    batch_size: int = Field(256, ge=1, description="windows per forward pass")
+    block_rows: int | None = Field(None, ge=1, description="output rows per chunk (null: about 256 scene px)")
+    block_cols: int | None = Field(None, ge=1, description="output columns per chunk (null: about 256 scene px)")
+    cloud_classes: list[int] = Field(default_factory=lambda: [1, 3, 8, 9, 10], description=(
+        "L2A SCL classes masked: 1 saturated or defective, 3 cloud shadow, 8 / 9 cloud medium / high "
+        "probability, 10 thin cirrus; [] (none) turns every cloud mask off, L1C's MSK_CLASSI too"))
+    max_cloud_share: float = Field(0.05, ge=0.0, le=1.0, description=(
+        "a 32 x 32 window with a larger share of masked pixels is no data: 0.05 = 51 of 1024 px, about "
+        "half a 10 x 10 px output cell, so a fully masked cell always drops its window while a few "
+        "isolated flags (SCL marks some bright roofs) do not"))
+    bands: list[str] | None = Field(None, description="band order of a stacked GeoTIFF (null: So2Sat's)")
+    scale: float | None = Field(None, gt=0.0, allow_inf_nan=False, description=(
+        "files without product metadata: reflectance = (value + offset) / scale"))
+    offset: float | None = Field(None, allow_inf_nan=False, description=(
+        "files without product metadata: additive offset (null: 0)"))
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _temperature(cls, v: object) -> object:
+        """``auto`` (any case) or a positive finite number (also as text)."""
+        try:
+            v = "auto" if isinstance(v, str) and v.strip().lower() == "auto" else (
+                None if isinstance(v, bool) else float(v))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            v = None
+        if v != "auto" and not (isinstance(v, float) and math.isfinite(v) and v > 0):
+            raise ValueError("must be 'auto' or a positive number")
+        return v
+
+    @field_validator("cloud_classes", mode="before")
+    @classmethod
+    def _classes(cls, v: object) -> object:
+        """A comma list of class numbers; ``none`` or an empty text -> []."""
+        if not isinstance(v, str):
+            return v
+        if v.strip().lower() in ("", "none"):
+            return []
+        try:
+            return [int(t) for t in split_list(v) or []]
+        except ValueError:
+            raise ValueError("must be SCL class numbers like 1,3,8,9,10 or 'none'") from None
+
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _bands(cls, v: object) -> object:
+        return split_list(v) if isinstance(v, str) else v
+
+
 class LczldlConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -276,6 +419,8 @@ class LczldlConfig(_Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     #: read by ``lczldl study`` / ``lczldl demo`` only
     study: StudyConfig | None = None
+    #: read by ``lczldl predict`` only; left out of every dump (run and study folders)
+    maps: MapsConfig = Field(default_factory=MapsConfig, exclude=True)
 
 
 def _format_error(exc: ValidationError, source: str, flags: Mapping[str, str] | None = None) -> str:

@@ -11,6 +11,10 @@ Layouts (documented in docs/architecture.md)::
     EVAL/ensemble/REGIME/{predictions.npz, metrics.json, beyond_ensemble.json}
     STUDY/{study.json, config.yaml, store/, runs/, units/, logs/, ensemble/REGIME/,
            summary.csv, summary.md, paired.csv, verdict.csv, figures/, report.html, report.md}
+    STUDY/budget/{budget.csv, k<k>/{runs/REGIME/seedN, ensemble/REGIME/, summary.csv, summary.md,
+                  paired.csv}}     (only with a vote-budget grid: lczldl study --vote-budget)
+    MAP/{lcz.tif, probability.tif, entropy.tif, confidence.tif, preview.png, predict.json,
+         .partial/{state.json, block_NNNNN.npz} (while the map is not complete)}
 """
 
 from __future__ import annotations
@@ -79,6 +83,24 @@ VERDICT_CSV = "verdict.csv"
 FIGURES_DIR = "figures"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
+#: the vote-budget grid: STUDY/budget/k<k>/ holds the runs trained on k votes per image (runs/) and
+#: their evaluation (ensemble/, summary.csv, ...); STUDY/budget/budget.csv the table over k
+BUDGET_DIR = "budget"
+BUDGET_K_PREFIX = "k"
+BUDGET_CSV = "budget.csv"
+
+# ---------------------------------------------------------------- map folder
+MAP_LCZ = "lcz.tif"
+MAP_PROBABILITY = "probability.tif"
+MAP_ENTROPY = "entropy.tif"
+MAP_CONFIDENCE = "confidence.tif"
+#: the map's GeoTIFFs, written together (``lczldl.maps.outputs.write_map``)
+MAP_GEOTIFFS: tuple[str, ...] = (MAP_LCZ, MAP_PROBABILITY, MAP_ENTROPY, MAP_CONFIDENCE)
+MAP_PREVIEW = "preview.png"
+MAP_RECORD = "predict.json"
+#: a map in progress: its finished chunks and the state they were made with
+MAP_PARTIAL = ".partial"
+MAP_PARTIAL_STATE = "state.json"
 
 
 def manifest_path(store: str | Path) -> Path:
@@ -125,9 +147,24 @@ def ensemble_dir(out: str | Path, regime: str) -> Path:
     return Path(out) / ENSEMBLE_DIR / regime
 
 
-def study_run_dir(study: str | Path, regime: str, seed: int) -> Path:
-    """STUDY/runs/REGIME/seedN."""
-    return run_dir(Path(study) / STUDY_RUNS, regime, seed)
+def study_run_dir(study: str | Path, regime: str, seed: int, budget: int | None = None) -> Path:
+    """STUDY/runs/REGIME/seedN (STUDY/budget/k<k>/runs/REGIME/seedN for vote budget ``budget``)."""
+    return run_dir(study_runs(study, budget), regime, seed)
+
+
+def budget_dir(study: str | Path, k: int) -> Path:
+    """STUDY/budget/k<k>: the runs trained on k votes per image and their evaluation files."""
+    return Path(study) / BUDGET_DIR / f"{BUDGET_K_PREFIX}{int(k)}"
+
+
+def budget_table_path(study: str | Path) -> Path:
+    """STUDY/budget/budget.csv: the metrics against the vote budget k."""
+    return Path(study) / BUDGET_DIR / BUDGET_CSV
+
+
+def study_runs(study: str | Path, budget: int | None = None) -> Path:
+    """STUDY/runs, or STUDY/budget/k<k>/runs for the runs of vote budget ``budget``."""
+    return (Path(study) if budget is None else budget_dir(study, budget)) / STUDY_RUNS
 
 
 def marker_path(study: str | Path, uid: str) -> Path:
@@ -143,6 +180,11 @@ def spec_path(study: str | Path, uid: str) -> Path:
 def log_path(study: str | Path, uid: str) -> Path:
     """STUDY/logs/<unit-id>.log, the unit's stdout/stderr."""
     return Path(study) / STUDY_LOGS / f"{uid}{LOG_SUFFIX}"
+
+
+def map_block_path(out: str | Path, block: int) -> Path:
+    """MAP/.partial/block_NNNNN.npz, the saved chunk ``block`` of a map in progress."""
+    return Path(out) / MAP_PARTIAL / f"block_{int(block):05d}.npz"
 
 
 def read_run_info(run: str | Path) -> dict[str, Any] | None:

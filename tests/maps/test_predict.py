@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from pydantic import ValidationError
 from rasterio.transform import from_origin
 
+from lczldl.config import MapsConfig
 from lczldl.errors import LczldlError, SceneError
 from lczldl.maps.predict import predict_scene, window_patches
 from lczldl.models import Sen2LCZ
@@ -112,7 +114,7 @@ def _read(path: Path):
 def test_map_georeference_classes_and_uncertainty(scene_and_model, tmp_path):
     scene, ckpt, _ = scene_and_model
     out = tmp_path / "map"
-    rec = predict_scene([ckpt], scene, out, stride=STRIDE, progress=False)
+    rec = predict_scene([ckpt], scene, out, MapsConfig(stride=STRIDE), progress=False)
     assert rec["complete"]
     for name in ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "preview.png", "predict.json"):
         assert (out / name).stat().st_size > 0
@@ -164,33 +166,35 @@ def test_map_georeference_classes_and_uncertainty(scene_and_model, tmp_path):
 
 def test_ensemble_and_mc_dropout_and_temperature(scene_and_model, tmp_path):
     scene, ckpt, _ = scene_and_model
-    single = predict_scene([ckpt], scene, tmp_path / "a", stride=32, progress=False)
+    s32 = MapsConfig(stride=32)
+    single = predict_scene([ckpt], scene, tmp_path / "a", s32, progress=False)
     assert single["complete"]
     # an ensemble of the same model twice equals the single model
-    predict_scene([ckpt, ckpt], scene, tmp_path / "b", stride=32, progress=False)
+    predict_scene([ckpt, ckpt], scene, tmp_path / "b", s32, progress=False)
     pa = _read(tmp_path / "a" / "probability.tif")[0]
     pb = _read(tmp_path / "b" / "probability.tif")[0]
     np.testing.assert_allclose(pa, pb, atol=1e-6, equal_nan=True)
     # a high temperature flattens the prediction: entropy goes up everywhere
-    predict_scene([ckpt], scene, tmp_path / "c", stride=32, temperature="5", progress=False)
+    predict_scene([ckpt], scene, tmp_path / "c", MapsConfig(stride=32, temperature="5"), progress=False)
     ea = _read(tmp_path / "a" / "entropy.tif")[0][0]
     ec = _read(tmp_path / "c" / "entropy.tif")[0][0]
     ok = ~np.isnan(ea)
     assert (ec[ok] >= ea[ok] - 1e-6).all() and ec[ok].mean() > ea[ok].mean()
     # MC dropout runs, gives valid probabilities, differs from the plain map and is reproducible
     # (seeded per block), also when resumed after a partial run
-    predict_scene([ckpt], scene, tmp_path / "d", stride=32, mc=3, progress=False)
+    mc3 = MapsConfig(stride=32, mc_passes=3)
+    predict_scene([ckpt], scene, tmp_path / "d", mc3, progress=False)
     pd = _read(tmp_path / "d" / "probability.tif")[0]
     np.testing.assert_allclose(np.nansum(pd, 0)[ok], 1.0, atol=1e-5)
     assert np.nanmax(np.abs(pd - pa)) > 1e-4
     torch.manual_seed(123)                  # the global RNG state must not matter
-    predict_scene([ckpt], scene, tmp_path / "d2", stride=32, mc=3, progress=False)
+    predict_scene([ckpt], scene, tmp_path / "d2", mc3, progress=False)
     np.testing.assert_array_equal(_read(tmp_path / "d2" / "probability.tif")[0], pd)
-    predict_scene([ckpt], scene, tmp_path / "f", stride=32, mc=3, block_rows=1, progress=False)
-    rec = predict_scene([ckpt], scene, tmp_path / "e", stride=32, mc=3, block_rows=1, max_blocks=1,
-                        progress=False)
+    rows1 = MapsConfig(stride=32, mc_passes=3, block_rows=1)
+    predict_scene([ckpt], scene, tmp_path / "f", rows1, progress=False)
+    rec = predict_scene([ckpt], scene, tmp_path / "e", rows1, max_blocks=1, progress=False)
     assert not rec["complete"]
-    predict_scene([ckpt], scene, tmp_path / "e", stride=32, mc=3, block_rows=1, progress=False)
+    predict_scene([ckpt], scene, tmp_path / "e", rows1, progress=False)
     np.testing.assert_array_equal(_read(tmp_path / "e" / "probability.tif")[0],
                                   _read(tmp_path / "f" / "probability.tif")[0])
 
@@ -198,13 +202,14 @@ def test_ensemble_and_mc_dropout_and_temperature(scene_and_model, tmp_path):
 def test_resume_after_stop_gives_identical_map(scene_and_model, tmp_path):
     scene, ckpt, _ = scene_and_model
     ref = tmp_path / "ref"
-    predict_scene([ckpt], scene, ref, stride=STRIDE, block_rows=4, progress=False)
+    rows4 = MapsConfig(stride=STRIDE, block_rows=4)
+    predict_scene([ckpt], scene, ref, rows4, progress=False)
     out = tmp_path / "resumed"
-    rec = predict_scene([ckpt], scene, out, stride=STRIDE, block_rows=4, max_blocks=2, progress=False)
+    rec = predict_scene([ckpt], scene, out, rows4, max_blocks=2, progress=False)
     assert not rec["complete"]
     assert not (out / "lcz.tif").exists()                      # nothing under the final names
     assert len(list((out / ".partial").glob("block_*.npz"))) == 2
-    rec = predict_scene([ckpt], scene, out, stride=STRIDE, block_rows=4, progress=False)
+    rec = predict_scene([ckpt], scene, out, rows4, progress=False)
     assert rec["complete"]
     for name in ("lcz.tif", "probability.tif", "entropy.tif"):
         np.testing.assert_array_equal(_read(ref / name)[0], _read(out / name)[0])
@@ -243,10 +248,10 @@ def test_bad_scenes(scene_and_model, tmp_path):
     for name, (scene, word) in cases.items():
         out = tmp_path / f"out_{name}"
         with pytest.raises(SceneError, match=word):
-            predict_scene([ckpt], scene, out, stride=16, progress=False)
+            predict_scene([ckpt], scene, out, MapsConfig(stride=16), progress=False)
         assert _no_final_outputs(out), name
-    with pytest.raises(SceneError, match="stride"):
-        predict_scene([ckpt], cases["bands"][0], tmp_path / "s", stride=0, progress=False)
+    with pytest.raises(ValidationError, match="stride"):     # the settings cannot hold a bad value
+        MapsConfig(stride=0)
 
 
 def test_cli_bad_input_exits_2_with_one_line(scene_and_model, tmp_path, capsys):
@@ -260,3 +265,41 @@ def test_cli_bad_input_exits_2_with_one_line(scene_and_model, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not found" in err[0]
     assert issubclass(SceneError, LczldlError)
+
+
+def test_cli_settings_resolve_defaults_config_set_then_typed(tmp_path, monkeypatch):
+    """One MapsConfig reaches predict_scene: the file's maps section over the defaults, --set over
+    the file, typed options over both."""
+    import lczldl.maps.predict as mp
+    from lczldl.cli.main import main
+
+    seen = {}
+    monkeypatch.setattr(mp, "predict_scene", lambda ckpts, scene, out, settings, **kw: seen.update(
+        settings=settings, **kw) or {"windows": 1, "windows_predicted": 1, "windows_cloud": 0,
+                                     "windows_nodata": 0, "cloud_masked_share": 0.0, "cloud_pixel_share": 0.0})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("maps:\n  stride: 20\n  mc_passes: 4\n  batch_size: 64\n  cloud_classes: [8, 9]\n"
+                   "train:\n  max_epochs: 3\n")            # a study/train YAML with a maps section
+    base = ["predict", "--checkpoint", "m.pt", "--scene", "s.tif", "--out", str(tmp_path / "o")]
+    main(base)
+    assert seen["settings"] == MapsConfig() and seen["bbox"] is None and seen["aoi"] is None
+    main([*base, "--config", str(cfg), "--set", "maps.mc_passes=5", "--set", "maps.block_rows=3"])
+    s = seen["settings"]
+    assert (s.stride, s.mc_passes, s.batch_size, s.block_rows, s.cloud_classes) == (20, 5, 64, 3, [8, 9])
+    main([*base, "--config", str(cfg), "--set", "maps.mc_passes=5", "--mc", "2", "--stride", "16",
+          "--cloud-classes", "none", "--temperature", "auto", "--scale", "10000", "--bands", "B04,B03"])
+    s = seen["settings"]
+    assert (s.stride, s.mc_passes, s.cloud_classes, s.temperature, s.scale, s.bands) == \
+           (16, 2, [], "auto", 10000.0, ["B04", "B03"])
+
+
+def test_cli_writes_the_parameters_a_library_error_names_as_flags():
+    from lczldl.cli.options import with_flags
+
+    exc = SceneError("/data/scale.tif: integer values without scale; e.g. scale=10000 (and offset=-1000); "
+                     "offsets stay", params=("scale", "offset"))
+    assert with_flags(exc) == ("/data/scale.tif: integer values without --scale; e.g. --scale 10000 "
+                               "(and --offset -1000); offsets stay")
+    assert with_flags(SceneError("give either bbox or aoi, not both", params=("bbox", "aoi"))) == \
+        "give either --bbox or --aoi, not both"
+    assert with_flags(SceneError("scale is not named here")) == "scale is not named here"   # no params

@@ -15,6 +15,7 @@ import rasterio.io
 from affine import Affine
 from rasterio.windows import bounds as window_bounds
 
+from lczldl.config import MapsConfig
 from lczldl.maps.grid import OutputGrid
 from lczldl.maps.outputs import write_map
 from lczldl.maps.predict import predict_scene
@@ -37,12 +38,13 @@ def test_safe_zip_band_files_and_stack_give_the_same_map(products, s2, checkpoin
     safe = products[("L1C", "05.09")]
     maps = {}
     # cloud masking off: a stacked GeoTIFF has no mask
-    kw = dict(stride=32, progress=False)                 # 6 x 6 windows tiling the scene: quick
-    maps["safe"] = predict_scene([checkpoint], safe, tmp_path / "safe", cloud_classes=(), **kw)
+    # stride 32: 6 x 6 windows tiling the scene, quick
+    unmasked, dn = MapsConfig(stride=32, cloud_classes=[]), MapsConfig(stride=32, scale=10000, offset=-1000)
+    maps["safe"] = predict_scene([checkpoint], safe, tmp_path / "safe", unmasked, progress=False)
     stack = s2.write_stack(tmp_path / "stack.tif", "05.09")
-    maps["stack"] = predict_scene([checkpoint], stack, tmp_path / "stack", scale=10000, offset=-1000, **kw)
+    maps["stack"] = predict_scene([checkpoint], stack, tmp_path / "stack", dn, progress=False)
     img = shutil.copytree(next((safe / "GRANULE").iterdir()) / "IMG_DATA", tmp_path / "band_files")
-    maps["bands"] = predict_scene([checkpoint], img, tmp_path / "bands", scale=10000, offset=-1000, **kw)
+    maps["bands"] = predict_scene([checkpoint], img, tmp_path / "bands", dn, progress=False)
     ref = _outputs(tmp_path / "safe")
     assert ref["lcz.tif"].shape == (1, 6, 6) and (ref["lcz.tif"] > 0).all()
     for name in ("stack", "bands"):
@@ -52,11 +54,11 @@ def test_safe_zip_band_files_and_stack_give_the_same_map(products, s2, checkpoin
         assert maps[name]["radiometry"] == "reflectance = (DN - 1000) / 10000"
     assert maps["safe"]["level"] == "L1C" and maps["stack"]["level"] == "unknown"
     # the model does see radiometry: forgetting the -1000 offset changes every probability
-    predict_scene([checkpoint], stack, tmp_path / "no_offset", scale=10000, **kw)
+    predict_scene([checkpoint], stack, tmp_path / "no_offset", MapsConfig(stride=32, scale=10000), progress=False)
     shifted = _read(tmp_path / "no_offset" / "probability.tif")[0]
     assert np.abs(shifted - ref["probability.tif"]).max() > 1e-4
     # the zip maps like its folder (its clouds read alike: test_scene_reader)
-    predict_scene([checkpoint], products["zip"], tmp_path / "zip", cloud_classes=(), **kw)
+    predict_scene([checkpoint], products["zip"], tmp_path / "zip", unmasked, progress=False)
     zipped = _outputs(tmp_path / "zip")
     for key in zipped:
         np.testing.assert_array_equal(zipped[key], ref[key], err_msg=key)
@@ -161,15 +163,15 @@ def test_cli_bbox_summary_and_level(products, checkpoint, tmp_path, capsys):
 
 def test_l1c_before_0400_says_no_mask(products, checkpoint, tmp_path):
     lines = []
-    rec = predict_scene([checkpoint], products[("L1C", "03.01")], tmp_path / "m", stride=32, progress=False,
-                        say=lines.append)
+    rec = predict_scene([checkpoint], products[("L1C", "03.01")], tmp_path / "m", MapsConfig(stride=32),
+                        progress=False, say=lines.append)
     assert "cloud mask: no mask applied - none (processing baseline 03.01 has no MSK_CLASSI_B00.jp2" in lines[2]
     assert rec["windows_cloud"] == 0 and rec["cloud_masked_share"] == 0
 
 
 def test_resume_over_2d_chunks_with_mc_dropout(products, checkpoint, tmp_path):
     safe = products[("L2A", "05.09")]
-    kw = dict(stride=32, mc=2, block_rows=4, block_cols=3, progress=False)   # 6 x 6 windows, 2 x 2 chunks
+    kw = dict(settings=MapsConfig(stride=32, mc_passes=2, block_rows=4, block_cols=3), progress=False)  # 2 x 2 chunks
     predict_scene([checkpoint], safe, tmp_path / "ref", **kw)
     rec = predict_scene([checkpoint], safe, tmp_path / "resumed", max_blocks=3, **kw)
     assert not rec["complete"] and not (tmp_path / "resumed" / "lcz.tif").exists()
@@ -216,12 +218,16 @@ def _bad_cases(products, s2, tmp: Path) -> dict[str, tuple[list[str], str]]:
                       "differs from B02"),
         "bbox outside": ([l1c, "--bbox", "0", "0", "1", "1"], "no map window lies inside it"),
         "integer without scale": ([str(int_tif)], "integer values without --scale"),
-        "scale with a product": ([l1c, "--scale", "10000"], "drop --scale/--offset"),
+        "scale with a product": ([l1c, "--scale", "10000"], "drop --scale and --offset"),
         "bbox and aoi": ([l1c, "--bbox", "10", "47", "11", "48", "--aoi", str(aoi)], "either --bbox or --aoi"),
         "swapped bbox": ([l1c, "--bbox", "11", "47", "10", "48"], "WEST < EAST"),
         "cloud classes": ([l1c, "--cloud-classes", "8,12"], "not SCL classes"),
         "bands": ([str(int_tif), "--bands", "B02,B03", "--scale", "10000"], "--bands lacks"),
         "missing scene": ([str(tmp / "absent.SAFE")], "not found"),
+        "stride 0": ([l1c, "--stride", "0"], "--stride 0: must be greater than or equal to 1"),
+        "temperature": ([l1c, "--temperature", "hot"], "--temperature hot: must be 'auto' or a positive number"),
+        "cloud share": ([l1c, "--max-cloud-share", "2"], "--max-cloud-share 2.0: must be less than or equal to 1"),
+        "auto without metrics": ([l1c, "--temperature", "auto"], "or set --temperature to a number"),
         "SAFE without MTD": ([str(_without_mtd(s2, tmp))], "no MTD_MSIL1C.xml or MTD_MSIL2A.xml"),
     }
 

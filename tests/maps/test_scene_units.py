@@ -8,16 +8,18 @@ import json
 import numpy as np
 import pytest
 from affine import Affine
+from pydantic import ValidationError
 
+from lczldl.config import MapsConfig
 from lczldl.errors import SceneError
 from lczldl.maps.aoi import bbox_aoi, geojson_aoi
 from lczldl.maps.grid import OutputGrid, cells_in_bounds, chunk_pixels, chunks, output_grid, sub_grid
 from lczldl.maps.outputs import overview_factors
 from lczldl.maps.predict import window_counts
 from lczldl.maps.radiometry import (
+    check_cloud_classes,
     normalise_band,
     parse_band_list,
-    parse_cloud_classes,
     to_reflectance,
 )
 from lczldl.maps.safe import parse_product_xml, pick_band_files
@@ -78,13 +80,17 @@ def test_band_names_and_classes():
     for bad in ("B13", "B00", "red", "B8B"):
         with pytest.raises(SceneError, match="not a Sentinel-2 band"):
             normalise_band(bad)
-    order = parse_band_list("B4,B3,B2,B8,B5,B6,B7,B8A,B11,B12,B01")
+    order = parse_band_list(MapsConfig(bands="B4,B3,B2,B8,B5,B6,B7,B8A,B11,B12,B01").bands)
     assert order[:3] == ("B04", "B03", "B02") and len(order) == 11
-    with pytest.raises(SceneError, match="more than once"):
-        parse_band_list("B02,B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12")
-    assert parse_cloud_classes("9, 8,3") == (3, 8, 9) and parse_cloud_classes("none") == ()
-    with pytest.raises(SceneError, match="SCL class numbers"):
-        parse_cloud_classes("clouds")
+    with pytest.raises(SceneError, match="bands names B02 more than once") as exc:
+        parse_band_list("B02,B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12".split(","))
+    assert exc.value.params == ("bands",)
+    assert check_cloud_classes(MapsConfig(cloud_classes="9, 8,3,9").cloud_classes) == (3, 8, 9)
+    assert MapsConfig(cloud_classes="none").cloud_classes == [] and MapsConfig(cloud_classes="").cloud_classes == []
+    with pytest.raises(SceneError, match=r"cloud_classes: \[12\] are not SCL classes"):
+        check_cloud_classes([3, 12])
+    with pytest.raises(ValidationError, match="SCL class numbers"):
+        MapsConfig(cloud_classes="clouds")
 
 
 def test_to_reflectance_values():

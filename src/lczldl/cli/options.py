@@ -31,6 +31,13 @@ from lczldl.regimes import REGIMES
 #: library parameter names (:attr:`lczldl.errors.LczldlError.params`) -> the CLI flag that sets them
 PARAM_FLAGS: dict[str, str] = {
     "seed": "--seed", "resume": "--resume", "out": "--out", "data": "--data", "config": "--config",
+    # lczldl predict (predict_scene's arguments and the maps section's keys)
+    "checkpoints": "--checkpoint", "scene": "--scene", "bbox": "--bbox", "aoi": "--aoi",
+    "stride": "--stride", "mc_passes": "--mc", "temperature": "--temperature",
+    "cloud_classes": "--cloud-classes", "max_cloud_share": "--max-cloud-share", "bands": "--bands",
+    "scale": "--scale", "offset": "--offset",
+    # named weights and safe loading (lczldl predict / evaluate / train / weights)
+    "weights": "--weights", "trust_checkpoint": "--trust-checkpoint", "runs": "--runs",
 }
 
 

@@ -1,4 +1,10 @@
-"""``lczldl predict``: LCZ maps with uncertainty from a Sentinel-2 product or scene."""
+"""``lczldl predict``: LCZ maps with uncertainty from a Sentinel-2 product or scene.
+
+The settings are the ``maps:`` config section (:class:`lczldl.config.MapsConfig`), resolved once
+(:func:`lczldl.cli.options.resolve`): defaults <- ``--config`` file <- ``--set`` <- the options
+typed here. Errors of :mod:`lczldl.maps` name parameters; the CLI writes them as flags
+(:data:`lczldl.cli.options.PARAM_FLAGS`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,37 @@ from pathlib import Path
 
 import typer
 
-from lczldl.maps import radiometry
+from lczldl.cli.options import config_default, resolve
+from lczldl.cli.weights import TRUST_HELP
+from lczldl.layout import MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD
+
+
+def check_model_choice(checkpoints: list[Path] | None, weights: str | None) -> None:
+    """ConfigError (one line) unless exactly one of ``--checkpoint`` and ``--weights`` is given."""
+    from lczldl.errors import ConfigError
+
+    if bool(checkpoints) == bool(weights):
+        raise ConfigError("give either checkpoints or weights (one of them, not both)",
+                          params=("checkpoints", "weights"))
+
+
+def model_files(checkpoints: list[Path] | None, weights: str | None) -> list[Path]:
+    """The model files of ``--checkpoint`` (repeatable) or ``--weights`` (a registry name, fetched
+    into the cache, or a file); exactly one of the two (:func:`check_model_choice`)."""
+    check_model_choice(checkpoints, weights)
+    if checkpoints:
+        return list(checkpoints)
+    from lczldl.models.weights import resolve_weights
+
+    return [resolve_weights(weights)]
 
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(
-        checkpoint: list[Path] = typer.Option(..., "--checkpoint", help="Run checkpoint or imported model; repeat for an ensemble."),
+        checkpoint: list[Path] = typer.Option(None, "--checkpoint", help="Run checkpoint or weights file; repeat for an ensemble."),
+        weights: str = typer.Option(None, "--weights", help="Named pretrained weights (lczldl weights list; "
+                                                            "downloaded once) or a weights file."),
         scene: list[Path] = typer.Option(
             ..., "--scene",
             help="Sentinel-2 L1C/L2A .SAFE folder or its .zip; a folder of per-band files (..._B02.jp2, "
@@ -22,45 +52,51 @@ def register(app: typer.Typer) -> None:
             None, "--bbox", metavar="WEST SOUTH EAST NORTH",
             help="Map only this box (longitude/latitude degrees); only its windows are read."),
         aoi: Path = typer.Option(None, "--aoi", help="Map only the bounding box of this GeoJSON (lon/lat)."),
-        stride: int = typer.Option(10, "--stride", help="Window stride in pixels (10 px = 100 m)."),
-        mc: int = typer.Option(0, "--mc", help="MC dropout passes (0 = off)."),
-        temperature: str = typer.Option("1", "--temperature", help="auto (from the run) or a number."),
+        config: Path = typer.Option(None, "--config", help="YAML config file (its maps section)."),
+        set_: list[str] = typer.Option(None, "--set", help="Override, key=value (repeatable), e.g. maps.batch_size=512."),
+        stride: int = typer.Option(None, "--stride", help=f"Window stride in pixels (10 px = 100 m) {config_default('maps.stride')}."),
+        mc: int = typer.Option(None, "--mc", help=f"MC dropout passes (0 = off) {config_default('maps.mc_passes')}."),
+        temperature: str = typer.Option(None, "--temperature",
+                                        help=f"auto (from the run) or a number {config_default('maps.temperature')}."),
         cloud_classes: str = typer.Option(
             None, "--cloud-classes",
-            help=f"L2A SCL classes to mask, e.g. 3,8,9 (default {','.join(map(str, radiometry.DEFAULT_SCL_CLASSES))}: "
-                 "saturated, cloud shadow, cloud "
-                 "medium/high probability, thin cirrus); 'none' turns every cloud mask off (L1C's MSK_CLASSI too)."),
+            help="L2A SCL classes to mask, e.g. 3,8,9 (1 saturated, 3 cloud shadow, 8/9 cloud medium/high "
+                 "probability, 10 thin cirrus); 'none' turns every cloud mask off (L1C's MSK_CLASSI too) "
+                 f"{config_default('maps.cloud_classes')}."),
         max_cloud_share: float = typer.Option(
             None, "--max-cloud-share",
-            help="A 32x32 window with a larger share of masked pixels is no-data in every output "
-                 f"(default {radiometry.DEFAULT_MAX_CLOUD_SHARE})."),
+            help=f"A 32x32 window with a larger share of masked pixels is no-data in every output "
+                 f"{config_default('maps.max_cloud_share')}."),
         bands: str = typer.Option(None, "--bands", help="Band order of a stacked GeoTIFF, e.g. B02,B03,B04,B08,... "
-                                                        "(default: So2Sat's B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12)."),
+                                                        f"(none: So2Sat's B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12) "
+                                                        f"{config_default('maps.bands')}."),
         scale: float = typer.Option(None, "--scale", help="Files without product metadata: reflectance = "
-                                                          "(value + offset) / scale (e.g. 10000); required for integer data."),
+                                                          "(value + offset) / scale (e.g. 10000); required for "
+                                                          f"integer data {config_default('maps.scale')}."),
         offset: float = typer.Option(None, "--offset", help="Files without product metadata: additive offset "
-                                                            "(-1000 for processing baseline 04.00 and later; default 0)."),
+                                                            "(-1000 for processing baseline 04.00 and later; none: 0) "
+                                                            f"{config_default('maps.offset')}."),
+        trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help=TRUST_HELP),
     ) -> None:
         """Slide Sen2LCZ-Net over a Sentinel-2 scene and write lcz/probability/entropy/confidence GeoTIFFs, a preview and predict.json."""
+        typed = {"maps.stride": ("--stride", stride), "maps.mc_passes": ("--mc", mc),
+                 "maps.temperature": ("--temperature", temperature),
+                 "maps.cloud_classes": ("--cloud-classes", cloud_classes),
+                 "maps.max_cloud_share": ("--max-cloud-share", max_cloud_share), "maps.bands": ("--bands", bands),
+                 "maps.scale": ("--scale", scale), "maps.offset": ("--offset", offset)}
+        settings = resolve(config, typed, overrides=set_).maps
+        models = model_files(checkpoint, weights)
         from lczldl.maps.predict import predict_scene
-        from lczldl.maps.radiometry import (
-            DEFAULT_MAX_CLOUD_SHARE,
-            DEFAULT_SCL_CLASSES,
-            parse_band_list,
-            parse_cloud_classes,
-        )
 
         def say(line: str) -> None:
             typer.echo(line, err=line.startswith("warning:"))
 
-        rec = predict_scene(
-            checkpoints=checkpoint, scene=scene, out=out, stride=stride, mc=mc, temperature=temperature,
-            scale=scale, offset=offset, bands=parse_band_list(bands) if bands is not None else None,
-            bbox=bbox, aoi=aoi,
-            cloud_classes=DEFAULT_SCL_CLASSES if cloud_classes is None else parse_cloud_classes(cloud_classes),
-            max_cloud_share=DEFAULT_MAX_CLOUD_SHARE if max_cloud_share is None else max_cloud_share, say=say)
+        rec = predict_scene(models, scene, out, settings, bbox=bbox, aoi=aoi, say=say,
+                            trust_checkpoint=trust_checkpoint)
+        if rec.get("classes_note"):
+            typer.echo(f"note: {rec['classes_note']}")
         n = rec["windows"]
         typer.echo(f"done: {rec['windows_predicted']} of {n} windows predicted, {rec['windows_cloud']} no-data for "
                    f"clouds (cloud-masked share {100 * rec['cloud_masked_share']:.1f} %, mean masked pixels "
                    f"{100 * rec['cloud_pixel_share']:.1f} %), {rec['windows_nodata']} touching no-data pixels")
-        typer.echo(f"wrote {out}/lcz.tif, probability.tif, entropy.tif, confidence.tif, preview.png, predict.json")
+        typer.echo(f"wrote {out}/{', '.join((*MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD))}")

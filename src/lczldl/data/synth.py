@@ -37,9 +37,7 @@ full 20,000 / 1,250 (210,000, ~42,500 per held-out split, like the real test spl
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -56,7 +54,7 @@ from lczldl.constants import (
 )
 from lczldl.data.synth_pixels import make_city, render_scene
 from lczldl.errors import DataError
-from lczldl.fileio import os_error_at
+from lczldl.fileio import atomic_paths, os_error_at
 
 SIZES = {  # patches per European city, per addon city
     "tiny": (80, 8),
@@ -277,9 +275,10 @@ def _city_key(city: str) -> int:
 def synthesize(out: Path, seed: int = 0, size: str = "small", progress: bool = True) -> dict:
     """Write the 18 cities' vote files of the twin into ``out``; returns {file name: rows}.
 
-    All-or-nothing: the files are written into a temporary folder inside ``out`` and moved into
-    place once every one is complete; on any error (a full disk included) the temporary folder,
-    and ``out`` itself when this call created it, are removed. The same seed gives the same files.
+    All-or-nothing: the files are written under temporary names inside ``out`` and renamed into
+    place once every one is complete (:func:`lczldl.fileio.atomic_paths`); on any error (a full
+    disk included) the temporary files, and ``out`` itself when this call created it, are removed.
+    The same seed gives the same files.
     """
     if size not in SIZES:
         raise DataError(f"unknown twin size '{size}', use one of {', '.join(SIZES)}")
@@ -288,42 +287,46 @@ def synthesize(out: Path, seed: int = 0, size: str = "small", progress: bool = T
     out = Path(out)
     new_root = next((p for p in reversed([out.absolute(), *out.absolute().parents]) if not p.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".lczldl-synth-", dir=out))
+    jobs = _twin_files()
     try:
-        written = _write_twin(tmp, seed, size, progress)
-        for name in written:
-            os.replace(tmp / name, out / name)
+        with atomic_paths([out / name for _, _, name in jobs]) as tmp:
+            written = _write_twin([(city, addon, out / name, tmp[out / name]) for city, addon, name in jobs],
+                                  seed, size, progress)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if new_root is not None:
             shutil.rmtree(new_root, ignore_errors=True)
         if isinstance(exc, OSError):
             raise os_error_at(exc, out) from exc
         raise
-    shutil.rmtree(tmp, ignore_errors=True)
     return written
 
 
-def _write_twin(folder: Path, seed: int, size: str, progress: bool) -> dict[str, int]:
-    """Write every city's file of the twin into ``folder``; returns {file name: rows}."""
-    from rich.progress import Progress
-
+def _twin_files() -> list[tuple[str, bool, str]]:
+    """(city, addon, file name) of every file of the twin, in the order they are written."""
     from lczldl.data.readers.votes import city_file_name
+
+    jobs = [(c, False) for c in EUROPEAN_CITIES] + [(c, True) for c in ADDON_CITIES]
+    return [(city, addon, city_file_name(city, addon)) for city, addon in jobs]
+
+
+def _write_twin(jobs: list[tuple[str, bool, Path, Path]], seed: int, size: str, progress: bool) -> dict[str, int]:
+    """Write every city's file of the twin; ``jobs``: (city, addon, final path, path to write).
+    Returns {file name: rows}."""
+    from rich.progress import Progress
 
     n_city, n_addon = SIZES[size]
     experts = make_experts(np.random.default_rng([seed, 1]))
-    jobs = [(c, False) for c in EUROPEAN_CITIES] + [(c, True) for c in ADDON_CITIES]
     written = {}
     with Progress(disable=not progress or size in ("tiny", "small"), transient=True) as bar:
-        task = bar.add_task("synthesising twin", total=sum(n_addon if a else n_city for _, a in jobs))
-        for city, addon in jobs:
+        task = bar.add_task("synthesising twin", total=sum(n_addon if a else n_city for _, a, _, _ in jobs))
+        for city, addon, final, path in jobs:
             rng = np.random.default_rng([seed, _city_key(city)])
             look = make_city(rng)
             shares = None if addon else rng.dirichlet(CITY_SHARES * 80 + 0.1)
             n = n_addon if addon else n_city
-            name = city_file_name(city, addon)
+            name = final.name
             try:
-                with h5py.File(folder / name, "w") as f:
+                with h5py.File(path, "w") as f:
                     ds = f.create_dataset("sen2", shape=(n, PATCH_SIZE, PATCH_SIZE, len(BANDS)),
                                           dtype="float32", chunks=(min(n, 128), PATCH_SIZE, PATCH_SIZE, len(BANDS)))
                     labels = []
@@ -336,6 +339,6 @@ def _write_twin(folder: Path, seed: int, size: str, progress: bool) -> dict[str,
                     f.create_dataset("label", data=np.concatenate(labels))
                     f.attrs["lczldl_synthetic_twin"] = f"seed={seed} size={size}"
             except OSError as exc:
-                raise os_error_at(exc, folder.parent / name) from exc
+                raise os_error_at(exc, final) from exc
             written[name] = n
     return written

@@ -17,6 +17,7 @@ from lczldl.evaluation import verdict
 from lczldl.evaluation.intervals import paired_t, seed_interval
 from lczldl.evaluation.registry import (
     CONFORMAL,
+    CONFORMAL_VOTES,
     ENSEMBLE,
     METHODS,
     PAPER,
@@ -149,6 +150,7 @@ def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]],
               "which reflects test sampling only, not training variability).", ""]
     names = [c[:-5] for c in (table[0] if table else {}) if c.endswith("_mean")]
     beyond = {"Conformal prediction sets (calibrated on validation)": (CONFORMAL,),
+              "Sets calibrated on the validation votes; CovGap and SSCV of both kinds": (CONFORMAL_VOTES,),
               "Selective prediction and uncertainty signals": (SELECTIVE, SIGNAL)}
 
     def group_of(m: str) -> str | None:
@@ -157,7 +159,7 @@ def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]],
 
     groups = [("Paper metrics", [m for m in paper_metrics if m in names]),
               ("Further metrics", [m for m in names if m not in paper_metrics
-                                   and group_of(m) not in (CONFORMAL, SELECTIVE, SIGNAL)])]
+                                   and group_of(m) not in (CONFORMAL, CONFORMAL_VOTES, SELECTIVE, SIGNAL)])]
     groups += [(title, [m for m in names if group_of(m) in gs]) for title, gs in beyond.items()]
     for title, cols in groups:
         if not cols:

@@ -1,5 +1,7 @@
-"""Owns the area of interest of a map: ``--bbox WEST SOUTH EAST NORTH`` (longitude/latitude) or
-``--aoi FILE.geojson``, turned into bounds in the scene's CRS and then into the output cells to map.
+"""Owns the area of interest of a map: ``bbox`` (WEST, SOUTH, EAST, NORTH in longitude/latitude) or
+``aoi`` (a GeoJSON file), turned into bounds in the scene's CRS and then into the output cells to map.
+An area's label names it as the command line gives it (``--bbox ...``, ``--aoi FILE``), in messages
+and in predict.json.
 
 - A GeoJSON AOI is its bounding box: the box around every coordinate of every geometry. Its CRS is
   longitude/latitude (RFC 7946) unless the file carries the older ``"crs"`` member (as QGIS writes
@@ -35,9 +37,10 @@ class Aoi:
 
 
 def bbox_aoi(values: Sequence[float]) -> Aoi:
-    """``--bbox WEST SOUTH EAST NORTH`` in degrees -> Aoi; refuses swapped or impossible values."""
+    """``bbox`` (WEST, SOUTH, EAST, NORTH in degrees) -> Aoi; refuses swapped or impossible values."""
     if len(values) != 4:
-        raise SceneError(f"--bbox needs 4 numbers WEST SOUTH EAST NORTH (degrees), got {len(values)}")
+        raise SceneError(f"bbox needs 4 numbers WEST SOUTH EAST NORTH (degrees), got {len(values)}",
+                         params=("bbox",))
     west, south, east, north = (float(v) for v in values)
     label = f"--bbox {west:g} {south:g} {east:g} {north:g}"
     if not (-180 <= west < east <= 180):
@@ -77,9 +80,9 @@ def geojson_aoi(path: Path) -> Aoi:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SceneError(f"{path}: --aoi file not found") from None
+        raise SceneError(f"{path}: aoi file not found", params=("aoi",)) from None
     except (OSError, ValueError) as exc:
-        raise SceneError(f"{path}: --aoi is not readable GeoJSON ({exc})") from None
+        raise SceneError(f"{path}: aoi is not readable GeoJSON ({exc})", params=("aoi",)) from None
     points = [p for g in _geometries(doc) for p in _coordinates(g.get("coordinates"))]
     if not points:
         raise SceneError(f"{path}: no coordinates in the GeoJSON; draw the area of interest as a polygon")

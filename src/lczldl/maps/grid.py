@@ -1,5 +1,6 @@
 """Owns the map grid: which 32 x 32 window gives which output pixel, the sub-grid of an area of
-interest, and the chunks a map is computed in. Pure functions, no file access.
+interest, and the chunks a map is computed in. Pure functions, no file access; their arguments
+are checked before they are called (stride and chunk sizes >= 1: ``lczldl.config.MapsConfig``).
 
 Conventions
 - A window whose top-left scene pixel is (row, col) = (i*stride, j*stride) gives output pixel
@@ -17,7 +18,9 @@ from dataclasses import dataclass, replace
 from affine import Affine
 
 from lczldl.constants import PATCH_SIZE
-from lczldl.errors import SceneError
+
+#: scene pixels a chunk spans per side, about, when its size is not given
+CHUNK_PX = 256
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,7 @@ class OutputGrid:
 
 
 def output_grid(width: int, height: int, transform: Affine, stride: int) -> OutputGrid:
-    """Full map grid of a ``width`` x ``height`` px scene for windows at ``stride`` px."""
-    if stride <= 0:
-        raise SceneError(f"--stride must be a positive number of pixels, got {stride}")
+    """Full map grid of a ``width`` x ``height`` px scene for windows at ``stride`` (>= 1) px."""
     rows = (height - PATCH_SIZE) // stride + 1
     cols = (width - PATCH_SIZE) // stride + 1
     half = PATCH_SIZE / 2 - stride / 2
@@ -69,11 +70,16 @@ def cells_in_bounds(grid: OutputGrid, bounds: tuple[float, float, float, float])
     return i0, i1, j0, j1
 
 
+def default_block(stride: int) -> int:
+    """Output pixels per chunk side when none is given: windows spanning about :data:`CHUNK_PX`
+    scene pixels (25 at stride 10), at least 1."""
+    return max(1, CHUNK_PX // stride)
+
+
 def chunks(grid: OutputGrid, block_rows: int, block_cols: int) -> list[tuple[int, int, int, int]]:
-    """Blocks (r0, r1, c0, c1) of output pixels covering ``grid`` row by row; each is read and
-    predicted at once (memory ~ block size, not scene size) and saved for resuming."""
-    if block_rows <= 0 or block_cols <= 0:
-        raise SceneError(f"block size must be positive, got {block_rows} x {block_cols}")
+    """Blocks (r0, r1, c0, c1) of at most ``block_rows`` x ``block_cols`` (>= 1) output pixels
+    covering ``grid`` row by row; each is read and predicted at once (memory ~ block size, not
+    scene size) and saved for resuming."""
     return [(r, min(r + block_rows, grid.rows), c, min(c + block_cols, grid.cols))
             for r in range(0, grid.rows, block_rows) for c in range(0, grid.cols, block_cols)]
 

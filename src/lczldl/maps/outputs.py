@@ -1,8 +1,8 @@
 """Owns writing a map's files: tiled, deflate-compressed GeoTIFFs with internal overviews and
-provenance tags, and the preview; each is written under a temporary name and renamed at the end,
-so the final names only ever hold complete files.
+provenance tags, and the preview; each is written under a temporary name and renamed at the end
+(:func:`lczldl.fileio.atomic_paths`), so the final names only ever hold complete files.
 
-Files (all on the map grid of :mod:`lczldl.maps.grid`, the scene's CRS):
+Files (names in :mod:`lczldl.layout`; all on the map grid of :mod:`lczldl.maps.grid`, the scene's CRS):
 - ``lcz.tif``          uint8, LCZ id 1..K of the argmax, nodata 0; overviews by mode (categorical)
 - ``probability.tif``  float32, one band per class (band k = LCZ k), nodata NaN; overviews by average
 - ``entropy.tif``      float32, predictive entropy in nats, nodata NaN
@@ -12,7 +12,6 @@ Files (all on the map grid of :mod:`lczldl.maps.grid`, the scene's CRS):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -20,17 +19,12 @@ import numpy as np
 
 from lczldl.distributions import entropy_nats
 from lczldl.errors import SceneError
+from lczldl.fileio import atomic_paths
+from lczldl.layout import MAP_CONFIDENCE, MAP_ENTROPY, MAP_GEOTIFFS, MAP_LCZ, MAP_PREVIEW, MAP_PROBABILITY
 from lczldl.maps.grid import OutputGrid
 
 #: GeoTIFF tile edge (px); overviews are added until one tile holds the whole map
 TILE = 256
-#: the map's GeoTIFFs, written together by :func:`write_map`
-GEOTIFFS = ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif")
-
-
-def temporary_path(out: Path, name: str) -> Path:
-    """Where :func:`write_map` writes ``name`` until every GeoTIFF is complete."""
-    return out / f".{name}.tmp"
 
 
 def summarize_probs(probs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,53 +74,48 @@ def _finish(dst, resampling_name: str, tags: Mapping[str, str], descriptions: li
 
 def write_map(out: Path, grid: OutputGrid, crs, num_classes: int,
               blocks: Iterable[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]],
-              tags: Mapping[str, str], source: str) -> None:
+              tags: Mapping[str, str], source: str, note: str | None = None) -> None:
     """Write the four GeoTIFFs and the preview into ``out`` from ``blocks`` of (chunk (r0, r1, c0, c1),
     probs (r, c, K), valid (r, c)); SceneError (and nothing under the final names) when no window
-    holds data. ``tags`` go into every GeoTIFF."""
+    holds data. ``tags`` go into every GeoTIFF; ``note`` (which LCZ the model names) under the
+    preview's legend."""
     import rasterio
     from rasterio.windows import Window
 
     from lczldl.maps.preview import write_preview
 
     specs = {
-        "lcz.tif": (1, "uint8", 0, "mode", ["LCZ id of the most probable class (0 = no data)"]),
-        "probability.tif": (num_classes, "float32", float("nan"), "average",
-                            [f"LCZ {k + 1} probability" for k in range(num_classes)]),
-        "entropy.tif": (1, "float32", float("nan"), "average", ["predictive entropy (nats)"]),
-        "confidence.tif": (1, "float32", float("nan"), "average", ["probability of the predicted class"]),
+        MAP_LCZ: (1, "uint8", 0, "mode", ["LCZ id of the most probable class (0 = no data)"]),
+        MAP_PROBABILITY: (num_classes, "float32", float("nan"), "average",
+                          [f"LCZ {k + 1} probability" for k in range(num_classes)]),
+        MAP_ENTROPY: (1, "float32", float("nan"), "average", ["predictive entropy (nats)"]),
+        MAP_CONFIDENCE: (1, "float32", float("nan"), "average", ["probability of the predicted class"]),
     }
-    tmp = {name: temporary_path(out, name) for name in GEOTIFFS}
     has_data = False
     lcz_full = np.zeros((grid.rows, grid.cols), dtype=np.uint8)
     ent_full = np.full((grid.rows, grid.cols), np.nan, dtype=np.float32)
-    dsts = {}
-    written = False
-    try:
-        for name, (count, dtype, nodata, _, _) in specs.items():
-            dsts[name] = rasterio.open(tmp[name], "w", **geotiff_profile(grid, crs, count, dtype, nodata))
-        for (r0, r1, c0, c1), probs, valid in blocks:
-            has_data = has_data or bool(valid.any())
-            lcz, ent, conf = summarize_probs(probs, valid)
-            win = Window(c0, r0, c1 - c0, r1 - r0)
-            dsts["lcz.tif"].write(lcz, 1, window=win)
-            dsts["probability.tif"].write(probs.transpose(2, 0, 1), window=win)
-            dsts["entropy.tif"].write(ent, 1, window=win)
-            dsts["confidence.tif"].write(conf, 1, window=win)
-            lcz_full[r0:r1, c0:c1] = lcz
-            ent_full[r0:r1, c0:c1] = ent
-        if has_data:
-            for name, (_, _, _, resampling, descriptions) in specs.items():
-                _finish(dsts[name], resampling, tags, descriptions)
-            written = True
-    finally:
-        for d in dsts.values():
-            d.close()
-        if not written:
-            for path in tmp.values():
-                path.unlink(missing_ok=True)
-    if not has_data:
-        raise SceneError(f"{source}: every window touches nodata pixels or is too cloudy; nothing to map")
-    write_preview(lcz_full, ent_full, out / "preview.png", num_classes=num_classes)
-    for name, path in tmp.items():
-        os.replace(path, out / name)
+    with atomic_paths([out / name for name in MAP_GEOTIFFS]) as paths:
+        tmp = {p.name: t for p, t in paths.items()}
+        dsts = {}
+        try:
+            for name, (count, dtype, nodata, _, _) in specs.items():
+                dsts[name] = rasterio.open(tmp[name], "w", **geotiff_profile(grid, crs, count, dtype, nodata))
+            for (r0, r1, c0, c1), probs, valid in blocks:
+                has_data = has_data or bool(valid.any())
+                lcz, ent, conf = summarize_probs(probs, valid)
+                win = Window(c0, r0, c1 - c0, r1 - r0)
+                dsts[MAP_LCZ].write(lcz, 1, window=win)
+                dsts[MAP_PROBABILITY].write(probs.transpose(2, 0, 1), window=win)
+                dsts[MAP_ENTROPY].write(ent, 1, window=win)
+                dsts[MAP_CONFIDENCE].write(conf, 1, window=win)
+                lcz_full[r0:r1, c0:c1] = lcz
+                ent_full[r0:r1, c0:c1] = ent
+            if has_data:
+                for name, (_, _, _, resampling, descriptions) in specs.items():
+                    _finish(dsts[name], resampling, tags, descriptions)
+        finally:
+            for d in dsts.values():
+                d.close()
+        if not has_data:  # leaves no GeoTIFF, temporary or final
+            raise SceneError(f"{source}: every window touches nodata pixels or is too cloudy; nothing to map")
+        write_preview(lcz_full, ent_full, out / MAP_PREVIEW, num_classes=num_classes, note=note)

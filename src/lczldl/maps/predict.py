@@ -7,7 +7,10 @@ MC dropout; optional temperature), and each finished chunk is saved atomically u
 ``OUT/.partial/``. A killed run restarts at the first missing chunk. When every chunk is there the
 outputs (:mod:`lczldl.maps.outputs`) are written under temporary names and renamed into place, so the
 final names only ever hold complete files; ``predict.json`` records inputs, radiometry, cloud
-masking, checksums, settings, versions and timing.
+masking, checksums, settings, versions and timing. Folder and file names: :mod:`lczldl.layout`.
+
+The settings are one :class:`lczldl.config.MapsConfig` (the ``maps:`` config section), which checks
+each value's range; :func:`check_map_arguments` refuses what is wrong between the arguments.
 
 A window is no-data in every output when it touches a no-data pixel, or when more than
 ``max_cloud_share`` of its pixels are cloud-masked; windows below that share are predicted from the
@@ -17,57 +20,95 @@ observed pixels (the mask flags some bright roofs too).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lczldl.config import MapsConfig
 from lczldl.constants import PATCH_SIZE, SEED_MIXER
 from lczldl.errors import RunError, SceneError
 from lczldl.evaluation.predictor import Predictor
-from lczldl.fileio import atomic_write_json, file_sha256
+from lczldl.fileio import atomic_path, atomic_write_json, file_sha256, remove_temporaries
+from lczldl.layout import MAP_GEOTIFFS, MAP_PARTIAL, MAP_PARTIAL_STATE, MAP_RECORD, METRICS_TS, map_block_path
 from lczldl.maps.aoi import Aoi, aoi_grid, bbox_aoi, geojson_aoi
-from lczldl.maps.grid import OutputGrid, chunk_pixels, chunks, output_grid
-from lczldl.maps.outputs import GEOTIFFS, summarize_probs, temporary_path, write_map
-from lczldl.maps.radiometry import DEFAULT_MAX_CLOUD_SHARE, DEFAULT_SCL_CLASSES, SO2SAT_BANDS
+from lczldl.maps.grid import OutputGrid, chunk_pixels, chunks, default_block, output_grid
+from lczldl.maps.outputs import summarize_probs, write_map
+from lczldl.maps.radiometry import SO2SAT_BANDS, check_cloud_classes, parse_band_list
 from lczldl.maps.report import describe_scene, geotiff_tags, window_stats
 from lczldl.maps.scene import SceneReader, open_scene
+from lczldl.models.classes import scope_note
 
-PARTIAL = ".partial"
 #: scenes (single files) up to this size are checksummed into predict.json
 SHA256_MAX_BYTES = 2 << 30
+#: the settings of :class:`MapsConfig` when none are given
+_DEFAULTS = MapsConfig()
+#: GeoTIFF tag saying which LCZ the model can name, when it cannot name all 17
+CLASSES_NOTE_TAG = "LCZ_CLASSES_NOTE"
 
-__all__ = ["MapPredictor", "predict_scene", "resolve_temperature", "summarize_probs", "window_counts",
-           "window_patches"]
+__all__ = ["MapPredictor", "check_map_arguments", "predict_scene", "resolve_temperature", "summarize_probs",
+           "window_counts", "window_patches"]
 
 
-def resolve_temperature(checkpoint: Path, temperature: str | float) -> float:
-    """Temperature for one checkpoint: a number, or ``auto`` = the run's metrics_ts.json.
+def check_map_arguments(checkpoints: Sequence[Path], settings: MapsConfig, bbox: Sequence[float] | None,
+                        aoi: Path | None) -> tuple[tuple[str, ...] | None, tuple[int, ...], Aoi | None]:
+    """Refuse, before the scene or a model is read, arguments that cannot make a map; returns the
+    checked band order, cloud classes and area of interest. One line each, naming the parameter:
 
-    A run's best checkpoint lives in RUN/checkpoints/; its temperature in RUN/metrics_ts.json.
+    - no checkpoint: there is no model to predict with;
+    - both ``bbox`` and ``aoi``: a map has one area of interest;
+    - a ``bbox`` that is not 4 numbers with -180 <= WEST < EAST <= 180 and -90 <= SOUTH < NORTH <= 90
+      (degrees; boxes across the antimeridian are not supported), an ``aoi`` that is missing, not
+      GeoJSON or without extent (:mod:`lczldl.maps.aoi`);
+    - ``bands`` with names that are no Sentinel-2 band, repeats, or without every So2Sat band;
+    - ``cloud_classes`` that are no SCL class (0..11).
+
+    Each setting's own range (stride, chunk and batch sizes >= 1, mc_passes >= 0, temperature
+    ``auto`` or > 0, max_cloud_share in [0, 1], scale > 0, finite offset) is :class:`MapsConfig`'s,
+    which holds no other value. What depends on the files is refused where they are read:
+    :func:`lczldl.maps.scene.open_scene` (unreadable or inconsistent scenes, ``bands`` for a
+    product, ``scale`` / ``offset`` for a product whose metadata sets them, integer data without
+    ``scale``), :func:`lczldl.models.io.load_model` and :func:`_load_predictor` (checkpoints,
+    ``temperature`` auto without metrics_ts.json), :func:`lczldl.maps.aoi.aoi_grid` (an area
+    outside the scene).
     """
-    if str(temperature).lower() != "auto":
-        try:
-            value = float(temperature)
-        except ValueError:
-            raise SceneError(f"--temperature must be 'auto' or a positive number, got {temperature!r}") from None
-        if not np.isfinite(value) or value <= 0:
-            raise SceneError(f"--temperature must be positive, got {temperature!r}")
-        return value
+    if not checkpoints:
+        raise RunError("checkpoints is empty; give at least one model file or run checkpoint",
+                       params=("checkpoints",))
+    if bbox is not None and aoi is not None:
+        raise SceneError("give either bbox or aoi, not both", params=("bbox", "aoi"))
+    area = bbox_aoi(bbox) if bbox is not None else geojson_aoi(aoi) if aoi is not None else None
+    bands = parse_band_list(settings.bands) if settings.bands is not None else None
+    return bands, check_cloud_classes(settings.cloud_classes), area
+
+
+def resolve_temperature(checkpoint: Path, temperature: float | Literal["auto"]) -> float:
+    """Temperature for one checkpoint: the number, or for ``auto`` the run's metrics_ts.json.
+
+    A run's best checkpoint lives in RUN/checkpoints/; its temperature in RUN/metrics_ts.json. A
+    weights file (lczldl export-weights) carries its own fitted temperature.
+    """
+    if temperature != "auto":
+        return float(temperature)
     checkpoint = Path(checkpoint)
+    from lczldl.models.weights_file import is_weights_file, read_weights_meta
+
+    fitted = read_weights_meta(checkpoint).get("temperature") if is_weights_file(checkpoint) else None
+    if fitted is not None:
+        return float(fitted)
     for run_dir in (checkpoint.parent.parent, checkpoint.parent):
-        ts = run_dir / "metrics_ts.json"
+        ts = run_dir / METRICS_TS
         if ts.exists():
             value = json.loads(ts.read_text()).get("temperature")
             if value is not None:
                 return float(value)
-    raise RunError(f"{checkpoint}: no metrics_ts.json with a temperature beside this checkpoint's run; "
-                   "run `lczldl evaluate` on it or pass --temperature with a number")
+    raise RunError(f"{checkpoint}: no {METRICS_TS} with a temperature beside this checkpoint's run; "
+                   "run `lczldl evaluate` on it or set temperature to a number", params=("temperature",))
 
 
 def window_counts(mask: np.ndarray, stride: int, n_r: int, n_c: int) -> np.ndarray:
@@ -102,7 +143,7 @@ class MapPredictor:
     """
 
     def __init__(self, models: Sequence[torch.nn.Module], temperatures: Sequence[float],
-                 mc_passes: int = 0, batch_size: int = 256, seed: int = 0) -> None:
+                 mc_passes: int = 0, batch_size: int = _DEFAULTS.batch_size, seed: int = 0) -> None:
         self.models = list(models)
         self.temperatures = [float(t) for t in temperatures]
         self.mc_passes = int(mc_passes)
@@ -117,10 +158,6 @@ class MapPredictor:
         seed = self.seed * SEED_MIXER + int(key)
         out = self._predictor.predict(np.ascontiguousarray(patches), self.batch_size, seed=seed)
         return out["probs"].astype(np.float32)
-
-
-def _block_path(partial: Path, b: int) -> Path:
-    return partial / f"block_{b:05d}.npz"
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -152,15 +189,14 @@ def _predict_block(scene: SceneReader, grid: OutputGrid, predictor: MapPredictor
     return {"probs": probs, "valid": valid, "nodata": nodata, "cloud": cloud, "cloud_share": cloud_share}
 
 
-def _load_predictor(checkpoints: Sequence[Path], temperature: str | float, mc: int,
-                    batch_size: int) -> tuple[MapPredictor, int, list[float]]:
-    """(predictor, number of classes, temperatures) of an ensemble of checkpoints."""
+def _load_predictor(checkpoints: Sequence[Path], temperature: float | Literal["auto"], mc: int,
+                    batch_size: int, trust: bool = False) -> tuple[MapPredictor, int, list[float]]:
+    """(predictor, number of classes, temperatures) of an ensemble of checkpoints (``trust``: load
+    pickles that need full unpickling, :func:`lczldl.models.io.load_model`)."""
     from lczldl.models.io import load_model
 
-    if not checkpoints:
-        raise RunError("give at least one --checkpoint")
     temps = [resolve_temperature(Path(c), temperature) for c in checkpoints]
-    models = [load_model(Path(c)) for c in checkpoints]
+    models = [load_model(Path(c), trust=trust) for c in checkpoints]
     num_classes = int(getattr(models[0], "model_kwargs", {}).get("num_classes", 10))
     for c, m in zip(checkpoints, models, strict=True):
         k = int(getattr(m, "model_kwargs", {}).get("num_classes", num_classes))
@@ -176,14 +212,21 @@ def _load_predictor(checkpoints: Sequence[Path], temperature: str | float, mc: i
     return predictor, num_classes, temps
 
 
-def _map_grid(scene: SceneReader, stride: int, bbox: Sequence[float] | None,
-              aoi: Path | None) -> tuple[OutputGrid, dict | None, list[str]]:
+def _classes_of(predictor: MapPredictor) -> list[int]:
+    """LCZ ids of the ensemble's class indices (every member's must agree)."""
+    from lczldl.models.classes import model_classes
+
+    found = [model_classes(m) for m in predictor.models]
+    if any(c != found[0] for c in found):
+        raise RunError(f"the models name different LCZ ({found}); an ensemble needs the same classes",
+                       params=("checkpoints",))
+    return found[0]
+
+
+def _map_grid(scene: SceneReader, stride: int, area: Aoi | None) -> tuple[OutputGrid, dict | None, list[str]]:
     """The grid to map (the whole scene, or the cells of the area of interest), the AOI record and
     warnings."""
     grid = output_grid(scene.width, scene.height, scene.transform, stride)
-    if bbox is not None and aoi is not None:
-        raise SceneError("give either --bbox or --aoi, not both")
-    area: Aoi | None = bbox_aoi(bbox) if bbox is not None else geojson_aoi(aoi) if aoi is not None else None
     if area is None:
         return grid, None, []
     t, w, h = scene.transform, scene.width, scene.height
@@ -196,11 +239,11 @@ def _map_grid(scene: SceneReader, stride: int, bbox: Sequence[float] | None,
     return sub, record, warnings
 
 
-def _chunk_results(partial: Path, blocks: list[tuple[int, int, int, int]],
+def _chunk_results(out: Path, blocks: list[tuple[int, int, int, int]],
                    stats: dict) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
     """Saved chunks for the writer, counting windows into ``stats`` on the way."""
     for b, chunk in enumerate(blocks):
-        with np.load(_block_path(partial, b)) as z:
+        with np.load(map_block_path(out, b)) as z:
             probs, valid = z["probs"], z["valid"]
             stats["windows_predicted"] += int(valid.sum())
             stats["windows_nodata"] += int(z["nodata"].sum())
@@ -211,44 +254,46 @@ def _chunk_results(partial: Path, blocks: list[tuple[int, int, int, int]],
         yield chunk, probs, valid
 
 
-def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out: Path, stride: int = 10,
-                  mc: int = 0, temperature: str | float = "1", scale: float | None = None,
-                  offset: float | None = None, batch_size: int = 256, block_rows: int | None = None,
-                  progress: bool = True, max_blocks: int | None = None, *, bands: Sequence[str] | None = None,
-                  bbox: Sequence[float] | None = None, aoi: Path | None = None,
-                  cloud_classes: Sequence[int] = DEFAULT_SCL_CLASSES,
-                  max_cloud_share: float = DEFAULT_MAX_CLOUD_SHARE, block_cols: int | None = None,
-                  say: Callable[[str], None] | None = None) -> dict:
+def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out: Path,
+                  settings: MapsConfig | None = None, *, bbox: Sequence[float] | None = None,
+                  aoi: Path | None = None, progress: bool = True, max_blocks: int | None = None,
+                  say: Callable[[str], None] | None = None, trust_checkpoint: bool = False) -> dict:
     """Write an LCZ map with uncertainty for ``scene`` into ``out`` (see module docstring).
 
-    ``scene``, ``bands``, ``scale``, ``offset``, ``cloud_classes``: as :func:`open_scene`. ``bbox``
-    (WEST, SOUTH, EAST, NORTH in degrees) or ``aoi`` (GeoJSON) limit the map to the windows whose
-    output cells overlap the area. ``say`` receives what is read and masked (lines; warnings start
-    with "warning:") once every input is validated. ``max_blocks`` stops after that many new chunks
-    (used to test resuming). Returns the provenance dict (``complete`` False when stopped early).
+    ``settings``: stride, MC passes, temperature, chunk and batch sizes, cloud masking, a file's band
+    order and radiometry (default: :class:`MapsConfig`'s defaults); ``scene`` and the settings'
+    ``bands``, ``scale``, ``offset``, ``cloud_classes``: as :func:`open_scene`. ``bbox`` (WEST,
+    SOUTH, EAST, NORTH in degrees) or ``aoi`` (GeoJSON) limit the map to the windows whose output
+    cells overlap the area. ``say`` receives what is read and masked (lines; warnings start with
+    "warning:") once every input is validated. ``max_blocks`` stops after that many new chunks (used
+    to test resuming). ``trust_checkpoint``: load checkpoints that need full unpickling (they can
+    run code). Returns the provenance dict (``complete`` False when stopped early).
     """
-    if mc < 0:
-        raise SceneError(f"--mc must be >= 0, got {mc}")
-    if not 0.0 <= max_cloud_share <= 1.0:
-        raise SceneError(f"--max-cloud-share must be a share in [0, 1], got {max_cloud_share}")
-    if stride <= 0:
-        raise SceneError(f"--stride must be a positive number of pixels, got {stride}")
-    with open_scene(scene, bands=bands, scale=scale, offset=offset, cloud_classes=cloud_classes) as reader:
-        grid, area, warnings = _map_grid(reader, stride, bbox, aoi)
-        predictor, num_classes, temps = _load_predictor(checkpoints, temperature, mc, batch_size)
+    settings = _DEFAULTS if settings is None else settings
+    bands, cloud_classes, area = check_map_arguments(checkpoints, settings, bbox, aoi)
+    with open_scene(scene, bands=bands, scale=settings.scale, offset=settings.offset,
+                    cloud_classes=cloud_classes) as reader:
+        grid, record, warnings = _map_grid(reader, settings.stride, area)
+        predictor, num_classes, temps = _load_predictor(checkpoints, settings.temperature, settings.mc_passes,
+                                                        settings.batch_size, trust_checkpoint)
+        classes = _classes_of(predictor)
         warnings = [*reader.metadata.warnings, *warnings]
-        for line in describe_scene(reader, grid, area) + [f"warning: {w}" for w in warnings]:
+        for line in describe_scene(reader, grid, record) + [f"warning: {w}" for w in warnings]:
             if say is not None:
                 say(line)
-        settings = {"stride": stride, "mc": mc, "temperatures": temps, "max_cloud_share": float(max_cloud_share),
-                    "block_rows": block_rows or max(1, 256 // stride), "block_cols": block_cols or max(1, 256 // stride)}
-        return _run(reader, grid, area, warnings, predictor, num_classes, [Path(c) for c in checkpoints],
-                    Path(out), settings, progress, max_blocks)
+        stride = settings.stride
+        recorded = {"stride": stride, "mc": settings.mc_passes, "temperatures": temps,
+                    "max_cloud_share": float(settings.max_cloud_share),
+                    "block_rows": settings.block_rows or default_block(stride),
+                    "block_cols": settings.block_cols or default_block(stride),
+                    "classes": classes, "classes_note": scope_note(classes)}
+        return _run(reader, grid, record, warnings, predictor, num_classes, [Path(c) for c in checkpoints],
+                    Path(out), recorded, progress, max_blocks)
 
 
 def _open_partial(out: Path, partial: Path, state: dict) -> None:
     """Keep ``partial``'s saved chunks when they were made with the same ``state``, else start over."""
-    state_path = partial / "state.json"
+    state_path = partial / MAP_PARTIAL_STATE
     if partial.exists():
         try:
             same = json.loads(state_path.read_text()) == json.loads(json.dumps(state))
@@ -258,8 +303,8 @@ def _open_partial(out: Path, partial: Path, state: dict) -> None:
             shutil.rmtree(partial)
     partial.mkdir(exist_ok=True)
     atomic_write_json(state_path, state)
-    for name in GEOTIFFS:  # a new map replaces an old one only when complete
-        temporary_path(out, name).unlink(missing_ok=True)
+    for name in MAP_GEOTIFFS:  # a killed run's GeoTIFFs; a new map replaces an old one only when complete
+        remove_temporaries(out / name)
 
 
 def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: list[str], predictor: MapPredictor,
@@ -270,14 +315,14 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
     from lczldl.provenance import versions
 
     out.mkdir(parents=True, exist_ok=True)
-    partial = out / PARTIAL
+    partial = out / MAP_PARTIAL
     blocks = chunks(grid, settings["block_rows"], settings["block_cols"])
     m = reader.metadata
     state = {"scene": reader.fingerprint(), "checkpoints": [_file_fingerprint(c) for c in checkpoints],
              **settings, "offsets": m.offsets, "scales": m.scales, "cloud_mask": m.cloud_mask,
              "cloud_classes": list(m.cloud_classes), "grid": [grid.rows, grid.cols, grid.row0, grid.col0]}
     _open_partial(out, partial, state)
-    todo = [b for b in range(len(blocks)) if not _block_path(partial, b).exists()]
+    todo = [b for b in range(len(blocks)) if not map_block_path(out, b).exists()]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = [TextColumn("map"), BarColumn(), MofNCompleteColumn(),
@@ -292,14 +337,13 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
             if max_blocks is not None and new_blocks >= max_blocks:
                 break
             res = _predict_block(reader, grid, predictor, blocks[b], settings["max_cloud_share"], num_classes)
-            tmp = partial / f".block_{b:05d}.tmp.npz"
-            np.savez(tmp, **res)
-            os.replace(tmp, _block_path(partial, b))
+            with atomic_path(map_block_path(out, b), suffix=".npz") as tmp:
+                np.savez(tmp, **res)
             new_blocks += 1
             done_windows += size[b]
             bar.update(task, advance=size[b], rate=done_windows / max(time.perf_counter() - t0, 1e-9))
     elapsed = time.perf_counter() - t0
-    complete = all(_block_path(partial, b).exists() for b in range(len(blocks)))
+    complete = all(map_block_path(out, b).exists() for b in range(len(blocks)))
     record = {
         "complete": complete, "scene": m.source, "scene_kind": m.kind, "product_id": m.product_id,
         "level": m.level, "processing_baseline": m.processing_baseline, "radiometry": m.radiometry(),
@@ -309,6 +353,7 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
         "stride_px": grid.stride, "pixel_size": [grid.transform.a, grid.transform.e], "crs": str(reader.crs),
         "rows": grid.rows, "cols": grid.cols, "mc_passes": settings["mc"], "temperatures": settings["temperatures"],
         "windows": n_windows, "windows_per_second_this_call": done_windows / elapsed if elapsed > 0 else None,
+        "classes": settings["classes"], "classes_note": settings["classes_note"],
         "warnings": warnings, "lczldl_version": __version__, "torch_version": torch.__version__,
         "versions": versions(),
     }
@@ -317,15 +362,18 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
     sha = [file_sha256(c) for c in checkpoints]
     stats = dict.fromkeys(("windows_predicted", "windows_nodata", "windows_cloud", "windows_with_data"), 0)
     stats["cloud_share_sum"] = 0.0
+    tags = geotiff_tags(reader, checkpoints, sha, settings)
+    if settings["classes_note"]:  # a model naming only some LCZ (the authors' 10 urban classes)
+        tags[CLASSES_NOTE_TAG] = settings["classes_note"]
     try:
-        write_map(out, grid, reader.crs, num_classes, _chunk_results(partial, blocks, stats),
-                  geotiff_tags(reader, checkpoints, sha, settings), m.source)
+        write_map(out, grid, reader.crs, num_classes, _chunk_results(out, blocks, stats), tags, m.source,
+                  note=settings["classes_note"])
     except SceneError:
         shutil.rmtree(partial)
         raise
     origin = reader.origin[0] if len(reader.origin) == 1 else None
     record.update(window_stats(stats, n_windows), checkpoint_sha256=sha,
                   scene_sha256=file_sha256(origin) if origin and origin.stat().st_size < SHA256_MAX_BYTES else None)
-    atomic_write_json(out / "predict.json", record)
+    atomic_write_json(out / MAP_RECORD, record)
     shutil.rmtree(partial)
     return record

@@ -33,15 +33,9 @@ SCL_CLASS_NAMES: dict[int, str] = {
     4: "vegetation", 5: "not vegetated", 6: "water", 7: "unclassified", 8: "cloud medium probability",
     9: "cloud high probability", 10: "thin cirrus", 11: "snow or ice",
 }
-#: SCL classes masked by default: saturated, cloud shadow, cloud medium / high probability, cirrus
-DEFAULT_SCL_CLASSES: tuple[int, ...] = (1, 3, 8, 9, 10)
 #: bands of the L1C ``MSK_CLASSI_B00.jp2`` mask used as clouds (1 = opaque clouds, 2 = cirrus;
 #: band 3, snow, is not a cloud)
 CLASSI_CLOUD_BANDS: tuple[int, ...] = (1, 2)
-#: default largest share of masked pixels a 32 x 32 window may hold and still be predicted:
-#: 0.05 = 51 of 1024 px, about half a 10 x 10 px output cell, so a fully masked cell (100 px)
-#: always drops its window while a few isolated flags (SCL marks some bright roofs) do not
-DEFAULT_MAX_CLOUD_SHARE = 0.05
 
 _BAND_RE = re.compile(r"^(?:S2_)?B?0?(1[0-2]|[1-9]|8A)$", re.IGNORECASE)
 
@@ -50,42 +44,35 @@ def normalise_band(name: str) -> str:
     """``B2``, ``b02``, ``S2_B02``, ``2`` -> ``B02``; ``B8a`` -> ``B8A``; SceneError if not a band."""
     m = _BAND_RE.match(name.strip())
     if not m:
-        raise SceneError(f"{name!r} is not a Sentinel-2 band name; use B01..B12 or B8A (e.g. --bands "
-                         f"{','.join(SO2SAT_BANDS)})")
+        raise SceneError(f"{name!r} is not a Sentinel-2 band name; use B01..B12 or B8A (e.g. bands="
+                         f"{','.join(SO2SAT_BANDS)})", params=("bands",))
     code = m.group(1).upper()
     return "B8A" if code == "8A" else f"B{int(code):02d}"
 
 
-def parse_band_list(text: str) -> tuple[str, ...]:
-    """``"B04,B03,B02,..."`` -> normalised names; refuses repeats and lists missing So2Sat bands."""
-    names = tuple(normalise_band(t) for t in text.split(",") if t.strip())
+def parse_band_list(bands: Sequence[str]) -> tuple[str, ...]:
+    """``["B04", "B3", ...]`` (a stacked file's band order) -> normalised names; refuses repeats and
+    lists missing So2Sat bands."""
+    names = tuple(normalise_band(t) for t in bands if t.strip())
     repeated = sorted({b for b in names if names.count(b) > 1})
     if repeated:
-        raise SceneError(f"--bands names {', '.join(repeated)} more than once; name each band of the file once")
+        raise SceneError(f"bands names {', '.join(repeated)} more than once; name each band of the file once",
+                         params=("bands",))
     missing = [b for b in SO2SAT_BANDS if b not in names]
     if missing:
-        raise SceneError(f"--bands lacks {', '.join(missing)}; the model needs {', '.join(SO2SAT_BANDS)}")
+        raise SceneError(f"bands lacks {', '.join(missing)}; the model needs {', '.join(SO2SAT_BANDS)}",
+                         params=("bands",))
     return names
 
 
-def parse_cloud_classes(text: str | Sequence[int] | None) -> tuple[int, ...]:
-    """SCL classes to mask: ``"1,3,8,9,10"`` or a sequence; ``"none"`` / ``""`` / None -> ()."""
-    if text is None:
-        return ()
-    if isinstance(text, str):
-        if text.strip().lower() in ("", "none"):
-            return ()
-        try:
-            values = [int(t) for t in text.split(",") if t.strip()]
-        except ValueError:
-            raise SceneError(f"--cloud-classes must be SCL class numbers like 1,3,8,9,10 or 'none', "
-                             f"got {text!r}") from None
-    else:
-        values = [int(v) for v in text]
+def check_cloud_classes(classes: Iterable[int]) -> tuple[int, ...]:
+    """SCL classes to mask, sorted without repeats; SceneError for a number that is no SCL class."""
+    values = [int(v) for v in classes]
     bad = [v for v in values if v not in SCL_CLASS_NAMES]
     if bad:
-        raise SceneError(f"--cloud-classes: {bad} are not SCL classes (0..11: "
-                         + ", ".join(f"{k} {v}" for k, v in SCL_CLASS_NAMES.items()) + ")")
+        raise SceneError(f"cloud_classes: {bad} are not SCL classes (0..11: "
+                         + ", ".join(f"{k} {v}" for k, v in SCL_CLASS_NAMES.items()) + ")",
+                         params=("cloud_classes",))
     return tuple(sorted(set(values)))
 
 

@@ -97,7 +97,8 @@ def parse_product_xml(data: bytes, source: str) -> ProductMetadata:
     quant_text = text(quant_name)
     if quant_text is None:
         raise SceneError(f"{source}: no {quant_name} element, so digital numbers cannot be turned into "
-                         "reflectance; re-download the product (or give its band files with --scale/--offset)")
+                         "reflectance; re-download the product (or give its band files with scale and offset)",
+                         params=("scale", "offset"))
     try:
         quantification = float(quant_text)
     except ValueError:
@@ -226,7 +227,7 @@ def find_safe_zip(path: Path) -> ProductFiles:
 
 def find_band_files(paths: Sequence[Path]) -> ProductFiles:
     """A folder of per-band files (searched recursively) or a list of them -> band files; an SCL
-    file among them becomes the cloud mask. No metadata: radiometry comes from --scale/--offset."""
+    file among them becomes the cloud mask. No metadata: radiometry comes from ``scale`` / ``offset``."""
     if len(paths) == 1 and paths[0].is_dir():
         where = str(paths[0])
         names = sorted(str(p) for p in paths[0].rglob("*") if p.is_file())
@@ -234,7 +235,7 @@ def find_band_files(paths: Sequence[Path]) -> ProductFiles:
         where = ", ".join(str(p) for p in paths) if len(paths) <= 3 else f"{paths[0]} and {len(paths) - 1} more"
         for p in paths:
             if not p.is_file():
-                raise SceneError(f"{p}: band file not found; pass existing files with --scene")
+                raise SceneError(f"{p}: band file not found; pass existing files")
             if not BAND_FILE_RE.search(p.name):
                 raise SceneError(f"{p}: no band in the file name (expected ..._B02.jp2, ..._B8A_20m.jp2, "
                                  "B02.tif, ...); name the files after their bands")

@@ -32,11 +32,11 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 
+from lczldl.config import MapsConfig
 from lczldl.constants import PATCH_SIZE
 from lczldl.errors import SceneError
 from lczldl.maps.radiometry import (
     CLASSI_CLOUD_BANDS,
-    DEFAULT_SCL_CLASSES,
     SCL_CLASS_NAMES,
     SO2SAT_BANDS,
     classi_cloud_mask,
@@ -54,7 +54,7 @@ from lczldl.maps.safe import (
     is_safe_folder,
 )
 
-#: float data whose 99th percentile exceeds this is not reflectance (digital numbers need --scale)
+#: float data whose 99th percentile exceeds this is not reflectance (digital numbers need a scale)
 MAX_PLAUSIBLE_REFLECTANCE = 2.0
 
 
@@ -204,29 +204,29 @@ def _check_grid(ref, ref_name: str, ds, name: str) -> None:
 
 
 def _check_plausible(reader: SceneReader, where: str) -> None:
-    """Refuse (and close ``reader``) float data without --scale whose values are clearly not reflectance."""
+    """Refuse (and close ``reader``) float data without a scale whose values are clearly not reflectance."""
     h, w = min(reader.height, 256), min(reader.width, 256)
     block = reader.read_block(Window((reader.width - w) // 2, (reader.height - h) // 2, w, h))
     values = block.reflectance[:, ~block.nodata]
     if values.size and float(np.percentile(values, 99)) > MAX_PLAUSIBLE_REFLECTANCE:
         reader.close()
         raise SceneError(f"{where}: float values up to {float(np.percentile(values, 99)):g} are not reflectance "
-                         "(0..~1.5); for digital numbers pass --scale (e.g. --scale 10000, and --offset -1000 "
-                         "for processing baseline 04.00 and later)")
+                         "(0..~1.5); for digital numbers pass scale (e.g. scale=10000, and offset=-1000 "
+                         "for processing baseline 04.00 and later)", params=("scale", "offset"))
 
 
 def _radiometry(ds, where: str, scale: float | None, offset: float | None) -> tuple[float, float]:
     """(scale, offset) for a file without product metadata."""
     if scale is None:
         if np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-            raise SceneError(f"{where}: integer values without --scale; say how they become reflectance, "
-                             "e.g. --scale 10000 (and --offset -1000 for Sentinel-2 processing baseline 04.00 "
-                             "and later)")
+            raise SceneError(f"{where}: integer values without scale; say how they become reflectance, "
+                             "e.g. scale=10000 (and offset=-1000 for Sentinel-2 processing baseline 04.00 "
+                             "and later)", params=("scale", "offset"))
         scale = 1.0
     if not np.isfinite(scale) or scale <= 0:
-        raise SceneError(f"--scale must be a positive number, got {scale}")
+        raise SceneError(f"scale must be a positive number, got {scale}", params=("scale",))
     if offset is not None and not np.isfinite(offset):
-        raise SceneError(f"--offset must be a finite number, got {offset}")
+        raise SceneError(f"offset must be a finite number, got {offset}", params=("offset",))
     return float(scale), float(offset or 0.0)
 
 
@@ -239,10 +239,11 @@ def _open_stacked(path: Path, bands: Sequence[str] | None, scale: float | None,
         if bands is None:
             if ds.count != len(SO2SAT_BANDS):
                 raise SceneError(f"{path}: scene has {ds.count} bands, need {len(SO2SAT_BANDS)} "
-                                 f"({', '.join(SO2SAT_BANDS)}, So2Sat order), or name its order with --bands")
+                                 f"({', '.join(SO2SAT_BANDS)}, So2Sat order), or name its order with bands",
+                                 params=("bands",))
             bands = SO2SAT_BANDS
         elif len(bands) != ds.count:
-            raise SceneError(f"{path}: --bands names {len(bands)} bands, the file has {ds.count}")
+            raise SceneError(f"{path}: bands names {len(bands)} bands, the file has {ds.count}", params=("bands",))
         s, o = _radiometry(ds, str(path), scale, offset)
         sources = [BandSource(b, str(path), list(bands).index(b) + 1, o, s, ds.nodatavals[list(bands).index(b)])
                    for b in SO2SAT_BANDS]
@@ -265,7 +266,8 @@ def _open_product(files: ProductFiles, scale: float | None, offset: float | None
                   cloud_classes: tuple[int, ...]) -> SceneReader:
     meta = files.metadata
     if meta is not None and (scale is not None or offset is not None):
-        raise SceneError(f"{meta.metadata_file} sets the radiometry of {files.source}; drop --scale/--offset")
+        raise SceneError(f"{meta.metadata_file} sets the radiometry of {files.source}; drop scale and offset",
+                         params=("scale", "offset"))
     datasets: dict = {}
 
     def get(path: str, what: str):
@@ -332,21 +334,22 @@ def _mask_description(files: ProductFiles, cloud_classes: tuple[int, ...]) -> tu
 
 def open_scene(path: Path | str | Sequence[Path | str], *, bands: Sequence[str] | None = None,
                scale: float | None = None, offset: float | None = None,
-               cloud_classes: Sequence[int] = DEFAULT_SCL_CLASSES) -> SceneReader:
+               cloud_classes: Sequence[int] = tuple(MapsConfig().cloud_classes)) -> SceneReader:
     """Open a scene for mapping; raises SceneError (one line) for unusable input.
 
     ``path``: a .SAFE folder or its .zip (radiometry from the product's metadata), a folder or list
     of per-band files (``..._B02.jp2``, ``..._B8A_20m.jp2``, ``B02.tif``; radiometry from ``scale`` /
     ``offset``), or one stacked GeoTIFF (So2Sat band order, or the order ``bands`` names).
-    ``cloud_classes``: SCL classes masked in L2A input; empty = no cloud mask (L1C's MSK_CLASSI too).
+    ``bands``: product band names (:func:`lczldl.maps.radiometry.parse_band_list`). ``cloud_classes``:
+    SCL classes masked in L2A input (default: :class:`lczldl.config.MapsConfig`'s); empty = no cloud
+    mask (L1C's MSK_CLASSI too).
     """
     paths = [Path(p) for p in ([path] if isinstance(path, str | Path) else path)]
     if not paths:
-        raise SceneError("no scene given; pass --scene")
+        raise SceneError("no scene given; pass a .SAFE folder, .zip, band files or a GeoTIFF")
     for p in paths:
         if not p.exists():
-            raise SceneError(f"{p}: scene not found; pass an existing .SAFE folder, .zip, band files or GeoTIFF "
-                             "with --scene")
+            raise SceneError(f"{p}: scene not found; pass an existing .SAFE folder, .zip, band files or GeoTIFF")
     classes = tuple(cloud_classes)
     if len(paths) == 1 and paths[0].name in MTD_LEVELS:
         raise SceneError(f"{paths[0]}: pass the .SAFE folder that holds this metadata file, not the file")
@@ -354,8 +357,8 @@ def open_scene(path: Path | str | Sequence[Path | str], *, bands: Sequence[str] 
         raise SceneError(f"{paths[0]}: no MTD_MSIL1C.xml or MTD_MSIL2A.xml at its root; the product is incomplete "
                          "(re-download it) or of the pre-2017 multi-tile format, which is not supported")
     if bands is not None and (len(paths) > 1 or paths[0].is_dir() or paths[0].suffix.lower() == ".zip"):
-        raise SceneError("--bands names the band order of one stacked GeoTIFF; product folders, zips and band "
-                         "files are named by their file names")
+        raise SceneError("bands names the band order of one stacked GeoTIFF; product folders, zips and band "
+                         "files are named by their file names", params=("bands",))
     if len(paths) > 1:
         reader = _open_product(find_band_files(paths), scale, offset, classes)
     elif is_safe_folder(paths[0]):

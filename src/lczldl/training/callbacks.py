@@ -7,12 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from lczldl.fileio import atomic_write_json, atomic_write_text
+from lczldl.fileio import atomic_path, atomic_write_json, atomic_write_text
 from lczldl.layout import HISTORY, RUN_INFO, checkpoint_path
 
 CSV_FIELDS = ("epoch", "lr", "train_loss", "val_loss", "val_acc", "train_seconds",
@@ -121,10 +120,12 @@ class LastCheckpoint(_checkpoint_base()):
         self.path = Path(path)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)  # collective; rank 0 writes
+        # collective; only rank 0 writes (the other ranks' path is not used)
         if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+            with atomic_path(self.path) as tmp:
+                trainer.save_checkpoint(tmp)
+        else:
+            trainer.save_checkpoint(self.path)
         trainer.strategy.barrier("last_checkpoint")
 
 
