@@ -96,7 +96,7 @@ def test_per_band_cogs(products, s2, tmp_path):
                            height=192 * 10 // res, count=1, dtype="uint16", crs="EPSG:32632",
                            transform=from_origin(600000.0, 5300040.0, res, res)) as dst:
             dst.write(values[band].astype(np.uint16), 1)
-    with open_scene(tmp_path, scale=10000) as cogs, open_scene(products[("L1C", "03.01")]) as safe:
+    with open_scene(tmp_path, scale=10000) as cogs, open_scene(products[("L1C", "03.01")], cloud_classes=()) as safe:
         np.testing.assert_array_equal(cogs.read(FULL), safe.read(FULL))
 
 
@@ -134,18 +134,26 @@ def test_cloud_masks(products, s2):
     r0, r1, c0, c1 = s2.CLOUD_BLOCK_10M
     block = np.zeros((192, 192), bool)
     block[r0:r1, c0:c1] = True
-    for key in [("L2A", "05.09"), ("L2A", "03.01"), ("L1C", "05.09")]:
+    # L1C before 04.00: the GML polygons, rasterised (the opaque one has a one-60 m-pixel hole)
+    gml_block = block.copy()
+    h0, h1, k0, k1 = s2.HOLE_10M
+    gml_block[h0:h1, k0:k1] = False
+    for key, expected in [(("L2A", "05.09"), block), (("L2A", "03.01"), block), (("L1C", "05.09"), block),
+                          (("L1C", "03.01"), gml_block)]:
         with open_scene(products[key]) as scene:
             got = scene.read_block(FULL)
-            np.testing.assert_array_equal(got.cloud, block, err_msg=str(key))
+            np.testing.assert_array_equal(got.cloud, expected, err_msg=str(key))
             assert not got.nodata.any()
             # read() hides masked pixels as NaN; read_block keeps the observed values for the model
             x = scene.read(FULL)
-            assert np.isnan(x[:, block]).all() and not np.isnan(x[:, ~block]).any()
+            assert np.isnan(x[:, expected]).all() and not np.isnan(x[:, ~expected]).any()
             assert not np.isnan(got.reflectance).any()
     with open_scene(products[("L1C", "03.01")]) as old:
-        assert old.metadata.cloud_mask.startswith("none (processing baseline 03.01")
-        assert not old.read_block(FULL).cloud.any()
+        assert old.metadata.cloud_mask == "MSK_CLOUDS_B00.gml opaque clouds and cirrus (2 polygons)"
+        # a window beside the clouds rasterises nothing; one across the hole's edge exactly the hole
+        assert not old.read_block(Window(0, 0, 40, 40)).cloud.any()
+        part = old.read_block(Window(70, 50, 20, 20)).cloud               # rows 50..69, cols 70..89
+        np.testing.assert_array_equal(part, gml_block[50:70, 70:90])
     # a configurable class list: water (6) only -> the water patch, not the clouds
     r0, r1, c0, c1 = s2.OTHER_BLOCK_10M
     water = np.zeros((192, 192), bool)
