@@ -243,6 +243,11 @@ def _bad_cases(products, s2, tmp: Path) -> dict[str, tuple[list[str], str]]:
         "cloud share": ([l1c, "--max-cloud-share", "2"], "--max-cloud-share 2.0: must be less than or equal to 1"),
         "auto without metrics": ([l1c, "--temperature", "auto"], "or set --temperature to a number"),
         "SAFE without MTD": ([str(_without_mtd(s2, tmp))], "no MTD_MSIL1C.xml or MTD_MSIL2A.xml"),
+        "coarse pixels": ([str(s2.write_product(tmp / "px", "L1C", "05.09", pixel_factor=109.8))],
+                          "B02 has 1098 m pixels, not Sentinel-2's 10 m"),
+        "coarse pixels hint": ([str(s2.write_product(tmp / "px2", "L1C", "05.09", pixel_factor=109.8))],
+                               "or --allow-resolution to map a resampled scene anyway"),
+        "filter sigma": ([l1c, "--filter-sigma", "-5"], "--filter-sigma -5: must be 'published' or a number"),
     }
 
 
@@ -259,3 +264,21 @@ def test_bad_input_ends_in_one_line_exit_2_and_no_outputs(products, s2, checkpoi
         assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], (name, lines)
         assert captured.out == "", name
         assert not any((out / f).exists() for f in FINAL), name
+
+
+def test_cli_maps_a_stac_item_like_its_product(products, s2, checkpoint, tmp_path, capsys):
+    from lczldl.cli.main import main
+
+    item = s2.write_stac_scene(tmp_path / "es", "earth-search", "L2A", "05.09")
+    main(["predict", "--checkpoint", str(checkpoint), "--scene", str(item), "--out", str(tmp_path / "item"),
+          "--stride", "32"])
+    assert "stac_item.json" in capsys.readouterr().out
+    predict_scene([checkpoint], products[("L2A", "05.09")], tmp_path / "safe", MapsConfig(stride=32), progress=False)
+    for name in FINAL[:4]:
+        np.testing.assert_array_equal(_read(tmp_path / "item" / name)[0], _read(tmp_path / "safe" / name)[0],
+                                      err_msg=name)
+    rec = json.loads((tmp_path / "item" / "predict.json").read_text())
+    assert rec["scene_kind"] == "stac-item" and rec["radiometry"] == "reflectance = (DN - 1000) / 10000"
+    out_item = json.loads((tmp_path / "item" / "stac_item.json").read_text())
+    assert out_item["properties"]["datetime"] == "2023-06-15T10:36:29.024000Z"
+    assert out_item["properties"]["lczldl:source"]["scene_kind"] == "stac-item"
