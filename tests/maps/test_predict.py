@@ -294,7 +294,7 @@ def test_cli_settings_resolve_defaults_config_set_then_typed(tmp_path, monkeypat
 
 
 def test_cli_writes_the_parameters_a_library_error_names_as_flags():
-    from lczldl.cli.predict import with_flags
+    from lczldl.cli.options import with_flags
 
     exc = SceneError("/data/scale.tif: integer values without scale; e.g. scale=10000 (and offset=-1000); "
                      "offsets stay", params=("scale", "offset"))
@@ -303,3 +303,6 @@ def test_cli_writes_the_parameters_a_library_error_names_as_flags():
     assert with_flags(SceneError("give either bbox or aoi, not both", params=("bbox", "aoi"))) == \
         "give either --bbox or --aoi, not both"
     assert with_flags(SceneError("scale is not named here")) == "scale is not named here"   # no params
+    assert with_flags(SceneError("x: B02 has 1098 m pixels; or allow_resolution to map it anyway",
+                                 params=("allow_resolution",))) == \
+        "x: B02 has 1098 m pixels; or --allow-resolution to map it anyway"
