@@ -25,7 +25,7 @@ def write_preview(lcz: np.ndarray, lcz_filter: np.ndarray, entropy: np.ndarray, 
 
     rows, cols = lcz.shape
     aspect = rows / max(cols, 1)
-    fig, axes = plt.subplots(1, 3, figsize=(16, max(3.5, 4.6 * aspect + 1.2)),
+    fig, axes = plt.subplots(1, 3, figsize=(16, max(3.5, 4.8 * aspect + 1.8)),
                              gridspec_kw={"width_ratios": [1, 1, 1]}, constrained_layout=True)
     cmap = ListedColormap(["#ffffff"] + list(LCZ_COLORS[:num_classes]))
     for ax, img, title in ((axes[0], lcz, "LCZ (argmax)"), (axes[1], lcz_filter, "LCZ filtered (lcz_filter)")):
@@ -36,8 +36,8 @@ def write_preview(lcz: np.ndarray, lcz_filter: np.ndarray, entropy: np.ndarray, 
                      label=f"{LCZ_CODES[k - 1]}  {LCZ_NAMES[k - 1]}") for k in present]
     if (lcz == 0).any():
         handles.append(Patch(facecolor="#ffffff", edgecolor="0.3", label="no data"))
-    axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.02), ncol=2,
-                   fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)), fontsize=8,
+               frameon=False)
     vmax = float(np.log(num_classes))
     im = axes[2].imshow(np.ma.masked_invalid(entropy), cmap="magma", vmin=0.0, vmax=vmax,
                         interpolation="nearest")
