@@ -37,6 +37,8 @@ PARAM_FLAGS: dict[str, str] = {
     "cloud_classes": "--cloud-classes", "max_cloud_share": "--max-cloud-share", "bands": "--bands",
     "scale": "--scale", "offset": "--offset", "filter_sigma_m": "--filter-sigma",
     "allow_resolution": "--allow-resolution",
+    # named weights and safe loading (lczldl predict / evaluate / train / weights)
+    "weights": "--weights", "trust_checkpoint": "--trust-checkpoint", "runs": "--runs",
 }
 
 

@@ -154,12 +154,13 @@ def write_map(out: Path, grid: OutputGrid, crs, num_classes: int,
               blocks: Iterable[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray | None]],
               tags: Mapping[str, str], source: str, *, filter_sigma_m: float | Literal["published"] = "published",
               mutual_information: bool = False, conformal: ConformalThreshold | None = None,
-              strip_rows: int = FILTER_STRIP_ROWS) -> dict[str, list[str]]:
+              strip_rows: int = FILTER_STRIP_ROWS, note: str | None = None) -> dict[str, list[str]]:
     """Write the COGs, their sidecars and the preview into ``out`` from ``blocks`` of (chunk (r0, r1,
     c0, c1), probs (r, c, K), valid (r, c), mutual information (r, c) or None); the staging files go
     to ``out/.partial/``. ``tags`` go into every GeoTIFF; ``mutual_information``: the blocks carry it;
-    ``conformal``: adds ``set_size``. SceneError (and nothing under the final names) when no window
-    holds data. Returns each file's band names."""
+    ``conformal``: adds ``set_size``; ``note`` (which LCZ the model names) goes under the preview's
+    legend. SceneError (and nothing under the final names) when no window holds data. Returns each
+    file's band names."""
     from lczldl.maps.preview import write_preview
 
     names = band_names(num_classes, mutual_information, conformal)
@@ -177,5 +178,5 @@ def write_map(out: Path, grid: OutputGrid, crs, num_classes: int,
             lcz_file = name == MAP_LCZ
             paths[map_sidecar(out / name)].write_text(
                 pam_xml(num_classes, [1, 2] if lcz_file else [1], color_band=1 if lcz_file else None))
-    write_preview(lcz, filt, ent, out / MAP_PREVIEW, num_classes=num_classes)
+    write_preview(lcz, filt, ent, out / MAP_PREVIEW, num_classes=num_classes, note=note)
     return names

@@ -3,6 +3,7 @@ entropy map."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,10 @@ from lczldl.fileio import atomic_path
 
 
 def write_preview(lcz: np.ndarray, lcz_filter: np.ndarray, entropy: np.ndarray, path: Path,
-                  num_classes: int = 10) -> Path:
+                  num_classes: int = 10, note: str | None = None) -> Path:
     """lcz and lcz_filter (rows, cols) uint8 LCZ id (0 = nodata), entropy (rows, cols) nats -> PNG
-    at ``path``: the two class maps with one legend, then the entropy."""
+    at ``path``: the two class maps with one legend, then the entropy; ``note`` (e.g. that the model
+    names only LCZ 1-10) is the legend's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +39,7 @@ def write_preview(lcz: np.ndarray, lcz_filter: np.ndarray, entropy: np.ndarray, 
     if (lcz == 0).any():
         handles.append(Patch(facecolor="#ffffff", edgecolor="0.3", label="no data"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)), fontsize=8,
-               frameon=False)
+               frameon=False, title="\n".join(textwrap.wrap(note, 110)) if note else None, title_fontsize=8)
     vmax = float(np.log(num_classes))
     im = axes[2].imshow(np.ma.masked_invalid(entropy), cmap="magma", vmin=0.0, vmax=vmax,
                         interpolation="nearest")

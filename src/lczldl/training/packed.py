@@ -49,7 +49,14 @@ from lczldl.layout import (
 )
 from lczldl.training.callbacks import History, selection_callbacks
 from lczldl.training.fastpath import GPU_ACCELERATORS, pack_bf16
-from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets, with_regime
+from lczldl.training.members import (
+    new_module,
+    new_run_info,
+    run_config_text,
+    run_targets,
+    store_config,
+    with_regime,
+)
 from lczldl.training.packed_ckpt import (
     MemberCheckpointer,
     commit,
@@ -253,9 +260,9 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, cfg: L
             raise ConfigError(f"seeds must be integers >= 0, got {s!r}")
     if len(set(members)) != len(members):
         raise ConfigError(f"a pack cannot hold the same run twice: {members}")
-    cfgs = [with_regime(cfg, r) for r, _ in members]
-    bf16 = pack_bf16(cfg)
     store = open_store(Path(data))
+    cfgs = [store_config(with_regime(cfg, r), store) for r, _ in members]  # votes refusal, K classes
+    bf16 = pack_bf16(cfg)
     t = cfgs[0].train
     dev = torch.device(device) if device else torch.device(
         "cuda" if torch.cuda.is_available() and t.accelerator in GPU_ACCELERATORS else "cpu")
