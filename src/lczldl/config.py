@@ -99,10 +99,17 @@ class TrainConfig(_Strict):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | Literal["auto"] = 1
     strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp"] = "auto"
-    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+    #: 32-true: fp32 with TF32 off; 32-tf32: fp32 tensors with TF32 convolutions / matmuls on CUDA;
+    #: bf16-mixed / 16-mixed: autocast; 64-true: fp64 (docs/training.md, "Precision")
+    precision: Literal["32-true", "32-tf32", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
     channels_last: bool = True
     deterministic: bool = True
     logger: Literal["csv", "tensorboard", "mlflow"] = "csv"
+    #: last.ckpt after an epoch only when this many epochs passed since the last one was written
+    #: (and always after the run's final epoch); a resume repeats at most this many epochs
+    last_checkpoint_epochs: int = Field(1, ge=1)
+    #: ... and only when this many minutes passed since then (0: no time condition)
+    last_checkpoint_minutes: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     #: training loop: auto (the packed engine on CUDA where the config allows it, else Lightning;
     #: ``lczldl.training.fastpath``) | lightning | packed
     engine: Literal["auto", "lightning", "packed"] = "auto"
