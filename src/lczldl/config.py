@@ -56,7 +56,9 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     """Sen2LCZ-Net constructor arguments (``in_channels`` = number of bands)."""
 
-    num_classes: Literal[10] = 10
+    #: K: 10 (urban LCZ 1-10 of the vote release) or 17 (So2Sat LCZ42); a run takes its store's
+    #: (lczldl.training.members.store_config), whatever is set here
+    num_classes: Literal[10, 17] = 10
     bands: list[str] = Field(default_factory=lambda: list(BANDS), min_length=1)
     depth: int = Field(17, ge=5)
     width: int = Field(16, ge=1)

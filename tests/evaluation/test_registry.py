@@ -22,7 +22,7 @@ def test_every_computed_key_is_registered_in_csv_order():
 
 
 def test_directions():
-    higher = {"oa", "maa", "waa", "kappa", "balanced_accuracy", "macro_f1", "entropy_spearman", "acc_at_80",
+    higher = {"oa", "maa", "waa", "kappa", "balanced_accuracy", "macro_f1", "entropy_spearman", "acc_at_80", "oa_u", "oa_bu",
               "acc_at_90"}
     for k, m in G.METRICS.items():
         if m.group == G.CONFORMAL:          # coverage is set by the level and vote coverage grows with the set

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from lczldl.constants import BANDS, N_URBAN
+from lczldl.constants import BANDS
 from lczldl.data.store import TARGET_ALIASES, TARGETS, LCZDataset, band_indices, open_store, require_target
 from lczldl.errors import DataError
 
@@ -109,7 +109,7 @@ class LCZDataModule(L.LightningDataModule):
         self.seed = int(seed)
         self.label_smoothing = float(label_smoothing)
         self.pin_memory = bool(pin_memory)
-        self.num_classes = N_URBAN
+        self.num_classes = self.store.num_classes
         self._ds: dict[str, LCZDataset] = {}
 
     def dataset(self, split: str) -> LCZDataset:

@@ -51,7 +51,7 @@ def prediction_sets(cal_probs: np.ndarray, cal_labels: np.ndarray, probs: np.nda
             for score in SCORES for lv in levels}
 
 
-def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, vote_entropy: np.ndarray | None, *,
              sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None,
              weights: np.ndarray | None = None, per_set: Mapping | None = None,
              per_signal: Mapping | None = None) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entr
     out: dict[str, Any] = {}
     for key, (s, _) in (sets or {}).items():
         m = per_set[key] if per_set is not None else set_metrics(s, labels, votes, weights=weights)
-        out.update({conformal_key(*key, stat): m[stat] for stat in CONFORMAL_STATS})
+        out.update({conformal_key(*key, stat): m[stat] for stat in CONFORMAL_STATS if stat in m})
     if signals is not None:
         p = np.asarray(probs, dtype=np.float64)
         out.update(selective_metrics(p, labels, weights=weights))
@@ -72,12 +72,12 @@ def headline(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entr
                else signal_metrics(dict(signals), p.argmax(axis=1) == labels, vote_entropy, weights))
         for sig, v in per.items():
             out[f"auroc_{sig}"] = v["auroc"]
-            if SIGNAL_SPEARMAN.get(sig, f"spearman_{sig}") == f"spearman_{sig}":
+            if "spearman" in v and SIGNAL_SPEARMAN.get(sig, f"spearman_{sig}") == f"spearman_{sig}":
                 out[f"spearman_{sig}"] = v["spearman"]
     return out
 
 
-def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, vote_entropy: np.ndarray | None, *,
             sets: Sets | None = None, signals: Mapping[str, np.ndarray] | None = None,
             per_set: Mapping | None = None, per_signal: Mapping | None = None) -> dict[str, Any]:
     """What the figures read (JSON-friendly): ``n`` and ``counts`` (test images per majority class
@@ -87,10 +87,10 @@ def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entro
     spearman}}."""
     labels = np.asarray(labels, dtype=np.int64)
     k = np.asarray(probs).shape[1]
-    f = set_features(np.zeros((len(labels), k), dtype=bool), labels, votes)
-    out: dict[str, Any] = {"n": int(len(labels)),
-                           "counts": {"class": np.bincount(labels, minlength=k).tolist(),
-                                      "ebin": np.bincount(f["ebin"], minlength=N_ENTROPY_BINS).tolist()}}
+    out: dict[str, Any] = {"n": int(len(labels)), "counts": {"class": np.bincount(labels, minlength=k).tolist()}}
+    if votes is not None:
+        f = set_features(np.zeros((len(labels), k), dtype=bool), labels, votes)
+        out["counts"]["ebin"] = np.bincount(f["ebin"], minlength=N_ENTROPY_BINS).tolist()
     if sets:
         out["sets"] = {set_name(score, lv): {"score": score, "level": lv, "qhat": qhat,
                                               **(per_set[score, lv] if per_set is not None
@@ -106,13 +106,15 @@ def details(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entro
     return out
 
 
-def evaluate_prediction(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray, vote_entropy: np.ndarray, *,
+def evaluate_prediction(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray | None,
+                        vote_entropy: np.ndarray | None, *,
                         cal_probs: np.ndarray | None = None, cal_labels: np.ndarray | None = None,
                         levels: Sequence[float] = DEFAULT_LEVELS, conformal: bool = True, selective: bool = True,
                         mutual_info: np.ndarray | None = None, members: Sequence[np.ndarray] | None = None
                         ) -> tuple[dict[str, float], dict[str, Any], Sets | None, dict[str, np.ndarray] | None]:
     """(headline, details, sets, signals) of one prediction: ``probs`` (N, K) test probabilities,
-    ``labels`` (N,) majority labels, ``votes`` (N, E) store votes, ``vote_entropy`` (N,) nats;
+    ``labels`` (N,) majority labels, ``votes`` (N, E) store votes, ``vote_entropy`` (N,) nats (both
+    None for a store without votes: what needs them is left out);
     conformal sets need ``cal_probs`` / ``cal_labels`` (validation) and are skipped without them or
     with ``conformal`` off; ``selective`` off leaves out selective prediction and the signals. The
     sets and signals are returned for :func:`headline` under bootstrap weights."""

@@ -124,15 +124,20 @@ def urban_vote_shares(votes: np.ndarray, num_classes: int = 10) -> tuple[np.ndar
     return counts / np.where(tot > 0, tot, 1.0), tot[:, 0] > 0
 
 
-def set_features(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray,
+def set_features(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray | None,
                  plausible_share: float = PLAUSIBLE_SHARE) -> dict[str, np.ndarray]:
     """Per-image quantities behind :func:`set_metrics` ((N,) arrays): covered, size, empty,
     vote_coverage (share of the image's urban votes whose class is in the set), plausible_jaccard
     (|set & P| / |set | P|, 1 when both are empty), plausible_exact (set == P), plausible_size,
-    with P = classes with vote share >= plausible_share; plus label and ebin (vote-entropy bin)."""
+    with P = classes with vote share >= plausible_share; plus label and ebin (vote-entropy bin).
+    Without ``votes`` (a store without votes) only covered, size, empty and label."""
     sets = np.asarray(sets, dtype=bool)
     labels = np.asarray(labels, dtype=np.int64)
     n, k = sets.shape
+    if votes is None:
+        return {"covered": sets[np.arange(n), labels].astype(np.float64),
+                "size": sets.sum(axis=1).astype(np.float64),
+                "empty": (~sets.any(axis=1)).astype(np.float64), "label": labels}
     shares, voted = urban_vote_shares(votes, k)
     dist = np.where(voted[:, None], shares, np.nan)
     plaus = dist >= plausible_share - 1e-12
@@ -148,32 +153,34 @@ def set_features(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray,
             "label": labels, "ebin": entropy_bin(entropy_nats(np.nan_to_num(dist)))}
 
 
-def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, *,
+def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, *,
                 plausible_share: float = PLAUSIBLE_SHARE,
                 weights: np.ndarray | None = None) -> dict[str, Any]:
     """Metrics of (N, K) bool prediction sets on test, flat dict of floats (NaN where undefined):
     coverage (of the majority label), set_size, empty_share, vote_coverage, plausible_jaccard,
     plausible_exact, plausible_size, coverage_cls{k} per true class k, coverage_ebin{b},
-    set_size_ebin{b} and plausible_size_ebin{b} per paper vote-entropy bin. ``weights`` (B, N) (bootstrap counts, see
+    set_size_ebin{b} and plausible_size_ebin{b} per paper vote-entropy bin; without ``votes`` only
+    coverage, set_size, empty_share and coverage_cls{k}. ``weights`` (B, N) (bootstrap counts, see
     lczldl.evaluation.intervals) gives (B,) arrays instead of floats."""
     from lczldl.evaluation.intervals import weighted_group_means, weighted_means
 
     f = set_features(sets, labels, votes, plausible_share)
     k = np.asarray(sets).shape[1]
-    names = ("covered", "size", "empty", "vote_coverage", "plausible_jaccard", "plausible_exact",
-             "plausible_size")
-    keys = ("coverage", "set_size", "empty_share", "vote_coverage", "plausible_jaccard",
-            "plausible_exact", "plausible_size")
-    means = weighted_means(np.stack([f[c] for c in names], axis=1), weights)
-    out: dict[str, Any] = {key: means[..., j] for j, key in enumerate(keys)}
+    pairs = [(c, key) for c, key in (("covered", "coverage"), ("size", "set_size"), ("empty", "empty_share"),
+                                     ("vote_coverage", "vote_coverage"), ("plausible_jaccard", "plausible_jaccard"),
+                                     ("plausible_exact", "plausible_exact"), ("plausible_size", "plausible_size"))
+             if c in f]
+    means = weighted_means(np.stack([f[c] for c, _ in pairs], axis=1), weights)
+    out: dict[str, Any] = {key: means[..., j] for j, (_, key) in enumerate(pairs)}
     wt = None if weights is None else np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
     by_cls = weighted_group_means(f["covered"], f["label"], k, weights, wt=wt)
-    by_bin = weighted_group_means(np.stack([f["covered"], f["size"], f["plausible_size"]], axis=1), f["ebin"],
-                                  N_ENTROPY_BINS, weights, wt=wt)
     out.update({f"coverage_cls{c}": by_cls[..., c] for c in range(k)})
-    out.update({f"coverage_ebin{b}": by_bin[..., b, 0] for b in range(N_ENTROPY_BINS)})
-    out.update({f"set_size_ebin{b}": by_bin[..., b, 1] for b in range(N_ENTROPY_BINS)})
-    out.update({f"plausible_size_ebin{b}": by_bin[..., b, 2] for b in range(N_ENTROPY_BINS)})
+    if "ebin" in f:
+        by_bin = weighted_group_means(np.stack([f["covered"], f["size"], f["plausible_size"]], axis=1), f["ebin"],
+                                      N_ENTROPY_BINS, weights, wt=wt)
+        out.update({f"coverage_ebin{b}": by_bin[..., b, 0] for b in range(N_ENTROPY_BINS)})
+        out.update({f"set_size_ebin{b}": by_bin[..., b, 1] for b in range(N_ENTROPY_BINS)})
+        out.update({f"plausible_size_ebin{b}": by_bin[..., b, 2] for b in range(N_ENTROPY_BINS)})
     return {key: (float(v) if weights is None else v) for key, v in out.items()}
 
 

@@ -53,7 +53,7 @@ def evaluate_ensemble(out: Path, regime: str, members: Members, ev: EvaluationCo
     n_bins = ev.n_bins
     same = same_test_samples(members, say, regime)
     d = same[0][1]
-    labels, dist = d[P.LABELS], d[P.DISTRIBUTIONS]
+    labels, dist = d[P.LABELS], d.get(P.DISTRIBUTIONS)          # no distributions: a store without votes
     probs_list = [p[P.PROBS] for _, p in same]
     probs = ensemble_probs(probs_list)
     conf_mm = ensemble_confidence(probs_list, "mean_member")
@@ -61,15 +61,15 @@ def evaluate_ensemble(out: Path, regime: str, members: Members, ev: EvaluationCo
     m = compute_metrics(probs, labels, dist, n_bins=n_bins, where=where)
     compat = compute_metrics(probs, labels, dist, n_bins=n_bins, confidence=conf_mm, where=where)
     edir = layout.ensemble_dir(out, regime)
-    arrays = {P.PROBS: probs.astype(np.float32), P.LABELS: labels, P.DISTRIBUTIONS: dist,
-              P.VOTE_ENTROPY: d[P.VOTE_ENTROPY], P.MEAN_MEMBER_CONFIDENCE: conf_mm.astype(np.float32)}
+    arrays = {P.PROBS: probs.astype(np.float32), P.LABELS: labels, P.MEAN_MEMBER_CONFIDENCE: conf_mm.astype(np.float32),
+              **({P.DISTRIBUTIONS: dist, P.VOTE_ENTROPY: d[P.VOTE_ENTROPY]} if dist is not None else {})}
     head: dict[str, float] = {}
     sets = signals = None
-    if (ev.conformal or ev.selective) and P.VOTES in d:
+    if (ev.conformal or ev.selective) and (P.VOTES in d or dist is None):
         cal = [probs_from_log_probs(p[P.VAL_LOG_PROBS]) for _, p in same if P.VAL_LOG_PROBS in p]
         cal_probs = ensemble_probs(cal) if len(cal) == len(same) else None
         head, detail, sets, signals = evaluate_prediction(
-            probs, labels, d[P.VOTES], d[P.VOTE_ENTROPY], cal_probs=cal_probs, cal_labels=d.get(P.VAL_LABELS),
+            probs, labels, d.get(P.VOTES), d.get(P.VOTE_ENTROPY), cal_probs=cal_probs, cal_labels=d.get(P.VAL_LABELS),
             levels=ev.conformal_levels, conformal=ev.conformal, selective=ev.selective,
             members=probs_list if len(probs_list) > 1 else None)
         if signals is not None and "disagreement" in signals:
@@ -80,7 +80,8 @@ def evaluate_ensemble(out: Path, regime: str, members: Members, ev: EvaluationCo
     def draws(w: np.ndarray) -> dict[str, np.ndarray]:
         out = compute_metrics(probs, labels, dist, n_bins=n_bins, weights=w)
         if sets is not None or signals is not None:
-            out.update(headline(probs, labels, d[P.VOTES], d[P.VOTE_ENTROPY], sets=sets, signals=signals, weights=w))
+            out.update(headline(probs, labels, d.get(P.VOTES), d.get(P.VOTE_ENTROPY), sets=sets, signals=signals,
+                                weights=w))
         return out
 
     intervals = bootstrap_intervals(draws, len(labels), n_boot=n_boot, seed=SEED)

@@ -3,7 +3,9 @@ ensemble's (EVAL/ensemble/REGIME/predictions.npz) file holds, named once here wi
 dtype (:data:`ARRAYS`). The file is read and written by :mod:`lczldl.evaluation.files`; no other
 module spells these keys.
 
-Dimensions: N test images, V validation images, K classes (10), E expert votes per image (11).
+Dimensions: N test images, V validation images, K classes (10; 17 for So2Sat LCZ42), E expert votes
+per image (11). A store without votes (So2Sat LCZ42) gives no vote arrays (distributions,
+dawid_skene, vote_entropy, votes, city and their ``val_`` counterparts).
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ HIGHER, LOWER, DESCRIPTIVE = "higher", "lower", "descriptive"
 #: written beside the metrics (not computed by compute_metrics); beyond the paper: conformal
 #: prediction sets, selective prediction, uncertainty signals (lczldl.evaluation.beyond)
 PAPER, EXTRA, ENTROPY_BIN, OTHER = "paper", "extra", "entropy_bin", "descriptive"
+#: the LCZ community's accuracies of a map over all 17 classes (computed for 17-class predictions only)
+LCZ = "lcz"
 CONFORMAL, SELECTIVE, SIGNAL = "conformal", "selective", "signal"
 #: conformal scores (lczldl.evaluation.conformal.SCORES) and their display names
 SCORE_LABELS: dict[str, str] = {s: s.upper() for s in SCORES}
@@ -37,6 +39,8 @@ CONFORMAL_STATS: dict[str, tuple[str, str]] = {
     "vote_coverage": ("vote coverage", DESCRIPTIVE),
     "plausible_jaccard": ("Jaccard with the experts' plausible set", HIGHER),
 }
+#: the conformal headline numbers judged against the experts' votes (none without votes)
+VOTE_CONFORMAL_STATS: tuple[str, ...] = ("vote_coverage", "plausible_jaccard")
 #: uncertainty signals (larger = less sure) and their display names
 SIGNALS: dict[str, str] = {"max_prob": "1 - max p", "entropy": "predictive entropy",
                            "mutual_info": "MC-dropout mutual info", "disagreement": "ensemble disagreement"}
@@ -54,6 +58,9 @@ class Metric:
     group: str
     #: depends on the top-label confidence (``compute_metrics(confidence=...)`` changes it)
     confidence: bool = False
+    #: needs the experts' votes (a vote distribution, vote entropy or the votes themselves): left out
+    #: for a store without votes (So2Sat LCZ42)
+    votes: bool = False
     digits: int = DIGITS
 
     @property
@@ -62,8 +69,8 @@ class Metric:
         return None if self.direction == DESCRIPTIVE else self.direction == HIGHER
 
 
-def _m(key: str, label: str, direction: str, group: str, confidence: bool = False) -> Metric:
-    return Metric(key, label, direction, group, confidence)
+def _m(key: str, label: str, direction: str, group: str, confidence: bool = False, votes: bool = False) -> Metric:
+    return Metric(key, label, direction, group, confidence, votes)
 
 
 def conformal_key(score: str, level: float, stat: str) -> str:
@@ -80,10 +87,12 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("waa", "weighted precision (waa)", HIGHER, PAPER),
     _m("kappa", "Cohen's kappa", HIGHER, PAPER),
     _m("ce_one_hot", "CE vs one-hot", LOWER, PAPER),
-    _m("ce_distr", "CE vs vote distribution", LOWER, PAPER),
+    _m("ce_distr", "CE vs vote distribution", LOWER, PAPER, votes=True),
     _m("ece", "ECE", LOWER, PAPER, confidence=True),
     _m("mce", "MCE", LOWER, PAPER, confidence=True),
     _m("sce", "SCE (seed)", LOWER, PAPER),
+    _m("oa_u", "OA_u (accuracy on urban LCZ 1-10)", HIGHER, LCZ),
+    _m("oa_bu", "OA_bu (built 1-10 vs natural 11-17)", HIGHER, LCZ),
     _m("balanced_accuracy", "balanced accuracy", HIGHER, EXTRA),
     _m("macro_f1", "macro F1", HIGHER, EXTRA),
     _m("classwise_ece", "classwise ECE", LOWER, EXTRA),
@@ -91,27 +100,30 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     _m("mean_confidence", "mean confidence", DESCRIPTIVE, EXTRA, confidence=True),
     _m("overconfidence", "over-confidence (mean confidence - oa)", DESCRIPTIVE, EXTRA, confidence=True),
     _m("brier_one_hot", "Brier vs one-hot", LOWER, EXTRA),
-    _m("brier_distr", "Brier vs vote distribution", LOWER, EXTRA),
+    _m("brier_distr", "Brier vs vote distribution", LOWER, EXTRA, votes=True),
     _m("nll", "NLL", LOWER, EXTRA),
-    _m("kl_distr", "KL(votes || prediction)", LOWER, EXTRA),
-    _m("js_distr", "JS divergence to the votes", LOWER, EXTRA),
-    _m("tv_distr", "TV distance to the votes", LOWER, EXTRA),
-    _m("entropy_spearman", "Spearman(predictive, vote entropy)", HIGHER, EXTRA),
-    *(_m(f"oa_ebin{b}", f"oa {_BIN_LABELS[b]}", HIGHER, ENTROPY_BIN) for b in range(N_ENTROPY_BINS)),
-    *(_m(f"ece_ebin{b}", f"ece {_BIN_LABELS[b]}", LOWER, ENTROPY_BIN, confidence=True)
+    _m("kl_distr", "KL(votes || prediction)", LOWER, EXTRA, votes=True),
+    _m("js_distr", "JS divergence to the votes", LOWER, EXTRA, votes=True),
+    _m("tv_distr", "TV distance to the votes", LOWER, EXTRA, votes=True),
+    _m("entropy_spearman", "Spearman(predictive, vote entropy)", HIGHER, EXTRA, votes=True),
+    *(_m(f"oa_ebin{b}", f"oa {_BIN_LABELS[b]}", HIGHER, ENTROPY_BIN, votes=True) for b in range(N_ENTROPY_BINS)),
+    *(_m(f"ece_ebin{b}", f"ece {_BIN_LABELS[b]}", LOWER, ENTROPY_BIN, confidence=True, votes=True)
       for b in range(N_ENTROPY_BINS)),
     _m("temperature", "temperature T", DESCRIPTIVE, OTHER),
     _m("mean_mutual_info", "mean mutual information (MC dropout)", DESCRIPTIVE, OTHER),
     _m("mean_predictive_entropy", "mean predictive entropy (MC dropout)", DESCRIPTIVE, OTHER),
-    *(_m(conformal_key(score, lv, stat), f"{SCORE_LABELS[score]} {100 * lv:g} %: {label}", d, CONFORMAL)
+    *(_m(conformal_key(score, lv, stat), f"{SCORE_LABELS[score]} {100 * lv:g} %: {label}", d, CONFORMAL,
+         votes=stat in VOTE_CONFORMAL_STATS)
       for lv in CONFORMAL_LEVELS for score in SCORE_LABELS for stat, (label, d) in CONFORMAL_STATS.items()),
     _m("aurc", "AURC (selective risk)", LOWER, SELECTIVE),
     _m("eaurc", "E-AURC (AURC minus the perfect ranking's)", LOWER, SELECTIVE),
     *(_m(coverage_key(c), f"accuracy at {100 * c:g} % coverage", HIGHER, SELECTIVE) for c in COVERAGES),
     *(_m(f"auroc_{sig}", f"AUROC for errors: {label}", HIGHER, SIGNAL) for sig, label in SIGNALS.items()),
-    *(_m(f"spearman_{sig}", f"Spearman with vote entropy: {label}", HIGHER, SIGNAL)
+    *(_m(f"spearman_{sig}", f"Spearman with vote entropy: {label}", HIGHER, SIGNAL, votes=True)
       for sig, label in SIGNALS.items() if sig != "entropy"),
 )}
+#: the registered metrics that need the experts' votes (:attr:`Metric.votes`)
+VOTE_METRICS: tuple[str, ...] = tuple(k for k, m in METRICS.items() if m.votes)
 #: the Spearman correlation of each signal with the vote entropy; the predictive entropy's is
 #: ``entropy_spearman`` of compute_metrics (not written twice)
 SIGNAL_SPEARMAN: dict[str, str] = {sig: ("entropy_spearman" if sig == "entropy" else f"spearman_{sig}")
@@ -128,7 +140,8 @@ def metric(key: str) -> Metric | None:
     if m is None:
         return None
     label, direction = CONFORMAL_STATS[m.group(3)]
-    return _m(key, f"{SCORE_LABELS[m.group(1)]} {m.group(2)} %: {label}", direction, CONFORMAL)
+    return _m(key, f"{SCORE_LABELS[m.group(1)]} {m.group(2)} %: {label}", direction, CONFORMAL,
+              votes=m.group(3) in VOTE_CONFORMAL_STATS)
 
 
 def keys(*groups: str) -> tuple[str, ...]:

@@ -42,7 +42,7 @@ from lczldl.evaluation.files import (
     save_predictions,
     write_metrics,
 )
-from lczldl.evaluation.metrics import compute_metrics
+from lczldl.evaluation.metrics import compute_metrics, per_class_metrics
 from lczldl.evaluation.predictor import mc_dropout_predict, predict_log_probs, probs_from_log_probs
 from lczldl.evaluation.registry import METHODS, PER_SEED_METHODS
 from lczldl.evaluation.summary import N_BOOT, write_summary
@@ -159,13 +159,8 @@ def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True)
         lp, vlp = predict_log_probs(model, _images(test)), predict_log_probs(model, _images(val))
         pred = {P.PROBS: probs_from_log_probs(lp), P.LOG_PROBS: lp,
                 P.LABELS: np.asarray(test.label, dtype=np.int64),
-                P.DISTRIBUTIONS: np.asarray(test.distribution, dtype=np.float32),
-                P.DAWID_SKENE: np.asarray(test.dawid_skene, dtype=np.float32),
-                P.VOTE_ENTROPY: np.asarray(test.vote_entropy, dtype=np.float32),
-                P.VOTES: np.asarray(test.votes), P.CITY: np.asarray(test.city),
                 P.VAL_LOG_PROBS: vlp, P.VAL_LABELS: np.asarray(val.label, dtype=np.int64),
-                P.VAL_DISTRIBUTIONS: np.asarray(val.distribution, dtype=np.float32),
-                P.VAL_DAWID_SKENE: np.asarray(val.dawid_skene, dtype=np.float32)}
+                **_vote_arrays(test, val)}
         ts = _ts_kind(_regime(run, info))
         if P.val_target(ts) not in pred:                             # e.g. agg_mace: val_agg_mace
             from lczldl.data.store import make_targets
@@ -174,10 +169,25 @@ def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True)
         save_predictions(npz, pred)
         _say(progress, f"  {run}: predicted {len(lp):,} test + {len(vlp):,} val samples in "
                        f"{time.perf_counter() - t0:.1f} s")
-    m = compute_metrics(pred[P.PROBS], pred[P.LABELS], pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+    m = compute_metrics(pred[P.PROBS], pred[P.LABELS], pred.get(P.DISTRIBUTIONS), n_bins=n_bins, where=str(npz))
+    per_class = per_class_metrics(pred[P.LABELS], pred[P.PROBS].argmax(axis=1), pred[P.PROBS].shape[1])
     write_metrics(mpath, m, {"n_bins": n_bins, "binning": "right", "n": int(len(pred[P.LABELS])),
-                             "checkpoint": str(ckpt), "regime": _regime(run, info), "seed": info.get("seed")})
+                             "checkpoint": str(ckpt), "regime": _regime(run, info), "seed": info.get("seed")},
+                  per_class=per_class)
     return m
+
+
+def _vote_arrays(test, val) -> dict[str, np.ndarray]:
+    """The predictions.npz arrays of the experts' votes of a store's test and val splits; none for a
+    store without votes (So2Sat LCZ42), whose metrics then leave out what needs them."""
+    if not test.has_votes:
+        return {}
+    return {P.DISTRIBUTIONS: np.asarray(test.distribution, dtype=np.float32),
+            P.DAWID_SKENE: np.asarray(test.dawid_skene, dtype=np.float32),
+            P.VOTE_ENTROPY: np.asarray(test.vote_entropy, dtype=np.float32),
+            P.VOTES: np.asarray(test.votes), P.CITY: np.asarray(test.city),
+            P.VAL_DISTRIBUTIONS: np.asarray(val.distribution, dtype=np.float32),
+            P.VAL_DAWID_SKENE: np.asarray(val.dawid_skene, dtype=np.float32)}
 
 
 def _ts_target(kind: str, pred: dict[str, np.ndarray]) -> np.ndarray:
@@ -206,10 +216,10 @@ def _temperature(run: Path, regime: str, pred: dict[str, np.ndarray], ev: Evalua
     temp = fit_temperature(pred[P.VAL_LOG_PROBS], target)
     fit_s = time.perf_counter() - t0
     m = compute_metrics(apply_temperature(pred[P.LOG_PROBS], temp), pred[P.LABELS],
-                        pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+                        pred.get(P.DISTRIBUTIONS), n_bins=n_bins, where=str(npz))
     w, b = fit_vector_scaling(pred[P.VAL_LOG_PROBS], target)
     vm = compute_metrics(apply_vector_scaling(pred[P.LOG_PROBS], w, b), pred[P.LABELS],
-                         pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+                         pred.get(P.DISTRIBUTIONS), n_bins=n_bins, where=str(npz))
     write_metrics(ts_path, m, {"n_bins": n_bins, "target": kind, "fit_seconds": round(fit_s, 4),
                                "n_val": int(len(target)), "fitted_on": "val log(mean softmax)"},
                   temperature=temp, vector_scaling={"w": w.tolist(), "b": b.tolist(), "metrics": vm})
@@ -241,7 +251,7 @@ def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.
         vmc = mc_dropout_predict(model, _images(_store_split(info, run, "val")), passes=mc_passes)
         pred[P.VAL_MC_PROBS] = vmc["probs"].astype(np.float32)
     save_predictions(npz, pred)
-    m = compute_metrics(mc["probs"], pred[P.LABELS], pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+    m = compute_metrics(mc["probs"], pred[P.LABELS], pred.get(P.DISTRIBUTIONS), n_bins=n_bins, where=str(npz))
     write_metrics(mc_path, m, {"n_bins": n_bins, "passes": mc_passes,
                                "seconds": round(time.perf_counter() - t0, 2)},
                   mean_mutual_info=float(mc["mutual_info"].mean()),
@@ -283,7 +293,7 @@ def _beyond_run(run: Path, pred: dict[str, np.ndarray], temperature: float, ev: 
         if is_fresh(path, npz, method=method, **meta):
             continue
         head, detail, _, _ = evaluate_prediction(
-            probs, pred[P.LABELS], pred[P.VOTES], pred[P.VOTE_ENTROPY], cal_probs=cal,
+            probs, pred[P.LABELS], pred.get(P.VOTES), pred.get(P.VOTE_ENTROPY), cal_probs=cal,
             cal_labels=pred[P.VAL_LABELS], levels=ev.conformal_levels, conformal=ev.conformal,
             selective=ev.selective, mutual_info=mutual_info)
         write_metrics(path, head, {"method": method, **meta, "n": int(len(pred[P.LABELS]))}, detail=detail)

@@ -107,6 +107,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     planned = planned_store(data, study)
     check_same_config(study, run_config, planned)
     check_executor(sc.executor)
+    sc = fit_regimes(data, planned, sc, console)      # a store without votes: its regimes, or refused
+    cfg = cfg.model_copy(update={"study": sc})
     targets = [t for r in sc.regimes for t in regime_targets(r)[:2]]
     missing = [m for m in aggregators_needed(targets) if m not in sc.prepare.aggregators]
     if missing and planned != Path(data).resolve():     # raw votes: prepared here
@@ -153,6 +155,27 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         raise RunError(f"{len(failures)} unit(s) failed, first {first['id']}: {first['error']} "
                        f"(log: {first['log']}); fix and rerun the same command to resume")
     return record.info
+
+
+def fit_regimes(data: Path, planned: Path, sc: StudyConfig, console: Any = None) -> StudyConfig:
+    """The study's regimes on a prepared store without expert votes (So2Sat LCZ42): the default
+    regimes become those that need no votes (onehot, onehot_ls); regimes that need votes, chosen by
+    --regimes or the config's study.regimes, are a DataError naming the ones that apply. Raw vote
+    files (prepared by the study) and stores with votes keep ``sc`` as it is. Writes nothing."""
+    from lczldl.data.store import manifest_has_votes, read_manifest, require_votes
+    from lczldl.regimes import label_only_regimes
+
+    if planned != Path(data).resolve():             # raw vote files: the store will have votes
+        return sc
+    if manifest_has_votes(read_manifest(planned)):
+        return sc
+    if "regimes" in sc.model_fields_set:
+        require_votes(planned, sc.regimes, "study.regimes")
+        return sc
+    regimes = label_only_regimes(sc.regimes)
+    if console is not None:
+        console.print(f"store {planned} has no expert votes: regimes {', '.join(regimes)}")
+    return sc.model_copy(update={"regimes": regimes})
 
 
 def spec_maker(units: Sequence[Unit], base: dict[str, Any],
@@ -215,4 +238,4 @@ def final_message(console: Any, study: Path, info: dict) -> None:
         console.print(f"report: {rep}")
 
 
-__all__ = ["load_study_config", "run_study"]
+__all__ = ["fit_regimes", "load_study_config", "run_study"]

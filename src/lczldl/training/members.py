@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from lczldl.config import LczldlConfig, run_sections, validate_config
+from lczldl.data.store import Store, require_votes
 from lczldl.fileio import file_sha256
 from lczldl.layout import RUNNING, manifest_path, read_run_info
 from lczldl.provenance import versions
@@ -24,6 +25,19 @@ def with_regime(cfg: LczldlConfig, regime: str) -> LczldlConfig:
     the config of one member of a pack."""
     data = cfg.model_dump()
     data["train"]["regime"] = regime
+    return validate_config(data)
+
+
+def store_config(cfg: LczldlConfig, store: Store) -> LczldlConfig:
+    """``cfg`` fitted to the store a run trains on, checked before anything is written: a regime
+    that needs expert votes on a store without them is a DataError naming the regimes that apply
+    (:func:`lczldl.data.store.require_votes`); ``model.num_classes`` becomes the store's K (10 urban
+    classes, 17 for So2Sat LCZ42), so the recorded config says what the network has."""
+    require_votes(store, [cfg.train.regime])
+    if cfg.model.num_classes == store.num_classes:
+        return cfg
+    data = cfg.model_dump()
+    data["model"]["num_classes"] = store.num_classes
     return validate_config(data)
 
 

@@ -59,7 +59,14 @@ from lczldl.training.fastpath import (
     backend_settings,
     pack_bf16,
 )
-from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets, with_regime
+from lczldl.training.members import (
+    new_module,
+    new_run_info,
+    run_config_text,
+    run_targets,
+    store_config,
+    with_regime,
+)
 from lczldl.training.packed_ckpt import (
     MemberCheckpointer,
     commit,
@@ -285,9 +292,9 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, cfg: L
     if cfg.train.precision not in PACK_PRECISIONS:
         raise ConfigError(f"train.precision={cfg.train.precision}: "
                           f"{PACK_REFUSED_PRECISIONS.get(cfg.train.precision, 'not a packed precision')}")
-    cfgs = [with_regime(cfg, r) for r, _ in members]
-    bf16 = pack_bf16(cfg)
     store = open_store(Path(data))
+    cfgs = [store_config(with_regime(cfg, r), store) for r, _ in members]  # votes refusal, K classes
+    bf16 = pack_bf16(cfg)
     t = cfgs[0].train
     dev = torch.device(device) if device else torch.device(
         "cuda" if torch.cuda.is_available() and t.accelerator in GPU_ACCELERATORS else "cpu")

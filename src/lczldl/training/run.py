@@ -24,7 +24,7 @@ import torch
 
 from lczldl.config import LczldlConfig
 from lczldl.data.datamodule import LCZDataModule
-from lczldl.data.store import open_store, require_targets
+from lczldl.data.store import is_prepared_store, open_store, require_targets
 from lczldl.errors import ConfigError, RunError
 from lczldl.fileio import atomic_write_json, atomic_write_text
 from lczldl.layout import (
@@ -41,7 +41,7 @@ from lczldl.layout import (
 from lczldl.training import packed
 from lczldl.training.callbacks import History, read_metrics_csv, selection_callbacks
 from lczldl.training.fastpath import PACKED, choose_engine, cuda_devices, lightning_precision, tf32_settings
-from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets
+from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets, store_config
 from lczldl.training.rundir import FRESH, RESUME, SKIP, clear_attempt, plan_run_dir
 
 
@@ -85,13 +85,17 @@ def train_run(data: Path, seed: int, out: Path, cfg: LczldlConfig, *, resume: bo
     """
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed={seed!r}: must be an integer >= 0", params=("seed",))
+    store = open_store(Path(data)) if is_prepared_store(Path(data)) else None
+    if store is not None:           # DataError: a regime needing votes on a store without; K classes
+        cfg = store_config(cfg, store)
     run = run_dir(out, cfg.train.regime, seed)
     action = plan_run_dir(run, resume, cfg)
     if action == SKIP:
         print(f"{run}: already finished, nothing to do (delete the folder to train again)", file=sys.stderr)
         return run
 
-    store = open_store(Path(data))  # DataError for a folder that is not a store
+    if store is None:
+        store = open_store(Path(data))  # DataError for a folder that is not a store
     require_targets(store, run_targets(cfg)[:2])  # DataError: an agg_* target the store was not prepared with
     logger = _logger(cfg.train.logger, run)  # ConfigError before anything is written
     engine = choose_engine(cfg, *cuda_devices())  # ConfigError too (train.engine=packed it cannot take)

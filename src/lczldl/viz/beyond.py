@@ -177,7 +177,8 @@ def plot_uncertainty_signals(auroc: Mapping[str, Mapping[str, float]], spearman:
                              out_stem: Path | str, *, auroc_ci: Mapping[str, Mapping[str, tuple[float, float]]] | None = None
                              ) -> list[Path]:
     """Which uncertainty signal to trust: AUROC for detecting errors (left) and Spearman correlation
-    with the vote entropy (right), per signal (rows) and regime (markers).
+    with the vote entropy (right; left out when no value is finite: a store without votes), per
+    signal (rows) and regime (markers).
 
     ``auroc`` / ``spearman``: regime -> signal -> value (a missing signal is not drawn);
     ``auroc_ci``: regime -> signal -> (lo, hi)."""
@@ -185,12 +186,13 @@ def plot_uncertainty_signals(auroc: Mapping[str, Mapping[str, float]], spearman:
     signals = [s for s in SIGNAL_LABELS if any(s in auroc[r] for r in regimes)]
     signals += sorted({s for r in regimes for s in auroc[r]} - set(signals))
     y = np.arange(len(signals))[::-1]
-    with styled():
-        fig = new_figure(8.6, 0.55 * len(signals) + 1.6)
-        axes = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)]
+    with_rho = any(np.isfinite(v) for r in spearman.values() for v in r.values() if v is not None)
+    with styled():                                   # no votes (So2Sat): no Spearman panel
+        fig = new_figure(8.6 if with_rho else 4.8, 0.55 * len(signals) + 1.6)
+        axes = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)] if with_rho else [fig.add_subplot(1, 1, 1)]
         off = (np.arange(len(regimes)) - (len(regimes) - 1) / 2) * 0.12
         for i, reg in enumerate(regimes):
-            for ax, table in ((axes[0], auroc), (axes[1], spearman)):
+            for ax, table in zip(axes, (auroc, spearman), strict=False):
                 vals = np.array([table[reg].get(s, np.nan) for s in signals], dtype=np.float64)
                 err = None
                 if ax is axes[0] and auroc_ci is not None and reg in auroc_ci:
@@ -199,17 +201,19 @@ def plot_uncertainty_signals(auroc: Mapping[str, Mapping[str, float]], spearman:
                 ax.errorbar(vals, y + off[i], xerr=err, fmt="o", ms=5, color=regime_color(reg, i),
                             capsize=2, elinewidth=1.0, label=regime_label(reg))
         axes[0].axvline(0.5, ls=":", color=NEUTRAL, lw=1.0)
-        axes[1].axvline(0.0, ls=":", color=NEUTRAL, lw=1.0)
         _clip_axis(axes[0], 0.0, 1.0)
-        _clip_axis(axes[1], -1.0, 1.0)
-        for ax, title in zip(axes, ("AUROC for detecting errors", "Spearman with vote entropy"), strict=True):
+        if with_rho:
+            axes[1].axvline(0.0, ls=":", color=NEUTRAL, lw=1.0)
+            _clip_axis(axes[1], -1.0, 1.0)
+        for ax, title in zip(axes, ("AUROC for detecting errors", "Spearman with vote entropy"), strict=False):
             ax.set_yticks(y)
             ax.set_title(title)
             ax.grid(True, axis="x")
             ax.set_axisbelow(True)
             ax.set_ylim(-0.6, len(signals) - 0.4)
         axes[0].set_yticklabels([SIGNAL_LABELS.get(s, s) for s in signals])
-        axes[1].set_yticklabels([])
+        if with_rho:
+            axes[1].set_yticklabels([])
         fig.subplots_adjust(wspace=0.08, top=1 - 0.6 / (0.55 * len(signals) + 1.6))
         _legend_top(fig, axes[0], len(regimes))
         return save_figure(fig, out_stem)

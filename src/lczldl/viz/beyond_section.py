@@ -91,12 +91,15 @@ def set_figure_data(st: Study, level: float) -> dict[str, Any]:
         sets = [o["detail"]["sets"][name] for o in objs if name in (o.get("detail") or {}).get("sets", {})]
         if not sets:
             continue
-        out["set_size"][reg] = _mean([[s.get(f"set_size_ebin{b}") for b in range(N_ENTROPY_BINS)] for s in sets])
-        out["coverage"][reg] = _mean([[s.get(f"coverage_ebin{b}") for b in range(N_ENTROPY_BINS)] for s in sets])
-        out["coverage_cls"][reg] = _mean([[s.get(f"coverage_cls{k}") for k in range(N_URBAN)] for s in sets])
-        out.setdefault("plausible", _mean([[s.get(f"plausible_size_ebin{b}") for b in range(N_ENTROPY_BINS)]
-                                           for s in sets]))
-        out.setdefault("counts", objs[0]["detail"].get("counts", {}))
+        counts = objs[0]["detail"].get("counts", {})
+        k = len(counts.get("class") or []) or N_URBAN
+        if "set_size_ebin0" in sets[0]:                  # per vote-entropy bin: a store with votes only
+            out["set_size"][reg] = _mean([[s.get(f"set_size_ebin{b}") for b in range(N_ENTROPY_BINS)] for s in sets])
+            out["coverage"][reg] = _mean([[s.get(f"coverage_ebin{b}") for b in range(N_ENTROPY_BINS)] for s in sets])
+            out.setdefault("plausible", _mean([[s.get(f"plausible_size_ebin{b}") for b in range(N_ENTROPY_BINS)]
+                                               for s in sets]))
+        out["coverage_cls"][reg] = _mean([[s.get(f"coverage_cls{c}") for c in range(k)] for s in sets])
+        out.setdefault("counts", counts)
     return out
 
 
@@ -140,10 +143,11 @@ def draw_beyond(st: Study, fig_dir: Path) -> list[Path]:
         written += B.plot_target_comparison([r["regime"] for r in plain], est, fig_dir / TARGETS)
     level = figure_level(st)
     data = set_figure_data(st, level) if level is not None else {}
+    counts = data.get("counts") or {}
     if data.get("set_size"):
-        counts = data.get("counts") or {}
         written += B.plot_set_size_by_entropy(data["set_size"], data["coverage"], fig_dir / SET_SIZE, level=level,
                                               plausible_size=data.get("plausible"), counts=counts.get("ebin"))
+    if data.get("coverage_cls"):
         written += B.plot_coverage_per_class(data["coverage_cls"], fig_dir / COVERAGE, level=level,
                                              counts=counts.get("class"))
     curves = risk_curves(st)

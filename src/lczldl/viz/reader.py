@@ -28,6 +28,7 @@ import numpy as np
 from lczldl import layout
 from lczldl.constants import N_URBAN
 from lczldl.data.labels import release_vote_counts
+from lczldl.data.store import manifest_has_votes
 from lczldl.distributions import N_ENTROPY_BINS
 from lczldl.errors import DataError, RunError
 from lczldl.evaluation import predictions as P
@@ -281,9 +282,10 @@ def release_votes(st: Study) -> ReleaseVotes | None:
     """The counts of the vote figures from the prepared store: its manifest's ``release_votes``
     (every row of the raw release, counted when preparing). A store prepared before that key
     existed gives the same counts over its own rows (urban-majority images only:
-    ``whole_release`` False). None without a readable store (noted). Never opens raw vote files."""
-    if st.manifest is None:
-        return None
+    ``whole_release`` False). None without a readable store (noted) and for a store without votes
+    (So2Sat LCZ42). Never opens raw vote files."""
+    if st.manifest is None or not manifest_has_votes(st.manifest):
+        return None                                   # a store without votes has no vote figures
     if "release_votes" in st.manifest:
         try:
             return _release_votes_from(st.manifest["release_votes"], whole_release=True)
