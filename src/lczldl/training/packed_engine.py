@@ -228,20 +228,24 @@ class PackEngine:
         self.release_graph()
         self.opt.zero_grad(set_to_none=True)
         cuda = self.cuda
-        repair = cuda.CUDAGraph()
-        for g in generators:
-            repair.register_generator_state(g)
-        stream = cuda.Stream()
-        stream.wait_stream(cuda.current_stream())
-        with cuda.stream(stream):
-            scratch = torch.zeros(1, device=self.device)
-            repair.capture_begin()
-            scratch.add_(1.0)
-            repair.capture_end()
-        cuda.current_stream().wait_stream(stream)
-        del repair
-        for g, state in zip(generators, states, strict=True):
-            g.set_state(state)
+        try:
+            repair = cuda.CUDAGraph()
+            for g in generators:
+                repair.register_generator_state(g)
+            stream = cuda.Stream()
+            stream.wait_stream(cuda.current_stream())
+            with cuda.stream(stream):
+                scratch = torch.zeros(1, device=self.device)
+                repair.capture_begin()
+                scratch.add_(1.0)
+                repair.capture_end()
+            cuda.current_stream().wait_stream(stream)
+            del repair
+            for g, state in zip(generators, states, strict=True):
+                g.set_state(state)
+        except Exception as exc:  # noqa: BLE001 - the eager step will say what is still wrong
+            warnings.warn(f"could not reset the dropout generators after the failed capture ({_describe(exc)})",
+                          RuntimeWarning, stacklevel=3)
 
     def _can_replay(self, lr: float) -> bool:
         """A captured step exists for this lr (its frozen scalars are this epoch's)."""
