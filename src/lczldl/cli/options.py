@@ -36,6 +36,8 @@ PARAM_FLAGS: dict[str, str] = {
     "stride": "--stride", "mc_passes": "--mc", "temperature": "--temperature",
     "cloud_classes": "--cloud-classes", "max_cloud_share": "--max-cloud-share", "bands": "--bands",
     "scale": "--scale", "offset": "--offset",
+    # named weights and safe loading (lczldl predict / evaluate / train / weights)
+    "weights": "--weights", "trust_checkpoint": "--trust-checkpoint", "runs": "--runs",
 }
 
 

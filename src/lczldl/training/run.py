@@ -42,6 +42,7 @@ from lczldl.training import packed
 from lczldl.training.callbacks import History, read_metrics_csv, selection_callbacks
 from lczldl.training.fastpath import PACKED, choose_engine, cuda_devices, lightning_precision, tf32_settings
 from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets, store_config
+from lczldl.training.packed_ckpt import read_checkpoint
 from lczldl.training.rundir import FRESH, RESUME, SKIP, clear_attempt, plan_run_dir
 
 
@@ -73,15 +74,16 @@ def _logger(kind: str, run: Path):
 
 
 def train_run(data: Path, seed: int, out: Path, cfg: LczldlConfig, *, resume: bool = False,
-              progress: bool = True) -> Path:
+              progress: bool = True, trust_checkpoint: bool = False) -> Path:
     """Train one run of ``cfg`` (its ``train.regime``) and ``seed`` into ``out/REGIME/seedN`` and
     return that folder.
 
     ``cfg`` is the resolved config (:func:`lczldl.config.load_config` at the entry point: the CLI
     or a study unit). A finished run is left as it is; a run with ``last.ckpt`` needs
     ``resume=True``; anything else in the folder is cleared first. Everything is checked before the
-    run folder is touched. Raises ConfigError (bad config), DataError (bad store), RunError
-    (unusable run folder).
+    run folder is touched. ``last.ckpt`` is resumed without running code from it (weights-only
+    loading); one that needs full unpickling is a ModelError unless ``trust_checkpoint``. Raises
+    ConfigError (bad config), DataError (bad store), RunError (unusable run folder), ModelError.
     """
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed={seed!r}: must be an integer >= 0", params=("seed",))
@@ -100,6 +102,7 @@ def train_run(data: Path, seed: int, out: Path, cfg: LczldlConfig, *, resume: bo
     logger = _logger(cfg.train.logger, run)  # ConfigError before anything is written
     engine = choose_engine(cfg, *cuda_devices())  # ConfigError too (train.engine=packed it cannot take)
     if action == RESUME:
+        read_checkpoint(checkpoint_path(run, "last"), trust=trust_checkpoint)  # ModelError before any write
         print(f"{run}: resuming from {checkpoint_path(run, 'last')}", file=sys.stderr, flush=True)
     if engine == PACKED:
         _fit_packed(cfg, data, seed, out, run, resume, progress)
@@ -107,7 +110,7 @@ def train_run(data: Path, seed: int, out: Path, cfg: LczldlConfig, *, resume: bo
     if action == FRESH:
         clear_attempt(run)
     run.mkdir(parents=True, exist_ok=True)
-    _fit(cfg, store, seed, run, action, logger, progress)
+    _fit(cfg, store, seed, run, action, logger, progress, trust_checkpoint)
     return run
 
 
@@ -131,7 +134,7 @@ def _fit_packed(cfg: LczldlConfig, data: Path, seed: int, out: Path, run: Path, 
 
 
 def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logger: Any,
-         progress: bool) -> None:
+         progress: bool, trust_checkpoint: bool = False) -> None:
     """Build data, model and trainer, fit, and record how the run ended in run.json."""
     t = cfg.train
     if t.num_threads:
@@ -151,8 +154,8 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
             atomic_write_json(run / RUN_INFO, run_info)
     try:
         with tf32_settings(t.precision):
-            trainer.fit(module, datamodule=dm,
-                        ckpt_path=checkpoint_path(run, "last") if action == RESUME else None)
+            trainer.fit(module, datamodule=dm, ckpt_path=checkpoint_path(run, "last") if action == RESUME else None,
+                        weights_only=not trust_checkpoint)  # Lightning's resume unpickles no code either
     except BaseException as exc:
         if trainer.is_global_zero:
             history.write(status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
