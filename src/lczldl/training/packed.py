@@ -38,8 +38,9 @@ import numpy as np
 import torch
 
 from lczldl.config import LczldlConfig
+from lczldl.data.budget_store import open_budget_store
 from lczldl.data.datamodule import EpochBatchSampler
-from lczldl.data.store import open_store
+from lczldl.data.store import require_targets
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json, atomic_write_text
 from lczldl.layout import (
@@ -136,8 +137,8 @@ def _member(regime: str, seed: int, cfg: LczldlConfig, out: Path, store: Any, ac
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)                        # what seed_everything does before the solo builds
         module = new_module(cfg, seed)
-    info = dict(new_run_info(cfg, store.path, seed, folder, action == RESUME), **extra_info)
-    n_train = int(store.manifest["splits"]["train"]["n"])
+    info = dict(new_run_info(cfg, store, seed, folder, action == RESUME), **extra_info)
+    n_train = store.split("train").n
     history = History(folder, n_train, info)
     callbacks = [history, *selection_callbacks(t.patience, folder)]
     m = _Member(regime, seed, cfg, folder, module, history, MemberCheckpointer(module, callbacks, n_batches,
@@ -292,13 +293,14 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, cfg: L
     if cfg.train.precision not in PACK_PRECISIONS:
         raise ConfigError(f"train.precision={cfg.train.precision}: "
                           f"{PACK_REFUSED_PRECISIONS.get(cfg.train.precision, 'not a packed precision')}")
-    store = open_store(Path(data))
+    store = open_budget_store(Path(data), cfg.data.vote_budget)   # train / val from k votes under a budget
     cfgs = [store_config(with_regime(cfg, r), store) for r, _ in members]  # votes refusal, K classes
+    require_targets(store, [t for c in cfgs for t in run_targets(c)[:2]])
     bf16 = pack_bf16(cfg)
     t = cfgs[0].train
     dev = torch.device(device) if device else torch.device(
         "cuda" if torch.cuda.is_available() and t.accelerator in GPU_ACCELERATORS else "cpu")
-    n_train, n_val = (int(store.manifest["splits"][s]["n"]) for s in ("train", "val"))
+    n_train, n_val = (store.split(s).n for s in ("train", "val"))
     n_batches, n_val_batches = math.ceil(n_train / t.batch_size), math.ceil(n_val / t.batch_size)
     folders = [run_dir(out, r, s) for r, s in members]
     recover_commits(out, folders)

@@ -23,8 +23,9 @@ import lightning as L
 import torch
 
 from lczldl.config import LczldlConfig
+from lczldl.data.budget_store import open_budget_store
 from lczldl.data.datamodule import LCZDataModule
-from lczldl.data.store import is_prepared_store, open_store, require_targets
+from lczldl.data.store import is_prepared_store, require_targets
 from lczldl.errors import ConfigError, RunError
 from lczldl.fileio import atomic_write_json, atomic_write_text
 from lczldl.layout import (
@@ -87,7 +88,7 @@ def train_run(data: Path, seed: int, out: Path, cfg: LczldlConfig, *, resume: bo
     """
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed={seed!r}: must be an integer >= 0", params=("seed",))
-    store = open_store(Path(data)) if is_prepared_store(Path(data)) else None
+    store = open_budget_store(Path(data), cfg.data.vote_budget) if is_prepared_store(Path(data)) else None
     if store is not None:           # DataError: a regime needing votes on a store without; K classes
         cfg = store_config(cfg, store)
     run = run_dir(out, cfg.train.regime, seed)
@@ -97,8 +98,8 @@ def train_run(data: Path, seed: int, out: Path, cfg: LczldlConfig, *, resume: bo
         return run
 
     if store is None:
-        store = open_store(Path(data))  # DataError for a folder that is not a store
-    require_targets(store, run_targets(cfg)[:2])  # DataError: an agg_* target the store was not prepared with
+        store = open_budget_store(Path(data), cfg.data.vote_budget)  # DataError for a folder that is not a store
+    require_targets(store, run_targets(cfg)[:2])  # DataError: an agg_* target the store lacks, or one a budget cannot build
     logger = _logger(cfg.train.logger, run)  # ConfigError before anything is written
     engine = choose_engine(cfg, *cuda_devices())  # ConfigError too (train.engine=packed it cannot take)
     if action == RESUME:
@@ -143,10 +144,11 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
     train_t, val_t, _ = run_targets(cfg)
     dm = LCZDataModule(store.path, target=train_t, eval_target=val_t, batch_size=t.batch_size,
                        bands=cfg.model.bands, num_workers=cfg.data.num_workers, seed=seed,
-                       label_smoothing=t.label_smoothing, pin_memory=cfg.data.pin_memory)
+                       label_smoothing=t.label_smoothing, pin_memory=cfg.data.pin_memory,
+                       budget=cfg.data.vote_budget)
     module = new_module(cfg, seed)
-    run_info = new_run_info(cfg, store.path, seed, run, action == RESUME)
-    history = History(run, int(store.manifest["splits"]["train"]["n"]), run_info)
+    run_info = new_run_info(cfg, store, seed, run, action == RESUME)
+    history = History(run, store.split("train").n, run_info)
     trainer = _trainer(cfg, run, [history, *selection_callbacks(t.patience, run, t)], logger, progress)
     if trainer.is_global_zero:
         atomic_write_text(run / RUN_CONFIG, run_config_text(cfg))
