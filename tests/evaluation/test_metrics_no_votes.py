@@ -88,7 +88,7 @@ def test_conformal_sets_and_signals_without_votes():
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 17, 200)
     probs = 0.6 * np.eye(17)[labels] + 0.4 * rng.dirichlet(np.ones(17), 200)
-    head, detail, sets, signals = evaluate_prediction(probs[100:], labels[100:], None, None,
+    head, detail, sets, signals, _ = evaluate_prediction(probs[100:], labels[100:], None, None,
                                                       cal_probs=probs[:100], cal_labels=labels[:100], levels=[0.9])
     lac = sets[("lac", 0.9)][0]
     assert head["lac_90_coverage"] == pytest.approx(lac[np.arange(100), labels[100:]].mean())   # by hand

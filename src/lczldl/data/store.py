@@ -41,6 +41,10 @@ from lczldl.regimes import LABEL_TARGETS, label_only_regimes, vote_regimes
 TARGETS = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls", "dawid_skene",
            *AGG_TARGETS.values(), *AGG_ONEHOT_TARGETS.values())
 TARGET_ALIASES = {"dist": "distribution", "dist_ls": "distribution_ls"}
+#: the targets the label rules rebuild from k votes per image under a vote budget
+#: (:mod:`lczldl.data.budget_store`); the others (Dawid-Skene, crowd-kit posteriors) are fitted on
+#: every vote of the store and are refused under a budget
+BUDGET_TARGETS: tuple[str, ...] = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls")
 #: Per-row arrays of a split: name -> (trailing shape, dtype kind). Required in every store.
 COLUMNS = {"label": ((), "i")}
 #: Per-row arrays of the expert votes and what comes from them: required in a store with votes (the
@@ -112,6 +116,9 @@ class SplitArrays:
     aggregated: dict[str, np.ndarray] = field(default_factory=dict)
     #: K, the number of classes (the store's manifest ``classes``): 10 urban, 17 for So2Sat LCZ42
     num_classes: int = N_URBAN
+    #: a split built from k votes per image (:func:`lczldl.data.budget_store.budget_split`): the draw
+    #: and its counts; None = every vote
+    budget: dict | None = None
 
     @property
     def has_votes(self) -> bool:
@@ -128,6 +135,10 @@ class SplitArrays:
 
 class Store:
     """A prepared store: ``manifest`` plus per-split arrays (:meth:`split`)."""
+
+    #: the vote budget its training-side splits are built from (a
+    #: :class:`lczldl.data.budget_store.BudgetedStore`); None: every vote
+    budget = None
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -240,8 +251,14 @@ def _aggregator_of(target: str) -> str | None:
 
 def require_target(arrays: SplitArrays, target: str, where: str = "store") -> None:
     """DataError (one line, how to get it) when the split cannot serve ``target``: an ``agg_*``
-    target of an aggregator the store was not prepared with."""
-    m = _aggregator_of(TARGET_ALIASES.get(target, target))
+    target of an aggregator the store was not prepared with, or on a split built from a vote budget
+    a target outside :data:`BUDGET_TARGETS` (fitted on every vote)."""
+    name = TARGET_ALIASES.get(target, target)
+    if arrays.budget is not None and name in TARGETS and name not in BUDGET_TARGETS:
+        raise DataError(f"{where}: target '{name}' cannot be built from a vote budget (k = "
+                        f"{arrays.budget.get('k')}, split {arrays.name}): it is fitted on every vote; a budget "
+                        f"serves {', '.join(BUDGET_TARGETS)} (set data.vote_budget.k to null or choose those regimes)")
+    m = _aggregator_of(name)
     if m is not None and AGG_TARGETS[m] not in arrays.aggregated:
         raise DataError(f"{where}: no {AGG_TARGETS[m]} target in the store (split {arrays.name}); prepare "
                         f"with --aggregators {m} (lczldl data prepare, or study.prepare.aggregators)")
@@ -272,8 +289,9 @@ def aggregators_needed(targets: Sequence[str]) -> list[str]:
 def require_targets(store: Path | Store, targets: Sequence[str]) -> None:
     """:func:`require_target` on the train split of ``store`` (a folder or an open store) for each
     of ``targets``; a folder is opened only when one of them is an aggregator's (the others every
-    store serves)."""
-    need = [t for t in targets if _aggregator_of(TARGET_ALIASES.get(t, t)) is not None]
+    store serves without a budget)."""
+    budgeted = isinstance(store, Store) and store.budget is not None
+    need = [t for t in targets if _aggregator_of(TARGET_ALIASES.get(t, t)) is not None or budgeted]
     if need:
         opened = store if isinstance(store, Store) else open_store(store)
         arrays = opened.split("train")
@@ -282,7 +300,8 @@ def require_targets(store: Path | Store, targets: Sequence[str]) -> None:
 
 
 def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarray:
-    """(N, K) float32 target of a regime for one split (K = ``arrays.num_classes``).
+    """(N, K) float32 target of a regime for one split (K = ``arrays.num_classes``; of a budget split:
+    from its k-vote labels and distribution, the targets outside :data:`BUDGET_TARGETS` refused).
 
     onehot | onehot_ls (1-eps) y + eps/K | onehot_ls17 (the seed's 17-column quirk; with K = 17 the
     same as onehot_ls) | distribution | distribution_ls (1-eps) d + eps/10 | dawid_skene |
@@ -296,9 +315,9 @@ def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarr
     if target in TARGETS and target not in LABEL_TARGETS and not arrays.has_votes:
         raise DataError(f"target {target} needs expert votes, which this store has none of (split "
                         f"{arrays.name}); use one of {', '.join(LABEL_TARGETS)}")
+    require_target(arrays, target)
     m = _aggregator_of(target)
     if m is not None:
-        require_target(arrays, target)
         post = np.asarray(arrays.aggregated[AGG_TARGETS[m]], dtype=np.float32)
         return post.copy() if target == AGG_TARGETS[m] else one_hot(post.argmax(axis=1), N_URBAN)
     label = np.asarray(arrays.label)

@@ -201,7 +201,7 @@ def _coverage_gap(cov: np.ndarray, target: float, reduce: str) -> np.ndarray:
     return np.where(fin.any(axis=-1), np.where(fin, gap, -np.inf).max(axis=-1), np.nan)
 
 
-def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, level: float, *,
+def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, level: float, *,
                             weights: np.ndarray | None = None) -> dict[str, Any]:
     """How evenly (N, K) bool prediction sets on test keep their promise ``level`` (= 1 - alpha),
     against the majority label and against the experts' votes; flat dict of floats (NaN where
@@ -222,28 +222,37 @@ def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndar
     - per stratum j: ``share_stratum{j}`` (share of images), ``coverage_stratum{j}``,
       ``vote_coverage_stratum{j}``; per paper vote-entropy bin b: ``vote_coverage_ebin{b}``
       (label coverage and mean size per bin are set_metrics' ``coverage_ebin{b}``, ``set_size_ebin{b}``).
-    Images without urban votes have no vote coverage and weigh nothing in the vote numbers.
+    Images without urban votes have no vote coverage and weigh nothing in the vote numbers. Without
+    ``votes`` (a store without votes) only the label numbers: covgap_label, sscv_label and per
+    stratum share_stratum{j}, coverage_stratum{j}.
     """
     from lczldl.evaluation.intervals import as_weights, weighted_group_means, weighted_means
 
     sets = np.asarray(sets, dtype=bool)
     n, k = sets.shape
     f = set_features(sets, labels, votes)
-    shares, _ = urban_vote_shares(votes, k)
     stratum = size_stratum(f["size"])
     ns = len(SSCV_STRATA)
     wt = None if weights is None else np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
     cov_cls = weighted_group_means(f["covered"], f["label"], k, weights, wt=wt)
+    share_stratum = weighted_means((stratum[:, None] == np.arange(ns)[None, :]).astype(np.float64), weights)
+    if votes is None:
+        cov_stratum = weighted_group_means(f["covered"], stratum, ns, weights, wt=wt)
+        out: dict[str, Any] = {"covgap_label": _coverage_gap(cov_cls, level, "mean"),
+                               "sscv_label": _coverage_gap(cov_stratum, level, "max")}
+        out.update({f"share_stratum{j}": share_stratum[..., j] for j in range(ns)})
+        out.update({f"coverage_stratum{j}": cov_stratum[..., j] for j in range(ns)})
+        return {key: (float(v) if weights is None else np.asarray(v, dtype=np.float64)) for key, v in out.items()}
+    shares, _ = urban_vote_shares(votes, k)
     by_stratum = weighted_group_means(np.stack([f["covered"], f["vote_coverage"]], axis=1), stratum, ns,
                                       weights, wt=wt)
-    share_stratum = weighted_means((stratum[:, None] == np.arange(ns)[None, :]).astype(np.float64), weights)
     vote_ebin = weighted_group_means(f["vote_coverage"], f["ebin"], N_ENTROPY_BINS, weights, wt=wt)
     w = as_weights(weights, n)
     num, den = w @ (shares * sets), w @ shares                                   # (B, K)
     with np.errstate(invalid="ignore", divide="ignore"):
         vote_cls = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     vote_cls = vote_cls[0] if weights is None else vote_cls
-    out: dict[str, Any] = {
+    out = {
         "covgap_label": _coverage_gap(cov_cls, level, "mean"),
         "covgap_votes": _coverage_gap(vote_cls, level, "mean"),
         "sscv_label": _coverage_gap(by_stratum[..., 0], level, "max"),

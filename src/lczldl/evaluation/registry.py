@@ -29,6 +29,9 @@ PAPER, EXTRA, ENTROPY_BIN, OTHER = "paper", "extra", "entropy_bin", "descriptive
 #: the LCZ community's accuracies of a map over all 17 classes (computed for 17-class predictions only)
 LCZ = "lcz"
 CONFORMAL, SELECTIVE, SIGNAL = "conformal", "selective", "signal"
+#: beyond the paper: sets calibrated on the experts' votes (lczldl.evaluation.conformal_votes) and how
+#: evenly both kinds of set keep their promise (CovGap, SSCV against the label and the votes)
+CONFORMAL_VOTES = "conformal_votes"
 #: conformal scores (lczldl.evaluation.conformal.SCORES) and their display names
 SCORE_LABELS: dict[str, str] = {s: s.upper() for s in SCORES}
 #: headline numbers of a conformal set (set_metrics keys): label and direction. Coverage is
@@ -40,7 +43,25 @@ CONFORMAL_STATS: dict[str, tuple[str, str]] = {
     "plausible_jaccard": ("Jaccard with the experts' plausible set", HIGHER),
 }
 #: the conformal headline numbers judged against the experts' votes (none without votes)
-VOTE_CONFORMAL_STATS: tuple[str, ...] = ("vote_coverage", "plausible_jaccard")
+VOTE_CONFORMAL_STATS: tuple[str, ...] = ("vote_coverage", "plausible_jaccard", "covgap_votes", "sscv_votes")
+#: how evenly a set keeps its level (lczldl.evaluation.conformal.conditional_set_metrics): label and
+#: direction; the sets of both kinds report them
+CONDITIONAL_STATS: dict[str, tuple[str, str]] = {
+    "covgap_label": ("CovGap vs the majority label", LOWER),
+    "covgap_votes": ("CovGap vs the votes", LOWER),
+    "sscv_label": ("SSCV vs the majority label", LOWER),
+    "sscv_votes": ("SSCV vs the votes", LOWER),
+}
+#: headline numbers of a set calibrated on the votes: label and direction (vote coverage is what
+#: the calibration targets, so it is descriptive like the standard sets' coverage)
+VOTE_SET_STATS: dict[str, tuple[str, str]] = {
+    "vote_coverage": ("vote coverage", DESCRIPTIVE),
+    "coverage": ("coverage of the majority label", DESCRIPTIVE),
+    "set_size": ("mean set size", LOWER),
+    **CONDITIONAL_STATS,
+}
+#: prefix of the sets calibrated on the votes: "votecal_aps_90" beside the standard "aps_90"
+VOTE_SET_PREFIX = "votecal_"
 #: uncertainty signals (larger = less sure) and their display names
 SIGNALS: dict[str, str] = {"max_prob": "1 - max p", "entropy": "predictive entropy",
                            "mutual_info": "MC-dropout mutual info", "disagreement": "ensemble disagreement"}
@@ -79,6 +100,17 @@ def conformal_key(score: str, level: float, stat: str) -> str:
     return f"{set_name(score, level)}_{stat}"
 
 
+def vote_set_name(score: str, level: float) -> str:
+    """Name of the set calibrated on the votes of a score at a level, e.g. ("aps", 0.9) -> "votecal_aps_90"."""
+    return f"{VOTE_SET_PREFIX}{set_name(score, level)}"
+
+
+def vote_conformal_key(score: str, level: float, stat: str) -> str:
+    """Summary column of a vote-calibrated set's headline number, e.g. ("aps", 0.9, "set_size") ->
+    "votecal_aps_90_set_size"."""
+    return f"{vote_set_name(score, level)}_{stat}"
+
+
 _BIN_LABELS = entropy_bin_labels()
 #: Every metric, in summary.csv column order (definitions: docs/metrics.md).
 METRICS: dict[str, Metric] = {m.key: m for m in (
@@ -115,6 +147,12 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     *(_m(conformal_key(score, lv, stat), f"{SCORE_LABELS[score]} {100 * lv:g} %: {label}", d, CONFORMAL,
          votes=stat in VOTE_CONFORMAL_STATS)
       for lv in CONFORMAL_LEVELS for score in SCORE_LABELS for stat, (label, d) in CONFORMAL_STATS.items()),
+    *(_m(conformal_key(score, lv, stat), f"{SCORE_LABELS[score]} {100 * lv:g} %: {label}", d, CONFORMAL_VOTES,
+         votes=stat in VOTE_CONFORMAL_STATS)
+      for lv in CONFORMAL_LEVELS for score in SCORE_LABELS for stat, (label, d) in CONDITIONAL_STATS.items()),
+    *(_m(vote_conformal_key(score, lv, stat), f"{SCORE_LABELS[score]} {100 * lv:g} % calibrated on the votes: "
+         f"{label}", d, CONFORMAL_VOTES, votes=True)
+      for lv in CONFORMAL_LEVELS for score in SCORE_LABELS for stat, (label, d) in VOTE_SET_STATS.items()),
     _m("aurc", "AURC (selective risk)", LOWER, SELECTIVE),
     _m("eaurc", "E-AURC (AURC minus the perfect ranking's)", LOWER, SELECTIVE),
     *(_m(coverage_key(c), f"accuracy at {100 * c:g} % coverage", HIGHER, SELECTIVE) for c in COVERAGES),
@@ -128,20 +166,31 @@ VOTE_METRICS: tuple[str, ...] = tuple(k for k, m in METRICS.items() if m.votes)
 #: ``entropy_spearman`` of compute_metrics (not written twice)
 SIGNAL_SPEARMAN: dict[str, str] = {sig: ("entropy_spearman" if sig == "entropy" else f"spearman_{sig}")
                                    for sig in SIGNALS}
-_CONFORMAL_KEY = re.compile(r"^(" + "|".join(SCORE_LABELS) + r")_(\d+(?:\.\d+)?)_(" + "|".join(CONFORMAL_STATS) + r")$")
+_CONFORMAL_KEY = re.compile(r"^(" + VOTE_SET_PREFIX + r")?(" + "|".join(SCORE_LABELS) + r")_(\d+(?:\.\d+)?)_("
+                            + "|".join({**CONFORMAL_STATS, **VOTE_SET_STATS}) + r")$")
 
 
 def metric(key: str) -> Metric | None:
-    """The registered metric ``key``; a conformal headline number at a level outside the defaults
-    (``evaluation.conformal_levels``) is described on the fly; None for anything else."""
+    """The registered metric ``key``; a conformal headline number (either kind of set) at a level
+    outside the defaults (``evaluation.conformal_levels``) is described on the fly; None for
+    anything else."""
     if key in METRICS:
         return METRICS[key]
     m = _CONFORMAL_KEY.match(key)
     if m is None:
         return None
-    label, direction = CONFORMAL_STATS[m.group(3)]
-    return _m(key, f"{SCORE_LABELS[m.group(1)]} {m.group(2)} %: {label}", direction, CONFORMAL,
-              votes=m.group(3) in VOTE_CONFORMAL_STATS)
+    voted, score, level, stat = m.groups()
+    if voted:
+        if stat not in VOTE_SET_STATS:
+            return None
+        label, direction = VOTE_SET_STATS[stat]
+        return _m(key, f"{SCORE_LABELS[score]} {level} % calibrated on the votes: {label}", direction, CONFORMAL_VOTES,
+                  votes=True)
+    label, direction = {**CONFORMAL_STATS, **CONDITIONAL_STATS}.get(stat, (None, None))
+    if label is None:
+        return None
+    group = CONFORMAL if stat in CONFORMAL_STATS else CONFORMAL_VOTES
+    return _m(key, f"{SCORE_LABELS[score]} {level} %: {label}", direction, group, votes=stat in VOTE_CONFORMAL_STATS)
 
 
 def keys(*groups: str) -> tuple[str, ...]:

@@ -13,7 +13,11 @@ Per run (RUNS/REGIME/seedN with run.json status "finished" and checkpoints/best.
   temperature-scaling target from :mod:`lczldl.regimes`; also vector scaling, nested),
   metrics_mc.json (MC dropout on test, and on val for the conformal calibration: arrays mc_* and
   val_mc_probs added to predictions.npz) and beyond_{plain,temperature,mc_dropout}.json (conformal
-  sets, selective prediction, uncertainty signals: :mod:`lczldl.evaluation.beyond`).
+  sets calibrated on the majority label and on the validation votes, selective prediction,
+  uncertainty signals: :mod:`lczldl.evaluation.beyond`).
+A run trained on a vote budget (run.json's ``data.vote_budget``) is evaluated on its budget's
+validation split (its k-vote labels fit temperature scaling and calibrate the sets) and on the
+store's test split with every vote.
 - :func:`aggregate_runs` -> OUT/ensemble/REGIME/ (:mod:`lczldl.evaluation.ensemble`), OUT/summary.csv,
   summary.md, paired.csv.
 :func:`evaluate_runs` does all of it, recording a failing run (RUN/eval_error.txt) and going on.
@@ -30,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
-from lczldl.config import EvaluationConfig
+from lczldl.config import EvaluationConfig, VoteBudgetConfig
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation import predictions as P
-from lczldl.evaluation.ensemble import MEMBER_ARRAYS, beyond_meta, evaluate_ensemble
+from lczldl.evaluation.ensemble import MEMBER_ARRAYS, beyond_meta, evaluate_ensemble, vote_settings
 from lczldl.evaluation.files import (
     is_fresh,
     load_predictions,
@@ -108,18 +112,34 @@ def _seed(run: Path, info: dict[str, Any]) -> Any:
 
 
 def _load_net(ckpt: Path):
+    """The run's network on the evaluation device (:func:`~lczldl.evaluation.predictor.eval_device`:
+    CUDA when available); the predictor brings its outputs back to numpy."""
+    from lczldl.evaluation.predictor import eval_device
     from lczldl.models.io import load_model
 
-    return load_model(ckpt)
+    return load_model(ckpt).to(eval_device())
+
+
+def run_budget(info: dict[str, Any]) -> VoteBudgetConfig | None:
+    """The vote budget a run was trained on (run.json's config ``data.vote_budget``); None without one."""
+    raw = ((info.get("config") or {}).get("data") or {}).get("vote_budget")
+    try:
+        budget = VoteBudgetConfig(**raw) if isinstance(raw, dict) else None
+    except ValueError as exc:
+        raise RunError(f"{layout.RUN_INFO}: unreadable data.vote_budget ({str(exc).splitlines()[0]}); "
+                       "train the run again") from None
+    return budget if budget is not None and budget.k is not None else None
 
 
 def _store_split(info: dict[str, Any], run: Path, split: str):
-    from lczldl.data.store import open_store
+    """One split of the run's store; under the run's vote budget its training-side splits are the
+    budget's (k-vote labels, the images they keep), test the store's."""
+    from lczldl.data.budget_store import open_budget_store
 
     data = info.get("data")
     if not data:
         raise RunError(f"{run}/{layout.RUN_INFO}: no 'data' (prepared store path); train the run again")
-    arrays = open_store(Path(data)).split(split)
+    arrays = open_budget_store(Path(data), run_budget(info)).split(split)
     if arrays.n == 0:
         raise RunError(f"split '{split}' of the store is empty; nothing to evaluate")
     return arrays
@@ -147,6 +167,9 @@ def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True)
     npz, mpath = run / layout.PREDICTIONS, run / layout.METRICS
     if npz.is_file() and npz.stat().st_mtime >= ckpt.stat().st_mtime:
         pred = load_predictions(npz)
+        if P.VOTES in pred and P.VAL_VOTES not in pred:               # saved before the key existed
+            pred[P.VAL_VOTES] = _val_votes(info, run, len(pred[P.VAL_LABELS]))
+            save_predictions(npz, pred)
         if is_fresh(mpath, ckpt, n_bins=n_bins):
             return {k: v for k, v in json.loads(mpath.read_text()).items() if k != "meta"}
     else:
@@ -174,6 +197,17 @@ def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True)
     return m
 
 
+def _val_votes(info: dict[str, Any], run: Path, n_val: int) -> np.ndarray:
+    """The validation votes of the run's store (its budget's under a vote budget) for a
+    predictions.npz saved without them; RunError when the store's validation split no longer has
+    the file's ``n_val`` rows."""
+    votes = np.asarray(_store_split(info, run, "val").votes)
+    if len(votes) != n_val:
+        raise RunError(f"{run / layout.PREDICTIONS}: {n_val} validation predictions but the store has "
+                       f"{len(votes)}; delete {layout.PREDICTIONS} and evaluate again")
+    return votes
+
+
 def _vote_arrays(test, val) -> dict[str, np.ndarray]:
     """The predictions.npz arrays of the experts' votes of a store's test and val splits; none for a
     store without votes (So2Sat LCZ42), whose metrics then leave out what needs them."""
@@ -184,7 +218,7 @@ def _vote_arrays(test, val) -> dict[str, np.ndarray]:
             P.VOTE_ENTROPY: np.asarray(test.vote_entropy, dtype=np.float32),
             P.VOTES: np.asarray(test.votes), P.CITY: np.asarray(test.city),
             P.VAL_DISTRIBUTIONS: np.asarray(val.distribution, dtype=np.float32),
-            P.VAL_DAWID_SKENE: np.asarray(val.dawid_skene, dtype=np.float32)}
+            P.VAL_DAWID_SKENE: np.asarray(val.dawid_skene, dtype=np.float32), P.VAL_VOTES: np.asarray(val.votes)}
 
 
 def _ts_target(kind: str, pred: dict[str, np.ndarray]) -> np.ndarray:
@@ -289,10 +323,11 @@ def _beyond_run(run: Path, pred: dict[str, np.ndarray], temperature: float, ev: 
         path = layout.beyond_path(run, method)
         if is_fresh(path, npz, method=method, **meta):
             continue
-        head, detail, _, _ = evaluate_prediction(
+        head, detail, *_ = evaluate_prediction(
             probs, pred[P.LABELS], pred.get(P.VOTES), pred.get(P.VOTE_ENTROPY), cal_probs=cal,
             cal_labels=pred[P.VAL_LABELS], levels=ev.conformal_levels, conformal=ev.conformal,
-            selective=ev.selective, mutual_info=mutual_info)
+            selective=ev.selective, mutual_info=mutual_info, cal_votes=pred.get(P.VAL_VOTES),
+            vote=vote_settings(ev))
         write_metrics(path, head, {"method": method, **meta, "n": int(len(pred[P.LABELS]))}, detail=detail)
 
 

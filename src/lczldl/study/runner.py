@@ -10,6 +10,8 @@ Study folder layout (names in :mod:`lczldl.layout`)::
     STUDY/units/<id>.json       atomic completion markers (done | failed)
     STUDY/logs/<id>.log         each unit's stdout/stderr
     STUDY/ensemble/ summary.csv summary.md paired.csv figures/ report.html report.md
+    STUDY/budget/k<k>/{runs,ensemble}/ summary.csv ...   the vote-budget grid (--vote-budget)
+    STUDY/budget/budget.csv     its table over k
 
 Resume semantics: a unit whose marker says done with the same inputs fingerprint is skipped; a
 failed or missing one runs again (train units continue from ``last.ckpt``); downstream units rerun
@@ -35,12 +37,14 @@ from lczldl.layout import (
     STUDY_LOGS,
     STUDY_RUNS,
     STUDY_UNITS,
+    budget_dir,
     log_path,
     manifest_path,
     study_run_dir,
+    study_runs,
 )
 from lczldl.provenance import versions
-from lczldl.regimes import regime_targets
+from lczldl.regimes import REGIMES, regime_targets
 from lczldl.study.folder import (
     StudyRecord,
     check_out,
@@ -58,7 +62,10 @@ from lczldl.study.units import DEFAULT_WORK, DONE, FAILED, SKIPPED, Unit, build_
 #: the ``lczldl study`` options and the config keys they set (what the user typed wins)
 STUDY_OPTIONS: dict[str, str] = {"study.regimes": "--regimes", "study.seeds": "--seeds",
                                  "study.workers": "--workers", "study.executor": "--executor",
-                                 "study.intervals": "--intervals", "study.pack": "--pack"}
+                                 "study.intervals": "--intervals", "study.pack": "--pack",
+                                 "study.vote_budget.k": "--vote-budget"}
+#: run_study's option names -> their config keys (the keys of :data:`STUDY_OPTIONS`)
+OPTION_KEYS: dict[str, str] = {key.removeprefix("study.").split(".")[0]: key for key in STUDY_OPTIONS}
 #: seconds between polls of running units
 POLL_S = {"slurm": 5.0}
 POLL_S_DEFAULT = 0.1
@@ -67,12 +74,13 @@ POLL_S_DEFAULT = 0.1
 def load_study_config(path: Path | None, **options: Any) -> tuple[dict[str, Any], LczldlConfig]:
     """(run sections as written in the YAML, the resolved config with its ``study`` section).
 
-    ``options``: regimes, seeds, workers, executor, intervals, pack as typed (None = not given); they win over the
-    file's ``study`` section, which wins over the defaults. The sections as written are what the
-    train units get (so a study resumes under a newer lczldl whose defaults gained or lost keys)."""
+    ``options``: regimes, seeds, workers, executor, intervals, pack, vote_budget as typed (None = not
+    given); they win over the file's ``study`` section, which wins over the defaults. The sections as
+    written are what the train units get (so a study resumes under a newer lczldl whose defaults
+    gained or lost keys)."""
     raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
     raw.pop("study", None)
-    cfg = load_config(path, None, flags=STUDY_OPTIONS, **{f"study.{k}": v for k, v in options.items()})
+    cfg = load_config(path, None, flags=STUDY_OPTIONS, **{OPTION_KEYS[k]: v for k, v in options.items()})
     return raw, cfg.model_copy(update={"study": cfg.study or StudyConfig()})
 
 
@@ -80,13 +88,14 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
               seeds: str | None = None, workers: int | None = None, executor: str | None = None, *,
               work: Mapping[str, str] | None = None, progress: bool = True,
               console: Any = None, notes: Sequence[str] = (), intervals: bool | None = None,
-              pack: int | None = None) -> dict:
+              pack: int | None = None, vote_budget: str | None = None) -> dict:
     """Run (or resume) the study in ``out``; returns the final study.json content.
 
     ``regimes`` / ``seeds`` / ``workers`` / ``executor`` / ``pack`` are the CLI options (None = not
     given: the config's ``study`` section, else the defaults; the default pack size is
     :func:`lczldl.study.packs.resolve_pack`'s); ``intervals`` (report tables as mean [lo, hi])
-    likewise. Every option, the config and ``data``
+    likewise; ``vote_budget`` (e.g. "1,3,5,all") the vote-budget grid (else the config's
+    ``study.vote_budget``; :func:`check_budget`). Every option, the config and ``data``
     are checked before anything is written; a study folder this call created is removed again if
     it fails before its units start. ``work`` maps unit kinds to "module:function" (tests swap in
     fakes); ``notes`` (e.g. the demo's reductions) go to study.json["notes"] for the report.
@@ -100,7 +109,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     console = console or Console()
     study = Path(out)
     run_config, cfg = load_study_config(config, regimes=regimes, seeds=seeds, workers=workers,
-                                        executor=executor, intervals=intervals, pack=pack)
+                                        executor=executor, intervals=intervals, pack=pack,
+                                        vote_budget=vote_budget)
     sc = cfg.study
     assert sc is not None  # noqa: S101 - load_study_config fills it
     check_out(study)
@@ -114,11 +124,12 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     if missing and planned != Path(data).resolve():     # raw votes: prepared here
         raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
                           f"{', '.join(missing)} (the store is prepared from raw votes)")
+    budgets = check_budget(cfg, typed=vote_budget is not None, data=data, planned=planned)
     work = {**DEFAULT_WORK, **(work or {})}
     from lczldl.study.packs import resolve_pack
 
     pack_size = resolve_pack(cfg, len(sc.regimes) * len(sc.seeds), typed=pack is not None)
-    units = build_units(sc.regimes, sc.seeds, pack_size)
+    units = build_units(sc.regimes, sc.seeds, pack_size, budgets=budgets)
 
     created = not study.exists()
     with study_lock(study):
@@ -131,7 +142,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
             base = {"study": str(study.resolve()), "store": str(store), "config": str(cfg_path.resolve()),
                     "evaluation": cfg.evaluation.model_dump(mode="json"), "intervals": sc.intervals,
                     "config_hash": fingerprint(run_config),
-                    "store_checksum": file_sha256(manifest_path(store))}
+                    "store_checksum": file_sha256(manifest_path(store)),
+                    "vote_budget": sc.vote_budget.model_dump(mode="json")}
             record = StudyRecord(
                 study, data=str(Path(data).resolve()), store=str(store),
                 store_manifest_sha256=base["store_checksum"], regimes=sc.regimes, seeds=sc.seeds,
@@ -143,7 +155,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         sch = Scheduler(units, study, ex, spec_maker(units, base, work),
                         on_change=record.write, progress=ov,
                         poll_s=POLL_S.get(sc.executor, POLL_S_DEFAULT))
-        console.print(f"study {study}: {len(sc.regimes)} regimes x {len(sc.seeds)} seeds, "
+        console.print(f"study {study}: {len(sc.regimes)} regimes x {len(sc.seeds)} seeds"
+                      + (f" x vote budgets {','.join(map(str, budgets))},all" if budgets else "") + ", "
                       f"{len(units)} units, executor {sc.executor}, workers {ex.capacity}"
                       + (f", {getattr(ex, 'threads', '?')} threads each" if sc.executor == "local" else "")
                       + (f", packs of up to {pack_size} runs" if pack_size > 1 else ""))
@@ -189,18 +202,54 @@ def spec_maker(units: Sequence[Unit], base: dict[str, Any],
     def make_spec(u: Unit, upstream: dict[str, dict]) -> dict[str, Any]:
         ups = {d: m.get("completion") or m.get("finished") for d, m in sorted(upstream.items())}
         key = {k: base[k] for k in ("store", "store_checksum", "config_hash")}
+        draw = {k: v for k, v in base["vote_budget"].items() if k != "k"}      # the budget grid's mode, seed
+        # the study's own units keep the fingerprint they had before vote budgets existed
+        budget = ({"budget": u.budget, "budget_draw": draw} if u.budget is not None else
+                  {"budget_grid": base["vote_budget"]} if u.kind == "budget" else {})
         inputs = fingerprint({"kind": u.kind, "regime": u.regime, "seed": u.seed, **key,
-                              "upstream": ups, "work": work[u.kind],
+                              "upstream": ups, "work": work[u.kind], **budget,
                               **({"intervals": base["intervals"]} if u.kind == "report" else {}),
                               **({"members": list(u.members)} if u.members else {})})
         return {**base, "id": u.id, "kind": u.kind, "regime": u.regime, "seed": u.seed,
-                "runs": str(study / STUDY_RUNS),
-                "run": str(study_run_dir(study, u.regime, u.seed)) if u.regime else None,
+                "budget": u.budget, "runs": str(study_runs(study, u.budget)),
+                "out": str(study if u.budget is None else budget_dir(study, u.budget)),
+                "run": str(study_run_dir(study, u.regime, u.seed, u.budget)) if u.regime else None,
                 "done_runs": [[by_id[d].regime, by_id[d].seed] for d in sorted(upstream)
                               if by_id[d].kind == "calibrate"],
                 "inputs": inputs, "work": work[u.kind], "log": str(log_path(study, u.id))}
 
     return make_spec
+
+
+def check_budget(cfg: LczldlConfig, typed: bool = False, data: Path | None = None,
+                 planned: Path | None = None) -> list[int]:
+    """The vote budgets k of the study's grid (``study.vote_budget.k``, "all" being the study's own
+    runs); ConfigError (nothing written yet) when the run config sets ``data.vote_budget.k`` too
+    (then "all" would not be every vote), a regime's targets cannot be built from k votes
+    (:data:`lczldl.data.store.BUDGET_TARGETS`) or the prepared store ``data`` (``planned``: the
+    store the study will use) has no votes. ``typed``: the user typed --vote-budget."""
+    from lczldl.data.store import BUDGET_TARGETS, manifest_has_votes, read_manifest
+
+    sc = cfg.study or StudyConfig()
+    ks = list(sc.vote_budget.k)
+    if not ks:
+        return []
+    where = (f"--vote-budget {','.join(map(str, ks))}" if typed
+             else f"study.vote_budget.k={','.join(map(str, ks))}")
+    if (data is not None and planned is not None and planned == Path(data).resolve()
+            and not manifest_has_votes(read_manifest(planned))):
+        raise ConfigError(f"{where}: the store {planned} has no expert votes (one label per image) to keep k of")
+    if cfg.data.vote_budget.k is not None:
+        raise ConfigError(f"{where}: the run config sets data.vote_budget.k={cfg.data.vote_budget.k} as well; "
+                          "leave it unset (the grid's 'all' is the study's own runs)")
+    def fits(r: str) -> bool:
+        return all(t in BUDGET_TARGETS for t in regime_targets(r)[:2])
+
+    bad = [r for r in sc.regimes if not fits(r)]
+    if bad:
+        raise ConfigError(f"{where}: regime(s) {', '.join(bad)} cannot be trained on a vote budget (their "
+                          f"targets are fitted on every vote); choose among {', '.join(r for r in REGIMES if fits(r))}")
+    return ks
 
 
 def _run_until_settled(sch: Scheduler, ov: Overview | None, record: StudyRecord) -> None:
@@ -238,4 +287,4 @@ def final_message(console: Any, study: Path, info: dict) -> None:
         console.print(f"report: {rep}")
 
 
-__all__ = ["fit_regimes", "load_study_config", "run_study"]
+__all__ = ["check_budget", "fit_regimes", "load_study_config", "run_study"]

@@ -14,6 +14,7 @@ Reads (file names from :mod:`lczldl.layout`)::
                                           beyond_{plain,temperature,mc_dropout}.json
     STUDY/ensemble/REGIME/beyond_ensemble.json
     STUDY/summary.csv   STUDY/paired.csv
+    STUDY/budget/budget.csv               the vote-budget table (a study with --vote-budget)
 """
 
 from __future__ import annotations
@@ -240,6 +241,23 @@ def summary_rows(st: Study) -> list[dict[str, Any]]:
                 d[m] = Stat(_num(v), _num(r.get(m + "_std")), _num(r.get(m + "_lo")), _num(r.get(m + "_hi")))
         out.append(d)
     st._summary = out
+    return out
+
+
+def budget_rows(st: Study) -> list[dict[str, Any]]:
+    """Rows of STUDY/budget/budget.csv (the vote-budget grid): {k, mode, seed, regime, method, n,
+    each count column as int, <metric>: Stat(mean, NaN, lo, hi)} in the file's order; [] without one."""
+    out: list[dict[str, Any]] = []
+    for r in _read_csv(layout.budget_table_path(st.path)) or []:
+        d: dict[str, Any] = {"k": r.get("k", ""), "mode": r.get("mode", ""), "seed": r.get("seed", ""),
+                             "regime": r.get("regime", ""), "method": r.get("method", ""), "n": r.get("n_runs", "")}
+        for k, v in r.items():
+            if k.endswith("_mean"):
+                m = k[: -len("_mean")]
+                d[m] = Stat(_num(v), float("nan"), _num(r.get(m + "_lo")), _num(r.get(m + "_hi")))
+            elif k not in d and k != "n_runs" and not k.endswith(("_lo", "_hi")):
+                d[k] = int(_num(v)) if np.isfinite(_num(v)) else 0
+        out.append(d)
     return out
 
 
