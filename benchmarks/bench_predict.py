@@ -4,6 +4,7 @@ the reading (JP2 decoding) measured on its own; peak memory of the SAFE path for
 
     python benchmarks/bench_predict.py [--size 1020] [--stride 10] [--batch 256] [--threads 2]
                                        [--repeats 2] [--memory-sizes 510,1020,2040,4080] [--memory-only]
+                                       [--writer-only 1098]
 
 The product is scripts/make_s2_products.py's synthetic L1C (processing baseline 05.09, JPEG 2000 tiles of
 1024 px), the stack its digital numbers as one tiled uint16 GeoTIFF (mapped with --scale 10000 --offset
@@ -11,6 +12,9 @@ The product is scripts/make_s2_products.py's synthetic L1C (processing baseline 
 path runs --repeats times, interleaved; the best time is reported (shared machines are noisy). Peak
 memory: one child process per tile size maps the whole tile at stride 32 and reports how much its
 resident memory grows while mapping (with GDAL's block cache at its default cap and at 32 MB).
+``--writer-only N`` times only the writing of an N x N px map (10 classes, from chunks in memory):
+the outputs, their layers (filter, COGs) and the preview, in CPU seconds (robust on a shared machine)
+and wall seconds.
 """
 
 from __future__ import annotations
@@ -121,12 +125,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--memory-sizes", default="510,1020,2040,4080", help="tile sizes for the peak-memory table")
     ap.add_argument("--memory-only", action="store_true", help="only the peak-memory table")
+    ap.add_argument("--writer-only", type=int, default=None, help="only time writing an N x N px map")
     ap.add_argument("--child-memory", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.child_memory is not None:
         _child_memory(args.child_memory, 32, args.workdir)
+        return
+    if args.writer_only is not None:
+        _writer_seconds(args.writer_only)
         return
     gen = _generator()
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,6 +180,29 @@ def _throughput(gen, tmp: Path, args: argparse.Namespace) -> None:
         print(f"| {name} | {sec:.2f} | {n / sec:,.0f} | {ref / sec:.2f} | {rd} |")
     print(f"\nJPEG 2000 decoding of the 10 band files whole, once: {decode_s:.2f} s for {mpx:.1f} Mpx "
           f"({mpx / decode_s:.1f} Mpx/s)")
+
+
+def _writer_seconds(n: int) -> None:
+    """CPU and wall seconds of write_map for an n x n px map of 10 classes (12 px class blobs plus noise),
+    fed from 25 x 25 chunks held in memory."""
+    from affine import Affine
+
+    from lczldl.maps.grid import OutputGrid
+    from lczldl.maps.outputs import write_map
+
+    grid = OutputGrid(rows=n, cols=n, stride=10, transform=Affine(100, 0, 600000, 0, -100, 5300040))
+    rng = np.random.default_rng(0)
+    logits = np.kron(rng.normal(size=(n // 12 + 1, n // 12 + 1, 10)) * 2, np.ones((12, 12, 1)))[:n, :n]
+    logits += rng.normal(size=logits.shape) * 0.5
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p = (p / p.sum(-1, keepdims=True)).astype(np.float32)
+    valid = np.ones((n, n), bool)
+    blocks = [(c, p[c[0]:c[1], c[2]:c[3]], valid[c[0]:c[1], c[2]:c[3]], None) for c in chunks(grid, 25, 25)]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0, w0 = time.process_time(), time.perf_counter()
+        write_map(Path(tmp), grid, "EPSG:32632", 10, iter(blocks), {"BENCH": "1"}, "bench")
+        print(f"writing a {n} x {n} px map: {time.process_time() - t0:.1f} CPU s, "
+              f"{time.perf_counter() - w0:.1f} s wall")
 
 
 def _memory_table(gen, tmp: Path, args: argparse.Namespace) -> None:

@@ -5,7 +5,9 @@
 
 The scene is a 4 x 4 arrangement of class regions (each 4 x 4 test patches of one majority class,
 picked among unanimous patches where possible), 512 x 512 px at 10 m, EPSG:32632, written as a
-uint16 GeoTIFF of digital numbers (reflectance x 10000); it is mapped at stride 16 px.
+uint16 GeoTIFF of digital numbers (reflectance x 10000); it is mapped at the default stride of 10 px
+(100 m map pixels, the scale the published LCZ filter was made for). The picture is the map's own
+preview.png: the LCZ argmax, the Gaussian-filtered map (lcz_filter) and the predictive entropy.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def main() -> None:
                            crs="EPSG:32632", transform=from_origin(500000, 5300000, 10, 10)) as dst:
             dst.write(img)
         # integer scenes need their scale named (lczldl predict refuses to guess it)
-        rec = predict_scene([args.checkpoint], scene, Path(tmp) / "map", MapsConfig(stride=16, scale=REFLECTANCE_SCALE),
+        rec = predict_scene([args.checkpoint], scene, Path(tmp) / "map", MapsConfig(scale=REFLECTANCE_SCALE),
                             progress=False)
         shutil.copy(Path(tmp) / "map" / MAP_PREVIEW, args.out / "map_preview.png")
     print(f"wrote {args.out / 'map_preview.png'} ({rec['windows']} windows)")

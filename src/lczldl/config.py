@@ -174,10 +174,17 @@ class TrainConfig(_Strict):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | Literal["auto"] = 1
     strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp"] = "auto"
-    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+    #: 32-true: fp32 with TF32 off; 32-tf32: fp32 tensors with TF32 convolutions / matmuls on CUDA;
+    #: bf16-mixed / 16-mixed: autocast; 64-true: fp64 (docs/training.md, "Precision")
+    precision: Literal["32-true", "32-tf32", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
     channels_last: bool = True
     deterministic: bool = True
     logger: Literal["csv", "tensorboard", "mlflow"] = "csv"
+    #: last.ckpt after an epoch only when this many epochs passed since the last one was written
+    #: (and always after the run's final epoch); a resume repeats at most this many epochs
+    last_checkpoint_epochs: int = Field(1, ge=1)
+    #: ... and only when this many minutes passed since then (0: no time condition)
+    last_checkpoint_minutes: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     #: training loop: auto (the packed engine on CUDA where the config allows it, else Lightning;
     #: ``lczldl.training.fastpath``) | lightning | packed
     engine: Literal["auto", "lightning", "packed"] = "auto"
@@ -379,6 +386,13 @@ class MapsConfig(_Strict):
         "files without product metadata: reflectance = (value + offset) / scale"))
     offset: float | None = Field(None, allow_inf_nan=False, description=(
         "files without product metadata: additive offset (null: 0)"))
+    filter_sigma_m: float | Literal["published"] = Field("published", description=(
+        "Gaussian filter of lcz_filter: 'published' = the class-specific kernels of the LCZ Generator "
+        "and the global LCZ map (sigma 25-250 m, Demuzere et al. 2020), or one sigma in metres for "
+        "every class (kernel radius 2 sigma; 0 = no smoothing)"))
+    allow_resolution: bool = Field(False, description=(
+        "map bands whose pixel size is not Sentinel-2's (10 m B02 B03 B04 B08, 20 m B05 B06 B07 B8A "
+        "B11 B12; a stacked GeoTIFF 10 m) instead of refusing them"))
 
     @field_validator("temperature", mode="before")
     @classmethod
@@ -391,6 +405,19 @@ class MapsConfig(_Strict):
             v = None
         if v != "auto" and not (isinstance(v, float) and math.isfinite(v) and v > 0):
             raise ValueError("must be 'auto' or a positive number")
+        return v
+
+    @field_validator("filter_sigma_m", mode="before")
+    @classmethod
+    def _filter_sigma(cls, v: object) -> object:
+        """``published`` (any case) or a finite number >= 0 (also as text)."""
+        try:
+            v = "published" if isinstance(v, str) and v.strip().lower() == "published" else (
+                None if isinstance(v, bool) else float(v))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            v = None
+        if v != "published" and not (isinstance(v, float) and math.isfinite(v) and v >= 0):
+            raise ValueError("must be 'published' or a number of metres >= 0")
         return v
 
     @field_validator("cloud_classes", mode="before")

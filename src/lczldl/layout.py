@@ -13,8 +13,10 @@ Layouts (documented in docs/architecture.md)::
            summary.csv, summary.md, paired.csv, verdict.csv, figures/, report.html, report.md}
     STUDY/budget/{budget.csv, k<k>/{runs/REGIME/seedN, ensemble/REGIME/, summary.csv, summary.md,
                   paired.csv}}     (only with a vote-budget grid: lczldl study --vote-budget)
-    MAP/{lcz.tif, probability.tif, entropy.tif, confidence.tif, preview.png, predict.json,
-         .partial/{state.json, block_NNNNN.npz} (while the map is not complete)}
+    MAP/{lcz.tif, lcz_filter.tif, uncertainty.tif, probability.tif (Cloud-Optimised GeoTIFFs; the two
+         class maps with a GDAL sidecar lcz.tif.aux.xml / lcz_filter.tif.aux.xml), stac_item.json,
+         preview.png, predict.json,
+         .partial/{state.json, block_NNNNN.npz, stage_*.tif} (while the map is not complete)}
 """
 
 from __future__ import annotations
@@ -90,12 +92,21 @@ BUDGET_K_PREFIX = "k"
 BUDGET_CSV = "budget.csv"
 
 # ---------------------------------------------------------------- map folder
+#: bands lcz, lcz_filter, lcz_probability (uint8; the LCZ Generator's / global map's layout)
 MAP_LCZ = "lcz.tif"
+#: the filtered map alone, with its colour table embedded (for viewing)
+MAP_LCZ_FILTER = "lcz_filter.tif"
+#: bands entropy [, mutual_information] [, set_size] (float32)
+MAP_UNCERTAINTY = "uncertainty.tif"
+#: one float32 band per class
 MAP_PROBABILITY = "probability.tif"
-MAP_ENTROPY = "entropy.tif"
-MAP_CONFIDENCE = "confidence.tif"
-#: the map's GeoTIFFs, written together (``lczldl.maps.outputs.write_map``)
-MAP_GEOTIFFS: tuple[str, ...] = (MAP_LCZ, MAP_PROBABILITY, MAP_ENTROPY, MAP_CONFIDENCE)
+#: the map's GeoTIFFs (COGs), written together (``lczldl.maps.outputs.write_map``)
+MAP_GEOTIFFS: tuple[str, ...] = (MAP_LCZ, MAP_LCZ_FILTER, MAP_UNCERTAINTY, MAP_PROBABILITY)
+#: the GeoTIFFs that carry GDAL category names (and lcz.tif's colour table) in a PAM sidecar
+MAP_CLASS_GEOTIFFS: tuple[str, ...] = (MAP_LCZ, MAP_LCZ_FILTER)
+#: GDAL's sidecar of a GeoTIFF: NAME + this suffix
+PAM_SUFFIX = ".aux.xml"
+MAP_STAC_ITEM = "stac_item.json"
 MAP_PREVIEW = "preview.png"
 MAP_RECORD = "predict.json"
 #: a map in progress: its finished chunks and the state they were made with
@@ -180,6 +191,17 @@ def spec_path(study: str | Path, uid: str) -> Path:
 def log_path(study: str | Path, uid: str) -> Path:
     """STUDY/logs/<unit-id>.log, the unit's stdout/stderr."""
     return Path(study) / STUDY_LOGS / f"{uid}{LOG_SUFFIX}"
+
+
+def map_sidecar(path: str | Path) -> Path:
+    """GDAL's PAM sidecar of a map GeoTIFF: ``lcz.tif`` -> ``lcz.tif.aux.xml``."""
+    path = Path(path)
+    return path.with_name(path.name + PAM_SUFFIX)
+
+
+def map_stage_path(out: str | Path, name: str) -> Path:
+    """MAP/.partial/stage_NAME: the tiled GeoTIFF a COG ``NAME`` is made from."""
+    return Path(out) / MAP_PARTIAL / f"stage_{name}"
 
 
 def map_block_path(out: str | Path, block: int) -> Path:

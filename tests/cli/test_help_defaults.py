@@ -31,7 +31,8 @@ CONFIG_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
                  "--vote-budget": "study.vote_budget.k"},
     ("predict",): {"--stride": "maps.stride", "--mc": "maps.mc_passes", "--temperature": "maps.temperature",
                    "--cloud-classes": "maps.cloud_classes", "--max-cloud-share": "maps.max_cloud_share",
-                   "--bands": "maps.bands", "--scale": "maps.scale", "--offset": "maps.offset"},
+                   "--bands": "maps.bands", "--scale": "maps.scale", "--offset": "maps.offset",
+                   "--filter-sigma": "maps.filter_sigma_m", "--allow-resolution": "maps.allow_resolution"},
 }
 CONFIG = re.compile(r"\[config: ([^\]]*)\]")
 

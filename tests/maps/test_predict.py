@@ -116,13 +116,14 @@ def test_map_georeference_classes_and_uncertainty(scene_and_model, tmp_path):
     out = tmp_path / "map"
     rec = predict_scene([ckpt], scene, out, MapsConfig(stride=STRIDE), progress=False)
     assert rec["complete"]
-    for name in ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "preview.png", "predict.json"):
+    for name in ("lcz.tif", "lcz_filter.tif", "uncertainty.tif", "probability.tif", "stac_item.json",
+                 "preview.png", "predict.json"):
         assert (out / name).stat().st_size > 0
     assert not (out / ".partial").exists()
 
     lcz, prof, transform, crs = _read(out / "lcz.tif")
     n = (TILE * GRID - 32) // STRIDE + 1
-    assert lcz.shape == (1, n, n) and lcz.dtype == np.uint8
+    assert lcz.shape == (3, n, n) and lcz.dtype == np.uint8
     assert crs.to_epsg() == 32632
     # output pixel = the STRIDE cell centred on the window centre; 10 m scene pixels
     assert transform.a == pytest.approx(10.0 * STRIDE) and transform.e == pytest.approx(-10.0 * STRIDE)
@@ -133,7 +134,7 @@ def test_map_georeference_classes_and_uncertainty(scene_and_model, tmp_path):
     assert x == pytest.approx(ORIGIN[0] + 10 * (2 * STRIDE + 16))
     assert y == pytest.approx(ORIGIN[1] - 10 * (3 * STRIDE + 16))
 
-    lcz = lcz[0]
+    lcz, conf = lcz[0], lcz[2]
     starts = np.arange(n) * STRIDE
     width = TILE * GRID
     inside, correct = 0, 0
@@ -150,15 +151,14 @@ def test_map_georeference_classes_and_uncertainty(scene_and_model, tmp_path):
     assert correct / inside >= 0.95
 
     probs = _read(out / "probability.tif")[0]
-    ent = _read(out / "entropy.tif")[0][0]
-    conf = _read(out / "confidence.tif")[0][0]
+    ent = _read(out / "uncertainty.tif")[0][0]
     valid = lcz > 0
     assert probs.shape[0] == 10
-    assert np.isnan(probs[:, ~valid]).all() and np.isnan(ent[~valid]).all() and np.isnan(conf[~valid]).all()
+    assert np.isnan(probs[:, ~valid]).all() and np.isnan(ent[~valid]).all() and (conf[~valid] == 0).all()
     p = probs[:, valid]
     np.testing.assert_allclose(p.sum(0), 1.0, atol=1e-5)
     np.testing.assert_allclose(ent[valid], -(p * np.log(np.clip(p, 1e-30, None))).sum(0), atol=1e-5)
-    np.testing.assert_allclose(conf[valid], p.max(0), atol=1e-6)
+    np.testing.assert_array_equal(conf[valid], np.rint(100 * p.max(0)))   # lcz_probability, in %
     np.testing.assert_array_equal(lcz[valid], p.argmax(0) + 1)
     meta = json.loads((out / "predict.json").read_text())
     assert meta["stride_px"] == STRIDE and len(meta["checkpoint_sha256"]) == 1
@@ -176,8 +176,8 @@ def test_ensemble_and_mc_dropout_and_temperature(scene_and_model, tmp_path):
     np.testing.assert_allclose(pa, pb, atol=1e-6, equal_nan=True)
     # a high temperature flattens the prediction: entropy goes up everywhere
     predict_scene([ckpt], scene, tmp_path / "c", MapsConfig(stride=32, temperature="5"), progress=False)
-    ea = _read(tmp_path / "a" / "entropy.tif")[0][0]
-    ec = _read(tmp_path / "c" / "entropy.tif")[0][0]
+    ea = _read(tmp_path / "a" / "uncertainty.tif")[0][0]
+    ec = _read(tmp_path / "c" / "uncertainty.tif")[0][0]
     ok = ~np.isnan(ea)
     assert (ec[ok] >= ea[ok] - 1e-6).all() and ec[ok].mean() > ea[ok].mean()
     # MC dropout runs, gives valid probabilities, differs from the plain map and is reproducible
@@ -211,7 +211,7 @@ def test_resume_after_stop_gives_identical_map(scene_and_model, tmp_path):
     assert len(list((out / ".partial").glob("block_*.npz"))) == 2
     rec = predict_scene([ckpt], scene, out, rows4, progress=False)
     assert rec["complete"]
-    for name in ("lcz.tif", "probability.tif", "entropy.tif"):
+    for name in ("lcz.tif", "lcz_filter.tif", "probability.tif", "uncertainty.tif"):
         np.testing.assert_array_equal(_read(ref / name)[0], _read(out / name)[0])
 
 
@@ -228,8 +228,8 @@ def test_window_patches_invalid_mask_matches_brute_force():
 
 
 def _no_final_outputs(out: Path) -> bool:
-    return not any((out / n).exists() for n in ("lcz.tif", "probability.tif", "entropy.tif",
-                                                 "confidence.tif", "preview.png"))
+    return not any((out / n).exists() for n in ("lcz.tif", "lcz_filter.tif", "uncertainty.tif", "probability.tif",
+                                                 "stac_item.json", "preview.png"))
 
 
 def test_bad_scenes(scene_and_model, tmp_path):
@@ -303,3 +303,6 @@ def test_cli_writes_the_parameters_a_library_error_names_as_flags():
     assert with_flags(SceneError("give either bbox or aoi, not both", params=("bbox", "aoi"))) == \
         "give either --bbox or --aoi, not both"
     assert with_flags(SceneError("scale is not named here")) == "scale is not named here"   # no params
+    assert with_flags(SceneError("x: B02 has 1098 m pixels; or allow_resolution to map it anyway",
+                                 params=("allow_resolution",))) == \
+        "x: B02 has 1098 m pixels; or --allow-resolution to map it anyway"

@@ -22,7 +22,8 @@ from lczldl.maps.predict import predict_scene
 
 X0, Y0 = 600000.0, 5300040.0           # the products' upper-left corner (EPSG:32632)
 N = 17                                 # windows per side of a 192 px scene at stride 10
-FINAL = ("lcz.tif", "probability.tif", "entropy.tif", "confidence.tif", "preview.png", "predict.json")
+FINAL = ("lcz.tif", "lcz_filter.tif", "uncertainty.tif", "probability.tif", "stac_item.json", "preview.png",
+         "predict.json")
 
 
 def _read(path: Path):
@@ -46,7 +47,7 @@ def test_safe_zip_band_files_and_stack_give_the_same_map(products, s2, checkpoin
     img = shutil.copytree(next((safe / "GRANULE").iterdir()) / "IMG_DATA", tmp_path / "band_files")
     maps["bands"] = predict_scene([checkpoint], img, tmp_path / "bands", dn, progress=False)
     ref = _outputs(tmp_path / "safe")
-    assert ref["lcz.tif"].shape == (1, 6, 6) and (ref["lcz.tif"] > 0).all()
+    assert ref["lcz.tif"].shape == (3, 6, 6) and (ref["lcz.tif"] > 0).all()
     for name in ("stack", "bands"):
         got = _outputs(tmp_path / name)
         for key in ref:
@@ -82,11 +83,12 @@ def test_cloud_block_is_nodata_in_every_output_and_nowhere_else(products, s2, ch
     assert 20 < cloudy.sum() < 60                       # the block drops some windows, not all
     rec = predict_scene([checkpoint], products[key], tmp_path / "map", progress=False)
     maps = _outputs(tmp_path / "map")
-    np.testing.assert_array_equal(maps["lcz.tif"][0] == 0, cloudy)
+    for band in range(3):                                # lcz, lcz_filter, lcz_probability
+        np.testing.assert_array_equal(maps["lcz.tif"][band] == 0, cloudy)
+    np.testing.assert_array_equal(maps["lcz_filter.tif"][0], maps["lcz.tif"][1])
     np.testing.assert_array_equal(np.isnan(maps["probability.tif"]).all(0), cloudy)
     np.testing.assert_array_equal(np.isnan(maps["probability.tif"]).any(0), cloudy)
-    np.testing.assert_array_equal(np.isnan(maps["entropy.tif"][0]), cloudy)
-    np.testing.assert_array_equal(np.isnan(maps["confidence.tif"][0]), cloudy)
+    np.testing.assert_array_equal(np.isnan(maps["uncertainty.tif"][0]), cloudy)
     assert rec["windows_cloud"] == cloudy.sum() and rec["windows_nodata"] == 0
     assert rec["windows_predicted"] == N * N - cloudy.sum()
     assert rec["cloud_masked_share"] == pytest.approx(cloudy.sum() / (N * N))
@@ -125,7 +127,7 @@ def test_aoi_reads_only_its_windows(products, checkpoint, tmp_path, monkeypatch)
     rec = predict_scene([checkpoint], products[("L1C", "05.09")], tmp_path / "map", aoi=aoi, progress=False)
     monkeypatch.undo()
     lcz, transform, _ = _read(tmp_path / "map" / "lcz.tif")
-    assert lcz.shape == (1, 5, 7)
+    assert lcz.shape == (3, 5, 7)
     assert transform == Affine(100, 0, X0 + 10 * (11 + 20), 0, -100, Y0 - 10 * (11 + 30))
     assert rec["aoi"]["rows"] == [3, 8] and rec["aoi"]["cols"] == [2, 9]
     # one read per file (10 bands + MSK_CLASSI), each exactly the windows' pixels: rows 30..101, cols 20..111
@@ -151,7 +153,7 @@ def test_cli_bbox_summary_and_level(products, checkpoint, tmp_path, capsys):
     main(["predict", "--checkpoint", str(checkpoint), "--scene", str(products[("L2A", "05.09")]),
           "--bbox", *map(str, bbox), "--out", str(out)])
     lcz, t, _ = _read(out / "lcz.tif")
-    assert lcz.shape == (1, i1 - i0, j1 - j0)
+    assert lcz.shape == (3, i1 - i0, j1 - j0)
     assert (t.c, t.f) == pytest.approx((X0 + 10 * (11 + 10 * j0), Y0 - 10 * (11 + 10 * i0)))
     printed = capsys.readouterr()
     assert "read: Level-2A (bottom-of-atmosphere) product S2B_MSIL2A" in printed.out
@@ -161,12 +163,21 @@ def test_cli_bbox_summary_and_level(products, checkpoint, tmp_path, capsys):
     assert printed.err.startswith("warning: Level-2A") and len(printed.err.strip().splitlines()) == 1
 
 
-def test_l1c_before_0400_says_no_mask(products, checkpoint, tmp_path):
+def test_l1c_before_0400_masks_the_gml_polygons(products, s2, checkpoint, tmp_path):
+    """The vector mask (opaque with a hole, cirrus), rasterised on the 10 m grid, drops the windows
+    whose masked share exceeds 5 %, counted pixel by pixel here."""
+    mask = np.zeros((192, 192), bool)
+    r0, r1, c0, c1 = s2.CLOUD_BLOCK_10M
+    mask[r0:r1, c0:c1] = True
+    h0, h1, k0, k1 = s2.HOLE_10M
+    mask[h0:h1, k0:k1] = False
+    cloudy = np.array([[mask[i * 10:i * 10 + 32, j * 10:j * 10 + 32].sum() / 1024 > 0.05 for j in range(N)]
+                       for i in range(N)])
     lines = []
-    rec = predict_scene([checkpoint], products[("L1C", "03.01")], tmp_path / "m", MapsConfig(stride=32),
-                        progress=False, say=lines.append)
-    assert "cloud mask: no mask applied - none (processing baseline 03.01 has no MSK_CLASSI_B00.jp2" in lines[2]
-    assert rec["windows_cloud"] == 0 and rec["cloud_masked_share"] == 0
+    rec = predict_scene([checkpoint], products[("L1C", "03.01")], tmp_path / "m", progress=False, say=lines.append)
+    assert lines[2] == "cloud mask: MSK_CLOUDS_B00.gml opaque clouds and cirrus (2 polygons)"
+    np.testing.assert_array_equal(_read(tmp_path / "m" / "lcz.tif")[0][0] == 0, cloudy)
+    assert rec["windows_cloud"] == cloudy.sum() > 0
 
 
 def test_resume_over_2d_chunks_with_mc_dropout(products, checkpoint, tmp_path):
@@ -181,19 +192,22 @@ def test_resume_over_2d_chunks_with_mc_dropout(products, checkpoint, tmp_path):
         np.testing.assert_array_equal(_read(tmp_path / "resumed" / name)[0], ref, err_msg=name)
 
 
-def test_outputs_are_tiled_compressed_with_overviews(tmp_path):
-    rows = cols = 300
+def test_outputs_are_cogs_with_overviews(tmp_path):
+    rows = cols = 300                                   # > one 256 px tile: one overview level (x2)
     grid = OutputGrid(rows=rows, cols=cols, stride=10, transform=Affine(100, 0, X0, 0, -100, Y0))
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(rows, cols)).astype(np.float32)
     valid = np.ones((rows, cols), bool)
-    write_map(tmp_path, grid, "EPSG:32632", 10, [((0, rows, 0, cols), probs, valid)], {"PRODUCT_ID": "X"}, "test")
+    write_map(tmp_path, grid, "EPSG:32632", 10, [((0, rows, 0, cols), probs, valid, None)], {"PRODUCT_ID": "X"}, "test")
     for name in FINAL[:4]:
         with rasterio.open(tmp_path / name) as src:
+            assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
             assert src.profile["tiled"] and src.profile["blockxsize"] == 256
             assert src.compression.value == "DEFLATE"
             assert src.overviews(1) == [2] and src.tags()["PRODUCT_ID"] == "X"
-            assert src.tags(ns="rio_overview")["resampling"] == ("mode" if name == "lcz.tif" else "average")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["lcz.tif", "lcz.tif.aux.xml", "lcz_filter.tif", "lcz_filter.tif.aux.xml", "uncertainty.tif",
+         "probability.tif", "preview.png", ".partial"])
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -229,6 +243,11 @@ def _bad_cases(products, s2, tmp: Path) -> dict[str, tuple[list[str], str]]:
         "cloud share": ([l1c, "--max-cloud-share", "2"], "--max-cloud-share 2.0: must be less than or equal to 1"),
         "auto without metrics": ([l1c, "--temperature", "auto"], "or set --temperature to a number"),
         "SAFE without MTD": ([str(_without_mtd(s2, tmp))], "no MTD_MSIL1C.xml or MTD_MSIL2A.xml"),
+        "coarse pixels": ([str(s2.write_product(tmp / "px", "L1C", "05.09", pixel_factor=109.8))],
+                          "B02 has 1098 m pixels, not Sentinel-2's 10 m"),
+        "coarse pixels hint": ([str(s2.write_product(tmp / "px2", "L1C", "05.09", pixel_factor=109.8))],
+                               "or --allow-resolution to map a resampled scene anyway"),
+        "filter sigma": ([l1c, "--filter-sigma", "-5"], "--filter-sigma -5: must be 'published' or a number"),
     }
 
 
@@ -245,3 +264,21 @@ def test_bad_input_ends_in_one_line_exit_2_and_no_outputs(products, s2, checkpoi
         assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], (name, lines)
         assert captured.out == "", name
         assert not any((out / f).exists() for f in FINAL), name
+
+
+def test_cli_maps_a_stac_item_like_its_product(products, s2, checkpoint, tmp_path, capsys):
+    from lczldl.cli.main import main
+
+    item = s2.write_stac_scene(tmp_path / "es", "earth-search", "L2A", "05.09")
+    main(["predict", "--checkpoint", str(checkpoint), "--scene", str(item), "--out", str(tmp_path / "item"),
+          "--stride", "32"])
+    assert "stac_item.json" in capsys.readouterr().out
+    predict_scene([checkpoint], products[("L2A", "05.09")], tmp_path / "safe", MapsConfig(stride=32), progress=False)
+    for name in FINAL[:4]:
+        np.testing.assert_array_equal(_read(tmp_path / "item" / name)[0], _read(tmp_path / "safe" / name)[0],
+                                      err_msg=name)
+    rec = json.loads((tmp_path / "item" / "predict.json").read_text())
+    assert rec["scene_kind"] == "stac-item" and rec["radiometry"] == "reflectance = (DN - 1000) / 10000"
+    out_item = json.loads((tmp_path / "item" / "stac_item.json").read_text())
+    assert out_item["properties"]["datetime"] == "2023-06-15T10:36:29.024000Z"
+    assert out_item["properties"]["lczldl:source"]["scene_kind"] == "stac-item"

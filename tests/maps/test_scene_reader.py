@@ -1,8 +1,10 @@
 """open_scene on synthetic products: exact reflectance on both processing baselines and levels, 20 m
-bands on the 10 m grid, zip = folder, per-band files, stacked GeoTIFFs, cloud masks."""
+bands on the 10 m grid, zip = folder, per-band files, stacked GeoTIFFs, cloud masks (SCL, MSK_CLASSI,
+the GML polygons); the real-product gaps: Level-2Ap, metadata name case, pixel sizes, STAC Items."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -96,7 +98,7 @@ def test_per_band_cogs(products, s2, tmp_path):
                            height=192 * 10 // res, count=1, dtype="uint16", crs="EPSG:32632",
                            transform=from_origin(600000.0, 5300040.0, res, res)) as dst:
             dst.write(values[band].astype(np.uint16), 1)
-    with open_scene(tmp_path, scale=10000) as cogs, open_scene(products[("L1C", "03.01")]) as safe:
+    with open_scene(tmp_path, scale=10000) as cogs, open_scene(products[("L1C", "03.01")], cloud_classes=()) as safe:
         np.testing.assert_array_equal(cogs.read(FULL), safe.read(FULL))
 
 
@@ -134,18 +136,26 @@ def test_cloud_masks(products, s2):
     r0, r1, c0, c1 = s2.CLOUD_BLOCK_10M
     block = np.zeros((192, 192), bool)
     block[r0:r1, c0:c1] = True
-    for key in [("L2A", "05.09"), ("L2A", "03.01"), ("L1C", "05.09")]:
+    # L1C before 04.00: the GML polygons, rasterised (the opaque one has a one-60 m-pixel hole)
+    gml_block = block.copy()
+    h0, h1, k0, k1 = s2.HOLE_10M
+    gml_block[h0:h1, k0:k1] = False
+    for key, expected in [(("L2A", "05.09"), block), (("L2A", "03.01"), block), (("L1C", "05.09"), block),
+                          (("L1C", "03.01"), gml_block)]:
         with open_scene(products[key]) as scene:
             got = scene.read_block(FULL)
-            np.testing.assert_array_equal(got.cloud, block, err_msg=str(key))
+            np.testing.assert_array_equal(got.cloud, expected, err_msg=str(key))
             assert not got.nodata.any()
             # read() hides masked pixels as NaN; read_block keeps the observed values for the model
             x = scene.read(FULL)
-            assert np.isnan(x[:, block]).all() and not np.isnan(x[:, ~block]).any()
+            assert np.isnan(x[:, expected]).all() and not np.isnan(x[:, ~expected]).any()
             assert not np.isnan(got.reflectance).any()
     with open_scene(products[("L1C", "03.01")]) as old:
-        assert old.metadata.cloud_mask.startswith("none (processing baseline 03.01")
-        assert not old.read_block(FULL).cloud.any()
+        assert old.metadata.cloud_mask == "MSK_CLOUDS_B00.gml opaque clouds and cirrus (2 polygons)"
+        # a window beside the clouds rasterises nothing; one across the hole's edge exactly the hole
+        assert not old.read_block(Window(0, 0, 40, 40)).cloud.any()
+        part = old.read_block(Window(70, 50, 20, 20)).cloud               # rows 50..69, cols 70..89
+        np.testing.assert_array_equal(part, gml_block[50:70, 70:90])
     # a configurable class list: water (6) only -> the water patch, not the clouds
     r0, r1, c0, c1 = s2.OTHER_BLOCK_10M
     water = np.zeros((192, 192), bool)
@@ -161,3 +171,115 @@ def test_nodata_dn0(s2, tmp_path):
         got = scene.read_block(FULL)
         assert got.nodata[:, -8:].all() and not got.nodata[:, :-8].any()
         assert np.isnan(got.reflectance[:, :, -8:]).all()
+
+
+# ---------------------------------------------------------------- real-product gaps (issue 22)
+
+def test_level_2ap_products_are_read(s2, tmp_path):
+    """Baselines 02.05-02.07: L2A_BOA_QUANTIFICATION_VALUE, PRODUCT_URI_2A, IMAGE_FILE_2A and band files
+    L2A_T32UPU_..._B02_10m.jp2; the same reflectance as the generator's values, DN / 10000."""
+    safe = s2.write_product(tmp_path, "L2A", "02.07", l2ap=True)
+    mtd = (safe / "MTD_MSIL2A.xml").read_text()
+    assert "<L2A_BOA_QUANTIFICATION_VALUE" in mtd and "<PRODUCT_URI_2A>" in mtd and "<IMAGE_FILE_2A>" in mtd
+    assert "<BOA_QUANTIFICATION_VALUE" not in mtd and "<PRODUCT_URI>" not in mtd
+    values = s2.reflectance_x10000()
+    expected = np.stack([s2.upsample(values[b], b) for b in SO2SAT]).astype(np.float32) / np.float32(10000)
+    with open_scene(safe, cloud_classes=()) as scene:
+        m = scene.metadata
+        assert (m.level, m.processing_baseline, m.product_id) == ("L2A", "02.07", safe.name.removesuffix(".SAFE"))
+        assert set(m.offsets.values()) == {0.0} and set(m.scales.values()) == {10000.0}
+        assert all("/L2A_T32UPU_" in f for f in m.files.values())
+        np.testing.assert_array_equal(scene.read(FULL), expected)
+    with open_scene(safe) as scene:                     # its SCL (L2A_..._SCL_20m.jp2) masks the clouds
+        assert scene.metadata.cloud_mask.startswith("SCL classes") and scene.read_block(FULL).cloud.sum() == 36 * 36
+
+
+def test_metadata_file_name_in_any_case(s2, tmp_path):
+    safe = s2.write_product(tmp_path, "L2A", "05.09", mtd_name="MTD_MSIL2a.xml")
+    assert not (safe / "MTD_MSIL2A.xml").exists()
+    with open_scene(safe) as scene, open_scene(s2.write_product(tmp_path / "ref", "L2A", "05.09")) as ref:
+        assert scene.metadata.level == "L2A" and scene.metadata.offsets == ref.metadata.offsets
+        np.testing.assert_array_equal(scene.read(FULL), ref.read(FULL))
+    with pytest.raises(SceneError, match="pass the .SAFE folder that holds this metadata file"):
+        open_scene(safe / "MTD_MSIL2a.xml")
+
+
+def test_pixel_sizes_other_than_sentinel2s_are_refused(s2, tmp_path):
+    # a whole tile downsampled: 1098 m pixels for the 10 m bands (2196 m for the 20 m ones)
+    safe = s2.write_product(tmp_path / "coarse", "L1C", "05.09", pixel_factor=109.8)
+    with pytest.raises(SceneError, match=r"B02 has 1098 m pixels, not Sentinel-2's 10 m") as exc:
+        open_scene(safe)
+    assert exc.value.params == ("allow_resolution",)
+    with open_scene(safe, allow_resolution=True) as scene:
+        assert scene.transform.a == pytest.approx(1098.0)
+    # band files: a 20 m band delivered at 10 m (B05 repeated 2 x 2) is refused too
+    values = s2.reflectance_x10000()
+    bands = tmp_path / "bands"
+    bands.mkdir()
+    for band in SO2SAT:
+        res = 10 if band == "B05" else s2.RESOLUTION[band]
+        data = s2.upsample(values[band], band) if band == "B05" else values[band]
+        with rasterio.open(bands / f"{band}.tif", "w", driver="GTiff", width=data.shape[1], height=data.shape[0],
+                           count=1, dtype="uint16", crs="EPSG:32632",
+                           transform=from_origin(600000.0, 5300040.0, res, res)) as dst:
+            dst.write(data[None].astype(np.uint16))
+    with pytest.raises(SceneError, match=r"B05 has 10 m pixels, not Sentinel-2's 20 m"):
+        open_scene(bands, scale=10000)
+    # a stacked GeoTIFF at 20 m
+    with rasterio.open(tmp_path / "s20.tif", "w", driver="GTiff", width=96, height=96, count=10, dtype="float32",
+                       crs="EPSG:32632", transform=from_origin(600000.0, 5300040.0, 20, 20)) as dst:
+        dst.write(np.full((10, 96, 96), 0.1, np.float32))
+    with pytest.raises(SceneError, match="a stacked GeoTIFF's grid has 20 m pixels"):
+        open_scene(tmp_path / "s20.tif")
+    with open_scene(tmp_path / "s20.tif", allow_resolution=True) as scene:
+        assert scene.width == 96
+
+
+@pytest.mark.parametrize("style", ["earth-search", "planetary-computer"])
+def test_stac_items_read_like_the_product(products, s2, tmp_path, style):
+    """Items in the public collections' shapes, pointing at local per-band COGs: Earth Search's keys
+    (blue ... scl) with raster:bands scale 0.0001 / offset -0.1, the Planetary Computer's (B02 ... SCL)
+    with the processing baseline only; both give the product's reflectance and SCL mask."""
+    item = s2.write_stac_scene(tmp_path / style, style, "L2A", "05.09")
+    doc = json.loads(item.read_text())
+    keys = {"earth-search": "blue", "planetary-computer": "B02"}[style]
+    assert keys in doc["assets"] and ("raster:bands" in doc["assets"][keys]) == (style == "earth-search")
+    with open_scene(products[("L2A", "05.09")]) as safe, open_scene(item) as scene:
+        m = scene.metadata
+        assert (m.kind, m.level, m.processing_baseline) == ("stac-item", "L2A", "05.09")
+        assert set(m.offsets.values()) == {-1000.0} and set(m.scales.values()) == {10000.0}
+        assert m.sensing_time == "2023-06-15T10:36:29.024000Z"
+        assert m.cloud_mask == safe.metadata.cloud_mask
+        a, b = scene.read_block(FULL), safe.read_block(FULL)
+        np.testing.assert_array_equal(a.reflectance, b.reflectance)
+        np.testing.assert_array_equal(a.cloud, b.cloud)
+        assert len(scene.fingerprint()) == 12               # the Item and its 11 local files
+    # before baseline 04.00 no offset, from the baseline alone
+    old = s2.write_stac_scene(tmp_path / f"{style}_old", style, "L2A", "03.01", raster_bands=False)
+    with open_scene(old) as scene:
+        assert set(scene.metadata.offsets.values()) == {0.0}
+
+
+def test_stac_items_refused_in_one_line(s2, tmp_path):
+    item = s2.write_stac_scene(tmp_path / "pc", "planetary-computer", "L2A", "05.09")
+    doc = json.loads(item.read_text())
+
+    def variant(name, change):
+        d = json.loads(json.dumps(doc))
+        change(d)
+        path = tmp_path / "pc" / f"{name}.json"
+        path.write_text(json.dumps(d))
+        return path
+
+    cases = {
+        "no s2:processing_baseline": variant("nobase", lambda d: d["properties"].pop("s2:processing_baseline")),
+        "no asset for B11": variant("nob11", lambda d: d["assets"].pop("B11")),
+        "scheme 'ftp'": variant("ftp", lambda d: d["assets"]["B02"].update(href="ftp://host/B02.tif")),
+        "not a GeoTIFF or JPEG 2000": variant("exe", lambda d: d["assets"]["B02"].update(href="./run.sh")),
+        "not found": variant("gone", lambda d: d["assets"]["B02"].update(href="./missing/B02.tif")),
+    }
+    for words, path in cases.items():
+        with pytest.raises(SceneError, match=words):
+            open_scene(path)
+    with pytest.raises(SceneError, match="drop scale and offset"):
+        open_scene(item, scale=10000)

@@ -14,7 +14,6 @@ from lczldl.config import MapsConfig
 from lczldl.errors import SceneError
 from lczldl.maps.aoi import bbox_aoi, geojson_aoi
 from lczldl.maps.grid import OutputGrid, cells_in_bounds, chunk_pixels, chunks, output_grid, sub_grid
-from lczldl.maps.outputs import overview_factors
 from lczldl.maps.predict import window_counts
 from lczldl.maps.radiometry import (
     check_cloud_classes,
@@ -131,11 +130,6 @@ def test_window_counts_match_brute_force():
     for i in range(7):
         for j in range(8):
             assert got[i, j] == mask[i * 7:i * 7 + 32, j * 7:j * 7 + 32].sum()
-
-
-def test_overview_factors():
-    assert overview_factors(17, 17) == [] and overview_factors(256, 100) == []
-    assert overview_factors(300, 300) == [2] and overview_factors(1098, 1098) == [2, 4, 8]
 
 
 def test_aoi_parsing(tmp_path):

@@ -44,6 +44,8 @@ def test_resume_refuses_another_config_but_not_runtime_keys(tmp_path):
     run = _run(tmp_path, "running", last=True, config=yaml.safe_dump(run_sections(cfg)))
     assert plan_run_dir(run, True, load_config(None, ["model.width=8", "train.max_epochs=5",
                                                       "train.num_threads=2"])) == RESUME
+    assert plan_run_dir(run, True, load_config(None, ["model.width=8", "train.last_checkpoint_epochs=3",
+                                                      "train.last_checkpoint_minutes=2.5"])) == RESUME
     with pytest.raises(RunError, match=r"model\.width: 8 in config\.yaml, now 16"):
         plan_run_dir(run, True, load_config())
 

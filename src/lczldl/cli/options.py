@@ -35,7 +35,8 @@ PARAM_FLAGS: dict[str, str] = {
     "checkpoints": "--checkpoint", "scene": "--scene", "bbox": "--bbox", "aoi": "--aoi",
     "stride": "--stride", "mc_passes": "--mc", "temperature": "--temperature",
     "cloud_classes": "--cloud-classes", "max_cloud_share": "--max-cloud-share", "bands": "--bands",
-    "scale": "--scale", "offset": "--offset",
+    "scale": "--scale", "offset": "--offset", "filter_sigma_m": "--filter-sigma",
+    "allow_resolution": "--allow-resolution",
     # named weights and safe loading (lczldl predict / evaluate / train / weights)
     "weights": "--weights", "trust_checkpoint": "--trust-checkpoint", "runs": "--runs",
 }

@@ -14,7 +14,7 @@ import typer
 
 from lczldl.cli.options import config_default, resolve
 from lczldl.cli.weights import TRUST_HELP
-from lczldl.layout import MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD
+from lczldl.layout import MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD, MAP_STAC_ITEM
 
 
 def check_model_choice(checkpoints: list[Path] | None, weights: str | None) -> None:
@@ -45,8 +45,9 @@ def register(app: typer.Typer) -> None:
                                                             "downloaded once) or a weights file."),
         scene: list[Path] = typer.Option(
             ..., "--scene",
-            help="Sentinel-2 L1C/L2A .SAFE folder or its .zip; a folder of per-band files (..._B02.jp2, "
-                 "..._B8A_20m.jp2, B02.tif), or repeat --scene once per band file; or one stacked 10-band GeoTIFF."),
+            help="Sentinel-2 L1C/L2A .SAFE folder or its .zip; a STAC Item (ITEM.json) with per-band COG assets; "
+                 "a folder of per-band files (..._B02.jp2, ..._B8A_20m.jp2, B02.tif), or repeat --scene once per "
+                 "band file; or one stacked 10-band GeoTIFF."),
         out: Path = typer.Option(..., "--out", help="Output folder."),
         bbox: tuple[float, float, float, float] = typer.Option(
             None, "--bbox", metavar="WEST SOUTH EAST NORTH",
@@ -76,14 +77,25 @@ def register(app: typer.Typer) -> None:
         offset: float = typer.Option(None, "--offset", help="Files without product metadata: additive offset "
                                                             "(-1000 for processing baseline 04.00 and later; none: 0) "
                                                             f"{config_default('maps.offset')}."),
+        filter_sigma: str = typer.Option(
+            None, "--filter-sigma",
+            help="Gaussian filter of lcz_filter: 'published' (the LCZ Generator's and global map's class-specific "
+                 "kernels, sigma 25-250 m) or one sigma in metres for every class (0 = no smoothing) "
+                 f"{config_default('maps.filter_sigma_m')}."),
+        allow_resolution: bool = typer.Option(
+            None, "--allow-resolution/--refuse-resolution",
+            help="Map bands whose pixel size is not Sentinel-2's (10 m B02 B03 B04 B08, 20 m B05 B06 B07 B8A B11 "
+                 f"B12) instead of refusing them {config_default('maps.allow_resolution')}."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help=TRUST_HELP),
     ) -> None:
-        """Slide Sen2LCZ-Net over a Sentinel-2 scene and write lcz/probability/entropy/confidence GeoTIFFs, a preview and predict.json."""
+        """Slide Sen2LCZ-Net over a Sentinel-2 scene; write the LCZ map (raw, filtered, probability), uncertainty and per-class probabilities as COGs, a STAC Item, a preview and predict.json."""
         typed = {"maps.stride": ("--stride", stride), "maps.mc_passes": ("--mc", mc),
                  "maps.temperature": ("--temperature", temperature),
                  "maps.cloud_classes": ("--cloud-classes", cloud_classes),
                  "maps.max_cloud_share": ("--max-cloud-share", max_cloud_share), "maps.bands": ("--bands", bands),
-                 "maps.scale": ("--scale", scale), "maps.offset": ("--offset", offset)}
+                 "maps.scale": ("--scale", scale), "maps.offset": ("--offset", offset),
+                 "maps.filter_sigma_m": ("--filter-sigma", filter_sigma),
+                 "maps.allow_resolution": ("--allow-resolution", allow_resolution)}
         settings = resolve(config, typed, overrides=set_).maps
         models = model_files(checkpoint, weights)
         from lczldl.maps.predict import predict_scene
@@ -99,4 +111,4 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"done: {rec['windows_predicted']} of {n} windows predicted, {rec['windows_cloud']} no-data for "
                    f"clouds (cloud-masked share {100 * rec['cloud_masked_share']:.1f} %, mean masked pixels "
                    f"{100 * rec['cloud_pixel_share']:.1f} %), {rec['windows_nodata']} touching no-data pixels")
-        typer.echo(f"wrote {out}/{', '.join((*MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD))}")
+        typer.echo(f"wrote {out}/{', '.join((*MAP_GEOTIFFS, MAP_STAC_ITEM, MAP_PREVIEW, MAP_RECORD))}")

@@ -114,9 +114,12 @@ def _seed(run: Path, info: dict[str, Any]) -> Any:
 
 
 def _load_net(ckpt: Path):
+    """The run's network on the evaluation device (:func:`~lczldl.evaluation.predictor.eval_device`:
+    CUDA when available); the predictor brings its outputs back to numpy."""
+    from lczldl.evaluation.predictor import eval_device
     from lczldl.models.io import load_model
 
-    return load_model(ckpt)
+    return load_model(ckpt).to(eval_device())
 
 
 def run_budget(info: dict[str, Any]) -> VoteBudgetConfig | None:

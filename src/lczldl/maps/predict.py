@@ -5,9 +5,11 @@ stacked GeoTIFF) is read in chunks of output pixels (never whole), optionally li
 interest; windows are cut with a strided view, pushed through one or more models (ensemble; optional
 MC dropout; optional temperature), and each finished chunk is saved atomically under
 ``OUT/.partial/``. A killed run restarts at the first missing chunk. When every chunk is there the
-outputs (:mod:`lczldl.maps.outputs`) are written under temporary names and renamed into place, so the
-final names only ever hold complete files; ``predict.json`` records inputs, radiometry, cloud
-masking, checksums, settings, versions and timing. Folder and file names: :mod:`lczldl.layout`.
+outputs (:mod:`lczldl.maps.outputs`: Cloud-Optimised GeoTIFFs, the filtered map, the preview) are
+written under temporary names and renamed into place, so the final names only ever hold complete
+files; ``predict.json`` records inputs, radiometry, cloud masking, checksums, settings, versions and
+timing, and a STAC Item (:mod:`lczldl.maps.stac_item`) catalogues the map. Folder and file names:
+:mod:`lczldl.layout`.
 
 The settings are one :class:`lczldl.config.MapsConfig` (the ``maps:`` config section), which checks
 each value's range; :func:`check_map_arguments` refuses what is wrong between the arguments.
@@ -23,6 +25,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -35,19 +38,32 @@ from lczldl.constants import PATCH_SIZE, SEED_MIXER
 from lczldl.errors import RunError, SceneError
 from lczldl.evaluation.predictor import Predictor
 from lczldl.fileio import atomic_path, atomic_write_json, file_sha256, remove_temporaries
-from lczldl.layout import MAP_GEOTIFFS, MAP_PARTIAL, MAP_PARTIAL_STATE, MAP_RECORD, METRICS_TS, map_block_path
+from lczldl.layout import (
+    MAP_CLASS_GEOTIFFS,
+    MAP_GEOTIFFS,
+    MAP_PARTIAL,
+    MAP_PARTIAL_STATE,
+    MAP_RECORD,
+    MAP_STAC_ITEM,
+    METRICS_TS,
+    map_block_path,
+    map_sidecar,
+)
 from lczldl.maps.aoi import Aoi, aoi_grid, bbox_aoi, geojson_aoi
 from lczldl.maps.grid import OutputGrid, chunk_pixels, chunks, default_block, output_grid
-from lczldl.maps.outputs import summarize_probs, write_map
+from lczldl.maps.outputs import ConformalThreshold, summarize_probs, write_map
 from lczldl.maps.radiometry import SO2SAT_BANDS, check_cloud_classes, parse_band_list
 from lczldl.maps.report import describe_scene, geotiff_tags, window_stats
 from lczldl.maps.scene import SceneReader, open_scene
+from lczldl.maps.stac_item import write_stac_item
 from lczldl.models.classes import scope_note
 
 #: scenes (single files) up to this size are checksummed into predict.json
 SHA256_MAX_BYTES = 2 << 30
 #: the settings of :class:`MapsConfig` when none are given
 _DEFAULTS = MapsConfig()
+#: version of the saved chunks' contents (chunks of another version are not resumed)
+CHUNK_FORMAT = 2
 #: GeoTIFF tag saying which LCZ the model can name, when it cannot name all 17
 CLASSES_NOTE_TAG = "LCZ_CLASSES_NOTE"
 
@@ -152,12 +168,22 @@ class MapPredictor:
         self._predictor = Predictor(self.models, self.temperatures, mc_passes=self.mc_passes,
                                     channels_last=True)
 
-    def __call__(self, patches: np.ndarray, key: int = 0) -> np.ndarray:
-        """patches (N, C, 32, 32) float32 reflectance -> probabilities (N, K) float32; ``key``
-        (e.g. the block's first row) picks the MC-dropout random stream."""
+    @property
+    def has_spread(self) -> bool:
+        """Whether the prediction has a spread between members or passes (mutual information)."""
+        return self.mc_passes > 0 or len(self.models) > 1
+
+    def predict(self, patches: np.ndarray, key: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """patches (N, C, 32, 32) float32 reflectance -> (probabilities (N, K) float32, mutual
+        information (N,) float32 in nats, 0 without spread); ``key`` (e.g. the block's first row)
+        picks the MC-dropout random stream."""
         seed = self.seed * SEED_MIXER + int(key)
         out = self._predictor.predict(np.ascontiguousarray(patches), self.batch_size, seed=seed)
-        return out["probs"].astype(np.float32)
+        return out["probs"].astype(np.float32), out["mutual_info"].astype(np.float32)
+
+    def __call__(self, patches: np.ndarray, key: int = 0) -> np.ndarray:
+        """Probabilities (N, K) float32 of :meth:`predict`."""
+        return self.predict(patches, key)[0]
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -169,8 +195,9 @@ def _predict_block(scene: SceneReader, grid: OutputGrid, predictor: MapPredictor
                    chunk: tuple[int, int, int, int], max_cloud_share: float,
                    num_classes: int) -> dict[str, np.ndarray]:
     """Read one chunk's pixels and predict its windows. Returns probs (r, c, K) float32 (NaN where
-    not valid), valid / nodata / cloud (r, c) bool and cloud_share (r, c) float32 (masked share of
-    each window's pixels)."""
+    not valid), valid / nodata / cloud (r, c) bool, cloud_share (r, c) float32 (masked share of
+    each window's pixels) and, with MC dropout or an ensemble, mutual_info (r, c) float32 (NaN where
+    not valid)."""
     from rasterio.windows import Window
 
     row, col, h, w = chunk_pixels(grid, chunk)
@@ -182,11 +209,13 @@ def _predict_block(scene: SceneReader, grid: OutputGrid, predictor: MapPredictor
     cloud = ~nodata & (cloud_share > max_cloud_share)
     valid = ~nodata & ~cloud
     probs = np.full((n_r, n_c, num_classes), np.nan, dtype=np.float32)
+    mi = np.full((n_r, n_c), np.nan, dtype=np.float32)
     if valid.any():
         # MC-dropout stream per chunk, from its first window in the scene's full grid
         key = (grid.row0 + chunk[0]) * 65_536 + grid.col0 + chunk[2]
-        probs[valid] = predictor(patches[valid], key=key)
-    return {"probs": probs, "valid": valid, "nodata": nodata, "cloud": cloud, "cloud_share": cloud_share}
+        probs[valid], mi[valid] = predictor.predict(patches[valid], key=key)
+    out = {"probs": probs, "valid": valid, "nodata": nodata, "cloud": cloud, "cloud_share": cloud_share}
+    return {**out, "mutual_info": mi} if predictor.has_spread else out
 
 
 def _load_predictor(checkpoints: Sequence[Path], temperature: float | Literal["auto"], mc: int,
@@ -239,24 +268,27 @@ def _map_grid(scene: SceneReader, stride: int, area: Aoi | None) -> tuple[Output
     return sub, record, warnings
 
 
-def _chunk_results(out: Path, blocks: list[tuple[int, int, int, int]],
-                   stats: dict) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
-    """Saved chunks for the writer, counting windows into ``stats`` on the way."""
+def _chunk_results(out: Path, blocks: list[tuple[int, int, int, int]], stats: dict) -> \
+        Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Saved chunks for the writer (chunk, probs, valid, mutual information or None), counting
+    windows into ``stats`` on the way."""
     for b, chunk in enumerate(blocks):
         with np.load(map_block_path(out, b)) as z:
             probs, valid = z["probs"], z["valid"]
+            mi = z["mutual_info"] if "mutual_info" in z.files else None
             stats["windows_predicted"] += int(valid.sum())
             stats["windows_nodata"] += int(z["nodata"].sum())
             stats["windows_cloud"] += int(z["cloud"].sum())
             share = z["cloud_share"][~z["nodata"]]
             stats["cloud_share_sum"] += float(share.sum())
             stats["windows_with_data"] += int(share.size)
-        yield chunk, probs, valid
+        yield chunk, probs, valid, mi
 
 
 def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out: Path,
                   settings: MapsConfig | None = None, *, bbox: Sequence[float] | None = None,
-                  aoi: Path | None = None, progress: bool = True, max_blocks: int | None = None,
+                  aoi: Path | None = None, conformal: ConformalThreshold | None = None,
+                  progress: bool = True, max_blocks: int | None = None,
                   say: Callable[[str], None] | None = None, trust_checkpoint: bool = False) -> dict:
     """Write an LCZ map with uncertainty for ``scene`` into ``out`` (see module docstring).
 
@@ -264,15 +296,17 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
     order and radiometry (default: :class:`MapsConfig`'s defaults); ``scene`` and the settings'
     ``bands``, ``scale``, ``offset``, ``cloud_classes``: as :func:`open_scene`. ``bbox`` (WEST,
     SOUTH, EAST, NORTH in degrees) or ``aoi`` (GeoJSON) limit the map to the windows whose output
-    cells overlap the area. ``say`` receives what is read and masked (lines; warnings start with
-    "warning:") once every input is validated. ``max_blocks`` stops after that many new chunks (used
+    cells overlap the area. ``conformal``: the threshold a model file carries, which adds the
+    ``set_size`` band to uncertainty.tif (it must have been calibrated on the same fused
+    probabilities: the same checkpoints, temperature and MC passes). ``say`` receives what is read
+    and masked (lines; warnings start with "warning:") once every input is validated. ``max_blocks`` stops after that many new chunks (used
     to test resuming). ``trust_checkpoint``: load checkpoints that need full unpickling (they can
     run code). Returns the provenance dict (``complete`` False when stopped early).
     """
     settings = _DEFAULTS if settings is None else settings
     bands, cloud_classes, area = check_map_arguments(checkpoints, settings, bbox, aoi)
     with open_scene(scene, bands=bands, scale=settings.scale, offset=settings.offset,
-                    cloud_classes=cloud_classes) as reader:
+                    cloud_classes=cloud_classes, allow_resolution=settings.allow_resolution) as reader:
         grid, record, warnings = _map_grid(reader, settings.stride, area)
         predictor, num_classes, temps = _load_predictor(checkpoints, settings.temperature, settings.mc_passes,
                                                         settings.batch_size, trust_checkpoint)
@@ -286,7 +320,8 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
                     "max_cloud_share": float(settings.max_cloud_share),
                     "block_rows": settings.block_rows or default_block(stride),
                     "block_cols": settings.block_cols or default_block(stride),
-                    "classes": classes, "classes_note": scope_note(classes)}
+                    "classes": classes, "classes_note": scope_note(classes),
+                    "filter_sigma_m": settings.filter_sigma_m, "conformal": conformal}
         return _run(reader, grid, record, warnings, predictor, num_classes, [Path(c) for c in checkpoints],
                     Path(out), recorded, progress, max_blocks)
 
@@ -303,7 +338,8 @@ def _open_partial(out: Path, partial: Path, state: dict) -> None:
             shutil.rmtree(partial)
     partial.mkdir(exist_ok=True)
     atomic_write_json(state_path, state)
-    for name in MAP_GEOTIFFS:  # a killed run's GeoTIFFs; a new map replaces an old one only when complete
+    # a killed run's temporary files; a new map replaces an old one only when complete
+    for name in (*MAP_GEOTIFFS, *(map_sidecar(n).name for n in MAP_CLASS_GEOTIFFS), MAP_STAC_ITEM):
         remove_temporaries(out / name)
 
 
@@ -318,8 +354,9 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
     partial = out / MAP_PARTIAL
     blocks = chunks(grid, settings["block_rows"], settings["block_cols"])
     m = reader.metadata
-    state = {"scene": reader.fingerprint(), "checkpoints": [_file_fingerprint(c) for c in checkpoints],
-             **settings, "offsets": m.offsets, "scales": m.scales, "cloud_mask": m.cloud_mask,
+    chunk_settings = {k: v for k, v in settings.items() if k not in ("filter_sigma_m", "conformal")}
+    state = {"format": CHUNK_FORMAT, "scene": reader.fingerprint(),
+             "checkpoints": [_file_fingerprint(c) for c in checkpoints], **chunk_settings, "offsets": m.offsets, "scales": m.scales, "cloud_mask": m.cloud_mask,
              "cloud_classes": list(m.cloud_classes), "grid": [grid.rows, grid.cols, grid.row0, grid.col0]}
     _open_partial(out, partial, state)
     todo = [b for b in range(len(blocks)) if not map_block_path(out, b).exists()]
@@ -355,7 +392,8 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
         "windows": n_windows, "windows_per_second_this_call": done_windows / elapsed if elapsed > 0 else None,
         "classes": settings["classes"], "classes_note": settings["classes_note"],
         "warnings": warnings, "lczldl_version": __version__, "torch_version": torch.__version__,
-        "versions": versions(),
+        "versions": versions(), "sensing_time": m.sensing_time, "filter_sigma_m": settings["filter_sigma_m"],
+        "conformal": asdict(settings["conformal"]) if settings["conformal"] is not None else None,
     }
     if not complete:
         return record
@@ -366,14 +404,17 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
     if settings["classes_note"]:  # a model naming only some LCZ (the authors' 10 urban classes)
         tags[CLASSES_NOTE_TAG] = settings["classes_note"]
     try:
-        write_map(out, grid, reader.crs, num_classes, _chunk_results(out, blocks, stats), tags, m.source,
-                  note=settings["classes_note"])
+        bands = write_map(out, grid, reader.crs, num_classes, _chunk_results(out, blocks, stats), tags, m.source,
+                          filter_sigma_m=settings["filter_sigma_m"], mutual_information=predictor.has_spread,
+                          conformal=settings["conformal"], note=settings["classes_note"])
     except SceneError:
         shutil.rmtree(partial)
         raise
     origin = reader.origin[0] if len(reader.origin) == 1 else None
     record.update(window_stats(stats, n_windows), checkpoint_sha256=sha,
                   scene_sha256=file_sha256(origin) if origin and origin.stat().st_size < SHA256_MAX_BYTES else None)
+    record["bands"] = bands
     atomic_write_json(out / MAP_RECORD, record)
+    write_stac_item(out, record, grid, reader.crs, num_classes)
     shutil.rmtree(partial)
     return record

@@ -37,6 +37,12 @@ SCL_CLASS_NAMES: dict[int, str] = {
 #: band 3, snow, is not a cloud)
 CLASSI_CLOUD_BANDS: tuple[int, ...] = (1, 2)
 
+#: Sentinel-2's pixel size (m) of each So2Sat band, as delivered in products
+NATIVE_RESOLUTION_M: dict[str, float] = {"B02": 10, "B03": 10, "B04": 10, "B08": 10, "B05": 20, "B06": 20,
+                                         "B07": 20, "B8A": 20, "B11": 20, "B12": 20}
+#: pixel sizes (m) closer than this count as equal
+RESOLUTION_TOLERANCE_M = 0.01
+
 _BAND_RE = re.compile(r"^(?:S2_)?B?0?(1[0-2]|[1-9]|8A)$", re.IGNORECASE)
 
 
@@ -74,6 +80,18 @@ def check_cloud_classes(classes: Iterable[int]) -> tuple[int, ...]:
                          + ", ".join(f"{k} {v}" for k, v in SCL_CLASS_NAMES.items()) + ")",
                          params=("cloud_classes",))
     return tuple(sorted(set(values)))
+
+
+def check_resolution(res: tuple[float, float], expected: float, what: str, where: str) -> None:
+    """Refuse (one line naming the size found) pixels of ``res`` (x, y metres) other than ``expected``;
+    ``what`` names the band (or "a stacked GeoTIFF's bands"), ``where`` the file."""
+    x, y = abs(float(res[0])), abs(float(res[1]))
+    if abs(x - expected) <= RESOLUTION_TOLERANCE_M and abs(y - expected) <= RESOLUTION_TOLERANCE_M:
+        return
+    size = f"{x:g} m" if abs(x - y) <= RESOLUTION_TOLERANCE_M else f"{x:g} x {y:g} m"
+    raise SceneError(f"{where}: {what} has {size} pixels, not Sentinel-2's {expected:g} m (10 m: B02 B03 B04 B08; "
+                     "20 m: B05 B06 B07 B8A B11 B12); give the product's own files, or allow_resolution to map a "
+                     "resampled scene anyway", params=("allow_resolution",))
 
 
 def to_reflectance(values: np.ndarray, offset: float, scale: float) -> np.ndarray:

@@ -28,6 +28,8 @@ def geotiff_tags(scene: SceneReader, checkpoints: Sequence[Path], sha: list[str]
         "CHECKPOINTS": ";".join(str(c) for c in checkpoints), "CHECKPOINT_SHA256": ";".join(sha),
         "STRIDE_PX": str(settings["stride"]), "MC_PASSES": str(settings["mc"]),
         "TEMPERATURES": ",".join(f"{t:g}" for t in settings["temperatures"]),
+        "SENSING_TIME": m.sensing_time or "unknown",
+        "LCZ_FILTER_SIGMA_M": str(settings["filter_sigma_m"]),
     }
 
 

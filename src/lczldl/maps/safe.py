@@ -3,10 +3,14 @@ of per-band files) and reading its ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml`` radio
 
 Layouts (ESA product specification, compact naming since 2016):
 - L1C: ``GRANULE/L1C_*/IMG_DATA/T{tile}_{time}_B02.jp2`` (every band at its native resolution),
-  cloud mask ``GRANULE/L1C_*/QI_DATA/MSK_CLASSI_B00.jp2`` from processing baseline 04.00.
+  cloud mask ``GRANULE/L1C_*/QI_DATA/MSK_CLASSI_B00.jp2`` from processing baseline 04.00, the vector
+  ``MSK_CLOUDS_B00.gml`` before (:mod:`lczldl.maps.cloudgml`).
 - L2A: ``GRANULE/L2A_*/IMG_DATA/R10m/T{tile}_{time}_B02_10m.jp2``, ``R20m/..._B05_20m.jp2``,
   ``R20m/..._SCL_20m.jp2``, ``R60m/...``; a band present at several resolutions is taken at the
-  finest (B02 from R10m, B05 from R20m).
+  finest (B02 from R10m, B05 from R20m). Level-2Ap products (baselines 02.05-02.07, 2017-2018)
+  name their band files ``L2A_T34VFJ_{time}_B02_10m.jp2`` and their metadata elements
+  ``L2A_BOA_QUANTIFICATION_VALUE``, ``PRODUCT_URI_2A``, ``IMAGE_FILE_2A``.
+- The metadata file name is matched case-insensitively (``MTD_MSIL2a.xml`` occurs).
 - Zips are read member by member through GDAL's ``/vsizip/`` (nothing is extracted).
 """
 
@@ -21,13 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lczldl.errors import SceneError
+from lczldl.maps.cloudgml import GML_NAME, CloudPolygons, parse_cloud_gml
 from lczldl.maps.radiometry import S2_BAND_IDS, SO2SAT_BANDS
 
-#: metadata file name -> product level
+#: metadata file name -> product level (matched case-insensitively: :func:`mtd_level`)
 MTD_LEVELS = {"MTD_MSIL1C.xml": "L1C", "MTD_MSIL2A.xml": "L2A"}
 #: element names per level: (quantification, offset)
 RADIOMETRY_ELEMENTS = {"L1C": ("QUANTIFICATION_VALUE", "RADIO_ADD_OFFSET"),
                        "L2A": ("BOA_QUANTIFICATION_VALUE", "BOA_ADD_OFFSET")}
+#: other names of an element in Level-2Ap products (baselines 02.05-02.07)
+L2AP_NAMES = {"BOA_QUANTIFICATION_VALUE": "L2A_BOA_QUANTIFICATION_VALUE", "PRODUCT_URI": "PRODUCT_URI_2A"}
 #: the processing baseline from which products carry an additive offset
 OFFSET_BASELINE = (4, 0)
 #: a band file: ``..._B02.jp2``, ``..._B8A_20m.jp2``, ``..._SCL_20m.jp2``, ``B02.tif``
@@ -45,10 +52,16 @@ class ProductMetadata:
     processing_baseline: str | None     # e.g. "05.09"
     quantification: float               # QUANTIFICATION_VALUE / BOA_QUANTIFICATION_VALUE
     offsets: dict[str, float] = field(default_factory=dict)  # band -> RADIO/BOA_ADD_OFFSET; {} before 04.00
+    sensing_time: str | None = None     # PRODUCT_START_TIME (ISO 8601)
+    scales: dict[str, float] = field(default_factory=dict)   # band -> its own divisor (STAC raster:bands)
 
     def offset(self, band: str) -> float:
         """The additive offset (DN) of ``band``: 0 for products without offsets."""
         return self.offsets.get(band, 0.0) if self.offsets else 0.0
+
+    def scale(self, band: str) -> float:
+        """The divisor of ``band``: its own, else the quantification value."""
+        return self.scales.get(band, self.quantification)
 
 
 @dataclass(frozen=True)
@@ -60,9 +73,16 @@ class ProductFiles:
     bands: dict[str, str]                # So2Sat band -> GDAL path
     metadata: ProductMetadata | None = None
     mask: str | None = None              # GDAL path of the cloud mask raster
-    mask_kind: str | None = None         # "SCL" or "MSK_CLASSI"
+    mask_kind: str | None = None         # "SCL", "MSK_CLASSI" or "MSK_CLOUDS" (polygons in mask_shapes)
     mask_note: str = ""                  # why no mask, when there is none
     zip_path: Path | None = None
+    mask_shapes: CloudPolygons | None = None
+    origin: tuple[Path, ...] = ()        # local files behind the paths (beyond the bands and mask)
+
+
+def mtd_level(name: str) -> str | None:
+    """The product level of a metadata file name, any case (``MTD_MSIL2a.xml`` -> "L2A"), else None."""
+    return {k.upper(): v for k, v in MTD_LEVELS.items()}.get(name.upper())
 
 
 def _local(tag: str) -> str:
@@ -88,9 +108,10 @@ def parse_product_xml(data: bytes, source: str) -> ProductMetadata:
     elements = list(root.iter())
 
     def text(name: str) -> str | None:
-        for el in elements:
-            if _local(el.tag) == name and el.text and el.text.strip():
-                return el.text.strip()
+        for wanted in (name, L2AP_NAMES.get(name)):
+            for el in elements:
+                if _local(el.tag) == wanted and el.text and el.text.strip():
+                    return el.text.strip()
         return None
 
     quant_name, offset_name = RADIOMETRY_ELEMENTS[level]
@@ -130,7 +151,8 @@ def parse_product_xml(data: bytes, source: str) -> ProductMetadata:
     uri = text("PRODUCT_URI")
     return ProductMetadata(metadata_file=source, level=level,
                            product_id=uri.removesuffix(".SAFE") if uri else None,
-                           processing_baseline=baseline, quantification=quantification, offsets=offsets)
+                           processing_baseline=baseline, quantification=quantification, offsets=offsets,
+                           sensing_time=text("PRODUCT_START_TIME"))
 
 
 def pick_band_files(names: Iterable[str], where: str) -> dict[str, str]:
@@ -164,12 +186,12 @@ def _require_bands(picked: dict[str, str], where: str) -> dict[str, str]:
 def _select_product(members: Sequence[str], where: str) -> tuple[str, str, dict[str, str], str | None]:
     """From a SAFE's member paths (relative, '/'-separated): (metadata member, level, band members,
     cloud-mask member or None)."""
-    mtds = [m for m in members if m.rsplit("/", 1)[-1] in MTD_LEVELS and m.count("/") <= 1]
+    mtds = [m for m in members if mtd_level(m.rsplit("/", 1)[-1]) and m.count("/") <= 1]
     if len(mtds) != 1:
         raise SceneError(f"{where}: {'no' if not mtds else 'several'} MTD_MSIL1C.xml / MTD_MSIL2A.xml at the "
                          "product root; pass an unmodified .SAFE folder or its .zip")
     mtd = mtds[0]
-    level = MTD_LEVELS[mtd.rsplit("/", 1)[-1]]
+    level = mtd_level(mtd.rsplit("/", 1)[-1])
     prefix = mtd[: len(mtd) - len(mtd.rsplit("/", 1)[-1])]
     granule_re = re.compile(re.escape(prefix) + r"GRANULE/([^/]+)/(IMG_DATA|QI_DATA)/")
     granules = sorted({m.group(1) for m in map(granule_re.match, members) if m})
@@ -181,22 +203,20 @@ def _select_product(members: Sequence[str], where: str) -> tuple[str, str, dict[
     if level == "L2A":
         mask = picked.get("SCL")
     else:
-        name = f"{prefix}GRANULE/{granules[0]}/QI_DATA/{CLASSI_NAME}"
-        mask = name if name in members else None
+        qi = f"{prefix}GRANULE/{granules[0]}/QI_DATA/"
+        mask = next((qi + n for n in (CLASSI_NAME, GML_NAME) if qi + n in members), None)
     return mtd, level, _require_bands(picked, where), mask
 
 
-def _mask_fields(level: str, mask: str | None, metadata: ProductMetadata) -> dict:
+def _mask_fields(level: str, mask: str | None, gml: bytes | None) -> dict:
+    """ProductFiles' mask fields; ``gml``: the bytes of an MSK_CLOUDS_B00.gml ``mask``."""
+    if mask is not None and mask.endswith(GML_NAME):
+        return {"mask": mask, "mask_kind": "MSK_CLOUDS", "mask_shapes": parse_cloud_gml(gml or b"", mask)}
     if mask is not None:
         return {"mask": mask, "mask_kind": "SCL" if level == "L2A" else "MSK_CLASSI"}
     if level == "L2A":
         return {"mask_note": "the product has no SCL layer"}
-    base = _baseline_tuple(metadata.processing_baseline or "")
-    if base is not None and base < OFFSET_BASELINE:
-        why = f"processing baseline {metadata.processing_baseline} has no {CLASSI_NAME} (from 04.00 on)"
-    else:
-        why = f"the product has no QI_DATA/{CLASSI_NAME}"
-    return {"mask_note": why}
+    return {"mask_note": f"the product has neither QI_DATA/{CLASSI_NAME} nor QI_DATA/{GML_NAME}"}
 
 
 def find_safe_folder(path: Path) -> ProductFiles:
@@ -204,9 +224,10 @@ def find_safe_folder(path: Path) -> ProductFiles:
     members = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
     mtd, level, bands, mask = _select_product(members, str(path))
     meta = parse_product_xml((path / mtd).read_bytes(), str(path / mtd))
+    gml = (path / mask).read_bytes() if mask is not None and mask.endswith(GML_NAME) else None
     return ProductFiles(source=str(path), kind="safe", metadata=meta,
                         bands={b: str(path / m) for b, m in bands.items()},
-                        **_mask_fields(level, None if mask is None else str(path / mask), meta))
+                        **_mask_fields(level, None if mask is None else str(path / mask), gml))
 
 
 def find_safe_zip(path: Path) -> ProductFiles:
@@ -216,13 +237,14 @@ def find_safe_zip(path: Path) -> ProductFiles:
             members = sorted(n for n in zf.namelist() if not n.endswith("/"))
             mtd, level, bands, mask = _select_product(members, str(path))
             data = zf.read(mtd)
+            gml = zf.read(mask) if mask is not None and mask.endswith(GML_NAME) else None
     except (zipfile.BadZipFile, OSError) as exc:
         raise SceneError(f"{path}: cannot read the zip ({exc}); re-download the product") from None
     meta = parse_product_xml(data, f"{path}!{mtd}")
     vsi = f"/vsizip/{path.resolve().as_posix()}/"
     return ProductFiles(source=str(path), kind="safe-zip", metadata=meta, zip_path=path,
                         bands={b: vsi + m for b, m in bands.items()},
-                        **_mask_fields(level, None if mask is None else vsi + mask, meta))
+                        **_mask_fields(level, None if mask is None else vsi + mask, gml))
 
 
 def find_band_files(paths: Sequence[Path]) -> ProductFiles:
@@ -254,5 +276,5 @@ def find_band_files(paths: Sequence[Path]) -> ProductFiles:
 
 
 def is_safe_folder(path: Path) -> bool:
-    """A folder holding MTD_MSIL1C.xml or MTD_MSIL2A.xml at its root."""
-    return path.is_dir() and any((path / name).is_file() for name in MTD_LEVELS)
+    """A folder holding MTD_MSIL1C.xml or MTD_MSIL2A.xml (any case) at its root."""
+    return path.is_dir() and any(p.is_file() and mtd_level(p.name) for p in path.iterdir())

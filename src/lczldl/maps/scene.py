@@ -1,6 +1,6 @@
 """Owns reading a Sentinel-2 scene for mapping: :func:`open_scene` turns a product (.SAFE folder or
-.zip, per-band files, or one stacked GeoTIFF) into a reader of 10 m windows of reflectance in
-So2Sat band order.
+.zip, a STAC Item, per-band files, or one stacked GeoTIFF) into a reader of 10 m windows of
+reflectance in So2Sat band order.
 
 Conventions
 - The grid is B02's (10 m). Bands on other grids (the 20 m B05 B06 B07 B8A B11 B12, the 20 m SCL,
@@ -14,6 +14,10 @@ Conventions
   MTD_MSIL1C.xml / MTD_MSIL2A.xml for SAFE input; from ``scale`` / ``offset`` otherwise. Integer
   data without a known scale is refused; float data without ``scale`` is taken as reflectance.
 - No-data: DN 0 of a product band (or a file's nodata value, or a non-finite value) in any band.
+- Pixel sizes: each band must have Sentinel-2's (10 m B02 B03 B04 B08, 20 m B05 B06 B07 B8A B11
+  B12; a stacked GeoTIFF 10 m) unless ``allow_resolution``.
+- The vector clouds of L1C before baseline 04.00 (``MSK_CLOUDS_B00.gml``, opaque and cirrus) are
+  rasterised onto each window read (pixel centres inside a polygon).
 - Which window gives which map pixel: :mod:`lczldl.maps.grid`.
 """
 
@@ -35,10 +39,13 @@ from rasterio.windows import bounds as window_bounds
 from lczldl.config import MapsConfig
 from lczldl.constants import PATCH_SIZE
 from lczldl.errors import SceneError
+from lczldl.maps.cloudgml import CloudPolygons
 from lczldl.maps.radiometry import (
     CLASSI_CLOUD_BANDS,
+    NATIVE_RESOLUTION_M,
     SCL_CLASS_NAMES,
     SO2SAT_BANDS,
+    check_resolution,
     classi_cloud_mask,
     describe_radiometry,
     nodata_mask,
@@ -46,13 +53,14 @@ from lczldl.maps.radiometry import (
     to_reflectance,
 )
 from lczldl.maps.safe import (
-    MTD_LEVELS,
     ProductFiles,
     find_band_files,
     find_safe_folder,
     find_safe_zip,
     is_safe_folder,
+    mtd_level,
 )
+from lczldl.maps.stac_input import find_stac_item, is_stac_item
 
 #: float data whose 99th percentile exceeds this is not reflectance (digital numbers need a scale)
 MAX_PLAUSIBLE_REFLECTANCE = 2.0
@@ -75,7 +83,7 @@ class SceneMetadata:
     """What was read and how: recorded in predict.json and the output GeoTIFF tags."""
 
     source: str
-    kind: str                            # "safe", "safe-zip", "band-files", "geotiff"
+    kind: str                            # "safe", "safe-zip", "stac-item", "band-files", "geotiff"
     level: str                           # "L1C", "L2A" or "unknown"
     product_id: str | None
     processing_baseline: str | None
@@ -85,6 +93,7 @@ class SceneMetadata:
     cloud_classes: tuple[int, ...]       # SCL classes masked (L2A / SCL input)
     files: dict[str, str]                # band (and "mask") -> file
     warnings: tuple[str, ...] = ()
+    sensing_time: str | None = None      # ISO 8601, from the product's metadata or STAC Item
 
     def radiometry(self) -> str:
         """One line: the conversion used (per band when bands differ)."""
@@ -115,8 +124,9 @@ class SceneReader:
     width: int
     height: int
     mask_path: str | None = None
-    mask_kind: str | None = None          # "SCL" or "MSK_CLASSI"
+    mask_kind: str | None = None          # "SCL", "MSK_CLASSI" or "MSK_CLOUDS" (polygons: mask_shapes)
     origin: tuple[Path, ...] = ()         # files on disk behind the paths (a zip for its members)
+    mask_shapes: CloudPolygons | None = None
     _datasets: dict = field(default_factory=dict, repr=False)
 
     def __enter__(self) -> SceneReader:
@@ -165,7 +175,24 @@ class SceneReader:
             cloud = scl_cloud_mask(self._read(self.mask_path, [1], window)[0], self.metadata.cloud_classes)
         elif self.mask_kind == "MSK_CLASSI":
             cloud = classi_cloud_mask(self._read(self.mask_path, list(CLASSI_CLOUD_BANDS), window))
+        elif self.mask_kind == "MSK_CLOUDS":
+            cloud = self._rasterise_clouds(window)
         return SceneBlock(refl, nodata, cloud)
+
+    def _rasterise_clouds(self, window: Window) -> np.ndarray:
+        """(h, w) bool: pixel centres of ``window`` inside a cloud polygon."""
+        from rasterio.features import rasterize
+        from rasterio.windows import transform as window_transform
+
+        h, w = int(window.height), int(window.width)
+        left, bottom, right, top = window_bounds(window, self.transform)
+        shapes = self.mask_shapes
+        near = [p for p, (x0, y0, x1, y1) in zip(shapes.polygons, shapes.bounds, strict=True)
+                if x0 < right and x1 > left and y0 < top and y1 > bottom]
+        if not near:
+            return np.zeros((h, w), dtype=bool)
+        return rasterize(((p, 1) for p in near), out_shape=(h, w), transform=window_transform(window, self.transform),
+                         fill=0, dtype="uint8").astype(bool)
 
     def read(self, window: Window) -> np.ndarray:
         """(10, h, w) float32 reflectance in So2Sat band order; NaN at no-data and masked pixels."""
@@ -231,11 +258,13 @@ def _radiometry(ds, where: str, scale: float | None, offset: float | None) -> tu
 
 
 def _open_stacked(path: Path, bands: Sequence[str] | None, scale: float | None,
-                  offset: float | None) -> SceneReader:
+                  offset: float | None, allow_resolution: bool) -> SceneReader:
     ds = _open(str(path), "scene")
     try:
         if ds.crs is None:
             raise SceneError(f"{path}: scene has no CRS; georeference it first (e.g. gdal_edit.py -a_srs)")
+        if not allow_resolution:
+            check_resolution(ds.res, 10.0, "a stacked GeoTIFF's grid", str(path))
         if bands is None:
             if ds.count != len(SO2SAT_BANDS):
                 raise SceneError(f"{path}: scene has {ds.count} bands, need {len(SO2SAT_BANDS)} "
@@ -263,7 +292,7 @@ def _open_stacked(path: Path, bands: Sequence[str] | None, scale: float | None,
 
 
 def _open_product(files: ProductFiles, scale: float | None, offset: float | None,
-                  cloud_classes: tuple[int, ...]) -> SceneReader:
+                  cloud_classes: tuple[int, ...], allow_resolution: bool) -> SceneReader:
     meta = files.metadata
     if meta is not None and (scale is not None or offset is not None):
         raise SceneError(f"{meta.metadata_file} sets the radiometry of {files.source}; drop scale and offset",
@@ -282,9 +311,11 @@ def _open_product(files: ProductFiles, scale: float | None, offset: float | None
         sources = []
         for band, path in files.bands.items():
             ds = get(path, f"{band} file")
+            if not allow_resolution:
+                check_resolution(ds.res, NATIVE_RESOLUTION_M[band], band, path)
             _check_grid(ref, "B02", ds, f"{band} ({path})")
             if meta is not None:
-                s, o, nd = meta.quantification, meta.offset(band), 0.0
+                s, o, nd = meta.scale(band), meta.offset(band), 0.0
             else:
                 s, o = _radiometry(ds, path, scale, offset)
                 nd = ds.nodata if ds.nodata is not None else (0.0 if np.issubdtype(np.dtype(ds.dtypes[0]),
@@ -292,7 +323,12 @@ def _open_product(files: ProductFiles, scale: float | None, offset: float | None
             sources.append(BandSource(band, path, 1, o, s, nd))
         mask_desc, classes = _mask_description(files, cloud_classes)
         mask_path = files.mask if cloud_classes else None      # None where there is no mask too
-        if mask_path is not None:
+        if mask_path is not None and files.mask_kind == "MSK_CLOUDS":
+            epsg = files.mask_shapes.epsg if files.mask_shapes else None
+            if epsg is not None and ref.crs.to_epsg() != epsg:
+                raise SceneError(f"{mask_path}: cloud polygons in EPSG:{epsg}, the bands in {ref.crs}; "
+                                 "give files of one product")
+        elif mask_path is not None:
             _check_grid(ref, "B02", get(mask_path, "cloud mask"), f"cloud mask ({mask_path})")
         level = meta.level if meta else "unknown"
         warnings = []
@@ -305,11 +341,12 @@ def _open_product(files: ProductFiles, scale: float | None, offset: float | None
             processing_baseline=meta.processing_baseline if meta else None,
             offsets={s.band: s.offset for s in sources}, scales={s.band: s.scale for s in sources},
             cloud_mask=mask_desc, cloud_classes=classes,
-            files={**files.bands, **({"mask": mask_path} if mask_path else {})}, warnings=tuple(warnings))
-        origin = (files.zip_path,) if files.zip_path else tuple(Path(p) for p in smeta.files.values())
+            files={**files.bands, **({"mask": mask_path} if mask_path else {})}, warnings=tuple(warnings),
+            sensing_time=meta.sensing_time if meta else None)
+        origin = (files.zip_path,) if files.zip_path else files.origin or tuple(Path(p) for p in smeta.files.values())
         reader = SceneReader(sources, smeta, ref.crs, ref.transform, ref.width, ref.height, mask_path=mask_path,
                              mask_kind=files.mask_kind if mask_path else None, origin=origin,
-                             _datasets=datasets)
+                             mask_shapes=files.mask_shapes if mask_path else None, _datasets=datasets)
     except BaseException:
         for ds in datasets.values():
             ds.close()
@@ -329,20 +366,26 @@ def _mask_description(files: ProductFiles, cloud_classes: tuple[int, ...]) -> tu
         return f"SCL classes {names}", cloud_classes
     if not cloud_classes:
         return "none (--cloud-classes none)", ()
+    if files.mask_kind == "MSK_CLOUDS":
+        n = len(files.mask_shapes.polygons) if files.mask_shapes else 0
+        return f"MSK_CLOUDS_B00.gml opaque clouds and cirrus ({n} polygons)", ()
     return "MSK_CLASSI_B00 opaque clouds and cirrus", ()
 
 
 def open_scene(path: Path | str | Sequence[Path | str], *, bands: Sequence[str] | None = None,
                scale: float | None = None, offset: float | None = None,
-               cloud_classes: Sequence[int] = tuple(MapsConfig().cloud_classes)) -> SceneReader:
+               cloud_classes: Sequence[int] = tuple(MapsConfig().cloud_classes),
+               allow_resolution: bool = False) -> SceneReader:
     """Open a scene for mapping; raises SceneError (one line) for unusable input.
 
-    ``path``: a .SAFE folder or its .zip (radiometry from the product's metadata), a folder or list
+    ``path``: a .SAFE folder or its .zip (radiometry from the product's metadata), a STAC Item
+    (``.json``; :mod:`lczldl.maps.stac_input`), a folder or list
     of per-band files (``..._B02.jp2``, ``..._B8A_20m.jp2``, ``B02.tif``; radiometry from ``scale`` /
     ``offset``), or one stacked GeoTIFF (So2Sat band order, or the order ``bands`` names).
     ``bands``: product band names (:func:`lczldl.maps.radiometry.parse_band_list`). ``cloud_classes``:
     SCL classes masked in L2A input (default: :class:`lczldl.config.MapsConfig`'s); empty = no cloud
-    mask (L1C's MSK_CLASSI too).
+    mask (L1C's MSK_CLASSI too). ``allow_resolution``: map bands whose pixel size is not
+    Sentinel-2's instead of refusing them.
     """
     paths = [Path(p) for p in ([path] if isinstance(path, str | Path) else path)]
     if not paths:
@@ -351,24 +394,27 @@ def open_scene(path: Path | str | Sequence[Path | str], *, bands: Sequence[str] 
         if not p.exists():
             raise SceneError(f"{p}: scene not found; pass an existing .SAFE folder, .zip, band files or GeoTIFF")
     classes = tuple(cloud_classes)
-    if len(paths) == 1 and paths[0].name in MTD_LEVELS:
+    if len(paths) == 1 and mtd_level(paths[0].name):
         raise SceneError(f"{paths[0]}: pass the .SAFE folder that holds this metadata file, not the file")
     if len(paths) == 1 and paths[0].suffix.upper() == ".SAFE" and not is_safe_folder(paths[0]):
         raise SceneError(f"{paths[0]}: no MTD_MSIL1C.xml or MTD_MSIL2A.xml at its root; the product is incomplete "
                          "(re-download it) or of the pre-2017 multi-tile format, which is not supported")
-    if bands is not None and (len(paths) > 1 or paths[0].is_dir() or paths[0].suffix.lower() == ".zip"):
+    if bands is not None and (len(paths) > 1 or paths[0].is_dir() or paths[0].suffix.lower() in (".zip", ".json")):
         raise SceneError("bands names the band order of one stacked GeoTIFF; product folders, zips and band "
                          "files are named by their file names", params=("bands",))
+    allow = bool(allow_resolution)
     if len(paths) > 1:
-        reader = _open_product(find_band_files(paths), scale, offset, classes)
+        reader = _open_product(find_band_files(paths), scale, offset, classes, allow)
     elif is_safe_folder(paths[0]):
-        reader = _open_product(find_safe_folder(paths[0]), scale, offset, classes)
+        reader = _open_product(find_safe_folder(paths[0]), scale, offset, classes, allow)
     elif paths[0].is_dir():
-        reader = _open_product(find_band_files(paths), scale, offset, classes)
+        reader = _open_product(find_band_files(paths), scale, offset, classes, allow)
     elif paths[0].suffix.lower() == ".zip":
-        reader = _open_product(find_safe_zip(paths[0]), scale, offset, classes)
+        reader = _open_product(find_safe_zip(paths[0]), scale, offset, classes, allow)
+    elif is_stac_item(paths[0]):
+        reader = _open_product(find_stac_item(paths[0]), scale, offset, classes, allow)
     else:
-        reader = _open_stacked(paths[0], bands, scale, offset)
+        reader = _open_stacked(paths[0], bands, scale, offset, allow)
     t = reader.transform
     if t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
         reader.close()

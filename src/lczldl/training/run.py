@@ -4,7 +4,7 @@ Files: ``config.yaml`` (resolved config) and ``run.json`` as a run starts
 (:mod:`lczldl.training.members`, shared with packed members; run.json's fields are listed in
 docs/architecture.md), ``metrics.csv`` (one row per epoch) and run.json's per-epoch summary and
 ending (:class:`~lczldl.training.callbacks.History`), ``checkpoints/best.ckpt`` (lowest
-validation loss) and ``checkpoints/last.ckpt`` (every epoch).
+validation loss) and ``checkpoints/last.ckpt`` (``train.last_checkpoint_epochs`` / ``_minutes``, callbacks.LastCheckpoint).
 
 Resumable: ``resume=True`` continues from ``last.ckpt`` (what an existing run folder means is
 decided in :mod:`lczldl.training.rundir`). Batches are a function of (seed, epoch)
@@ -41,7 +41,7 @@ from lczldl.layout import (
 )
 from lczldl.training import packed
 from lczldl.training.callbacks import History, read_metrics_csv, selection_callbacks
-from lczldl.training.fastpath import PACKED, choose_engine, cuda_devices
+from lczldl.training.fastpath import PACKED, choose_engine, cuda_devices, lightning_precision, tf32_settings
 from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets, store_config
 from lczldl.training.packed_ckpt import read_checkpoint
 from lczldl.training.rundir import FRESH, RESUME, SKIP, clear_attempt, plan_run_dir
@@ -149,14 +149,15 @@ def _fit(cfg: LczldlConfig, store: Any, seed: int, run: Path, action: str, logge
     module = new_module(cfg, seed)
     run_info = new_run_info(cfg, store, seed, run, action == RESUME)
     history = History(run, store.split("train").n, run_info)
-    trainer = _trainer(cfg, run, [history, *selection_callbacks(t.patience, run)], logger, progress)
+    trainer = _trainer(cfg, run, [history, *selection_callbacks(t.patience, run, t)], logger, progress)
     if trainer.is_global_zero:
         atomic_write_text(run / RUN_CONFIG, run_config_text(cfg))
         if action != RESUME:
             atomic_write_json(run / RUN_INFO, run_info)
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=checkpoint_path(run, "last") if action == RESUME else None,
-                    weights_only=not trust_checkpoint)  # Lightning's resume unpickles no code either
+        with tf32_settings(t.precision):
+            trainer.fit(module, datamodule=dm, ckpt_path=checkpoint_path(run, "last") if action == RESUME else None,
+                        weights_only=not trust_checkpoint)  # Lightning's resume unpickles no code either
     except BaseException as exc:
         if trainer.is_global_zero:
             history.write(status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
@@ -189,7 +190,7 @@ def _trainer(cfg: LczldlConfig, run: Path, callbacks: list, logger: Any, progres
 
         strategy = DDPStrategy(process_group_backend="gloo")
     return L.Trainer(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
-                     strategy=strategy, precision=t.precision, deterministic=deterministic,
+                     strategy=strategy, precision=lightning_precision(t.precision), deterministic=deterministic,
                      callbacks=callbacks, logger=logger, enable_progress_bar=show,
                      enable_model_summary=False, default_root_dir=run, num_sanity_val_steps=0,
                      use_distributed_sampler=False, log_every_n_steps=1 << 30, benchmark=False)

@@ -33,7 +33,8 @@ from lczldl.layout import (
 SKIP, RESUME, FRESH = "skip", "resume", "fresh"
 #: config keys that may change between a run and its resumption (speed only, or the epoch cap)
 RUNTIME_KEYS = {("data", "num_workers"), ("data", "pin_memory"), ("train", "num_threads"),
-                ("train", "max_epochs"), ("train", "logger"), ("train", "engine")}
+                ("train", "max_epochs"), ("train", "logger"), ("train", "engine"),
+                ("train", "last_checkpoint_epochs"), ("train", "last_checkpoint_minutes")}
 #: what a previous attempt may have left in a run folder (cleared before a clean start; anything
 #: else in the folder is left alone)
 ATTEMPT_FILES = (RUN_INFO, HISTORY, RUN_CONFIG, CHECKPOINT_DIR, PREDICTIONS, METRICS, METRICS_TS,
