@@ -23,17 +23,22 @@ from lczldl.study.runner import load_study_config
 
 
 def test_demo_config_is_valid_and_reduced():
+    """cpu: onehot vs dist x 2 seeds (the 10-minute design, docs/study.md); cpu-full: the same
+    schedule with the four regimes."""
     raw, cfg = load_study_config(demo_config())
-    assert cfg.study.regimes == list(PAPER_REGIMES) and cfg.study.seeds == [0, 1]
+    assert cfg.study.regimes == ["onehot", "dist"] and cfg.study.seeds == [0, 1]
     assert cfg.train.max_epochs == 12 and cfg.train.lr_step_epochs == 3 and cfg.evaluation.mc_passes == 10
     assert raw["train"]["max_epochs"] == cfg.train.max_epochs and "study" not in raw
     assert PROFILES["cpu"].twin_size == "small"
+    raw_full, full = load_study_config(demo_config("cpu-full"))
+    assert full.study.regimes == list(PAPER_REGIMES) and raw_full == raw
+    assert PROFILES["cpu-full"].twin_size == "small"
 
 
 def test_profile_names_and_the_default_per_machine():
     assert profile("default") is PROFILES["cpu"]                  # the old name still works
     assert default_profile(cuda=False) == "cpu" and default_profile(cuda=True) == "paper"
-    with pytest.raises(ConfigError, match="--profile 'gpu': choose one of cpu, paper, tiny"):
+    with pytest.raises(ConfigError, match="'gpu': choose one of cpu, cpu-full, paper, tiny"):
         profile("gpu")
 
 
@@ -124,3 +129,17 @@ def test_paper_profile_without_cuda_says_it_is_a_long_cpu_job(tmp_path, monkeypa
     demo.run_demo(tmp_path / "d", name, console=Console(file=buf, width=200))
     assert seen["config"] == demo_config(name)                   # the profile's study still runs
     assert ("without CUDA" in buf.getvalue()) is warned
+
+
+def test_where_the_time_went_sums_the_unit_markers_by_kind(tmp_path):
+    import json
+
+    from lczldl.study.demo import where_the_time_went
+
+    units = tmp_path / "units"
+    units.mkdir()
+    for uid, kind, wall in (("train-onehot-seed0", "train", 120.0), ("train-dist-seed0", "train", 180.0),
+                            ("evaluate-dist-seed0", "evaluate", 30.0)):
+        (units / f"{uid}.json").write_text(json.dumps({"id": uid, "kind": kind, "wall_s": wall}))
+        (units / f"{uid}.spec.json").write_text(json.dumps({"kind": kind}))        # specs are not markers
+    assert where_the_time_went(tmp_path) == "train 5.0 min, evaluate 0.5 min summed over units"

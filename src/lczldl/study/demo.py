@@ -16,7 +16,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lczldl.layout import REPORT_HTML, REPORT_MD, SUMMARY_CSV, TWIN_MARKER, VERDICT_CSV
+from lczldl.layout import (
+    MARKER_SUFFIX,
+    REPORT_HTML,
+    REPORT_MD,
+    SPEC_SUFFIX,
+    STUDY_UNITS,
+    SUMMARY_CSV,
+    TWIN_MARKER,
+    VERDICT_CSV,
+)
 
 #: the raw vote files' folder inside the demo folder
 RAW_DIR = "raw"
@@ -39,11 +48,22 @@ PROFILES: dict[str, DemoProfile] = {
     "cpu": DemoProfile(
         twin_size="small", twin_seed=0, config="demo.yaml",
         notes=("Demo on the synthetic twin (size small, seed 0), not the real votes.",
-               "Reduced for time: 2 seeds instead of 5; 12 epochs instead of up to 300, learning rate "
-               "halved every 3 epochs instead of 5, early stopping effectively off (patience 12); 10 "
-               "MC-dropout passes instead of 20. Model, optimiser, losses and post-hoc methods are the "
-               "paper's."),
-        help="the paper's four regimes x 2 seeds on the small twin, ~6-11 min on 2 CPU cores"),
+               "Reduced for time (within 10 minutes on 2 CPU cores): regimes onehot and dist only "
+               "(--profile cpu-full adds onehot_ls and dist_ls); 2 seeds instead of 5; 12 epochs instead "
+               "of up to 300, learning rate halved every 3 epochs instead of 5, early stopping "
+               "effectively off (patience 12); 10 MC-dropout passes instead of 20. Model, optimiser, "
+               "losses and post-hoc methods are the paper's."),
+        help="the paper's central comparison, onehot vs dist x 2 seeds on the small twin, within 10 min "
+             "on 2 CPU cores"),
+    "cpu-full": DemoProfile(
+        twin_size="small", twin_seed=0, config="demo_full.yaml",
+        notes=("Demo on the synthetic twin (size small, seed 0), not the real votes.",
+               "Reduced for time: the paper's four regimes x 2 seeds instead of 5; 12 epochs instead of "
+               "up to 300, learning rate halved every 3 epochs instead of 5, early stopping effectively "
+               "off (patience 12); 10 MC-dropout passes instead of 20. Model, optimiser, losses and "
+               "post-hoc methods are the paper's."),
+        help="the paper's four regimes x 2 seeds on the small twin, ~19 min on 2 CPU cores (AVX2); in "
+             "the folder of a cpu demo it trains only the two label-smoothing regimes"),
     "paper": DemoProfile(
         twin_size="medium", twin_seed=0, config="demo_paper.yaml",
         notes=("The paper's protocol on the synthetic twin (size medium, seed 0), not the real votes: the "
@@ -159,6 +179,30 @@ def print_verdict(console: Any, rows: list[dict[str, Any]]) -> None:
     console.print(verdict.CAPTION, highlight=False)
 
 
+#: what the demo says when none of the paper's claims is resolved at its budget
+NOT_RESOLVED_NOTE = ("None of the paper's claims is resolved at this budget: the seeds disagree by more than the "
+                     "difference (docs/study.md, \"Choosing the demo's design\", measures how many seeds it would "
+                     "take). The paper-scale answer is `lczldl demo --profile paper` on a GPU.")
+
+
+def where_the_time_went(study: Path) -> str:
+    """"train 6.1 min, calibrate 1.2 min, ..." from the study's unit markers: each unit kind's summed
+    wall seconds, largest first (units of one kind may run side by side, so the sum can exceed the
+    wall time)."""
+    spent: dict[str, float] = {}
+    for marker in sorted((Path(study) / STUDY_UNITS).glob(f"*{MARKER_SUFFIX}")):
+        if marker.name.endswith(SPEC_SUFFIX):
+            continue
+        try:
+            m = json.loads(marker.read_text())
+            spent[m["kind"]] = spent.get(m["kind"], 0.0) + float(m["wall_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    ranked = sorted(spent.items(), key=lambda kv: -kv[1])                   # where most of it went first
+    return ", ".join(f"{kind} {s / 60:.1f} min" for kind, s in ranked) + (
+        " summed over units" if spent else "no unit markers")
+
+
 def run_demo(out: Path, profile_name: str | None = None, console: Any = None) -> None:
     """Synthesise + prepare the profile's twin (``profile_name``; None: :func:`default_profile`),
     run its study into ``out``, print the key comparison and where the report is."""
@@ -177,15 +221,19 @@ def run_demo(out: Path, profile_name: str | None = None, console: Any = None) ->
     synthesize_once(out / RAW_DIR, console, prof)
     run_study(data=out / RAW_DIR, out=out, config=demo_config(profile_name), console=console,
               notes=prof.notes)
-    console.print(f"demo finished in {(time.time() - t0) / 60:.1f} min")
+    console.print(f"demo finished in {(time.time() - t0) / 60:.1f} min ({where_the_time_went(out)})",
+                  highlight=False)
     summary = out / SUMMARY_CSV
     if summary.is_file():
         print_comparison(console, read_summary(summary))
     from lczldl.evaluation.files import read_verdict
+    from lczldl.evaluation.verdict import HIGHER, LOWER
 
     rows = read_verdict(out / VERDICT_CSV)
     if rows:
         print_verdict(console, rows)
+        if not any(r["verdict"] in (LOWER, HIGHER) for r in rows):
+            console.print(NOT_RESOLVED_NOTE, highlight=False)
     for name in (REPORT_HTML, REPORT_MD):
         if (out / name).is_file():
             console.print(f"report: {out / name}")
