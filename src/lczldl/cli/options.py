@@ -36,7 +36,7 @@ PARAM_FLAGS: dict[str, str] = {
     "stride": "--stride", "mc_passes": "--mc", "temperature": "--temperature",
     "cloud_classes": "--cloud-classes", "max_cloud_share": "--max-cloud-share", "bands": "--bands",
     "scale": "--scale", "offset": "--offset", "filter_sigma_m": "--filter-sigma",
-    "allow_resolution": "--allow-resolution",
+    "allow_resolution": "--allow-resolution", "conformal_set": "--conformal-set",
     # named weights and safe loading (lczldl predict / evaluate / train / weights)
     "weights": "--weights", "trust_checkpoint": "--trust-checkpoint", "runs": "--runs",
 }

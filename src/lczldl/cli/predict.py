@@ -86,6 +86,11 @@ def register(app: typer.Typer) -> None:
             None, "--allow-resolution/--refuse-resolution",
             help="Map bands whose pixel size is not Sentinel-2's (10 m B02 B03 B04 B08, 20 m B05 B06 B07 B8A B11 "
                  f"B12) instead of refusing them {config_default('maps.allow_resolution')}."),
+        conformal_set: str = typer.Option(
+            None, "--conformal-set",
+            help="uncertainty.tif's set_size band: the conformal set (e.g. lac_90, aps_95) whose threshold a "
+                 "single model file from lczldl export-weights carries; 'none' for no set_size "
+                 f"{config_default('maps.conformal_set')}."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help=TRUST_HELP),
     ) -> None:
         """Slide Sen2LCZ-Net over a Sentinel-2 scene; write the LCZ map (raw, filtered, probability), uncertainty and per-class probabilities as COGs, a STAC Item, a preview and predict.json."""
@@ -95,7 +100,8 @@ def register(app: typer.Typer) -> None:
                  "maps.max_cloud_share": ("--max-cloud-share", max_cloud_share), "maps.bands": ("--bands", bands),
                  "maps.scale": ("--scale", scale), "maps.offset": ("--offset", offset),
                  "maps.filter_sigma_m": ("--filter-sigma", filter_sigma),
-                 "maps.allow_resolution": ("--allow-resolution", allow_resolution)}
+                 "maps.allow_resolution": ("--allow-resolution", allow_resolution),
+                 "maps.conformal_set": ("--conformal-set", conformal_set)}
         settings = resolve(config, typed, overrides=set_).maps
         models = model_files(checkpoint, weights)
         from lczldl.maps.predict import predict_scene

@@ -285,6 +285,30 @@ def _chunk_results(out: Path, blocks: list[tuple[int, int, int, int]], stats: di
         yield chunk, probs, valid, mi
 
 
+def model_threshold(checkpoints: Sequence[Path], settings: MapsConfig) -> ConformalThreshold | None:
+    """The threshold of ``settings.conformal_set`` that a single model file carries (lczldl
+    export-weights) for the probabilities this map makes: the run's method "mc_dropout" with MC
+    passes, "temperature" with temperature auto (the file's fitted T), "plain" at temperature 1;
+    None for an ensemble, another temperature, a file without thresholds or without that set."""
+    from lczldl.models.weights_file import is_weights_file, read_weights_meta
+
+    if settings.conformal_set is None or len(checkpoints) != 1 or not is_weights_file(Path(checkpoints[0])):
+        return None
+    if settings.mc_passes > 0:
+        method = "mc_dropout"
+    elif settings.temperature == "auto":
+        method = "temperature"
+    elif float(settings.temperature) == 1.0:
+        method = "plain"
+    else:
+        return None
+    found = ((read_weights_meta(Path(checkpoints[0])).get("conformal") or {}).get(method) or {}).get(
+        settings.conformal_set)
+    if not isinstance(found, dict) or found.get("qhat") is None:
+        return None
+    return ConformalThreshold(str(found["score"]), float(found["level"]), float(found["qhat"]))
+
+
 def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out: Path,
                   settings: MapsConfig | None = None, *, bbox: Sequence[float] | None = None,
                   aoi: Path | None = None, conformal: ConformalThreshold | None = None,
@@ -296,9 +320,10 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
     order and radiometry (default: :class:`MapsConfig`'s defaults); ``scene`` and the settings'
     ``bands``, ``scale``, ``offset``, ``cloud_classes``: as :func:`open_scene`. ``bbox`` (WEST,
     SOUTH, EAST, NORTH in degrees) or ``aoi`` (GeoJSON) limit the map to the windows whose output
-    cells overlap the area. ``conformal``: the threshold a model file carries, which adds the
-    ``set_size`` band to uncertainty.tif (it must have been calibrated on the same fused
-    probabilities: the same checkpoints, temperature and MC passes). ``say`` receives what is read
+    cells overlap the area. ``conformal``: a threshold that adds the ``set_size`` band to
+    uncertainty.tif (it must have been calibrated on the same fused probabilities: the same
+    checkpoints, temperature and MC passes); None: the one a single model file carries for
+    ``settings.conformal_set`` (:func:`model_threshold`), if any. ``say`` receives what is read
     and masked (lines; warnings start with "warning:") once every input is validated. ``max_blocks`` stops after that many new chunks (used
     to test resuming). ``trust_checkpoint``: load checkpoints that need full unpickling (they can
     run code). Returns the provenance dict (``complete`` False when stopped early).
@@ -310,6 +335,7 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
         grid, record, warnings = _map_grid(reader, settings.stride, area)
         predictor, num_classes, temps = _load_predictor(checkpoints, settings.temperature, settings.mc_passes,
                                                         settings.batch_size, trust_checkpoint)
+        conformal = conformal if conformal is not None else model_threshold(checkpoints, settings)
         classes = _classes_of(predictor)
         warnings = [*reader.metadata.warnings, *warnings]
         for line in describe_scene(reader, grid, record) + [f"warning: {w}" for w in warnings]:
