@@ -15,8 +15,6 @@ from lczldl.data.readers.votes import open_city
 from lczldl.data.stats import compare_to_reference, load_reference, statistics_of_path, vote_statistics
 from lczldl.errors import DataError
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "votes" / \
-    "test_label_distributions_data.h5"
 FILES = [f"{c}.h5" for c in EUROPEAN_CITIES] + [f"{c}_addon.h5" for c in ADDON_CITIES]
 
 
@@ -153,9 +151,8 @@ def test_some_rows_dropped_like_the_release(small_twin):
     assert extra["dropped"]["no_urban_votes"] >= 1               # a handful with no urban vote
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="needs ../shared/data/votes (real reference)")
-def test_twin_meets_the_real_statistics(small_twin):
-    ref = load_reference(REAL)
+def test_twin_meets_the_real_statistics(small_twin, real_reference):
+    ref = load_reference(real_reference)
     rs = vote_statistics(ref["distribution"], ref["majority"])
     groups = statistics_of_path(small_twin)[1]
     full = compare_to_reference(groups["all"], rs)
