@@ -41,6 +41,16 @@ def real_reference(shared_file) -> Path:
     return shared_file("data/votes/test_label_distributions_data.h5")
 
 
+@pytest.fixture(scope="session")
+def small_twin_raw(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """(folder, {file name: rows}) of the small synthetic twin, seed 0, written once for the data tests;
+    read it, never write into it."""
+    from lczldl.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("small_twin") / "raw"
+    return out, synthesize(out, seed=0, size="small", progress=False)
+
+
 @pytest.fixture
 def write_city(tmp_path):
     """write_city(name, votes, original=None, sen2=..., **extra) -> path of {name}.h5 in tmp_path."""
