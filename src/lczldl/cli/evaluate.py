@@ -34,6 +34,6 @@ def register(app: typer.Typer) -> None:
                               "evaluation.conformal": ("--conformal", conformal),
                               "evaluation.selective": ("--selective", selective),
                               "evaluation.conformal_levels": ("--levels", levels)}).evaluation
-        from lczldl.evaluation.runs import evaluate_runs
+        from lczldl.evaluation.runs import evaluate_runs  # deferred: numpy (lczldl --help)
 
         evaluate_runs(runs, evaluation=ev, out=out)

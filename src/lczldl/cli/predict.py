@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
                  "maps.max_cloud_share": ("--max-cloud-share", max_cloud_share), "maps.bands": ("--bands", bands),
                  "maps.scale": ("--scale", scale), "maps.offset": ("--offset", offset)}
         settings = resolve(config, typed, overrides=set_).maps
-        from lczldl.maps.predict import predict_scene
+        from lczldl.maps.predict import predict_scene  # deferred: torch, rasterio
 
         def say(line: str) -> None:
             typer.echo(line, err=line.startswith("warning:"))

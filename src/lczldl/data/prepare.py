@@ -31,8 +31,11 @@ import numpy as np
 
 from lczldl.config import PrepareConfig
 from lczldl.constants import ALL_CITIES
-from lczldl.data.prepare_pixels import CHUNK
-from lczldl.data.store import is_prepared_store
+from lczldl.data.prepare_manifest import build_manifest, split_summary
+from lczldl.data.prepare_pixels import CHUNK, write_images
+from lczldl.data.prepare_plan import make_plan, open_sources, recorded_config, split_columns
+from lczldl.data.readers.votes import city_of
+from lczldl.data.store import is_prepared_store, open_store
 from lczldl.errors import DataError
 from lczldl.fileio import atomic_folder, atomic_write_json, os_error_at
 from lczldl.layout import SPLIT_NAMES, STORE_TMP_INFIX, STORE_VERSION, array_path, manifest_path, split_dir
@@ -42,8 +45,6 @@ __all__ = ["is_prepared_store", "is_raw_vote_folder", "prepare_store"]
 
 def is_raw_vote_folder(path: Path) -> bool:
     """True if ``path`` is a folder holding ``{city}.h5`` / ``{city}_addon.h5`` files of known cities."""
-    from lczldl.data.readers.votes import city_of
-
     path = Path(path)
     return path.is_dir() and any(city_of(p)[0] in ALL_CITIES for p in path.glob("*.h5"))
 
@@ -56,8 +57,6 @@ def _same_store(out: Path, sources: dict, config: dict) -> dict | None:
     if old.get("version") != STORE_VERSION or old.get("sources") != sources or old.get("config") != config:
         return None
     try:
-        from lczldl.data.store import open_store
-
         store = open_store(out)
         for s in SPLIT_NAMES:
             store.split(s)
@@ -112,8 +111,6 @@ def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *
     rows with NaN/inf pixels are dropped instead of failing, and the crowd-kit aggregators whose
     posteriors are written as soft targets ``agg_<method>``.
     """
-    from lczldl.data.prepare_plan import make_plan, open_sources, recorded_config
-
     raw, out = Path(raw), Path(out)
     settings = settings if settings is not None else PrepareConfig()
     _check_paths(raw, out)
@@ -144,10 +141,6 @@ def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *
 
 def _write_store(tmp: Path, plan, progress: bool) -> dict:
     """Write images, per-row arrays and the manifest of ``plan`` into the folder ``tmp``."""
-    from lczldl.data.prepare_manifest import build_manifest, split_summary
-    from lczldl.data.prepare_pixels import write_images
-    from lczldl.data.prepare_plan import split_columns
-
     for s in SPLIT_NAMES:
         split_dir(tmp, s).mkdir()
     n_split = {s: plan.n(s) for s in SPLIT_NAMES}

@@ -32,6 +32,7 @@ from lczldl.constants import (
     PATCH_SIZE,
     REFLECTANCE_SCALE,
 )
+from lczldl.data.labels import one_hot, smooth_distribution, smooth_one_hot
 from lczldl.errors import DataError
 from lczldl.layout import IMAGE, MANIFEST, STORE_FORMAT, STORE_VERSION, array_path, manifest_path, split_dir
 
@@ -311,8 +312,6 @@ def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarr
     distribution | distribution_ls (1-eps) d + eps/10 | dawid_skene | agg_<method> (crowd-kit
     posterior) | agg_<method>_onehot (one-hot of its argmax, ties to the lower class).
     """
-    from lczldl.data.labels import one_hot, smooth_distribution, smooth_one_hot
-
     target = TARGET_ALIASES.get(target, target)
     m = _aggregator_of(target)
     if m is not None:

@@ -31,8 +31,10 @@ import numpy as np
 
 from lczldl import layout
 from lczldl.config import EvaluationConfig
+from lczldl.data.store import make_targets, open_store
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation import predictions as P
+from lczldl.evaluation.beyond import evaluate_prediction
 from lczldl.evaluation.ensemble import MEMBER_ARRAYS, beyond_meta, evaluate_ensemble
 from lczldl.evaluation.files import (
     is_fresh,
@@ -108,14 +110,12 @@ def _seed(run: Path, info: dict[str, Any]) -> Any:
 
 
 def _load_net(ckpt: Path):
-    from lczldl.models.io import load_model
+    from lczldl.models.io import load_model  # deferred: torch
 
     return load_model(ckpt)
 
 
 def _store_split(info: dict[str, Any], run: Path, split: str):
-    from lczldl.data.store import open_store
-
     data = info.get("data")
     if not data:
         raise RunError(f"{run}/{layout.RUN_INFO}: no 'data' (prepared store path); train the run again")
@@ -165,8 +165,6 @@ def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True)
                 P.VAL_DAWID_SKENE: np.asarray(val.dawid_skene, dtype=np.float32)}
         ts = _ts_kind(_regime(run, info))
         if P.val_target(ts) not in pred:                             # e.g. agg_mace: val_agg_mace
-            from lczldl.data.store import make_targets
-
             pred[P.val_target(ts)] = make_targets(val, ts)
         save_predictions(npz, pred)
         _say(progress, f"  {run}: predicted {len(lp):,} test + {len(vlp):,} val samples in "
@@ -264,9 +262,6 @@ def calibrate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True
 def _beyond_run(run: Path, pred: dict[str, np.ndarray], temperature: float, ev: EvaluationConfig) -> None:
     """beyond_<method>.json of plain, temperature and (when its arrays exist) MC dropout: each
     method's test probabilities, calibrated on the same method's validation probabilities."""
-    from lczldl.evaluation.beyond import evaluate_prediction
-    from lczldl.evaluation.temperature import apply_temperature
-
     if not (ev.conformal or ev.selective):
         return
     npz, meta = run / layout.PREDICTIONS, beyond_meta(ev)

@@ -22,6 +22,7 @@ from lczldl.errors import SceneError
 from lczldl.fileio import atomic_paths
 from lczldl.layout import MAP_CONFIDENCE, MAP_ENTROPY, MAP_GEOTIFFS, MAP_LCZ, MAP_PREVIEW, MAP_PROBABILITY
 from lczldl.maps.grid import OutputGrid
+from lczldl.maps.preview import write_preview
 
 #: GeoTIFF tile edge (px); overviews are added until one tile holds the whole map
 TILE = 256
@@ -80,8 +81,6 @@ def write_map(out: Path, grid: OutputGrid, crs, num_classes: int,
     holds data. ``tags`` go into every GeoTIFF."""
     import rasterio
     from rasterio.windows import Window
-
-    from lczldl.maps.preview import write_preview
 
     specs = {
         MAP_LCZ: (1, "uint8", 0, "mode", ["LCZ id of the most probable class (0 = no data)"]),

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lczldl import __version__
 from lczldl.config import MapsConfig
 from lczldl.constants import PATCH_SIZE, SEED_MIXER
 from lczldl.errors import RunError, SceneError
@@ -42,6 +43,8 @@ from lczldl.maps.outputs import summarize_probs, write_map
 from lczldl.maps.radiometry import SO2SAT_BANDS, check_cloud_classes, parse_band_list
 from lczldl.maps.report import describe_scene, geotiff_tags, window_stats
 from lczldl.maps.scene import SceneReader, open_scene
+from lczldl.models.io import load_model
+from lczldl.provenance import versions
 
 #: scenes (single files) up to this size are checksummed into predict.json
 SHA256_MAX_BYTES = 2 << 30
@@ -183,8 +186,6 @@ def _predict_block(scene: SceneReader, grid: OutputGrid, predictor: MapPredictor
 def _load_predictor(checkpoints: Sequence[Path], temperature: float | Literal["auto"], mc: int,
                     batch_size: int) -> tuple[MapPredictor, int, list[float]]:
     """(predictor, number of classes, temperatures) of an ensemble of checkpoints."""
-    from lczldl.models.io import load_model
-
     temps = [resolve_temperature(Path(c), temperature) for c in checkpoints]
     models = [load_model(Path(c)) for c in checkpoints]
     num_classes = int(getattr(models[0], "model_kwargs", {}).get("num_classes", 10))
@@ -287,9 +288,6 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
          num_classes: int, checkpoints: list[Path], out: Path, settings: dict, progress: bool,
          max_blocks: int | None) -> dict:
     """Predict the missing chunks, then (when all are there) write the outputs and predict.json."""
-    from lczldl import __version__
-    from lczldl.provenance import versions
-
     out.mkdir(parents=True, exist_ok=True)
     partial = out / MAP_PARTIAL
     blocks = chunks(grid, settings["block_rows"], settings["block_cols"])

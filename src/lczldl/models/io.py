@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lczldl import __version__
 from lczldl.errors import ModelError
 from lczldl.fileio import atomic_path
 from lczldl.models.sen2lcz import Sen2LCZ
@@ -28,8 +29,6 @@ def save_model(model: Sen2LCZ, path: str | Path, meta: dict | None = None) -> Pa
     ``meta`` is merged over the model's own ``meta`` attribute (e.g. the Keras source file set by
     :func:`lczldl.models.from_keras`) and the package / torch versions.
     """
-    from lczldl import __version__
-
     path = Path(path)
     info = {"lczldl_version": __version__, "torch_version": torch.__version__,
             **dict(getattr(model, "meta", None) or {}), **(meta or {})}

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
 from lczldl.layout import STUDY_SLURM, STUDY_SUBMITIT, spec_path
-from lczldl.study.units import DONE, FAILED, write_marker
+from lczldl.study.units import DONE, FAILED, thread_share, write_marker
 
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local")
 
@@ -199,8 +199,6 @@ class LocalExecutor:
 
     def __init__(self, workers: int = 1, threads: int | None = None, gpus: list[str] | None = None,
                  python: str | None = None):
-        from lczldl.study.units import thread_share
-
         self.capacity = int(workers)
         self.threads = threads if threads is not None else thread_share(self.capacity)
         self.gpus = visible_gpus() if gpus is None else list(gpus)

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from lczldl.config import PrepareConfig
+from lczldl.data.prepare import prepare_store
+from lczldl.data.store import is_prepared_store
 from lczldl.errors import ConfigError, DataError, RunError
 from lczldl.fileio import atomic_write_json, atomic_write_text
 from lczldl.layout import (
@@ -33,8 +35,6 @@ def planned_store(data: Path, study: Path) -> Path:
     """The store the study will use: ``data`` itself when it is a prepared store, STUDY/store when
     it is a folder of raw vote files (prepared later by :func:`resolve_store`). Checks ``data``
     without writing anything; DataError when it is neither."""
-    from lczldl.data.store import is_prepared_store
-
     data = Path(data)
     if is_prepared_store(data):
         return data.resolve()
@@ -50,8 +50,6 @@ def resolve_store(data: Path, study: Path, prepare: PrepareConfig, console: Any 
     store = planned_store(data, study)
     if store == Path(data).resolve():
         return store
-    from lczldl.data.prepare import prepare_store
-
     if console is not None:
         console.print(f"preparing raw vote files {data} -> {store} (a no-op when already prepared)")
     prepare_store(Path(data), store, prepare)

@@ -14,6 +14,7 @@ import math
 
 from lczldl.config import LczldlConfig, StudyConfig
 from lczldl.errors import ConfigError
+from lczldl.study.executors import visible_gpus
 
 #: largest pack the default makes (the largest pack measured: 20 members on one H200)
 MAX_DEFAULT_PACK = 20
@@ -47,7 +48,7 @@ def resolve_pack(cfg: LczldlConfig, n_runs: int, *, typed: bool = False, cuda: b
     many devices the executor hands out (None: this machine's). A pack size > 1 with a config the
     packed engine cannot train (``training.fastpath.pack_refusal``) or ``train.engine=lightning``
     is a ConfigError when given, and makes the default 1."""
-    from lczldl.training.fastpath import LIGHTNING, pack_refusal
+    from lczldl.training.fastpath import LIGHTNING, pack_refusal  # deferred: torch
 
     sc = cfg.study or StudyConfig()
     refusal = pack_refusal(cfg)
@@ -61,8 +62,7 @@ def resolve_pack(cfg: LczldlConfig, n_runs: int, *, typed: bool = False, cuda: b
     if refusal:
         return 1
     if cuda is None:
-        from lczldl.study.executors import visible_gpus
-        from lczldl.training.fastpath import cuda_devices
+        from lczldl.training.fastpath import cuda_devices  # deferred: torch
 
         cuda = cuda_devices()[0]
         n_gpus = len(visible_gpus()) if cuda else 0

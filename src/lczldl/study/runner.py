@@ -41,6 +41,7 @@ from lczldl.layout import (
 )
 from lczldl.provenance import versions
 from lczldl.regimes import regime_targets
+from lczldl.study.executors import check_executor, make_executor
 from lczldl.study.folder import (
     StudyRecord,
     check_out,
@@ -51,6 +52,7 @@ from lczldl.study.folder import (
     study_lock,
     write_run_config,
 )
+from lczldl.study.packs import resolve_pack
 from lczldl.study.progress import Overview
 from lczldl.study.scheduler import Scheduler
 from lczldl.study.units import DEFAULT_WORK, DONE, FAILED, SKIPPED, Unit, build_units, fingerprint
@@ -95,8 +97,6 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     """
     from rich.console import Console
 
-    from lczldl.study.executors import check_executor, make_executor
-
     console = console or Console()
     study = Path(out)
     run_config, cfg = load_study_config(config, regimes=regimes, seeds=seeds, workers=workers,
@@ -113,8 +113,6 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
         raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
                           f"{', '.join(missing)} (the store is prepared from raw votes)")
     work = {**DEFAULT_WORK, **(work or {})}
-    from lczldl.study.packs import resolve_pack
-
     pack_size = resolve_pack(cfg, len(sc.regimes) * len(sc.seeds), typed=pack is not None)
     units = build_units(sc.regimes, sc.seeds, pack_size)
 

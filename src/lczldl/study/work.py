@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lczldl.config import EvaluationConfig, load_config
 from lczldl.errors import RunError
+from lczldl.evaluation import runs as ev
 from lczldl.layout import FAILED, FINISHED, checkpoint_path, read_run_info, run_dir, run_status
 from lczldl.study.units import DONE, write_marker
 
@@ -19,7 +21,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     if run_status(run) == FINISHED:
         print(f"{run}: already finished, nothing to do")
         return {"run": str(run), "reused": True}
-    from lczldl.training.run import train_run
+    from lczldl.training.run import train_run  # deferred: torch, lightning
 
     print(f"train {spec['regime']} seed {spec['seed']} -> {run}", flush=True)
     train_run(Path(spec["store"]), int(spec["seed"]), Path(spec["runs"]),
@@ -37,7 +39,7 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
     Finished run folders are reused, unfinished ones resume from ``last.ckpt``. A pack that dies
     with an exception records it for every member it had not finished; its own unit is done once
     every member has its marker."""
-    from lczldl.training.packed import train_pack
+    from lczldl.training.packed import train_pack  # deferred: torch, lightning
 
     study, runs = Path(spec["study"]), Path(spec["runs"])
     members = {(m["regime"], int(m["seed"])): m for m in spec["members"]}
@@ -86,15 +88,13 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
 def _run_config(spec: dict[str, Any], **updates: object) -> Any:
     """The resolved config of a train or pack unit: the study's run config, the unit's thread
     count (``spec["threads"]``) and ``updates`` (dotted keys), resolved once here and passed down."""
-    from lczldl.config import load_config
-
     return load_config(Path(spec["config"]), None,
                        **{"train.num_threads": spec.get("threads") or None, **updates})
 
 
 def _statuses(runs: Path, members: dict) -> list:
     """PackResult-like outcomes read from the members' run.json (after a pack died)."""
-    from lczldl.training.packed import PackResult
+    from lczldl.training.packed import PackResult  # deferred: torch, lightning
 
     out = []
     for regime, seed in members:
@@ -106,38 +106,30 @@ def _statuses(runs: Path, members: dict) -> list:
 
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     """Predictions on val/test and plain metrics for one run."""
-    from lczldl.evaluation import runs as ev
-
     ev.evaluate_run(Path(spec["run"]), _evaluation(spec), progress=False)
     return {"run": spec["run"]}
 
 
 def _evaluation(spec: dict[str, Any]) -> Any:
     """The study's resolved evaluation settings (EvaluationConfig) its runner put in the spec."""
-    from lczldl.config import EvaluationConfig
-
     return EvaluationConfig(**spec["evaluation"])
 
 
 def calibrate(spec: dict[str, Any]) -> dict[str, Any]:
     """Temperature scaling, MC dropout and the beyond-the-paper files for one evaluated run."""
-    from lczldl.evaluation import runs as ev
-
     ev.calibrate_run(Path(spec["run"]), _evaluation(spec), progress=False)
     return {"run": spec["run"]}
 
 
 def aggregate(spec: dict[str, Any]) -> dict[str, Any]:
     """Ensembles per regime and the summary tables over the runs that finished."""
-    from lczldl.evaluation import runs as ev
-
     ev.aggregate_runs(Path(spec["runs"]), _evaluation(spec), out=Path(spec["study"]), progress=False)
     return {"runs": spec["done_runs"]}
 
 
 def report(spec: dict[str, Any]) -> dict[str, Any]:
     """Figures and report.html / report.md from the saved files."""
-    from lczldl.viz.report import redraw_study
+    from lczldl.viz.report import redraw_study  # deferred: matplotlib
 
     redraw_study(Path(spec["study"]), intervals=bool(spec.get("intervals", False)))
     return {}

@@ -19,6 +19,7 @@ import numpy as np
 from lczldl import layout
 from lczldl.evaluation import predictions as P
 from lczldl.evaluation.registry import ENTROPY_BIN, METRICS
+from lczldl.evaluation.temperature import apply_temperature
 from lczldl.fileio import atomic_write_text
 from lczldl.regimes import regime_label
 from lczldl.viz import figures as F
@@ -97,8 +98,6 @@ def draw_figures(study: Path) -> list[Path]:
 def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
     """Confusion matrices, reliability grid, per-entropy-bin metrics and hexbin from predictions
     (the binned figures in the study's recorded bins; left out, and noted, without them)."""
-    from lczldl.evaluation.temperature import apply_temperature
-
     preds = run_predictions(st)
     if not preds:
         return []
