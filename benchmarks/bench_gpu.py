@@ -45,7 +45,7 @@ BATCH = 64
 def _engine(device, k: int, n: int, precision: str, graphs: bool, fmt: str):
     import torch
 
-    from lczldl.models import Sen2LCZ
+    from lczldl.models.sen2lcz import Sen2LCZ
     from lczldl.training.losses import kl_divergence
     from lczldl.training.packed_engine import DeviceSplit, PackEngine
     from lczldl.training.packed_model import PackedSen2LCZ
@@ -68,7 +68,7 @@ class _Plain:
     def __init__(self, device, n: int, precision: str, fmt: str) -> None:
         import torch
 
-        from lczldl.models import Sen2LCZ
+        from lczldl.models.sen2lcz import Sen2LCZ
         from lczldl.training.schedule import make_optimizer
 
         self.k, self.n, self.device, self.bf16 = 1, n, device, precision == "bf16"

@@ -35,8 +35,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output model file (.pt)."),
     ) -> None:
         """Convert the authors' published Keras checkpoint into an lczldl model file."""
-        from lczldl.models import from_keras  # deferred: torch
         from lczldl.models.io import save_model  # deferred: torch
+        from lczldl.models.keras_import import from_keras  # deferred: torch
 
         save_model(from_keras(weights), out)
         typer.echo(f"wrote {out}")

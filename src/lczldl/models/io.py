@@ -27,7 +27,7 @@ def save_model(model: Sen2LCZ, path: str | Path, meta: dict | None = None) -> Pa
     """Atomically write an lczldl model file (:func:`lczldl.fileio.atomic_path`).
 
     ``meta`` is merged over the model's own ``meta`` attribute (e.g. the Keras source file set by
-    :func:`lczldl.models.from_keras`) and the package / torch versions.
+    :func:`lczldl.models.keras_import.from_keras`) and the package / torch versions.
     """
     path = Path(path)
     info = {"lczldl_version": __version__, "torch_version": torch.__version__,
