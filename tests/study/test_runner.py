@@ -195,7 +195,7 @@ def test_slurm_without_sbatch_is_a_config_error(tmp_path, monkeypatch):
 def test_bad_data_and_executor(tmp_path, store):
     with pytest.raises(Exception, match="neither a prepared store"):
         run_study(data=tmp_path / "nothing", out=tmp_path / "s", work=WORK, progress=False)
-    with pytest.raises(ConfigError, match="--executor"):
+    with pytest.raises(ConfigError, match="^executor condor: expected "):
         study_run(store, tmp_path / "s3", executor="condor")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lczldl.cli.options import config_choices, config_default, regime_choices
+from lczldl.cli.options import config_choices, config_default, regime_choices, resolve
 from lczldl.study.demo import PROFILES, run_demo
 
 
@@ -33,10 +33,12 @@ def register(app: typer.Typer) -> None:
         """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report.
 
         Options you type win over the config's study section, which wins over the defaults."""
+        typed = {"regimes": regimes, "seeds": seeds, "workers": workers, "executor": executor,
+                 "intervals": intervals, "pack": pack}
+        settings = resolve(config, {f"study.{k}": (f"--{k}", v) for k, v in typed.items()})
         from lczldl.study.runner import run_study  # deferred: numpy, h5py (lczldl --help)
 
-        run_study(data=data, out=out, config=config, regimes=regimes, seeds=seeds,
-                  workers=workers, executor=executor, intervals=intervals, pack=pack)
+        run_study(data=data, out=out, config=config, settings=settings, **typed)
 
     @app.command("figures")
     def figures(

@@ -79,17 +79,17 @@ def _remove_stale_temps(out: Path) -> None:
 
 def _check_paths(raw: Path, out: Path) -> None:
     if is_prepared_store(raw):
-        raise DataError(f"{raw}: this is already a prepared store; pass it as --data to train/study, "
-                        "or give --raw a folder of raw vote files")
+        raise DataError(f"raw={raw}: this is already a prepared store; pass it as data to train/study, "
+                        "or give raw a folder of vote files ({city}.h5)", params=("data", "raw"))
     r, o = raw.resolve(), out.resolve()
     if o == r or r in o.parents or o in r.parents:
-        raise DataError(f"--out {out}: must not be, contain or lie inside the raw folder {raw}; "
-                        "choose a separate folder")
+        raise DataError(f"out={out}: must not be, contain or lie inside the raw folder {raw}; "
+                        "choose a separate folder", params=("out",))
     if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out}: exists and is not a folder; choose another path")
+        raise DataError(f"out={out}: exists and is not a folder; choose another path", params=("out",))
     if out.is_dir() and any(out.iterdir()) and not is_prepared_store(out):
-        raise DataError(f"--out {out}: exists, is not empty and is not a prepared store; "
-                        "choose a new or empty folder (it would be replaced)")
+        raise DataError(f"out={out}: exists, is not empty and is not a prepared store; "
+                        "choose a new or empty folder (it would be replaced)", params=("out",))
 
 
 def check_crowdkit() -> None:
@@ -97,8 +97,8 @@ def check_crowdkit() -> None:
     import importlib.util
 
     if importlib.util.find_spec("crowdkit") is None:
-        raise DataError("--aggregators needs crowd-kit, which is not installed; "
-                        "pip install 'lcz-ldl[aggregate]' (or crowd-kit>=1.4)")
+        raise DataError("aggregators needs crowd-kit, which is not installed; "
+                        "pip install 'lcz-ldl[aggregate]' (or crowd-kit>=1.4)", params=("aggregators",))
 
 
 def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *,
@@ -130,11 +130,11 @@ def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *
         with atomic_folder(out, prefix=f"{out.name}{STORE_TMP_INFIX}{os.getpid()}-") as tmp:
             manifest = _write_store(tmp, plan, progress)
     except BaseException as exc:
-        if new_parent is not None:                        # folders this call created for --out
+        if new_parent is not None:                        # folders this call created for out
             shutil.rmtree(new_parent, ignore_errors=True)
         if isinstance(exc, OSError) and tmp is not None and (
                 exc.filename is None or str(exc.filename).startswith(str(tmp))):
-            raise os_error_at(OSError(exc.errno, exc.strerror), out) from exc  # name --out, not the temp
+            raise os_error_at(OSError(exc.errno, exc.strerror), out) from exc  # name out, not the temp
         raise
     return manifest
 

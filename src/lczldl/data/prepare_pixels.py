@@ -124,7 +124,8 @@ def write_images(out: Path, cities: Mapping[str, Any], destinations: Mapping[str
                             stats.add_train(img)
                 if n_bad:
                     raise DataError(f"{cf.path}: 'sen2' has non-finite pixels (NaN/inf) in {n_bad} of "
-                                    f"{cf.n} rows; pass --drop-nonfinite to drop those rows")
+                                    f"{cf.n} rows; pass drop_nonfinite=True to drop those rows",
+                                    params=("drop_nonfinite",))
     finally:
         for h in handles.values():
             h.close()

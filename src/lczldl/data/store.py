@@ -284,7 +284,8 @@ def require_target(arrays: SplitArrays, target: str, where: str = "store") -> No
     m = _aggregator_of(TARGET_ALIASES.get(target, target))
     if m is not None and AGG_TARGETS[m] not in arrays.aggregated:
         raise DataError(f"{where}: no {AGG_TARGETS[m]} target in the store (split {arrays.name}); prepare "
-                        f"with --aggregators {m} (lczldl data prepare, or study.prepare.aggregators)")
+                        f"with aggregators={m} (lczldl data prepare, or study.prepare.aggregators)",
+                        params=("aggregators",))
 
 
 def aggregators_needed(targets: Sequence[str]) -> list[str]:

@@ -77,7 +77,7 @@ def profile(name: str) -> DemoProfile:
     """The demo profile called ``name`` (or an alias of it); ConfigError naming the choices otherwise."""
     name = ALIASES.get(name, name)
     if name not in PROFILES:
-        raise ConfigError(f"--profile {name!r}: choose one of {', '.join(PROFILES)}")
+        raise ConfigError(f"profile={name!r}: choose one of {', '.join(PROFILES)}", params=("profile",))
     return PROFILES[name]
 
 

@@ -310,20 +310,21 @@ def check_executor(kind: str) -> None:
     """ConfigError unless executor ``kind`` exists and can run here (checked before a study writes
     anything): ``slurm`` needs ``sbatch`` on the PATH."""
     if kind not in EXECUTORS:
-        raise ConfigError(f"--executor {kind!r}: choose local or slurm (or submitit-local for tests)")
+        raise ConfigError(f"executor={kind!r}: choose local or slurm (or submitit-local for tests)",
+                          params=("executor",))
     if kind == "slurm":
         import shutil
 
         if shutil.which("sbatch") is None:
-            raise ConfigError("--executor slurm: `sbatch` not found on this machine; run the study on a "
-                              "SLURM login node or use --executor local")
+            raise ConfigError("executor=slurm: `sbatch` not found on this machine; run the study on a "
+                              "SLURM login node or use executor=local", params=("executor",))
 
 
 def make_executor(kind: str, study: Path, workers: int = 1,
                   slurm: Mapping[str, Any] | None = None) -> LocalExecutor | SubmititExecutor:
     """Executor by name: ``local`` | ``slurm`` | ``submitit-local``."""
     if workers < 1:
-        raise ConfigError(f"--workers {workers}: must be >= 1")
+        raise ConfigError(f"workers={workers}: must be >= 1", params=("workers",))
     check_executor(kind)
     if kind == "local":
         return LocalExecutor(workers)

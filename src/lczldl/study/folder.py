@@ -39,8 +39,9 @@ def planned_store(data: Path, study: Path) -> Path:
     if is_prepared_store(data):
         return data.resolve()
     if not data.is_dir() or not any(data.glob("*.h5")):
-        raise DataError(f"--data {data}: neither a prepared store ({MANIFEST}) nor a folder of raw "
-                        "vote files ({city}.h5); run `lczldl data prepare` or point at the right folder")
+        raise DataError(f"data={data}: neither a prepared store ({MANIFEST}) nor a folder of raw "
+                        "vote files ({city}.h5); run `lczldl data prepare` or point at the right folder",
+                        params=("data",))
     return (Path(study) / STUDY_STORE).resolve()
 
 
@@ -57,9 +58,10 @@ def resolve_store(data: Path, study: Path, prepare: PrepareConfig, console: Any 
 
 
 def check_out(study: Path) -> None:
-    """``--out`` must be a folder or a new path."""
+    """The study folder ``study`` must be a folder or a new path."""
     if Path(study).exists() and not Path(study).is_dir():
-        raise ConfigError(f"--out {study}: exists and is not a folder; choose a folder for the study")
+        raise ConfigError(f"out={study}: exists and is not a folder; choose a folder for the study",
+                          params=("out",))
 
 
 def check_same_config(study: Path, run_config: dict[str, Any], store: Path) -> None:
@@ -72,11 +74,11 @@ def check_same_config(study: Path, run_config: dict[str, Any], store: Path) -> N
     except ValueError:
         return
     if old.get("run_config") not in (None, run_config):
-        raise ConfigError(f"{p}: this study was started with a different run config; rerun with the "
-                          "same --config or use a new --out folder")
+        raise ConfigError(f"{p}: this study was started with different run settings; rerun with the "
+                          "same config or use a new out folder", params=("config", "out"))
     if old.get("store") not in (None, str(store)):
         raise ConfigError(f"{p}: this study was started on store {old.get('store')}; rerun with the "
-                          "same --data or use a new --out folder")
+                          "same data or use a new out folder", params=("data", "out"))
 
 
 @contextlib.contextmanager

@@ -43,8 +43,8 @@ def resolve_pack(cfg: LczldlConfig, n_runs: int, *, typed: bool = False, cuda: b
                  n_gpus: int | None = None) -> int:
     """Members per pack of the study ``cfg`` (its ``study`` section) with ``n_runs`` runs.
 
-    ``study.pack`` as resolved (``--pack`` typed > config > None = default); ``typed`` says the
-    user typed it (named in errors). ``cuda`` / ``n_gpus``: whether CUDA is available and how
+    ``study.pack`` as resolved (``pack`` typed > config > None = default); ``typed`` says the
+    user typed it (errors then name the parameter ``pack``, else the key ``study.pack``). ``cuda`` / ``n_gpus``: whether CUDA is available and how
     many devices the executor hands out (None: this machine's). A pack size > 1 with a config the
     packed engine cannot train (``training.fastpath.pack_refusal``) or ``train.engine=lightning``
     is a ConfigError when given, and makes the default 1."""
@@ -56,8 +56,8 @@ def resolve_pack(cfg: LczldlConfig, n_runs: int, *, typed: bool = False, cuda: b
         refusal = "train.engine=lightning (each run trains alone in the Lightning loop)"
     if sc.pack is not None:
         if sc.pack > 1 and refusal:
-            where = f"--pack {sc.pack}" if typed else f"study.pack={sc.pack}"
-            raise ConfigError(f"{where}: packed runs cannot train with {refusal}; use --pack 1")
+            where = f"pack={sc.pack}" if typed else f"study.pack={sc.pack}"
+            raise ConfigError(f"{where}: packed runs cannot train with {refusal}; use pack=1", params=("pack",))
         return sc.pack
     if refusal:
         return 1

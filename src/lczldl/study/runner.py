@@ -5,7 +5,7 @@ Study folder layout (names in :mod:`lczldl.layout`)::
 
     STUDY/study.json            resolved config, grid, store, versions, every unit's status + log
     STUDY/config.yaml           the run config handed to every train unit
-    STUDY/store/                prepared store (only when --data was a folder of raw vote files)
+    STUDY/store/                prepared store (only when ``data`` was a folder of raw vote files)
     STUDY/runs/REGIME/seedN/    run folders (train) + predictions/metrics (evaluate, calibrate)
     STUDY/units/<id>.json       atomic completion markers (done | failed)
     STUDY/logs/<id>.log         each unit's stdout/stderr
@@ -57,38 +57,49 @@ from lczldl.study.progress import Overview
 from lczldl.study.scheduler import Scheduler
 from lczldl.study.units import DEFAULT_WORK, DONE, FAILED, SKIPPED, Unit, build_units, fingerprint
 
-#: the ``lczldl study`` options and the config keys they set (what the user typed wins)
-STUDY_OPTIONS: dict[str, str] = {"study.regimes": "--regimes", "study.seeds": "--seeds",
-                                 "study.workers": "--workers", "study.executor": "--executor",
-                                 "study.intervals": "--intervals", "study.pack": "--pack"}
 #: seconds between polls of running units
 POLL_S = {"slurm": 5.0}
 POLL_S_DEFAULT = 0.1
 
 
+def written_run_sections(path: Path | None) -> dict[str, Any]:
+    """The run sections of the YAML at ``path`` as written (every section but ``study``; {} without
+    a file): what the train units get, so a study resumes under a newer lczldl whose defaults
+    gained or lost keys."""
+    raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
+    raw.pop("study", None)
+    return raw
+
+
+def with_study(cfg: LczldlConfig) -> LczldlConfig:
+    """``cfg`` with its ``study`` section (the defaults when the file has none)."""
+    return cfg.model_copy(update={"study": cfg.study or StudyConfig()})
+
+
 def load_study_config(path: Path | None, **options: Any) -> tuple[dict[str, Any], LczldlConfig]:
     """(run sections as written in the YAML, the resolved config with its ``study`` section).
 
-    ``options``: regimes, seeds, workers, executor, intervals, pack as typed (None = not given); they win over the
-    file's ``study`` section, which wins over the defaults. The sections as written are what the
-    train units get (so a study resumes under a newer lczldl whose defaults gained or lost keys)."""
-    raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
-    raw.pop("study", None)
-    cfg = load_config(path, None, flags=STUDY_OPTIONS, **{f"study.{k}": v for k, v in options.items()})
-    return raw, cfg.model_copy(update={"study": cfg.study or StudyConfig()})
+    ``options``: regimes, seeds, workers, executor, intervals, pack as typed (None = not given); they
+    win over the file's ``study`` section, which wins over the defaults. A bad typed value is named
+    by its parameter (``pack 0: ...``)."""
+    cfg = load_config(path, None, flags={f"study.{k}": k for k in options},
+                      **{f"study.{k}": v for k, v in options.items()})
+    return written_run_sections(path), with_study(cfg)
 
 
 def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | None = None,
               seeds: str | None = None, workers: int | None = None, executor: str | None = None, *,
               work: Mapping[str, str] | None = None, progress: bool = True,
               console: Any = None, notes: Sequence[str] = (), intervals: bool | None = None,
-              pack: int | None = None) -> dict:
+              pack: int | None = None, settings: LczldlConfig | None = None) -> dict:
     """Run (or resume) the study in ``out``; returns the final study.json content.
 
-    ``regimes`` / ``seeds`` / ``workers`` / ``executor`` / ``pack`` are the CLI options (None = not
-    given: the config's ``study`` section, else the defaults; the default pack size is
-    :func:`lczldl.study.packs.resolve_pack`'s); ``intervals`` (report tables as mean [lo, hi])
-    likewise. Every option, the config and ``data``
+    ``regimes`` / ``seeds`` / ``workers`` / ``executor`` / ``pack`` are the settings as the user
+    typed them (None = not given: the config's ``study`` section, else the defaults; the default
+    pack size is :func:`lczldl.study.packs.resolve_pack`'s); ``intervals`` (report tables as mean
+    [lo, hi]) likewise. ``settings``: the config already resolved from ``config`` and those options
+    by the caller (``lczldl study`` resolves it, naming bad values by their flags); the options
+    then only say what was typed. Every option, the config and ``data``
     are checked before anything is written; a study folder this call created is removed again if
     it fails before its units start. ``work`` maps unit kinds to "module:function" (tests swap in
     fakes); ``notes`` (e.g. the demo's reductions) go to study.json["notes"] for the report.
@@ -99,10 +110,13 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
 
     console = console or Console()
     study = Path(out)
-    run_config, cfg = load_study_config(config, regimes=regimes, seeds=seeds, workers=workers,
-                                        executor=executor, intervals=intervals, pack=pack)
+    if settings is None:
+        run_config, cfg = load_study_config(config, regimes=regimes, seeds=seeds, workers=workers,
+                                            executor=executor, intervals=intervals, pack=pack)
+    else:
+        run_config, cfg = written_run_sections(config), with_study(settings)
     sc = cfg.study
-    assert sc is not None  # noqa: S101 - load_study_config fills it
+    assert sc is not None  # noqa: S101 - with_study fills it
     check_out(study)
     planned = planned_store(data, study)
     check_same_config(study, run_config, planned)
@@ -110,8 +124,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     targets = [t for r in sc.regimes for t in regime_targets(r)[:2]]
     missing = [m for m in aggregators_needed(targets) if m not in sc.prepare.aggregators]
     if missing and planned != Path(data).resolve():     # raw votes: prepared here
-        raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
-                          f"{', '.join(missing)} (the store is prepared from raw votes)")
+        raise ConfigError(f"regimes={','.join(sc.regimes)}: needs study.prepare.aggregators to include "
+                          f"{', '.join(missing)} (the store is prepared from raw votes)", params=("regimes",))
     work = {**DEFAULT_WORK, **(work or {})}
     pack_size = resolve_pack(cfg, len(sc.regimes) * len(sc.seeds), typed=pack is not None)
     units = build_units(sc.regimes, sc.seeds, pack_size)
@@ -213,4 +227,4 @@ def final_message(console: Any, study: Path, info: dict) -> None:
         console.print(f"report: {rep}")
 
 
-__all__ = ["load_study_config", "run_study"]
+__all__ = ["load_study_config", "run_study", "with_study", "written_run_sections"]
