@@ -104,10 +104,10 @@ def test_study_and_data_errors_name_parameters_and_the_cli_shows_flags(store, tm
         (lambda: check_out(afile), f"out={afile}: exists and is not a folder; choose a folder for the study",
          f"--out {afile}: exists and is not a folder; choose a folder for the study"),
         (lambda: check_same_config(tmp_path / "old", {"train": {"lr": 1}}, store),
-         f"{tmp_path / 'old' / 'study.json'}: this study was started with different run settings; rerun with "
-         "the same config or use a new out folder",
-         f"{tmp_path / 'old' / 'study.json'}: this study was started with different run settings; rerun with "
-         "the same --config or use a new --out folder"),
+         f"{tmp_path / 'old' / 'study.json'}: this study was started with a different run configuration; "
+         "rerun with the same config or use a new out folder",
+         f"{tmp_path / 'old' / 'study.json'}: this study was started with a different run configuration; "
+         "rerun with the same --config or use a new --out folder"),
         (lambda: check_same_config(tmp_path / "old", {"train": {}}, store),
          f"{tmp_path / 'old' / 'study.json'}: this study was started on store /x; rerun with the same data or "
          "use a new out folder",

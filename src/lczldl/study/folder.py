@@ -74,8 +74,8 @@ def check_same_config(study: Path, run_config: dict[str, Any], store: Path) -> N
     except ValueError:
         return
     if old.get("run_config") not in (None, run_config):
-        raise ConfigError(f"{p}: this study was started with different run settings; rerun with the "
-                          "same config or use a new out folder", params=("config", "out"))
+        raise ConfigError(f"{p}: this study was started with a different run configuration; rerun "
+                          "with the same config or use a new out folder", params=("config", "out"))
     if old.get("store") not in (None, str(store)):
         raise ConfigError(f"{p}: this study was started on store {old.get('store')}; rerun with the "
                           "same data or use a new out folder", params=("data", "out"))
