@@ -1,5 +1,6 @@
-"""Throughput of the real training loop (``lczldl.training.run.train_run``: Lightning, the store's
-DataLoader, Nadam, validation, checkpoints) on a synthetic store, CPU.
+"""Throughput of the real training loop (``lczldl.training.run.train_run`` with
+``train.engine=lightning``: Lightning, the store's DataLoader, Nadam, validation, checkpoints) on a
+synthetic store, CPU.
 
     python benchmarks/bench_training.py [--n-train 3200] [--epochs 3] [--threads 2] [--repeats 1]
                                         [--workers 0] [--set key=value ...]
@@ -63,6 +64,7 @@ def main() -> None:
 
     import torch
 
+    from lczldl.config import load_config
     from lczldl.training.callbacks import read_metrics_csv
     from lczldl.training.run import train_run
 
@@ -75,9 +77,10 @@ def main() -> None:
         for rep in range(args.repeats):
             out = Path(td) / f"runs{rep}"
             t0 = time.perf_counter()
-            run = train_run(store, args.regime, 0, out, max_epochs=args.epochs, progress=False,
-                            num_threads=args.threads,
-                            overrides=[f"data.num_workers={args.workers}", "train.patience=1000", *args.sets])
+            cfg = load_config(None, ["train.engine=lightning", f"train.num_threads={args.threads}",
+                                     f"data.num_workers={args.workers}", "train.patience=1000", *args.sets],
+                              **{"train.regime": args.regime, "train.max_epochs": args.epochs})
+            run = train_run(store, 0, out, cfg, progress=False)
             wall = time.perf_counter() - t0
             info = json.loads((run / "run.json").read_text())
             m = read_metrics_csv(run / "metrics.csv")

@@ -2,10 +2,12 @@
 
 Top level :class:`LczldlConfig`, one section per concern:
 
-- ``data``: how the prepared store is read (loader workers, pinned memory).
+- ``data``: how the prepared store is read (loader workers, pinned memory) and the vote budget of
+  the training-side targets (``data.vote_budget``: k of each image's votes).
 - ``model``: Sen2LCZ-Net's constructor (classes, bands, depth, width, dropout, fusion).
 - ``train``: regime, optimiser, schedule, early stopping, devices, precision, logger.
-- ``evaluation``: calibration bins and MC-dropout passes.
+- ``evaluation``: calibration bins, MC-dropout passes and the beyond-the-paper switches (conformal
+  sets, sets calibrated on the votes, selective prediction).
 - ``study``: the grid, workers, executor, how raw votes are prepared and SLURM job settings; read
   by ``lczldl study`` / ``lczldl demo`` (``lczldl train`` validates but ignores it, so one YAML
   serves both).
@@ -35,7 +37,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lczldl.constants import BANDS, CONFORMAL_LEVELS, MC_PASSES, N_BINS, SOFT_AGGREGATORS
+from lczldl.constants import (
+    BANDS,
+    CONFORMAL_LEVELS,
+    MC_PASSES,
+    N_BINS,
+    N_EXPERTS,
+    SOFT_AGGREGATORS,
+    VOTE_BUDGET_MODES,
+    VOTE_CONFORMAL_SAMPLES,
+    VOTE_CONFORMAL_VARIANTS,
+)
 from lczldl.errors import ConfigError
 from lczldl.regimes import PAPER_REGIMES, REGIMES
 
@@ -46,17 +58,80 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: how a vote budget's k is written for "every vote" (k = None)
+ALL_VOTES = "all"
+
+
+def _budget_k(v: object) -> object:
+    """One budget k: "all" (any case) -> None, a whole number -> int; anything else is left to the
+    field's own validation."""
+    if isinstance(v, str):
+        t = v.strip().lower()
+        return None if t == ALL_VOTES else (int(t) if t.isdigit() else v)
+    return v
+
+
+class _VoteDraw(_Strict):
+    """How a vote budget picks each image's k votes (:mod:`lczldl.data.vote_budget`)."""
+
+    mode: Literal[VOTE_BUDGET_MODES] = Field(VOTE_BUDGET_MODES[0], description=(  # type: ignore[valid-type]
+        "random: k of each image's votes, drawn per image; panel: the same k experts (vote columns) for every image"))
+    seed: int = Field(0, ge=0, description="seed of the draw: the same k votes for every regime and seed")
+
+
+class VoteBudgetConfig(_VoteDraw):
+    """``data.vote_budget``: every training-side target (train and validation: training, early
+    stopping, temperature fitting, conformal calibration) built from k of each image's votes; test
+    is always judged against all votes. k = None ("all") is the store as prepared."""
+
+    k: int | None = Field(None, ge=1, le=N_EXPERTS, description="votes kept per image; null / all = every vote")
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k(cls, v: object) -> object:
+        return _budget_k(v)
+
+
+class VoteBudgetGrid(_VoteDraw):
+    """``study.vote_budget``: the study's grid over k (``lczldl study --vote-budget 1,3,5,all``).
+    Every k trains the study's regimes and seeds into STUDY/budget/k<k>/ with
+    ``data.vote_budget`` = {k, mode, seed}; "all" is the study's own runs (always trained), so it
+    is accepted and left out of ``k``. Empty: no budget grid."""
+
+    k: list[int] = Field(default_factory=list, description="vote budgets k of the grid, e.g. [1, 3, 5]")
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _ks(cls, v: object) -> object:
+        """A comma list or list of k ("all" allowed) -> sorted whole numbers without repeats."""
+        items = (split_list(v) or []) if isinstance(v, str) else ([] if v is None else v)
+        if isinstance(items, int | str):
+            items = [items]
+        if not isinstance(items, list | tuple):
+            return v
+        ks = [_budget_k(x) for x in items]
+        bad = [x for x in ks if x is not None and (isinstance(x, bool) or not isinstance(x, int)
+                                                    or not 1 <= x <= N_EXPERTS)]
+        if bad:
+            raise ValueError(f"vote budgets must be whole numbers 1..{N_EXPERTS} or '{ALL_VOTES}', "
+                             "e.g. 1,3,5,all")
+        return sorted({x for x in ks if x is not None})
+
+
 class DataConfig(_Strict):
-    """Reading the prepared store."""
+    """Reading the prepared store, and which of its votes the training-side targets use."""
 
     num_workers: int = Field(0, ge=0)
     pin_memory: bool = False
+    vote_budget: VoteBudgetConfig = Field(default_factory=VoteBudgetConfig)
 
 
 class ModelConfig(_Strict):
     """Sen2LCZ-Net constructor arguments (``in_channels`` = number of bands)."""
 
-    num_classes: Literal[10] = 10
+    #: K: 10 (urban LCZ 1-10 of the vote release) or 17 (So2Sat LCZ42); a run takes its store's
+    #: (lczldl.training.members.store_config), whatever is set here
+    num_classes: Literal[10, 17] = 10
     bands: list[str] = Field(default_factory=lambda: list(BANDS), min_length=1)
     depth: int = Field(17, ge=5)
     width: int = Field(16, ge=1)
@@ -99,10 +174,17 @@ class TrainConfig(_Strict):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | Literal["auto"] = 1
     strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp"] = "auto"
-    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+    #: 32-true: fp32 with TF32 off; 32-tf32: fp32 tensors with TF32 convolutions / matmuls on CUDA;
+    #: bf16-mixed / 16-mixed: autocast; 64-true: fp64 (docs/training.md, "Precision")
+    precision: Literal["32-true", "32-tf32", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
     channels_last: bool = True
     deterministic: bool = True
     logger: Literal["csv", "tensorboard", "mlflow"] = "csv"
+    #: last.ckpt after an epoch only when this many epochs passed since the last one was written
+    #: (and always after the run's final epoch); a resume repeats at most this many epochs
+    last_checkpoint_epochs: int = Field(1, ge=1)
+    #: ... and only when this many minutes passed since then (0: no time condition)
+    last_checkpoint_minutes: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     #: training loop: auto (the packed engine on CUDA where the config allows it, else Lightning;
     #: ``lczldl.training.fastpath``) | lightning | packed
     engine: Literal["auto", "lightning", "packed"] = "auto"
@@ -124,6 +206,11 @@ class EvaluationConfig(_Strict):
     conformal: bool = Field(True, description="split-conformal sets (LAC, APS, RAPS) calibrated on val")
     selective: bool = Field(True, description="risk-coverage, AURC, accuracy at coverage, uncertainty signals")
     conformal_levels: list[float] = Field(default_factory=lambda: list(CONFORMAL_LEVELS), min_length=1)
+    vote_conformal: bool = Field(True, description=(
+        "with conformal: also sets calibrated on labels drawn from the validation votes (Monte Carlo conformal)"))
+    vote_samples: int = Field(VOTE_CONFORMAL_SAMPLES, ge=1, description="labels drawn per validation image (m)")
+    vote_variant: Literal[VOTE_CONFORMAL_VARIANTS] = Field(  # type: ignore[valid-type]
+        VOTE_CONFORMAL_VARIANTS[0], description="ecdf: coverage guarantee at the level; average: 1 - 2 alpha for m > 1")
 
     @field_validator("conformal_levels", mode="before")
     @classmethod
@@ -248,9 +335,9 @@ def parse_regimes(text: str | Iterable[str]) -> list[str]:
 
 
 class StudyConfig(_Strict):
-    """The ``study:`` section: the grid, workers, executor, pack size, prepare and SLURM settings
-    (``lczldl study`` / ``lczldl demo``; the CLI options --regimes, --seeds, --workers, --executor,
-    --pack win)."""
+    """The ``study:`` section: the grid, workers, executor, pack size, prepare and SLURM settings, the
+    vote-budget grid (``lczldl study`` / ``lczldl demo``; the CLI options --regimes, --seeds,
+    --workers, --executor, --pack, --vote-budget win)."""
 
     regimes: list[str] = Field(default_factory=lambda: list(PAPER_REGIMES))
     seeds: list[int] = Field(default_factory=lambda: list(range(5)))
@@ -261,6 +348,8 @@ class StudyConfig(_Strict):
     pack: int | None = Field(None, ge=1)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    #: the grid over the vote budget k (opt-in; docs/study.md)
+    vote_budget: VoteBudgetGrid = Field(default_factory=VoteBudgetGrid)
 
     @field_validator("regimes", mode="before")
     @classmethod

@@ -31,6 +31,15 @@ AGG_ONEHOT_TARGETS: dict[str, str] = {m: f"agg_{m}_onehot" for m in SOFT_AGGREGA
 #: coverage levels 1 - alpha of the conformal prediction sets evaluated by default
 #: (``evaluation.conformal_levels``)
 CONFORMAL_LEVELS: tuple[float, ...] = (0.9, 0.95)
+#: calibration variants of the sets calibrated on the votes (lczldl.evaluation.conformal_votes), the
+#: default first: "ecdf" (coverage guarantee at the level) and "average" (``evaluation.vote_variant``)
+VOTE_CONFORMAL_VARIANTS: tuple[str, ...] = ("ecdf", "average")
+#: labels drawn per calibration image for those sets (Stutz et al.'s default ``num_samples``;
+#: ``evaluation.vote_samples``)
+VOTE_CONFORMAL_SAMPLES = 10
+#: how a vote budget picks each image's k votes (lczldl.data.vote_budget): "random" (k of its votes)
+#: or "panel" (the same k experts for every image)
+VOTE_BUDGET_MODES: tuple[str, ...] = ("random", "panel")
 #: mixes a seed with a counter (epoch, tile, pass) into one torch seed: seed * SEED_MIXER + counter;
 #: a prime above any counter, so different (seed, counter) pairs give different seeds
 SEED_MIXER = 1_000_003

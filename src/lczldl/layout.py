@@ -11,6 +11,8 @@ Layouts (documented in docs/architecture.md)::
     EVAL/ensemble/REGIME/{predictions.npz, metrics.json, beyond_ensemble.json}
     STUDY/{study.json, config.yaml, store/, runs/, units/, logs/, ensemble/REGIME/,
            summary.csv, summary.md, paired.csv, figures/, report.html, report.md}
+    STUDY/budget/{budget.csv, k<k>/{runs/REGIME/seedN, ensemble/REGIME/, summary.csv, summary.md,
+                  paired.csv}}     (only with a vote-budget grid: lczldl study --vote-budget)
     MAP/{lcz.tif, probability.tif, entropy.tif, confidence.tif, preview.png, predict.json,
          .partial/{state.json, block_NNNNN.npz} (while the map is not complete)}
 """
@@ -79,6 +81,11 @@ PAIRED_CSV = "paired.csv"
 FIGURES_DIR = "figures"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
+#: the vote-budget grid: STUDY/budget/k<k>/ holds the runs trained on k votes per image (runs/) and
+#: their evaluation (ensemble/, summary.csv, ...); STUDY/budget/budget.csv the table over k
+BUDGET_DIR = "budget"
+BUDGET_K_PREFIX = "k"
+BUDGET_CSV = "budget.csv"
 
 # ---------------------------------------------------------------- map folder
 MAP_LCZ = "lcz.tif"
@@ -138,9 +145,24 @@ def ensemble_dir(out: str | Path, regime: str) -> Path:
     return Path(out) / ENSEMBLE_DIR / regime
 
 
-def study_run_dir(study: str | Path, regime: str, seed: int) -> Path:
-    """STUDY/runs/REGIME/seedN."""
-    return run_dir(Path(study) / STUDY_RUNS, regime, seed)
+def study_run_dir(study: str | Path, regime: str, seed: int, budget: int | None = None) -> Path:
+    """STUDY/runs/REGIME/seedN (STUDY/budget/k<k>/runs/REGIME/seedN for vote budget ``budget``)."""
+    return run_dir(study_runs(study, budget), regime, seed)
+
+
+def budget_dir(study: str | Path, k: int) -> Path:
+    """STUDY/budget/k<k>: the runs trained on k votes per image and their evaluation files."""
+    return Path(study) / BUDGET_DIR / f"{BUDGET_K_PREFIX}{int(k)}"
+
+
+def budget_table_path(study: str | Path) -> Path:
+    """STUDY/budget/budget.csv: the metrics against the vote budget k."""
+    return Path(study) / BUDGET_DIR / BUDGET_CSV
+
+
+def study_runs(study: str | Path, budget: int | None = None) -> Path:
+    """STUDY/runs, or STUDY/budget/k<k>/runs for the runs of vote budget ``budget``."""
+    return (Path(study) if budget is None else budget_dir(study, budget)) / STUDY_RUNS
 
 
 def marker_path(study: str | Path, uid: str) -> Path:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 from lczldl.constants import AGG_ONEHOT_TARGETS, AGG_TARGETS
 
+#: Targets built from each image's label alone (no expert votes): what a store without votes serves.
+LABEL_TARGETS: tuple[str, ...] = ("onehot", "onehot_ls", "onehot_ls17")
+
 
 @dataclass(frozen=True)
 class Regime:
@@ -35,6 +38,13 @@ class Regime:
     paper: bool = False
     #: the seed's 17-column smoothing quirk as training target (rows sum to 0.959 for e = 0.1)
     compat17_target: str | None = None
+
+    @property
+    def needs_votes(self) -> bool:
+        """True when a target of the regime comes from expert votes (a vote distribution, Dawid-Skene
+        or an aggregator's posterior): a store without votes (So2Sat LCZ42) cannot train it."""
+        return any(t not in LABEL_TARGETS for t in (self.train_target, self.val_target, self.compat17_target)
+                   if t is not None)
 
     @property
     def ts_target(self) -> str:
@@ -87,6 +97,19 @@ def regime_targets(name: str, compat17: bool = False) -> tuple[str, str, str]:
     r = get_regime(name)
     train = r.compat17_target if compat17 and r.compat17_target else r.train_target
     return train, r.val_target, r.loss
+
+
+def label_only_regimes(names: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """The registered regimes among ``names`` (all when None) that need no expert votes
+    (:attr:`Regime.needs_votes` False), in :data:`REGIMES` order: onehot, onehot_ls."""
+    pool = REGIMES if names is None else set(names)
+    return [n for n, r in REGIMES.items() if n in pool and not r.needs_votes]
+
+
+def vote_regimes(names: list[str] | tuple[str, ...]) -> list[str]:
+    """The regimes among ``names`` that need expert votes, in the order given (unknown names count as
+    needing them: nothing says otherwise)."""
+    return [n for n in names if n not in REGIMES or REGIMES[n].needs_votes]
 
 
 def order_regimes(names: list[str] | tuple[str, ...] | set[str]) -> list[str]:

@@ -22,12 +22,15 @@ def test_every_computed_key_is_registered_in_csv_order():
 
 
 def test_directions():
-    higher = {"oa", "maa", "waa", "kappa", "balanced_accuracy", "macro_f1", "entropy_spearman", "acc_at_80",
+    higher = {"oa", "maa", "waa", "kappa", "balanced_accuracy", "macro_f1", "entropy_spearman", "acc_at_80", "oa_u", "oa_bu",
               "acc_at_90"}
     for k, m in G.METRICS.items():
         if m.group == G.CONFORMAL:          # coverage is set by the level and vote coverage grows with the set
             want = {"coverage": None, "set_size": False, "vote_coverage": None, "plausible_jaccard": True}
             assert G.higher_is_better(k) is want[k.split("_", 2)[2]], k
+        elif m.group == G.CONFORMAL_VOTES:  # the calibrated coverages are descriptive; sizes, gaps lower
+            stat = k.removeprefix(G.VOTE_SET_PREFIX).split("_", 2)[2]
+            assert G.higher_is_better(k) is (None if stat in ("coverage", "vote_coverage") else False), k
         elif m.group == G.SIGNAL:           # a signal should detect errors and follow the experts
             assert G.higher_is_better(k) is True, k
         elif m.group == G.OTHER or k in ("mean_confidence", "overconfidence"):
@@ -66,10 +69,21 @@ def test_beyond_keys_in_csv_order_and_other_levels():
     assert G.keys(G.SIGNAL) == ("auroc_max_prob", "auroc_entropy", "auroc_mutual_info", "auroc_disagreement",
                                 "spearman_max_prob", "spearman_mutual_info", "spearman_disagreement")
     assert G.SIGNAL_SPEARMAN["entropy"] == "entropy_spearman"        # compute_metrics' own, not repeated
-    assert list(G.METRICS)[-len(conformal) - 11:][:len(conformal)] == list(conformal)   # after the old keys
+    voted = G.keys(G.CONFORMAL_VOTES)
+    assert len(voted) == 3 * 2 * 4 + 3 * 2 * 7 and voted[:5] == (
+        "lac_90_covgap_label", "lac_90_covgap_votes", "lac_90_sscv_label", "lac_90_sscv_votes", "aps_90_covgap_label")
+    assert voted[24:27] == ("votecal_lac_90_vote_coverage", "votecal_lac_90_coverage", "votecal_lac_90_set_size")
+    assert list(G.METRICS)[-len(conformal) - len(voted) - 11:][:len(conformal) + len(voted)] == [*conformal, *voted]
     m = G.metric("aps_97.5_set_size")
     assert m is not None and m.group == G.CONFORMAL and m.label == "APS 97.5 %: mean set size"
     assert G.higher_is_better("aps_97.5_set_size") is False and G.metric("aps_97.5_size") is None
     assert G.conformal_key("raps", 0.95, "coverage") == "raps_95_coverage"
+    assert G.vote_conformal_key("aps", 0.9, "sscv_votes") == "votecal_aps_90_sscv_votes"
+    m = G.metric("votecal_raps_97.5_covgap_votes")
+    assert m is not None and m.group == G.CONFORMAL_VOTES and m.label == (
+        "RAPS 97.5 % calibrated on the votes: CovGap vs the votes")
+    m = G.metric("lac_80_sscv_label")
+    assert m is not None and m.group == G.CONFORMAL_VOTES and m.label == "LAC 80 %: SSCV vs the majority label"
+    assert G.metric("votecal_lac_90_plausible_jaccard") is None          # not a number of these sets
     assert G.fmt_mean_interval(0.81234, 0.8, 0.825) == "0.8123 [0.8000, 0.8250]"
     assert G.fmt_mean_interval(0.81234, math.nan, math.nan) == "0.8123"

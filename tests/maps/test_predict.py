@@ -294,7 +294,7 @@ def test_cli_settings_resolve_defaults_config_set_then_typed(tmp_path, monkeypat
 
 
 def test_cli_writes_the_parameters_a_library_error_names_as_flags():
-    from lczldl.cli.predict import with_flags
+    from lczldl.cli.options import with_flags
 
     exc = SceneError("/data/scale.tif: integer values without scale; e.g. scale=10000 (and offset=-1000); "
                      "offsets stay", params=("scale", "offset"))

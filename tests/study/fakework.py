@@ -85,7 +85,17 @@ def aggregate(spec: dict) -> dict:
     for regime, seed in spec["done_runs"]:
         m = json.loads((Path(spec["runs"]) / regime / f"seed{seed}" / "metrics_ts.json").read_text())
         rows.append(f"{regime},{seed},{m['score']:.3f}")
-    (study / "summary.csv").write_text("regime,seed,score\n" + "\n".join(sorted(rows)) + "\n")
+    out = Path(spec.get("out") or study)                      # STUDY, or STUDY/budget/k<k> of a budget
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.csv").write_text("regime,seed,score\n" + "\n".join(sorted(rows)) + "\n")
+    return {}
+
+
+def budget(spec: dict) -> dict:
+    """The fake budget table: each k's summary (and the study's as "all") in one file."""
+    study = _common(spec)
+    parts = [f"k{k}\n" + (study / "budget" / f"k{k}" / "summary.csv").read_text() for k in spec["vote_budget"]["k"]]
+    (study / "budget" / "budget.csv").write_text("".join(parts) + "all\n" + (study / "summary.csv").read_text())
     return {}
 
 
@@ -122,4 +132,4 @@ def pack_blocking_after_epoch_0(spec: dict) -> dict:
 
 def work(name: str) -> dict[str, str]:
     """The work mapping run_study takes, pointing at this module."""
-    return {k: f"{name}:{k}" for k in ("train", "pack", "evaluate", "calibrate", "aggregate", "report")}
+    return {k: f"{name}:{k}" for k in ("train", "pack", "evaluate", "calibrate", "aggregate", "budget", "report")}

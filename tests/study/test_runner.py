@@ -300,4 +300,5 @@ def test_intervals_option_redoes_only_the_report(store, tmp_path):
     spec = json.loads((out / "units" / "report.spec.json").read_text())
     assert spec["intervals"] is True
     assert spec["evaluation"] == {"n_bins": 20, "mc_passes": 20, "conformal": True, "selective": True,
-                                  "conformal_levels": [0.9, 0.95]}
+                                  "conformal_levels": [0.9, 0.95], "vote_conformal": True, "vote_samples": 10,
+                                  "vote_variant": "ecdf"}

@@ -184,3 +184,29 @@ def test_evaluation_and_prepare_switches():
     assert load_config(None, ["study.prepare.aggregators=glad,one_coin"]).study.prepare.aggregators == ["one_coin", "glad"]
     with pytest.raises(ConfigError, match="unknown aggregator crowdkit_ds"):
         load_config(None, ["study.prepare.aggregators=[crowdkit_ds]"])
+
+
+def test_vote_budget_and_vote_calibrated_sets_settings():
+    """data.vote_budget.k: 1..11, "all" / null = every vote; the study's grid: a comma list or list,
+    "all" dropped (the study's own runs), sorted without repeats; the vote-calibrated sets' m and
+    variant; every bad value names its key."""
+    c = load_config(None, None)
+    assert (c.data.vote_budget.k, c.data.vote_budget.mode, c.data.vote_budget.seed) == (None, "random", 0)
+    assert c.evaluation.vote_conformal is True and (c.evaluation.vote_samples, c.evaluation.vote_variant) == (10, "ecdf")
+    assert load_config(None, ["data.vote_budget.k=all"]).data.vote_budget.k is None
+    assert load_config(None, ["data.vote_budget.k=3", "data.vote_budget.mode=panel"]).data.vote_budget.k == 3
+    for bad in ("0", "12", "x"):
+        with pytest.raises(ConfigError, match="data.vote_budget.k"):
+            load_config(None, [f"data.vote_budget.k={bad}"])
+    with pytest.raises(ConfigError, match="data.vote_budget.mode"):
+        load_config(None, ["data.vote_budget.mode=experts"])
+    assert load_config(None, None, **{"study.vote_budget.k": "5,1,all,3,1"}).study.vote_budget.k == [1, 3, 5]
+    assert load_config(None, ["study.vote_budget.k=[all, 2]"]).study.vote_budget.k == [2]
+    assert load_config(None, ["study.vote_budget.k=all"]).study.vote_budget.k == []
+    for bad in ("0,1", "1,twelve", "[1.5]", "13"):
+        with pytest.raises(ConfigError, match="study.vote_budget.k"):
+            load_config(None, [f"study.vote_budget.k={bad}"])
+    with pytest.raises(ConfigError, match="evaluation.vote_variant"):
+        load_config(None, ["evaluation.vote_variant=median"])
+    with pytest.raises(ConfigError, match="evaluation.vote_samples"):
+        load_config(None, ["evaluation.vote_samples=0"])

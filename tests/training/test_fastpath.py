@@ -106,3 +106,45 @@ def test_engine_packed_refusal_writes_nothing(tiny_store, tmp_path):
         train_run(tiny_store, 0, tmp_path,
                   run_config(TINY + ["train.engine=packed", "train.precision=16-mixed"], "dist"))
     assert not (tmp_path / "dist").exists()
+
+
+def test_precision_values_each_mean_one_thing():
+    from lczldl.training.fastpath import PACK_PRECISIONS, lightning_precision, tf32_settings
+
+    assert choose_engine(load_config(None, ["train.precision=32-tf32"]), cuda=True, n_gpus=1) == PACKED
+    assert PACK_PRECISIONS == {"32-true": False, "32-tf32": False, "bf16-mixed": True}      # bf16 autocast or not
+    assert [lightning_precision(p) for p in ("32-true", "32-tf32", "bf16-mixed", "16-mixed", "64-true")] == [
+        "32-true", "32-true", "bf16-mixed", "16-mixed", "64-true"]
+    flags = lambda: (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)  # noqa: E731
+    before = flags()
+    for precision, on in (("32-true", False), ("32-tf32", True), ("bf16-mixed", False), ("64-true", False)):
+        with tf32_settings(precision):
+            assert flags() == (on, on), precision
+        assert flags() == before
+    for precision, why in (("16-mixed", "loss scaler"), ("64-true", "Lightning loop")):
+        assert why in pack_refusal(load_config(None, [f"train.precision={precision}"]))
+
+
+def test_backend_settings_are_explicit_and_restored(monkeypatch):
+    import torch.utils.deterministic as det
+
+    from lczldl.training.fastpath import backend_settings
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "x")       # restored to what it was after the test
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    state = lambda: (torch.are_deterministic_algorithms_enabled(),  # noqa: E731
+                     torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
+                     det.fill_uninitialized_memory, torch.backends.cudnn.allow_tf32)
+    before = state()
+    cases = {("cpu", True): (True, False, before[2], before[3], False),
+             ("cpu", False): (False, False, before[2], before[3], False),
+             ("cuda", True): (True, True, False, False, False),     # deterministic kernels, no autotuning, no NaN fill
+             ("cuda", False): (False, True, True, False, False)}    # autotuned fixed shapes
+    for (device, deterministic), expected in cases.items():
+        cfg = load_config(None, [f"train.deterministic={str(deterministic).lower()}"])
+        with backend_settings(cfg.train, device):
+            assert state() == expected, (device, deterministic)
+        assert state() == before
+    import os
+
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"

@@ -44,8 +44,25 @@ def test_resume_refuses_another_config_but_not_runtime_keys(tmp_path):
     run = _run(tmp_path, "running", last=True, config=yaml.safe_dump(run_sections(cfg)))
     assert plan_run_dir(run, True, load_config(None, ["model.width=8", "train.max_epochs=5",
                                                       "train.num_threads=2"])) == RESUME
+    assert plan_run_dir(run, True, load_config(None, ["model.width=8", "train.last_checkpoint_epochs=3",
+                                                      "train.last_checkpoint_minutes=2.5"])) == RESUME
     with pytest.raises(RunError, match=r"model\.width: 8 in config\.yaml, now 16"):
         plan_run_dir(run, True, load_config())
+
+
+def test_a_key_the_old_config_lacks_counts_as_its_default(tmp_path):
+    """A run killed before a config key existed (its config.yaml lacks data.vote_budget) resumes
+    under the key's default, and is refused under another value of it."""
+    import yaml
+
+    from lczldl.config import run_sections
+
+    old = run_sections(load_config())
+    del old["data"]["vote_budget"]
+    run = _run(tmp_path, "running", last=True, config=yaml.safe_dump(old))
+    assert plan_run_dir(run, True, load_config()) == RESUME
+    with pytest.raises(RunError, match=r"data\.vote_budget"):
+        plan_run_dir(run, True, load_config(None, ["data.vote_budget.k=3"]))
 
 
 def test_clear_attempt_removes_the_attempts_files_only(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lczldl.errors import RunError
-from lczldl.evaluation.beyond import evaluate_prediction
+from lczldl.evaluation.beyond import VoteSettings, evaluate_prediction
 from lczldl.evaluation.files import write_metrics
 from lczldl.evaluation.metrics import compute_metrics
 from lczldl.viz import beyond_section as BS
@@ -104,15 +104,33 @@ def make_study(root: Path, summary: bool = True, bins: int = 20) -> Path:
         (run / "metrics_ts.json").write_text(json.dumps(m_ts))
         (run / "run.json").write_text(json.dumps({"status": "finished"}))
         val = _predictions(rng, 200, sharp)                 # the conformal calibration split
-        head, detail, _, _ = evaluate_prediction(p["probs"], p["labels"], p["votes"], p["vote_entropy"],
-                                                 cal_probs=val["probs"], cal_labels=val["labels"])
+        head, detail, *_ = evaluate_prediction(p["probs"], p["labels"], p["votes"], p["vote_entropy"],
+                                               cal_probs=val["probs"], cal_labels=val["labels"],
+                                               cal_votes=val["votes"], vote=VoteSettings(m=10, variant="ecdf"))
         write_metrics(run / "beyond_plain.json", head, {"method": "plain", "levels": [0.9, 0.95]}, detail=detail)
         records += [{"regime": reg, "method": "plain", "seed": seed, "metrics": {**m, **head}},
                     {"regime": reg, "method": "temperature", "seed": seed, "metrics": m_ts}]
     (study / "runs" / "dist" / "seed1").mkdir()          # failed run: folder without outputs
     if summary:
         write_summary(study, records, n_boot=500)
+        _write_budget_table(study, records)
     return study
+
+
+def _write_budget_table(study: Path, records: list[dict]) -> None:
+    """A vote-budget table by the evaluation's own rows and writer: "all" = the plain records, k = 1
+    and 3 the same numbers shifted (the report reads, never recomputes them)."""
+    from lczldl.evaluation.budget import budget_rows
+    from lczldl.evaluation.summary import to_csv
+
+    plain = [r for r in records if r["method"] == "plain"]
+    metrics = ["ce_distr", "ece", "aps_90_vote_coverage", "oa"]
+    values = {k: {reg: [{m: r["metrics"][m] + shift for m in metrics} for r in plain if r["regime"] == reg]
+                  for reg in ("onehot", "dist")} for k, shift in (("1", 0.05), ("3", 0.02), ("all", 0.0))}
+    counts = {k: {"train_kept": n, "train_short_rows": 0, "train_no_urban_rows": 2, "train_non_urban_majority": 1}
+              for k, n in (("1", 97), ("3", 99), ("all", 100))}
+    (study / "budget").mkdir()
+    (study / "budget" / "budget.csv").write_text(to_csv(budget_rows(values, counts, metrics, "random", 0)))
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +174,8 @@ def test_tables_hold_the_summary_values(built):
     for r in csv.DictReader(open(built / "paired.csv")):
         if "" in (r["mean_diff"], r["ci_low"]):                 # undefined (e.g. an empty entropy bin)
             continue
-        if r["metric"].startswith(("lac_", "aps_", "raps_", "aurc", "eaurc", "acc_at_", "auroc_", "spearman_")):
+        if r["metric"].startswith(("lac_", "aps_", "raps_", "votecal_", "aurc", "eaurc", "acc_at_", "auroc_",
+                                   "spearman_")):
             beyond += 1                                         # the beyond-the-paper metrics: paired.csv only
             continue
         d, lo, hi = float(r["mean_diff"]), float(r["ci_low"]), float(r["ci_high"])
@@ -201,13 +220,25 @@ def test_beyond_the_paper_section(built):
     sec = md[md.index("## Beyond the paper"):md.index("## Configuration and versions")]
     for stem, caption in BS.FIGURES:                       # every figure with its one-line caption
         assert f"![{stem}](figures/{stem}.png)" in sec
-        assert f"*{caption.format(level='90', score='APS')}*" in sec
+        assert f"*{caption.format(level='90', score='APS', vote_m=10, vote_variant='ecdf', budget_set='APS 90 %')}*" in sec
     rows = list(csv.DictReader(open(built / "summary.csv")))
     oh = next(r for r in rows if r["regime"] == "onehot" and r["method"] == "plain")
     for key in ("aps_90_set_size", "raps_95_plausible_jaccard", "aurc", "acc_at_90", "auroc_max_prob"):
         assert f"{float(oh[key + '_mean']):.4f} ± {float(oh[key + '_std']):.4f}" in sec, key
     assert "### Conformal prediction sets at 90 %" in sec and "### Conformal prediction sets at 95 %" in sec
     assert "| LAC coverage | LAC size | LAC vote cov. | LAC Jaccard |" in sec
+    for key in ("votecal_aps_90_set_size", "votecal_lac_95_vote_coverage", "aps_90_covgap_votes",
+                "votecal_aps_90_sscv_label"):
+        assert f"{float(oh[key + '_mean']):.4f} ± {float(oh[key + '_std']):.4f}" in sec, key
+    assert "### Sets calibrated on the experts' votes at 95 % (Monte Carlo conformal)" in sec
+    # the vote-budget table: every row of budget.csv, mean [lo, hi] and the counts
+    assert "### How many votes per image does training need? (vote budget)" in sec
+    for r in csv.DictReader(open(built / "budget" / "budget.csv")):
+        lo = float(r["oa_lo"]) if r["oa_lo"] else float("nan")
+        cell = (f"{float(r['oa_mean']):.4f} [{lo:.4f}, {float(r['oa_hi']):.4f}]" if r["oa_lo"]
+                else f"{float(r['oa_mean']):.4f}")
+        assert f"| {r['k']} | {'one-hot' if r['regime'] == 'onehot' else 'distribution'} | {r['n_runs']} | " \
+               f"{int(r['train_kept']):,} |" in sec and cell in sec
     # the temperature rows have no beyond file here: they are not listed in the beyond tables
     assert "temperature scaling" not in sec.split("### Selective prediction")[1].split("###")[0]
 

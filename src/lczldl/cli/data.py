@@ -12,7 +12,7 @@ from lczldl.constants import SOFT_AGGREGATORS
 
 P = "study.prepare."  # the config section of prepare's settings
 
-app = typer.Typer(help="Raw vote files -> prepared store; synthetic twin; statistics.",
+app = typer.Typer(help="Raw vote files (or So2Sat LCZ42) -> prepared store; synthetic twin; statistics.",
                   no_args_is_help=True)
 
 
@@ -31,7 +31,14 @@ def synth(
 
 @app.command("prepare")
 def prepare(
-    raw: Path = typer.Option(..., "--raw", help="Folder with {city}.h5 / {city}_addon.h5 vote files."),
+    raw: Path = typer.Option(None, "--raw", help="Folder with {city}.h5 / {city}_addon.h5 vote files."),
+    so2sat: Path = typer.Option(None, "--so2sat", help=(
+        "So2Sat LCZ42 in TorchGeo's layout instead of --raw: a v2 folder (training/validation/testing.h5) "
+        "or a v3 folder (random/, block/, culture_10/ with training/testing.h5; choose --variant). "
+        "17 classes, no votes: only the regimes onehot and onehot_ls apply.")),
+    variant: str = typer.Option(None, "--variant", help=(
+        "With --so2sat v3: random | block | culture_10. Validation is carved from its training file "
+        "(seeded by --seed, class-stratified 10 %).")),
     out: Path = typer.Option(..., "--out", help="Folder of the prepared store."),
     config: Path = typer.Option(None, "--config", help="YAML config file (its study.prepare section)."),
     split: str = typer.Option(None, "--split", help=(
@@ -50,19 +57,36 @@ def prepare(
         f"{', '.join(SOFT_AGGREGATORS)} (needs crowd-kit; GLAD is slow on large stores) "
         f"{config_default(P + 'aggregators')}.")),
 ) -> None:
-    """Read raw vote files, build labels and write train/val/test into a prepared store."""
+    """Read raw vote files (or So2Sat LCZ42), build labels and write train/val/test into a prepared store."""
+    if (raw is None) == (so2sat is None):
+        raise typer.BadParameter("give exactly one of --raw (vote files) or --so2sat (So2Sat LCZ42)")
+    if variant is not None and so2sat is None:
+        raise typer.BadParameter("--variant goes with --so2sat", param_hint="--variant")
+    if so2sat is not None:
+        vote_only = {"--split": split, "--train-cities": train_cities, "--val-cities": val_cities,
+                     "--test-cities": test_cities, "--smoothing": smoothing, "--aggregators": aggregators}
+        bad = [flag for flag, v in vote_only.items() if v is not None]
+        if bad:
+            raise typer.BadParameter(f"{', '.join(bad)}: settings of the vote files, not of --so2sat "
+                                     "(So2Sat has its own splits and no votes)")
     given = {"split": ("--split", split), "seed": ("--seed", seed),
              "train_cities": ("--train-cities", train_cities), "val_cities": ("--val-cities", val_cities),
              "test_cities": ("--test-cities", test_cities), "smoothing": ("--smoothing", smoothing),
              "drop_nonfinite": ("--drop-nonfinite", drop_nonfinite),
              "aggregators": ("--aggregators", aggregators)}
     settings = resolve(config, {f"study.prepare.{k}": v for k, v in given.items()}).study
-    from lczldl.data.prepare import prepare_store  # deferred: numpy, h5py (lczldl --help)
+    from lczldl.data.prepare import (  # deferred: numpy, h5py (lczldl --help)
+        prepare_so2sat_store,
+        prepare_store,
+    )
 
-    m = prepare_store(raw, out, settings.prepare if settings is not None else PrepareConfig())
+    resolved = settings.prepare if settings is not None else PrepareConfig()
+    m = (prepare_store(raw, out, resolved) if so2sat is None
+         else prepare_so2sat_store(so2sat, out, variant, resolved))
     sizes = ", ".join(f"{s} {v['n']}" for s, v in m["splits"].items())
     dropped = ", ".join(f"{k} {v}" for k, v in m["dropped"].items() if v) or "none"
-    typer.echo(f"store {out}: {sizes}; dropped: {dropped}")
+    kind = "" if m.get("votes", True) else f" (So2Sat LCZ42 {m.get('so2sat_version')}, 17 classes, no votes)"
+    typer.echo(f"store {out}{kind}: {sizes}; dropped: {dropped}")
 
 
 @app.command("inspect")

@@ -28,6 +28,7 @@ from lczldl.cli import evaluate as evaluate_cmds
 from lczldl.cli import predict as predict_cmds
 from lczldl.cli import study as study_cmds
 from lczldl.cli import train as train_cmds
+from lczldl.cli import weights as weights_cmds
 from lczldl.cli.options import with_flags
 from lczldl.errors import LczldlError
 
@@ -60,6 +61,7 @@ train_cmds.register(app)
 evaluate_cmds.register(app)
 study_cmds.register(app)
 predict_cmds.register(app)
+weights_cmds.register(app)
 
 #: the click that typer runs on (its own vendored copy in typer >= 0.2x, the click package before)
 ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

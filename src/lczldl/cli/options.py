@@ -41,7 +41,9 @@ PARAM_FLAGS: dict[str, str] = {
     "regimes": "--regimes", "workers": "--workers", "executor": "--executor", "pack": "--pack",
     "profile": "--profile", "raw": "--raw", "split": "--split", "train_cities": "--train-cities",
     "val_cities": "--val-cities", "test_cities": "--test-cities", "drop_nonfinite": "--drop-nonfinite",
-    "aggregators": "--aggregators",
+    "aggregators": "--aggregators", "root": "--so2sat", "vote_budget": "--vote-budget",
+    # named weights and safe loading (lczldl predict / evaluate / train / weights)
+    "weights": "--weights", "trust_checkpoint": "--trust-checkpoint", "runs": "--runs",
 }
 
 

@@ -13,13 +13,36 @@ from pathlib import Path
 import typer
 
 from lczldl.cli.options import config_default, resolve
+from lczldl.cli.weights import TRUST_HELP
 from lczldl.layout import MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD
+
+
+def check_model_choice(checkpoints: list[Path] | None, weights: str | None) -> None:
+    """ConfigError (one line) unless exactly one of ``--checkpoint`` and ``--weights`` is given."""
+    from lczldl.errors import ConfigError
+
+    if bool(checkpoints) == bool(weights):
+        raise ConfigError("give either checkpoints or weights (one of them, not both)",
+                          params=("checkpoints", "weights"))
+
+
+def model_files(checkpoints: list[Path] | None, weights: str | None) -> list[Path]:
+    """The model files of ``--checkpoint`` (repeatable) or ``--weights`` (a registry name, fetched
+    into the cache, or a file); exactly one of the two (:func:`check_model_choice`)."""
+    check_model_choice(checkpoints, weights)
+    if checkpoints:
+        return list(checkpoints)
+    from lczldl.models.weights import resolve_weights
+
+    return [resolve_weights(weights)]
 
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(
-        checkpoint: list[Path] = typer.Option(..., "--checkpoint", help="Run checkpoint or imported model; repeat for an ensemble."),
+        checkpoint: list[Path] = typer.Option(None, "--checkpoint", help="Run checkpoint or weights file; repeat for an ensemble."),
+        weights: str = typer.Option(None, "--weights", help="Named pretrained weights (lczldl weights list; "
+                                                            "downloaded once) or a weights file."),
         scene: list[Path] = typer.Option(
             ..., "--scene",
             help="Sentinel-2 L1C/L2A .SAFE folder or its .zip; a folder of per-band files (..._B02.jp2, "
@@ -53,6 +76,7 @@ def register(app: typer.Typer) -> None:
         offset: float = typer.Option(None, "--offset", help="Files without product metadata: additive offset "
                                                             "(-1000 for processing baseline 04.00 and later; none: 0) "
                                                             f"{config_default('maps.offset')}."),
+        trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help=TRUST_HELP),
     ) -> None:
         """Slide Sen2LCZ-Net over a Sentinel-2 scene and write lcz/probability/entropy/confidence GeoTIFFs, a preview and predict.json."""
         typed = {"maps.stride": ("--stride", stride), "maps.mc_passes": ("--mc", mc),
@@ -61,12 +85,16 @@ def register(app: typer.Typer) -> None:
                  "maps.max_cloud_share": ("--max-cloud-share", max_cloud_share), "maps.bands": ("--bands", bands),
                  "maps.scale": ("--scale", scale), "maps.offset": ("--offset", offset)}
         settings = resolve(config, typed, overrides=set_).maps
+        models = model_files(checkpoint, weights)
         from lczldl.maps.predict import predict_scene  # deferred: torch, rasterio
 
         def say(line: str) -> None:
             typer.echo(line, err=line.startswith("warning:"))
 
-        rec = predict_scene(checkpoint, scene, out, settings, bbox=bbox, aoi=aoi, say=say)
+        rec = predict_scene(models, scene, out, settings, bbox=bbox, aoi=aoi, say=say,
+                            trust_checkpoint=trust_checkpoint)
+        if rec.get("classes_note"):
+            typer.echo(f"note: {rec['classes_note']}")
         n = rec["windows"]
         typer.echo(f"done: {rec['windows_predicted']} of {n} windows predicted, {rec['windows_cloud']} no-data for "
                    f"clouds (cloud-masked share {100 * rec['cloud_masked_share']:.1f} %, mean masked pixels "

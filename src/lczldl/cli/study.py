@@ -29,16 +29,24 @@ def register(app: typer.Typer) -> None:
         pack: int = typer.Option(None, "--pack", help="Runs trained together in one process; 1 = one process "
                                                       "per run. Else the config's study.pack, else one pack "
                                                       "per GPU where CUDA is and 1 on CPU."),
+        vote_budget: str = typer.Option(None, "--vote-budget", help=(
+            "Also train the regimes and seeds on k votes per image for each k, e.g. 1,3,5,all (all = the "
+            "study's own runs): STUDY/budget/, the budget table and figure "
+            f"{config_default('study.vote_budget.k')}. How the k votes are drawn: study.vote_budget.mode "
+            f"({config_choices('study.vote_budget.mode')}) and .seed.")),
     ) -> None:
         """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report.
 
         Options you type win over the config's study section, which wins over the defaults."""
-        typed = {"regimes": regimes, "seeds": seeds, "workers": workers, "executor": executor,
-                 "intervals": intervals, "pack": pack}
-        settings = resolve(config, {f"study.{k}": (f"--{k}", v) for k, v in typed.items()})
+        settings = resolve(config, {
+            "study.regimes": ("--regimes", regimes), "study.seeds": ("--seeds", seeds),
+            "study.workers": ("--workers", workers), "study.executor": ("--executor", executor),
+            "study.intervals": ("--intervals", intervals), "study.pack": ("--pack", pack),
+            "study.vote_budget.k": ("--vote-budget", vote_budget)})
         from lczldl.study.runner import run_study  # deferred: numpy, h5py (lczldl --help)
 
-        run_study(data=data, out=out, config=config, settings=settings, **typed)
+        run_study(data=data, out=out, config=config, settings=settings, regimes=regimes, seeds=seeds,
+                  workers=workers, executor=executor, intervals=intervals, pack=pack, vote_budget=vote_budget)
 
     @app.command("figures")
     def figures(

@@ -21,18 +21,21 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(None, "--set", help="Override, key=value (repeatable)."),
         max_epochs: int = typer.Option(None, "--max-epochs", help=config_default("train.max_epochs")),
         resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
+        trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help=(
+            "With --resume: load a last.ckpt that needs full unpickling (it can run code); only for "
+            "files you trust.")),
     ) -> None:
         """Train Sen2LCZ-Net under one regime and seed."""
         cfg = resolve(config, {"train.regime": ("--regime", regime),
                                "train.max_epochs": ("--max-epochs", max_epochs)}, overrides=set_)
         from lczldl.training.run import train_run  # deferred: torch, lightning
 
-        train_run(data, seed, out, cfg, resume=resume)
+        train_run(data, seed, out, cfg, resume=resume, trust_checkpoint=trust_checkpoint)
 
     @app.command("import-keras")
     def import_keras(
         weights: Path = typer.Argument(..., help="Keras 2.4 H5 weights of Sen2LCZ-Net."),
-        out: Path = typer.Option(..., "--out", help="Output model file (.pt)."),
+        out: Path = typer.Option(..., "--out", help="Output weights file (.safetensors)."),
     ) -> None:
         """Convert the authors' published Keras checkpoint into an lczldl model file."""
         from lczldl.models.io import save_model  # deferred: torch

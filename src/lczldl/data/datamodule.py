@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from lczldl.constants import BANDS, N_URBAN
-from lczldl.data.store import TARGET_ALIASES, TARGETS, LCZDataset, band_indices, open_store, require_target
+from lczldl.constants import BANDS
+from lczldl.data.budget_store import BudgetLike, open_budget_store
+from lczldl.data.store import TARGET_ALIASES, TARGETS, LCZDataset, band_indices, require_target
 from lczldl.errors import DataError
 
 
@@ -84,14 +85,16 @@ class LCZDataModule(L.LightningDataModule):
     normalisation. ``bands``: TorchGeo names (default all 10). ``target``, ``batch_size`` and
     ``label_smoothing`` are required: a run passes its config's (``train.*``, declared in
     :mod:`lczldl.config`); ``num_workers`` 0 and ``pin_memory`` False are the plain DataLoader's.
+    ``budget`` (``data.vote_budget``): train and validation targets from k votes per image
+    (:class:`lczldl.data.budget_store.BudgetedStore`); test keeps every vote.
     """
 
     def __init__(self, store: Path, *, target: str, eval_target: str | None = None, batch_size: int,
                  label_smoothing: float, bands: Sequence[str] | None = None, num_workers: int = 0,
-                 seed: int = 0, pin_memory: bool = False) -> None:
+                 seed: int = 0, pin_memory: bool = False, budget: BudgetLike | None = None) -> None:
         super().__init__()
         self.store_path = Path(store)
-        self.store = open_store(self.store_path)
+        self.store = open_budget_store(self.store_path, budget)
         self.manifest = self.store.manifest
         for name, t in (("target", target), ("eval_target", eval_target)):
             if t is not None and TARGET_ALIASES.get(t, t) not in TARGETS:
@@ -109,7 +112,7 @@ class LCZDataModule(L.LightningDataModule):
         self.seed = int(seed)
         self.label_smoothing = float(label_smoothing)
         self.pin_memory = bool(pin_memory)
-        self.num_classes = N_URBAN
+        self.num_classes = self.store.num_classes
         self._ds: dict[str, LCZDataset] = {}
 
     def dataset(self, split: str) -> LCZDataset:

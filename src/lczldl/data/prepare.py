@@ -1,4 +1,5 @@
-"""Owns ``lczldl data prepare``: raw vote files -> the prepared store (layout in docs/architecture.md).
+"""Owns ``lczldl data prepare``: raw vote files (or So2Sat LCZ42, :func:`prepare_so2sat_store` and
+:mod:`lczldl.data.prepare_so2sat`) -> the prepared store (layout in docs/architecture.md).
 
 The steps, one module each: the plan from the votes (:mod:`lczldl.data.prepare_plan`: labels,
 drops, split, Dawid-Skene), the pixel stream (:mod:`lczldl.data.prepare_pixels`) and the manifest
@@ -40,7 +41,7 @@ from lczldl.errors import DataError
 from lczldl.fileio import atomic_folder, atomic_write_json, os_error_at
 from lczldl.layout import SPLIT_NAMES, STORE_TMP_INFIX, STORE_VERSION, array_path, manifest_path, split_dir
 
-__all__ = ["is_prepared_store", "is_raw_vote_folder", "prepare_store"]
+__all__ = ["is_prepared_store", "is_raw_vote_folder", "prepare_so2sat_store", "prepare_store"]
 
 
 def is_raw_vote_folder(path: Path) -> bool:
@@ -77,13 +78,16 @@ def _remove_stale_temps(out: Path) -> None:
             pass
 
 
-def _check_paths(raw: Path, out: Path) -> None:
+def _check_paths(raw: Path, out: Path, param: str = "raw", what: str = "a folder of vote files ({city}.h5)",
+                 noun: str = "raw folder") -> None:
+    """DataError before anything is written when the source folder ``raw`` (the parameter ``param``)
+    is a prepared store or overlaps ``out``, or ``out`` is in the way."""
     if is_prepared_store(raw):
-        raise DataError(f"raw={raw}: this is already a prepared store; pass it as data to train/study, "
-                        "or give raw a folder of vote files ({city}.h5)", params=("data", "raw"))
+        raise DataError(f"{param}={raw}: this is already a prepared store; pass it as data to train/study, "
+                        f"or give {param} {what}", params=("data", param))
     r, o = raw.resolve(), out.resolve()
     if o == r or r in o.parents or o in r.parents:
-        raise DataError(f"out={out}: must not be, contain or lie inside the raw folder {raw}; "
+        raise DataError(f"out={out}: must not be, contain or lie inside the {noun} {raw}; "
                         "choose a separate folder", params=("out",))
     if out.exists() and not out.is_dir():
         raise DataError(f"out={out}: exists and is not a folder; choose another path", params=("out",))
@@ -122,13 +126,46 @@ def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *
     if old is not None:
         return old
     plan = make_plan(cities, sources, settings, config, progress)
+    return _build(out, lambda tmp: _write_store(tmp, plan, progress))
+
+
+def prepare_so2sat_store(root: Path, out: Path, variant: str | None = None,
+                         settings: PrepareConfig | None = None, *, progress: bool = True) -> dict:
+    """Prepare So2Sat LCZ42 (TorchGeo's layout: a v2 folder, a v3 variant folder, or a v3 folder
+    with ``variant`` random | block | culture_10) into the store ``out`` without votes; returns the
+    manifest (:mod:`lczldl.data.prepare_so2sat`). Of ``settings`` (default
+    :class:`~lczldl.config.PrepareConfig`'s) only ``seed`` (the validation carved from a v3
+    training file) and ``drop_nonfinite`` apply. A rerun with the same files and settings is a no-op."""
+    from lczldl.data.prepare_so2sat import (
+        make_so2sat_plan,
+        open_so2sat_sources,
+        recorded_config,
+        write_so2sat_store,
+    )
+
+    root, out = Path(root), Path(out)
+    settings = settings if settings is not None else PrepareConfig()
+    _check_paths(root, out, "root", "a So2Sat LCZ42 folder (training.h5, [validation.h5,] testing.h5)",
+                 "So2Sat folder")
+    version, files, sources = open_so2sat_sources(root, variant)
+    config = recorded_config(version, files, settings, CHUNK)
+    old = _same_store(out, sources, config)
+    if old is not None:
+        return old
+    plan = make_so2sat_plan(version, files, sources, settings, config, progress)
+    return _build(out, lambda tmp: write_so2sat_store(tmp, plan, progress))
+
+
+def _build(out: Path, write) -> dict:
+    """Run ``write(tmp)`` (-> the manifest) into a temp folder beside ``out`` and publish it as
+    ``out``; on any error the temp folder (and folders created for ``out``) are removed."""
     new_parent = next((p for p in reversed(out.absolute().parents) if not p.exists()), None)
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(out)
     tmp = None
     try:
         with atomic_folder(out, prefix=f"{out.name}{STORE_TMP_INFIX}{os.getpid()}-") as tmp:
-            manifest = _write_store(tmp, plan, progress)
+            manifest = write(tmp)
     except BaseException as exc:
         if new_parent is not None:                        # folders this call created for out
             shutil.rmtree(new_parent, ignore_errors=True)

@@ -1,4 +1,6 @@
-"""Owns the prepared store's ``manifest.json`` content: format tag and version, per-split counts
+"""Owns the prepared store's ``manifest.json`` content of the vote release (its So2Sat counterpart:
+:func:`lczldl.data.prepare_so2sat.so2sat_manifest`): format tag and version, whether it has votes
+(yes) and its classes (LCZ 1-10), per-split counts
 (classes, entropy bins, cities, clipped values), drops, bands and train band statistics, the
 soft-target fits, the vote counts of the whole raw release that the vote figures draw
 (``release_votes``), the sources' checksums and the settings (keys in docs/architecture.md)."""
@@ -55,6 +57,7 @@ def build_manifest(plan: PreparePlan, splits: dict[str, dict[str, Any]], stats: 
     return {
         "format": STORE_FORMAT, "version": STORE_VERSION, "package_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "votes": True, "classes": list(range(1, N_URBAN + 1)),
         "splits": splits, "dropped": plan.dropped(), "dropped_by_city": plan.dropped_by_city,
         "clipped_pixel_values": int(sum(stats.clipped.values())),
         "cities": plan.city_names, "bands": list(BANDS),

@@ -21,6 +21,9 @@ the order they are listed (authors: constants order; random: ``city_labels`` ord
 - ``cities``: user-given city lists; an unknown city, a city in two lists or a city without a
   vote file is a DataError.
 Every split must end up with at least one row, else DataError.
+
+:func:`carve_validation` is the So2Sat LCZ42 v3 case (no validation file): a seeded, class-stratified
+share of the training file's rows becomes the validation split (:data:`CARVE_METHOD`).
 """
 
 from __future__ import annotations
@@ -123,3 +126,24 @@ def make_split(kind: str, city_labels: dict[str, np.ndarray], *, seed: int = 42,
         if sum(len(r) for _, r in out[s]) == 0:
             raise DataError(f"the {s} split of kind '{kind}' is empty; check the cities in the raw folder")
     return out
+
+
+#: How :func:`carve_validation` draws (recorded in the store's manifest).
+CARVE_METHOD = ("stratified by class: for each class (in index order) numpy default_rng(seed).permutation "
+                "of its rows; the first min(n - 1, max(1, round(share n))) go to validation (none when "
+                "the class has one row)")
+
+
+def carve_validation(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """(N,) class indices of a training file -> sorted row indices carved out as validation
+    (:data:`CARVE_METHOD`; the same rows for the same labels, share and seed)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if not 0.0 < share < 1.0:
+        raise DataError(f"validation share must lie in (0, 1), got {share}")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for k in np.unique(labels):
+        idx = rng.permutation(np.nonzero(labels == k)[0])
+        n_val = min(len(idx) - 1, max(1, int(round(share * len(idx)))))
+        picked.append(idx[:n_val])
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)

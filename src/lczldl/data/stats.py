@@ -219,6 +219,9 @@ def statistics_of_path(path: Path) -> tuple[str, dict[str, dict], dict]:
     if path.is_dir() and is_prepared_store(path):
         store = open_store(path)            # the store's reader checks the manifest and each array
         manifest = store.manifest
+        if not store.has_votes:
+            raise DataError(f"{path}: this store has no expert votes (one label per image, e.g. So2Sat "
+                            "LCZ42), so it has no vote statistics; its class counts are in manifest.json")
         parts = []
         for split in store.splits:
             arrays = store.split(split)

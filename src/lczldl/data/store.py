@@ -1,13 +1,14 @@
 """Owns reading the prepared store: validated arrays and a lazy dataset of dict samples.
 
-Images: file-backed mmap pages count in the process's resident memory (RSS), so a plain
-``np.load(mmap_mode="r")`` would grow to the whole 8 GB of a 400k-sample store over one epoch.
-:class:`ImageFile` reads a batch's rows sorted with ``os.preadv`` (one call per run of consecutive
-rows) into one buffer; the page cache holds the file, the process does not. The batch is then
-converted from uint16 to float32 reflectance in one vectorised step. (Measured on the 2-core
-machine: faster than mmap + periodic ``madvise(MADV_DONTNEED)``, whose page faults and fault-around
-cost more than the syscalls.) The small per-row arrays (labels, distributions, ...) are
+Images are read with :class:`lczldl.data.image_file.ImageFile` (``os.preadv``, no mmap: resident
+memory stays flat over an epoch; re-exported here), converted from uint16 to float32 reflectance in
+one vectorised step per batch. The small per-row arrays (labels, distributions, ...) are
 memory-mapped.
+
+A store without votes (So2Sat LCZ42: manifest ``"votes": false``, ``"classes"`` 1..17) has no vote
+columns (:data:`VOTE_COLUMNS`; None in :class:`SplitArrays`) and serves the one-hot targets only;
+:func:`require_votes` refuses the regimes that need votes. K, the number of classes, is the
+manifest's ``classes`` (10 urban for a store written before the key existed).
 
 No normalisation happens here: images are reflectance (DN / REFLECTANCE_SCALE); the model scales its inputs.
 This module imports numpy only; torch is imported when a sample is built.
@@ -16,7 +17,6 @@ This module imports numpy only; torch is imported when a sample is built.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,26 +29,61 @@ from lczldl.constants import (
     BANDS,
     N_EXPERTS,
     N_URBAN,
-    PATCH_SIZE,
     REFLECTANCE_SCALE,
 )
+from lczldl.data.image_file import ImageFile
 from lczldl.data.labels import one_hot, smooth_distribution, smooth_one_hot
 from lczldl.errors import DataError
 from lczldl.layout import IMAGE, MANIFEST, STORE_FORMAT, STORE_VERSION, array_path, manifest_path, split_dir
+from lczldl.regimes import LABEL_TARGETS, label_only_regimes, vote_regimes
 
 #: Targets a dataset can serve (regime training / validation targets); the aggregators' (``agg_*``)
 #: only from a store prepared with them (``--aggregators``).
 TARGETS = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls", "dawid_skene",
            *AGG_TARGETS.values(), *AGG_ONEHOT_TARGETS.values())
 TARGET_ALIASES = {"dist": "distribution", "dist_ls": "distribution_ls"}
+#: the targets the label rules rebuild from k votes per image under a vote budget
+#: (:mod:`lczldl.data.budget_store`); the others (Dawid-Skene, crowd-kit posteriors) are fitted on
+#: every vote of the store and are refused under a budget
+BUDGET_TARGETS: tuple[str, ...] = ("onehot", "onehot_ls", "onehot_ls17", "distribution", "distribution_ls")
 #: Per-row arrays of a split: name -> (trailing shape, dtype kind). Required in every store.
-COLUMNS = {
-    "label": ((), "i"), "distribution": ((N_URBAN,), "f"), "dawid_skene": ((N_URBAN,), "f"),
+COLUMNS = {"label": ((), "i")}
+#: Per-row arrays of the expert votes and what comes from them: required in a store with votes (the
+#: label-evaluation release, its twin), absent from a store without (manifest ``"votes": false``,
+#: So2Sat LCZ42), whose SplitArrays hold None for them.
+VOTE_COLUMNS = {
+    "distribution": ((N_URBAN,), "f"), "dawid_skene": ((N_URBAN,), "f"),
     "votes": ((N_EXPERTS,), "i"), "original": ((), "i"), "city": ((), "i"), "vote_entropy": ((), "f"),
 }
 #: Per-row arrays a store may lack: name -> (trailing shape, dtype kind). ``row`` (hand-made fixture
 #: stores omit it) and the crowd-kit posteriors ``agg_<method>`` (only with ``--aggregators``).
 OPTIONAL_COLUMNS = {"row": ((), "i"), **{c: ((N_URBAN,), "f") for c in AGG_TARGETS.values()}}
+
+
+def manifest_has_votes(manifest: dict) -> bool:
+    """Whether a store holds expert votes: its manifest's ``votes`` (stores written before the key
+    existed were all prepared from votes: True)."""
+    return bool(manifest.get("votes", True))
+
+
+def manifest_classes(manifest: dict) -> list[int]:
+    """The LCZ ids of a store's classes, class index i <-> ``classes[i]``: its manifest's ``classes``
+    (1..10 for a store written before the key existed: the urban classes of the vote release)."""
+    classes = manifest.get("classes")
+    return [int(c) for c in classes] if classes else list(range(1, N_URBAN + 1))
+
+
+def read_manifest(path: Path) -> dict:
+    """The manifest of the store folder ``path`` as a dict (no other check); DataError (one line)
+    when it is missing or not a JSON object."""
+    mpath = manifest_path(path)
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{mpath}: missing or unreadable store manifest ({exc}); prepare the store again") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{mpath}: not an lczldl store manifest; prepare the store again")
+    return manifest
 
 
 def is_prepared_store(path: Path) -> bool:
@@ -62,107 +97,6 @@ def is_prepared_store(path: Path) -> bool:
         return False
 
 
-class ImageFile:
-    """Row access to an (N, C, 32, 32) uint16 ``.npy`` file with ``os.pread`` (no mmap).
-
-    Bytes read with pread land in the kernel's page cache, not in this process's resident memory,
-    so RSS stays flat however much of the file an epoch reads. Safe across fork: each process
-    opens its own descriptor on first use.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        try:
-            with open(self.path, "rb") as f:
-                version = np.lib.format.read_magic(f)
-                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                          else np.lib.format.read_array_header_2_0)
-                shape, fortran, dtype = reader(f)
-                self.offset = f.tell()
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{self.path}: not a readable .npy image array ({exc}); "
-                            "prepare the store again") from None
-        if dtype != np.uint16 or fortran or len(shape) != 4 or tuple(shape[2:]) != (PATCH_SIZE, PATCH_SIZE):
-            raise DataError(f"{self.path}: expected a C-order uint16 (N, C, 32, 32) array, got {dtype} "
-                            f"{shape}; prepare the store again")
-        self.shape = tuple(int(s) for s in shape)
-        self.row_bytes = int(np.prod(self.shape[1:])) * 2
-        size = os.path.getsize(self.path)
-        if size < self.offset + self.shape[0] * self.row_bytes:
-            raise DataError(f"{self.path}: file truncated ({size} bytes for {self.shape[0]} rows); "
-                            "prepare the store again")
-        self._fd: int | None = None
-        self._pid: int | None = None
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def _handle(self) -> int:
-        if self._fd is None or self._pid != os.getpid():   # a forked worker opens its own
-            self._fd = os.open(self.path, os.O_RDONLY)
-            self._pid = os.getpid()
-        return self._fd
-
-    def close(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            os.close(self._fd)
-        self._fd = self._pid = None
-
-    def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.update(_fd=None, _pid=None)
-        return state
-
-    def prefetch(self, rows: Sequence[int] | np.ndarray) -> None:
-        """Ask the kernel to start reading these rows into the page cache (asynchronous, no-op where
-        posix_fadvise is missing). Lets a cold, shuffled epoch keep many disk reads in flight."""
-        if not hasattr(os, "posix_fadvise"):
-            return
-        fd = self._handle()
-        for r in np.unique(np.asarray(rows, dtype=np.int64)).tolist():
-            if 0 <= r < self.shape[0]:
-                os.posix_fadvise(fd, self.offset + r * self.row_bytes, self.row_bytes, os.POSIX_FADV_WILLNEED)
-
-    def read(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Row indices (any order, repeats allowed) -> (n, C, 32, 32) uint16 in that order.
-
-        Rows are read sorted, one ``preadv`` per run of consecutive rows, straight into the result.
-        """
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        if not len(rows):
-            return np.empty((0,) + self.shape[1:], dtype=np.uint16)
-        order = np.argsort(rows, kind="stable")
-        srt = rows[order]
-        if srt[0] < 0 or srt[-1] >= self.shape[0]:
-            raise IndexError(f"row index out of range 0..{self.shape[0] - 1}")
-        fd = self._handle()
-        step = np.diff(srt)
-        breaks = (np.nonzero(step != 1)[0] + 1).tolist()
-        buf = np.empty((len(srt), self.row_bytes), dtype=np.uint8)
-        for i0, i1 in zip([0] + breaks, breaks + [len(srt)], strict=True):
-            if i0 > 0 and step[i0 - 1] == 0:              # a repeated row: copy the previous one
-                buf[i0] = buf[i0 - 1]
-                i0 += 1
-                if i0 == i1:
-                    continue
-            got = os.preadv(fd, [memoryview(buf[i0:i1]).cast("B")],
-                            self.offset + int(srt[i0]) * self.row_bytes)
-            if got != (i1 - i0) * self.row_bytes:
-                raise DataError(f"{self.path}: file truncated at row {int(srt[i0])}; prepare the store again")
-        img = buf.view(np.uint16).reshape((len(srt),) + self.shape[1:])
-        if np.all(order[1:] > order[:-1]):                # already in ascending order
-            return img
-        out = np.empty_like(img)
-        out[order] = img
-        return out
-
-
 @dataclass
 class SplitArrays:
     """One split of a store. ``image`` is read lazily; the other arrays are memory-mapped."""
@@ -170,24 +104,42 @@ class SplitArrays:
     name: str
     n: int
     image: ImageFile
-    label: np.ndarray          # (N,) int64 class index 0..9
-    distribution: np.ndarray   # (N, 10) float32 urban vote distribution
-    dawid_skene: np.ndarray    # (N, 10) float32 Dawid-Skene posterior
-    votes: np.ndarray          # (N, 11) int8 LCZ ids, column = expert
-    original: np.ndarray       # (N,) int8 original So2Sat LCZ id
-    city: np.ndarray           # (N,) int16 index into manifest["cities"]
-    vote_entropy: np.ndarray   # (N,) float32 nats
-    row: np.ndarray | None = None  # (N,) int64 row in the city's raw file (stores from prepare)
+    label: np.ndarray          # (N,) int64 class index 0..K-1
+    # The vote columns (VOTE_COLUMNS): None in a store without votes (So2Sat LCZ42).
+    distribution: np.ndarray | None = None   # (N, 10) float32 urban vote distribution
+    dawid_skene: np.ndarray | None = None    # (N, 10) float32 Dawid-Skene posterior
+    votes: np.ndarray | None = None          # (N, 11) int8 LCZ ids, column = expert
+    original: np.ndarray | None = None       # (N,) int8 original So2Sat LCZ id
+    city: np.ndarray | None = None           # (N,) int16 index into manifest["cities"]
+    vote_entropy: np.ndarray | None = None   # (N,) float32 nats
+    row: np.ndarray | None = None  # (N,) int64 row in the city's (or So2Sat split's) raw file
     #: store column "agg_<method>" -> (N, 10) float32 crowd-kit posterior (those the store holds)
     aggregated: dict[str, np.ndarray] = field(default_factory=dict)
+    #: K, the number of classes (the store's manifest ``classes``): 10 urban, 17 for So2Sat LCZ42
+    num_classes: int = N_URBAN
+    #: a split built from k votes per image (:func:`lczldl.data.budget_store.budget_split`): the draw
+    #: and its counts; None = every vote
+    budget: dict | None = None
+
+    @property
+    def has_votes(self) -> bool:
+        """Whether the split holds the expert votes (and the targets made from them)."""
+        return self.distribution is not None
 
     def soft_targets(self) -> dict[str, np.ndarray]:
-        """Every soft target the split holds, by name: distribution, dawid_skene, agg_* ((N, 10) each)."""
+        """Every soft target the split holds, by name: distribution, dawid_skene, agg_* ((N, 10) each);
+        none in a split without votes."""
+        if not self.has_votes:
+            return {}
         return {"distribution": self.distribution, "dawid_skene": self.dawid_skene, **self.aggregated}
 
 
 class Store:
     """A prepared store: ``manifest`` plus per-split arrays (:meth:`split`)."""
+
+    #: the vote budget its training-side splits are built from (a
+    #: :class:`lczldl.data.budget_store.BudgetedStore`); None: every vote
+    budget = None
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -216,6 +168,21 @@ class Store:
     def cities(self) -> list[str]:
         return list(self.manifest.get("cities", []))
 
+    @property
+    def has_votes(self) -> bool:
+        """Whether the store holds expert votes (:func:`manifest_has_votes`)."""
+        return manifest_has_votes(self.manifest)
+
+    @property
+    def classes(self) -> list[int]:
+        """LCZ id of each class index (:func:`manifest_classes`)."""
+        return manifest_classes(self.manifest)
+
+    @property
+    def num_classes(self) -> int:
+        """K: 10 (urban LCZ 1-10, the vote release) or 17 (So2Sat LCZ42)."""
+        return len(self.classes)
+
     def _column(self, split: str, name: str, n: int, tail: tuple[int, ...], kind: str) -> np.ndarray:
         """One per-row array of a split, memory-mapped and checked against the manifest's row count."""
         f = array_path(self.path, split, name)
@@ -237,7 +204,8 @@ class Store:
         if name not in self.manifest["splits"] or not d.is_dir():
             raise DataError(f"{self.path}: no split '{name}' in the store (has: {', '.join(self.splits)})")
         n = self.manifest["splits"][name].get("n")
-        cols = {c: self._column(name, c, n, tail, kind) for c, (tail, kind) in COLUMNS.items()}
+        required = {**COLUMNS, **(VOTE_COLUMNS if self.has_votes else {})}
+        cols = {c: self._column(name, c, n, tail, kind) for c, (tail, kind) in required.items()}
         for c, (tail, kind) in OPTIONAL_COLUMNS.items():
             if array_path(self.path, name, c).is_file():
                 cols[c] = self._column(name, c, n, tail, kind)
@@ -245,7 +213,11 @@ class Store:
         image = ImageFile(array_path(self.path, name, IMAGE))
         if image.shape[0] != n or image.shape[1] != len(BANDS):
             raise DataError(f"{image.path}: shape {image.shape}, expected ({n}, {len(BANDS)}, 32, 32)")
-        self._splits[name] = SplitArrays(name=name, n=int(n), image=image, aggregated=agg, **cols)
+        k = self.num_classes
+        if n and (int(np.min(cols["label"])) < 0 or int(np.max(cols["label"])) >= k):
+            raise DataError(f"{array_path(self.path, name, 'label')}: class indices outside 0..{k - 1} "
+                            f"(the manifest's {k} classes); prepare the store again")
+        self._splits[name] = SplitArrays(name=name, n=int(n), image=image, aggregated=agg, num_classes=k, **cols)
         return self._splits[name]
 
 
@@ -280,12 +252,34 @@ def _aggregator_of(target: str) -> str | None:
 
 def require_target(arrays: SplitArrays, target: str, where: str = "store") -> None:
     """DataError (one line, how to get it) when the split cannot serve ``target``: an ``agg_*``
-    target of an aggregator the store was not prepared with."""
-    m = _aggregator_of(TARGET_ALIASES.get(target, target))
+    target of an aggregator the store was not prepared with, or on a split built from a vote budget
+    a target outside :data:`BUDGET_TARGETS` (fitted on every vote)."""
+    name = TARGET_ALIASES.get(target, target)
+    if arrays.budget is not None and name in TARGETS and name not in BUDGET_TARGETS:
+        raise DataError(f"{where}: target '{name}' cannot be built from a vote budget (k = "
+                        f"{arrays.budget.get('k')}, split {arrays.name}): it is fitted on every vote; a budget "
+                        f"serves {', '.join(BUDGET_TARGETS)} (set data.vote_budget.k to null or choose those regimes)")
+    m = _aggregator_of(name)
     if m is not None and AGG_TARGETS[m] not in arrays.aggregated:
         raise DataError(f"{where}: no {AGG_TARGETS[m]} target in the store (split {arrays.name}); prepare "
                         f"with aggregators={m} (lczldl data prepare, or study.prepare.aggregators)",
                         params=("aggregators",))
+
+
+def require_votes(store: Path | Store, regimes: Sequence[str], key: str = "train.regime") -> None:
+    """DataError (one line naming the regimes that apply) when ``store`` (a folder or an open store)
+    has no expert votes and one of ``regimes`` needs them (:attr:`lczldl.regimes.Regime.needs_votes`);
+    ``key`` names the setting that chose them. Only a folder's manifest is read, and only when a
+    regime needs votes."""
+    need = vote_regimes(list(regimes))
+    if not need:
+        return
+    path = store.path if isinstance(store, Store) else Path(store)
+    if manifest_has_votes(store.manifest if isinstance(store, Store) else read_manifest(path)):
+        return
+    raise DataError(f"{path}: {key}={','.join(need)} needs expert votes, which this store has none of "
+                    f"(one label per image, e.g. So2Sat LCZ42); use {', '.join(label_only_regimes())}",
+                    params=(key,))
 
 
 def aggregators_needed(targets: Sequence[str]) -> list[str]:
@@ -297,8 +291,9 @@ def aggregators_needed(targets: Sequence[str]) -> list[str]:
 def require_targets(store: Path | Store, targets: Sequence[str]) -> None:
     """:func:`require_target` on the train split of ``store`` (a folder or an open store) for each
     of ``targets``; a folder is opened only when one of them is an aggregator's (the others every
-    store serves)."""
-    need = [t for t in targets if _aggregator_of(TARGET_ALIASES.get(t, t)) is not None]
+    store serves without a budget)."""
+    budgeted = isinstance(store, Store) and store.budget is not None
+    need = [t for t in targets if _aggregator_of(TARGET_ALIASES.get(t, t)) is not None or budgeted]
     if need:
         opened = store if isinstance(store, Store) else open_store(store)
         arrays = opened.split("train")
@@ -307,25 +302,31 @@ def require_targets(store: Path | Store, targets: Sequence[str]) -> None:
 
 
 def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarray:
-    """(N, 10) float32 target of a regime for one split.
+    """(N, K) float32 target of a regime for one split (K = ``arrays.num_classes``; of a budget split:
+    from its k-vote labels and distribution, the targets outside :data:`BUDGET_TARGETS` refused).
 
-    onehot | onehot_ls (1-eps) y + eps/10 | onehot_ls17 (the seed's 17-column quirk) |
-    distribution | distribution_ls (1-eps) d + eps/10 | dawid_skene | agg_<method> (crowd-kit
-    posterior) | agg_<method>_onehot (one-hot of its argmax, ties to the lower class).
+    onehot | onehot_ls (1-eps) y + eps/K | onehot_ls17 (the seed's 17-column quirk; with K = 17 the
+    same as onehot_ls) | distribution | distribution_ls (1-eps) d + eps/10 | dawid_skene |
+    agg_<method> (crowd-kit posterior) | agg_<method>_onehot (one-hot of its argmax, ties to the
+    lower class). The targets from votes are a DataError on a split without votes.
     """
     target = TARGET_ALIASES.get(target, target)
+    k = int(arrays.num_classes)
+    if target in TARGETS and target not in LABEL_TARGETS and not arrays.has_votes:
+        raise DataError(f"target {target} needs expert votes, which this store has none of (split "
+                        f"{arrays.name}); use one of {', '.join(LABEL_TARGETS)}")
+    require_target(arrays, target)
     m = _aggregator_of(target)
     if m is not None:
-        require_target(arrays, target)
         post = np.asarray(arrays.aggregated[AGG_TARGETS[m]], dtype=np.float32)
         return post.copy() if target == AGG_TARGETS[m] else one_hot(post.argmax(axis=1), N_URBAN)
     label = np.asarray(arrays.label)
     if target == "onehot":
-        return one_hot(label, N_URBAN)
+        return one_hot(label, k)
     if target == "onehot_ls":
-        return smooth_one_hot(label, eps, N_URBAN)
+        return smooth_one_hot(label, eps, k)
     if target == "onehot_ls17":
-        return smooth_one_hot(label, eps, N_URBAN, compat_17=True)
+        return smooth_one_hot(label, eps, k, compat_17=True)
     if target == "distribution":
         return np.array(arrays.distribution, dtype=np.float32)
     if target == "distribution_ls":
@@ -339,7 +340,7 @@ class LCZDataset:
     """Map-style torch dataset over one split of a store.
 
     ``ds[i]`` -> sample dict: ``image`` (C, 32, 32) float32 reflectance, ``label`` int64 class
-    index 0..9, ``target`` (10,) float32, ``index`` int64 row in the split.
+    index 0..K-1, ``target`` (K,) float32, ``index`` int64 row in the split.
     ``ds[rows]`` (array / list of indices) -> the batch dict of the same keys with a leading batch
     dimension, read in one go (the fast path; see ``datamodule.EpochBatchSampler``).
     ``ds.__getitems__(rows)`` -> list of sample dicts (torch's batched fetch for a plain DataLoader).

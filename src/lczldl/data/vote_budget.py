@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lczldl.constants import VOTE_BUDGET_MODES
 from lczldl.data.labels import has_urban_votes, vote_counts
 
-BUDGET_MODES: tuple[str, ...] = ("random", "panel")
+BUDGET_MODES: tuple[str, ...] = VOTE_BUDGET_MODES
 
 
 @dataclass(frozen=True)

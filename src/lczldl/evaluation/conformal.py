@@ -124,15 +124,20 @@ def urban_vote_shares(votes: np.ndarray, num_classes: int = 10) -> tuple[np.ndar
     return counts / np.where(tot > 0, tot, 1.0), tot[:, 0] > 0
 
 
-def set_features(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray,
+def set_features(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray | None,
                  plausible_share: float = PLAUSIBLE_SHARE) -> dict[str, np.ndarray]:
     """Per-image quantities behind :func:`set_metrics` ((N,) arrays): covered, size, empty,
     vote_coverage (share of the image's urban votes whose class is in the set), plausible_jaccard
     (|set & P| / |set | P|, 1 when both are empty), plausible_exact (set == P), plausible_size,
-    with P = classes with vote share >= plausible_share; plus label and ebin (vote-entropy bin)."""
+    with P = classes with vote share >= plausible_share; plus label and ebin (vote-entropy bin).
+    Without ``votes`` (a store without votes) only covered, size, empty and label."""
     sets = np.asarray(sets, dtype=bool)
     labels = np.asarray(labels, dtype=np.int64)
     n, k = sets.shape
+    if votes is None:
+        return {"covered": sets[np.arange(n), labels].astype(np.float64),
+                "size": sets.sum(axis=1).astype(np.float64),
+                "empty": (~sets.any(axis=1)).astype(np.float64), "label": labels}
     shares, voted = urban_vote_shares(votes, k)
     dist = np.where(voted[:, None], shares, np.nan)
     plaus = dist >= plausible_share - 1e-12
@@ -148,30 +153,32 @@ def set_features(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray,
             "label": labels, "ebin": entropy_bin(entropy_nats(np.nan_to_num(dist)))}
 
 
-def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, *,
+def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, *,
                 plausible_share: float = PLAUSIBLE_SHARE,
                 weights: np.ndarray | None = None) -> dict[str, Any]:
     """Metrics of (N, K) bool prediction sets on test, flat dict of floats (NaN where undefined):
     coverage (of the majority label), set_size, empty_share, vote_coverage, plausible_jaccard,
     plausible_exact, plausible_size, coverage_cls{k} per true class k, coverage_ebin{b},
-    set_size_ebin{b} and plausible_size_ebin{b} per paper vote-entropy bin. ``weights`` (B, N) (bootstrap counts, see
+    set_size_ebin{b} and plausible_size_ebin{b} per paper vote-entropy bin; without ``votes`` only
+    coverage, set_size, empty_share and coverage_cls{k}. ``weights`` (B, N) (bootstrap counts, see
     lczldl.evaluation.intervals) gives (B,) arrays instead of floats."""
     f = set_features(sets, labels, votes, plausible_share)
     k = np.asarray(sets).shape[1]
-    names = ("covered", "size", "empty", "vote_coverage", "plausible_jaccard", "plausible_exact",
-             "plausible_size")
-    keys = ("coverage", "set_size", "empty_share", "vote_coverage", "plausible_jaccard",
-            "plausible_exact", "plausible_size")
-    means = weighted_means(np.stack([f[c] for c in names], axis=1), weights)
-    out: dict[str, Any] = {key: means[..., j] for j, key in enumerate(keys)}
+    pairs = [(c, key) for c, key in (("covered", "coverage"), ("size", "set_size"), ("empty", "empty_share"),
+                                     ("vote_coverage", "vote_coverage"), ("plausible_jaccard", "plausible_jaccard"),
+                                     ("plausible_exact", "plausible_exact"), ("plausible_size", "plausible_size"))
+             if c in f]
+    means = weighted_means(np.stack([f[c] for c, _ in pairs], axis=1), weights)
+    out: dict[str, Any] = {key: means[..., j] for j, (_, key) in enumerate(pairs)}
     wt = None if weights is None else np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
     by_cls = weighted_group_means(f["covered"], f["label"], k, weights, wt=wt)
-    by_bin = weighted_group_means(np.stack([f["covered"], f["size"], f["plausible_size"]], axis=1), f["ebin"],
-                                  N_ENTROPY_BINS, weights, wt=wt)
     out.update({f"coverage_cls{c}": by_cls[..., c] for c in range(k)})
-    out.update({f"coverage_ebin{b}": by_bin[..., b, 0] for b in range(N_ENTROPY_BINS)})
-    out.update({f"set_size_ebin{b}": by_bin[..., b, 1] for b in range(N_ENTROPY_BINS)})
-    out.update({f"plausible_size_ebin{b}": by_bin[..., b, 2] for b in range(N_ENTROPY_BINS)})
+    if "ebin" in f:
+        by_bin = weighted_group_means(np.stack([f["covered"], f["size"], f["plausible_size"]], axis=1), f["ebin"],
+                                      N_ENTROPY_BINS, weights, wt=wt)
+        out.update({f"coverage_ebin{b}": by_bin[..., b, 0] for b in range(N_ENTROPY_BINS)})
+        out.update({f"set_size_ebin{b}": by_bin[..., b, 1] for b in range(N_ENTROPY_BINS)})
+        out.update({f"plausible_size_ebin{b}": by_bin[..., b, 2] for b in range(N_ENTROPY_BINS)})
     return {key: (float(v) if weights is None else v) for key, v in out.items()}
 
 
@@ -192,7 +199,7 @@ def _coverage_gap(cov: np.ndarray, target: float, reduce: str) -> np.ndarray:
     return np.where(fin.any(axis=-1), np.where(fin, gap, -np.inf).max(axis=-1), np.nan)
 
 
-def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray, level: float, *,
+def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, level: float, *,
                             weights: np.ndarray | None = None) -> dict[str, Any]:
     """How evenly (N, K) bool prediction sets on test keep their promise ``level`` (= 1 - alpha),
     against the majority label and against the experts' votes; flat dict of floats (NaN where
@@ -213,26 +220,35 @@ def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndar
     - per stratum j: ``share_stratum{j}`` (share of images), ``coverage_stratum{j}``,
       ``vote_coverage_stratum{j}``; per paper vote-entropy bin b: ``vote_coverage_ebin{b}``
       (label coverage and mean size per bin are set_metrics' ``coverage_ebin{b}``, ``set_size_ebin{b}``).
-    Images without urban votes have no vote coverage and weigh nothing in the vote numbers.
+    Images without urban votes have no vote coverage and weigh nothing in the vote numbers. Without
+    ``votes`` (a store without votes) only the label numbers: covgap_label, sscv_label and per
+    stratum share_stratum{j}, coverage_stratum{j}.
     """
     sets = np.asarray(sets, dtype=bool)
     n, k = sets.shape
     f = set_features(sets, labels, votes)
-    shares, _ = urban_vote_shares(votes, k)
     stratum = size_stratum(f["size"])
     ns = len(SSCV_STRATA)
     wt = None if weights is None else np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
     cov_cls = weighted_group_means(f["covered"], f["label"], k, weights, wt=wt)
+    share_stratum = weighted_means((stratum[:, None] == np.arange(ns)[None, :]).astype(np.float64), weights)
+    if votes is None:
+        cov_stratum = weighted_group_means(f["covered"], stratum, ns, weights, wt=wt)
+        out: dict[str, Any] = {"covgap_label": _coverage_gap(cov_cls, level, "mean"),
+                               "sscv_label": _coverage_gap(cov_stratum, level, "max")}
+        out.update({f"share_stratum{j}": share_stratum[..., j] for j in range(ns)})
+        out.update({f"coverage_stratum{j}": cov_stratum[..., j] for j in range(ns)})
+        return {key: (float(v) if weights is None else np.asarray(v, dtype=np.float64)) for key, v in out.items()}
+    shares, _ = urban_vote_shares(votes, k)
     by_stratum = weighted_group_means(np.stack([f["covered"], f["vote_coverage"]], axis=1), stratum, ns,
                                       weights, wt=wt)
-    share_stratum = weighted_means((stratum[:, None] == np.arange(ns)[None, :]).astype(np.float64), weights)
     vote_ebin = weighted_group_means(f["vote_coverage"], f["ebin"], N_ENTROPY_BINS, weights, wt=wt)
     w = as_weights(weights, n)
     num, den = w @ (shares * sets), w @ shares                                   # (B, K)
     with np.errstate(invalid="ignore", divide="ignore"):
         vote_cls = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     vote_cls = vote_cls[0] if weights is None else vote_cls
-    out: dict[str, Any] = {
+    out = {
         "covgap_label": _coverage_gap(cov_cls, level, "mean"),
         "covgap_votes": _coverage_gap(vote_cls, level, "mean"),
         "sscv_label": _coverage_gap(by_stratum[..., 0], level, "max"),

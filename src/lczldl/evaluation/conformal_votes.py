@@ -44,15 +44,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lczldl.constants import VOTE_CONFORMAL_SAMPLES, VOTE_CONFORMAL_VARIANTS
 from lczldl.evaluation.conformal import RAPS_K_REG, RAPS_LAMBDA, conformity_scores, urban_vote_counts
 
 #: calibration variants: "ecdf" (guarantee 1 - alpha, half the images estimate the correction) and
 #: "average" (averaged p-values; 1 - alpha for m = 1, 1 - 2 alpha for m > 1)
-MC_VARIANTS: tuple[str, ...] = ("ecdf", "average")
+MC_VARIANTS: tuple[str, ...] = VOTE_CONFORMAL_VARIANTS
 #: default variant: the one whose guarantee is the level
-MC_VARIANT = "ecdf"
+MC_VARIANT = MC_VARIANTS[0]
 #: labels drawn per calibration image (the authors' default ``num_samples``)
-MC_SAMPLES = 10
+MC_SAMPLES = VOTE_CONFORMAL_SAMPLES
 #: "ecdf": share of the calibration images that give the m-draw p-values (the authors' ``split``)
 ECDF_SPLIT = 0.5
 #: relative tolerance when level * count lands a hair off an integer in floating point

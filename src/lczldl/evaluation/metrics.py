@@ -2,7 +2,10 @@
 functions; each also runs under bootstrap image counts (``weights``) for its intervals.
 
 Inputs: ``probs`` (N, K) probabilities (rows sum to 1), ``labels`` (N,) class indices 0..K-1
-(majority vote), ``distributions`` (N, K) vote distributions (rows sum to 1). All logs natural.
+(majority vote, or the one label of a store without votes), ``distributions`` (N, K) vote
+distributions (rows sum to 1), None for a store without votes: the metrics that need votes
+(:data:`lczldl.evaluation.registry.VOTE_METRICS`) are then left out, not NaN. With K = 17 (class i
+<-> LCZ i + 1, So2Sat LCZ42) the LCZ community's OA_u and OA_bu are added. All logs natural.
 Calibration binning conventions are in :mod:`lczldl.evaluation.calibration`; every definition,
 including where the paper's names mean something unusual (maa / waa are *precision*), is in
 docs/metrics.md.
@@ -15,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from lczldl.constants import N_LCZ, N_URBAN
 from lczldl.distributions import LOG_FLOOR, N_ENTROPY_BINS, entropy_bin, entropy_nats, spearman
 from lczldl.errors import DataError
 from lczldl.evaluation import registry
@@ -41,8 +45,17 @@ ENTROPY_BIN_METRICS = registry.keys(registry.ENTROPY_BIN)
 #: Keys that depend on the top-label confidence (what ``compute_metrics(confidence=...)`` changes,
 #: besides ece_ebin*); the ensemble's compat block repeats them.
 CONFIDENCE_METRICS = tuple(k for k in PAPER_METRICS + EXTRA_METRICS if registry.METRICS[k].confidence)
-#: Every key returned by :func:`compute_metrics`, in order.
+#: Every key returned by :func:`compute_metrics` for K != 17 with votes, in order.
 METRIC_KEYS = PAPER_METRICS + EXTRA_METRICS + ENTROPY_BIN_METRICS
+#: The LCZ community's accuracies, added for K = 17 (:func:`lcz_accuracies`).
+LCZ_METRICS = registry.keys(registry.LCZ)
+
+
+def metric_keys(num_classes: int, votes: bool) -> tuple[str, ...]:
+    """The keys :func:`compute_metrics` returns for K = ``num_classes``, with or without vote
+    distributions, in registry (summary.csv) order."""
+    wanted = set(METRIC_KEYS) | (set(LCZ_METRICS) if num_classes == N_LCZ else set())
+    return tuple(k for k in registry.keys() if k in wanted and (votes or not registry.METRICS[k].votes))
 
 
 def _check_rows(a: np.ndarray, name: str, where: str) -> None:
@@ -86,6 +99,59 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarra
     return np.bincount(labels * k + preds, minlength=k * k).reshape(k, k).astype(np.float64)
 
 
+def confusion_counts(labels: np.ndarray, preds: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(K, K) float64 counts (rows = true class, columns = predicted), or (B, K, K) under (B, N)
+    image counts ``weights``."""
+    cm = Sums(weights, labels.size).cells(labels * k + preds, k * k)
+    return cm.reshape(cm.shape[:-1] + (k, k))
+
+
+def lcz_accuracies(cm: np.ndarray) -> dict[str, Any]:
+    """The LCZ community's accuracies from a (K, K) or (B, K, K) confusion matrix of all 17 LCZ
+    (class i <-> LCZ i + 1; rows = reference): ``oa_u``, the accuracy on the images whose reference is
+    urban (LCZ 1-10; NaN without any), and ``oa_bu``, the accuracy after merging the built classes
+    1-10 and the natural classes 11-17 into two (Bechtel et al. 2019; Demuzere et al. 2021). OA_w
+    (similarity-weighted accuracy) is not computed: its weight matrix was not available
+    (docs/metrics.md)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    if cm.shape[-2:] != (N_LCZ, N_LCZ):
+        raise ValueError(f"lcz_accuracies needs a 17 x 17 confusion matrix, got {cm.shape}")
+    u = N_URBAN
+    urban_rows = cm[..., :u, :].sum(axis=(-2, -1))
+    urban_hits = np.trace(cm[..., :u, :u], axis1=-2, axis2=-1)
+    same_side = cm[..., :u, :u].sum(axis=(-2, -1)) + cm[..., u:, u:].sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"oa_u": np.where(urban_rows > 0, urban_hits / urban_rows, np.nan),
+                "oa_bu": same_side / cm.sum(axis=(-2, -1))}
+
+
+def _per_class(cm: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(support, predicted, tp, precision, recall, f1) per class of a (..., K, K) confusion matrix;
+    precision (recall, F1) 0 where a class is never predicted (never true), as sklearn's."""
+    support = cm.sum(axis=-1)
+    predicted = cm.sum(axis=-2)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return support, predicted, tp, precision, recall, f1
+
+
+def per_class_metrics(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, list[float | None]]:
+    """Per class (index 0..K-1): ``support`` (test images of the class), ``precision``, ``recall``
+    and ``f1`` as lists; precision is None (undefined) for a class never predicted, recall for a
+    class without test images, F1 where either is None (metrics.json's ``per_class``)."""
+    labels, preds = _as_labels(labels, "labels"), _as_labels(preds, "preds")
+    support, predicted, _, precision, recall, f1 = _per_class(confusion_matrix(labels, preds, k))
+
+    def col(v: np.ndarray, ok: np.ndarray) -> list[float | None]:
+        return [float(x) if o else None for x, o in zip(v, ok, strict=True)]
+
+    return {"support": [int(x) for x in support], "precision": col(precision, predicted > 0),
+            "recall": col(recall, support > 0), "f1": col(f1, (predicted > 0) & (support > 0))}
+
+
 def classification_metrics(labels: np.ndarray, preds: np.ndarray, k: int,
                            weights: np.ndarray | None = None) -> dict[str, Any]:
     """oa, maa / waa (sklearn classification_report macro / weighted *precision*), kappa (Cohen),
@@ -93,16 +159,9 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray, k: int,
     predictions; precision (recall, F1) of a class never predicted (never true) counts as 0.
     Floats, or (B,) arrays under (B, N) image counts ``weights``."""
     s = Sums(weights, labels.size)
-    cm = s.cells(labels * k + preds, k * k)
-    cm = cm.reshape(cm.shape[:-1] + (k, k))
-    support = cm.sum(axis=-1)
-    predicted = cm.sum(axis=-2)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    support, predicted, tp, precision, recall, f1 = _per_class(confusion_counts(labels, preds, k, weights))
     n = s.n
     with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
         seen = (support > 0) | (predicted > 0)
         oa = tp.sum(axis=-1) / n
         pe = (support * predicted).sum(axis=-1) / n**2
@@ -121,12 +180,13 @@ def _as_labels(labels: np.ndarray, where: str) -> np.ndarray:
     return labels.astype(np.int64, copy=False)
 
 
-def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.ndarray, n_bins: int,
+def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.ndarray | None, n_bins: int,
                     binning: str = "right", confidence: np.ndarray | None = None,
                     where: str = "predictions", weights: np.ndarray | None = None) -> dict[str, Any]:
-    """The paper's metrics and the extras, keys METRIC_KEYS (floats; NaN where undefined).
+    """The paper's metrics and the extras, keys :func:`metric_keys` (floats; NaN where undefined):
+    METRIC_KEYS, without the vote metrics when ``distributions`` is None, with OA_u / OA_bu for K = 17.
 
-    probs (N, K), labels (N,) int 0..K-1, distributions (N, K); n_bins equal-width calibration bins,
+    probs (N, K), labels (N,) int 0..K-1, distributions (N, K) or None; n_bins equal-width calibration bins,
     binning "right" (seed, default) or "left" (torchmetrics). ``confidence`` (N,) overrides the
     top-label confidence used by CONFIDENCE_METRICS and ece_ebin* (e.g. the seed's ensemble
     "mean of members' top-1 confidences"); correctness stays argmax(probs) == label. ``where``
@@ -139,7 +199,7 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = _as_labels(labels, where)
-    dist = np.asarray(distributions, dtype=np.float64)
+    dist = None if distributions is None else np.asarray(distributions, dtype=np.float64)
     validate(probs, labels, dist, where)
     n, k = probs.shape
     try:
@@ -164,38 +224,52 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, distributions: np.nda
     np.clip(logq, math.log(KERAS_EPS), math.log1p(-KERAS_EPS), out=logq)
     p_lab = probs[rows, labels]
     out["ce_one_hot"] = -s.mean(logq[rows, labels])
-    out["ce_distr"] = -s.mean((dist * logq).sum(axis=1))
+    if dist is not None:
+        out["ce_distr"] = -s.mean((dist * logq).sum(axis=1))
     del logq
     out["ece"], out["mce"] = ece_mce(conf, correct, n_bins, binning, weights)
     out["mean_confidence"] = s.mean(conf)
     out["overconfidence"] = out["mean_confidence"] - out["oa"]
     out["sce"] = sce_seed(probs, labels, n_bins, weights)
 
+    sq_p = (probs * probs).sum(axis=1)
+    out.update({
+        "classwise_ece": classwise_ece(probs, labels, n_bins, binning, weights),
+        "adaptive_ece": adaptive_ece(conf, correct, n_bins, weights),
+        "brier_one_hot": s.mean(sq_p - 2.0 * p_lab + 1.0),
+        "nll": -s.mean(logp[rows, labels]),
+    })
+    if dist is not None:
+        out.update(_vote_metrics(probs, logp, sq_p, dist, s, weights))
+        out.update(entropy_bin_metrics(conf, correct, entropy_nats(dist), n_bins, binning, weights))
+    if k == N_LCZ:
+        out.update(lcz_accuracies(confusion_counts(labels, preds, k, weights)))
+    keys = metric_keys(k, dist is not None)
+    if weights is None:
+        return {key: float(out[key]) for key in keys}
+    return {key: np.asarray(out[key], dtype=np.float64) for key in keys}
+
+
+def _vote_metrics(probs: np.ndarray, logp: np.ndarray, sq_p: np.ndarray, dist: np.ndarray, s: Sums,
+                  weights: np.ndarray | None) -> dict[str, Any]:
+    """brier_distr, kl_distr, js_distr, tv_distr and entropy_spearman of (N, K) probabilities against
+    (N, K) vote distributions (``logp``: log p floored at LOG_FLOOR; ``sq_p``: sum p^2 per row)."""
     pred_ent = -(probs * logp).sum(axis=1)           # differs from 0 log 0 = 0 by < 3e-11 per entry
     vote_ent = entropy_nats(dist)
     d_logp = (dist * logp).sum(axis=1)
-    sq_p = (probs * probs).sum(axis=1)
     m = 0.5 * (dist + probs)
     tv = 0.5 * np.abs(probs - dist).sum(axis=1)
     brier_d = sq_p - 2.0 * (probs * dist).sum(axis=1) + (dist * dist).sum(axis=1)
     h_m = -(m * np.log(np.maximum(m, LOG_FLOOR))).sum(axis=1)   # JS = H(m) - (H(d) + H(p)) / 2
     del m
-    out.update({
-        "classwise_ece": classwise_ece(probs, labels, n_bins, binning, weights),
-        "adaptive_ece": adaptive_ece(conf, correct, n_bins, weights),
-        "brier_one_hot": s.mean(sq_p - 2.0 * p_lab + 1.0),
+    return {
         "brier_distr": s.mean(brier_d),
-        "nll": -s.mean(logp[rows, labels]),
         "kl_distr": s.mean(-vote_ent - d_logp),   # KL(d || p) = -H(d) - sum d log p
         "js_distr": s.mean(h_m - 0.5 * (vote_ent + pred_ent)),
         "tv_distr": s.mean(tv),
         "entropy_spearman": (spearman(pred_ent, vote_ent) if weights is None
                              else weighted_spearman(pred_ent, vote_ent, s.w)),
-    })
-    out.update(entropy_bin_metrics(conf, correct, vote_ent, n_bins, binning, weights))
-    if weights is None:
-        return {key: float(out[key]) for key in METRIC_KEYS}
-    return {key: np.asarray(out[key], dtype=np.float64) for key in METRIC_KEYS}
+    }
 
 
 def entropy_bin_metrics(conf: np.ndarray, correct: np.ndarray, vote_entropy: np.ndarray,

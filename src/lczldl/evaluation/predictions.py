@@ -3,7 +3,12 @@ ensemble's (EVAL/ensemble/REGIME/predictions.npz) file holds, named once here wi
 dtype (:data:`ARRAYS`). The file is read and written by :mod:`lczldl.evaluation.files`; no other
 module spells these keys.
 
-Dimensions: N test images, V validation images, K classes (10), E expert votes per image (11).
+Dimensions: N test images, V validation images, K classes (10; 17 for So2Sat LCZ42), E expert votes
+per image (11). A store without votes (So2Sat LCZ42) gives no vote arrays (distributions,
+dawid_skene, vote_entropy, votes, city and their ``val_`` counterparts, val_votes included).
+A run trained on a vote budget (``data.vote_budget.k``) holds its budget's validation split: the
+validation images the k-vote labels keep, with their k-vote labels, distributions and votes; test
+is always the store's, with every vote.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ VAL_LOG_PROBS = "val_log_probs"
 VAL_LABELS = "val_labels"
 VAL_DISTRIBUTIONS = "val_distributions"
 VAL_DAWID_SKENE = "val_dawid_skene"
+VAL_VOTES = "val_votes"
 #: prefix of the validation arrays; ``val_<target>`` holds an aggregator regime's temperature-scaling
 #: target (:func:`val_target`)
 VAL_PREFIX = "val_"
@@ -49,7 +55,10 @@ ARRAYS: dict[str, tuple[tuple[str, ...], str, str]] = {
     VAL_LOG_PROBS: (("V", "K"), "float32", "validation log-probabilities of the model"),
     VAL_LABELS: (("V",), "int64", "validation majority-vote class index"),
     VAL_DISTRIBUTIONS: (("V", "K"), "float32", "validation vote distribution"),
-    VAL_DAWID_SKENE: (("V", "K"), "float32", "validation Dawid-Skene posterior"),
+    VAL_DAWID_SKENE: (("V", "K"), "float32", "validation Dawid-Skene posterior (NaN under a vote budget: not "
+                                             "refitted on k votes)"),
+    VAL_VOTES: (("V", "E"), "int8", "validation votes, LCZ ids 1..17, 0 = no vote (under a vote budget the k "
+                                    "kept, the others 0): the calibration labels of the sets calibrated on the votes"),
     MC_PROBS: (("N", "K"), "float32", "mean of the MC-dropout passes' test probabilities"),
     MC_ENTROPY: (("N",), "float64", "predictive entropy of mc_probs, nats"),
     MC_MUTUAL_INFO: (("N",), "float64", "mutual information of the MC-dropout passes, nats"),

@@ -8,6 +8,13 @@ probabilities, MC dropout the mean over passes (each member gets the same number
 During MC passes every ``nn.Dropout*`` module is in train mode and everything else (BatchNorm in
 particular: running statistics neither used per batch nor updated) in eval mode; the models'
 previous modes are restored afterwards. torch is imported inside the functions that need it.
+
+Devices: a model computes where its parameters are (:func:`eval_device` is where evaluation puts
+them: CUDA when available); each batch goes there and the results come back to the host as numpy,
+so everything after the network (temperature, conformal, metrics) is the same numpy code for every
+device. On CPU the MC passes run one after the other (each pass's masks drawn as before); on an
+accelerator up to :data:`PASS_ROWS` rows of passes run in one forward (the batch repeated, each row
+drawing its own masks), so 20 passes cost a few launches instead of 20.
 """
 
 from __future__ import annotations
@@ -27,6 +34,23 @@ from lczldl.errors import DataError
 CONFIDENCES = ("max", "mean_member")
 #: log-probabilities below this are clamped before p * log p (keeps 0 * -inf out of entropies)
 _LOG_FLOOR = -1e4
+#: rows (passes x batch) per forward when MC passes are batched on an accelerator
+PASS_ROWS = 16384
+
+
+def eval_device() -> Any:
+    """Where evaluation runs the networks: the current CUDA device when CUDA is available, else CPU."""
+    import torch
+
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def model_device(model: Any) -> Any:
+    """The device of a model's first parameter (CPU for a model without parameters)."""
+    import torch
+
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 # ---------------------------------------------------------------- saved predictions (numpy)
@@ -129,10 +153,11 @@ def predict_log_probs(model: Any, images: Iterable[Any]) -> np.ndarray:
 
     net = model.inference_copy() if hasattr(model, "inference_copy") else model.eval()
     net.eval()
+    device = model_device(net)
     out = []
     with torch.no_grad():
         for x in images:
-            out.append(net(as_batch(x)).float().numpy())
+            out.append(net(as_batch(x).to(device, non_blocking=True)).float().cpu().numpy())
     if not out:
         raise DataError("predict_log_probs: no images")
     return np.concatenate(out)
@@ -144,10 +169,12 @@ class Predictor:
     ``temperatures`` (one per model, default 1) scale each member as softmax(log_probs / T);
     ``mc_passes`` > 0 runs that many dropout passes per member (0: one deterministic pass);
     ``channels_last`` converts each batch to that memory format (models stored that way).
+    ``pass_batch``: MC passes per forward (None: 1 on CPU, as many as fit :data:`PASS_ROWS` rows
+    elsewhere). Each model computes on its own device.
     """
 
     def __init__(self, models: Sequence[Any], temperatures: Sequence[float] | None = None,
-                 mc_passes: int = 0, channels_last: bool = False) -> None:
+                 mc_passes: int = 0, channels_last: bool = False, pass_batch: int | None = None) -> None:
         if not models:
             raise ValueError("Predictor: no models")
         self.models = list(models)
@@ -158,6 +185,15 @@ class Predictor:
             raise ValueError(f"mc_passes must be >= 0, got {mc_passes}")
         self.mc_passes = int(mc_passes)
         self.channels_last = channels_last
+        if pass_batch is not None and int(pass_batch) < 1:
+            raise ValueError(f"pass_batch must be >= 1, got {pass_batch}")
+        self.pass_batch = pass_batch
+
+    def _chunk(self, device: Any, rows: int, passes: int) -> int:
+        """Passes per forward for a batch of ``rows`` on ``device``."""
+        if self.pass_batch is not None:
+            return min(int(self.pass_batch), passes)
+        return 1 if device.type == "cpu" else max(1, min(passes, PASS_ROWS // max(rows, 1)))
 
     def batch(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """One batch (B, C, H, W) -> (probs (B, K) float64: the ensemble mean of each member's mean
@@ -170,21 +206,31 @@ class Predictor:
         passes = max(1, self.mc_passes)
         member_p, member_h = [], []
         for model, t in zip(self.models, self.temperatures, strict=True):
+            device = model_device(model)
+            xd = x.to(device, non_blocking=True)
             acc = torch.zeros(0)
-            h_sum = torch.zeros(len(x), dtype=torch.float64)
+            h_sum = torch.zeros(len(x), dtype=torch.float64, device=device)
             # MC passes differ only after the first dropout: a model that splits there (trunk / tail,
             # Sen2LCZ) runs its deterministic trunk once per batch; same numbers, RNG used alike
             split = passes > 1 and hasattr(model, "trunk") and hasattr(model, "tail")
-            state = model.trunk(x) if split else None
-            for i in range(passes):
-                lp = (model.tail(state) if split else model(x)).double()
+            state = model.trunk(xd) if split else None
+            chunk, done = self._chunk(device, len(x), passes), 0
+            while done < passes:
+                c = min(chunk, passes - done)
+                if c == 1:
+                    lp = (model.tail(state) if split else model(xd)).double().unsqueeze(0)
+                else:                    # c passes as one batch of c x B rows, each row its own masks
+                    rows = (tuple(torch.cat([s] * c) for s in state) if split else torch.cat([xd] * c))
+                    lp = (model.tail(rows) if split else model(rows)).double().reshape(c, len(x), -1)
                 if t != 1.0:
-                    lp = torch.log_softmax(lp / t, dim=1)
+                    lp = torch.log_softmax(lp / t, dim=-1)
                 p = lp.exp()
-                acc = p if i == 0 else acc + p
-                h_sum += -(p * lp.clamp_min(_LOG_FLOOR)).sum(dim=1)
-            member_p.append((acc / passes).numpy())
-            member_h.append((h_sum / passes).numpy())
+                for i in range(c):       # sums in pass order, as one pass at a time
+                    acc = p[i] if done + i == 0 else acc + p[i]
+                    h_sum += -(p[i] * lp[i].clamp_min(_LOG_FLOOR)).sum(dim=1)
+                done += c
+            member_p.append((acc / passes).cpu().numpy())
+            member_h.append((h_sum / passes).cpu().numpy())
         return ensemble_probs(member_p), np.mean(member_h, axis=0)
 
     def predict(self, images: Any, batch_size: int = 512, seed: int | None = 0) -> dict[str, np.ndarray]:
@@ -193,17 +239,20 @@ class Predictor:
         Returns float64 arrays ``probs`` (N, K), ``predictive_entropy`` (N,) H(mean p) in nats,
         ``mutual_info`` (N,) H(mean p) - mean H(p_t) (>= 0; the spread between members and passes)
         and ``passes``. With MC dropout torch's RNG is seeded with ``seed`` inside a fork (restored
-        afterwards; None uses the current global state); without it no RNG is touched.
+        afterwards, the models' CUDA devices' too; None uses the current global state); without it
+        no RNG is touched. On CUDA the masks come from CUDA's generator: other masks than on CPU,
+        the same distribution.
         """
         import torch
 
         mc = self.mc_passes > 0
         probs_out, ent_out = [], []
+        cuda = sorted({d.index or 0 for d in map(model_device, self.models) if d.type == "cuda"})
         with contextlib.ExitStack() as stack:
             stack.enter_context(prediction_mode(self.models, mc))
             stack.enter_context(torch.inference_mode())
             if mc:
-                stack.enter_context(torch.random.fork_rng(devices=[]))
+                stack.enter_context(torch.random.fork_rng(devices=cuda))
                 if seed is not None:
                     torch.manual_seed(int(seed))
             for x in batches(images, batch_size):

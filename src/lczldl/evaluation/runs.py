@@ -13,7 +13,11 @@ Per run (RUNS/REGIME/seedN with run.json status "finished" and checkpoints/best.
   temperature-scaling target from :mod:`lczldl.regimes`; also vector scaling, nested),
   metrics_mc.json (MC dropout on test, and on val for the conformal calibration: arrays mc_* and
   val_mc_probs added to predictions.npz) and beyond_{plain,temperature,mc_dropout}.json (conformal
-  sets, selective prediction, uncertainty signals: :mod:`lczldl.evaluation.beyond`).
+  sets calibrated on the majority label and on the validation votes, selective prediction,
+  uncertainty signals: :mod:`lczldl.evaluation.beyond`).
+A run trained on a vote budget (run.json's ``data.vote_budget``) is evaluated on its budget's
+validation split (its k-vote labels fit temperature scaling and calibrate the sets) and on the
+store's test split with every vote.
 - :func:`aggregate_runs` -> OUT/ensemble/REGIME/ (:mod:`lczldl.evaluation.ensemble`), OUT/summary.csv,
   summary.md, paired.csv.
 :func:`evaluate_runs` does all of it, recording a failing run (RUN/eval_error.txt) and going on.
@@ -30,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
-from lczldl.config import EvaluationConfig
-from lczldl.data.store import make_targets, open_store
+from lczldl.config import EvaluationConfig, VoteBudgetConfig
+from lczldl.data.store import make_targets
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation import predictions as P
 from lczldl.evaluation.beyond import evaluate_prediction
-from lczldl.evaluation.ensemble import MEMBER_ARRAYS, beyond_meta, evaluate_ensemble
+from lczldl.evaluation.ensemble import MEMBER_ARRAYS, beyond_meta, evaluate_ensemble, vote_settings
 from lczldl.evaluation.files import (
     is_fresh,
     load_predictions,
@@ -44,8 +48,13 @@ from lczldl.evaluation.files import (
     save_predictions,
     write_metrics,
 )
-from lczldl.evaluation.metrics import compute_metrics
-from lczldl.evaluation.predictor import mc_dropout_predict, predict_log_probs, probs_from_log_probs
+from lczldl.evaluation.metrics import compute_metrics, per_class_metrics
+from lczldl.evaluation.predictor import (
+    eval_device,
+    mc_dropout_predict,
+    predict_log_probs,
+    probs_from_log_probs,
+)
 from lczldl.evaluation.registry import METHODS, PER_SEED_METHODS
 from lczldl.evaluation.summary import N_BOOT, write_summary
 from lczldl.evaluation.temperature import (
@@ -110,16 +119,33 @@ def _seed(run: Path, info: dict[str, Any]) -> Any:
 
 
 def _load_net(ckpt: Path):
+    """The run's network on the evaluation device (:func:`~lczldl.evaluation.predictor.eval_device`:
+    CUDA when available); the predictor brings its outputs back to numpy."""
     from lczldl.models.io import load_model  # deferred: torch
 
-    return load_model(ckpt)
+    return load_model(ckpt).to(eval_device())
+
+
+def run_budget(info: dict[str, Any]) -> VoteBudgetConfig | None:
+    """The vote budget a run was trained on (run.json's config ``data.vote_budget``); None without one."""
+    raw = ((info.get("config") or {}).get("data") or {}).get("vote_budget")
+    try:
+        budget = VoteBudgetConfig(**raw) if isinstance(raw, dict) else None
+    except ValueError as exc:
+        raise RunError(f"{layout.RUN_INFO}: unreadable data.vote_budget ({str(exc).splitlines()[0]}); "
+                       "train the run again") from None
+    return budget if budget is not None and budget.k is not None else None
 
 
 def _store_split(info: dict[str, Any], run: Path, split: str):
+    """One split of the run's store; under the run's vote budget its training-side splits are the
+    budget's (k-vote labels, the images they keep), test the store's."""
+    from lczldl.data.budget_store import open_budget_store
+
     data = info.get("data")
     if not data:
         raise RunError(f"{run}/{layout.RUN_INFO}: no 'data' (prepared store path); train the run again")
-    arrays = open_store(Path(data)).split(split)
+    arrays = open_budget_store(Path(data), run_budget(info)).split(split)
     if arrays.n == 0:
         raise RunError(f"split '{split}' of the store is empty; nothing to evaluate")
     return arrays
@@ -147,6 +173,9 @@ def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True)
     npz, mpath = run / layout.PREDICTIONS, run / layout.METRICS
     if npz.is_file() and npz.stat().st_mtime >= ckpt.stat().st_mtime:
         pred = load_predictions(npz)
+        if P.VOTES in pred and P.VAL_VOTES not in pred:               # saved before the key existed
+            pred[P.VAL_VOTES] = _val_votes(info, run, len(pred[P.VAL_LABELS]))
+            save_predictions(npz, pred)
         if is_fresh(mpath, ckpt, n_bins=n_bins):
             return {k: v for k, v in json.loads(mpath.read_text()).items() if k != "meta"}
     else:
@@ -156,23 +185,44 @@ def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True)
         lp, vlp = predict_log_probs(model, _images(test)), predict_log_probs(model, _images(val))
         pred = {P.PROBS: probs_from_log_probs(lp), P.LOG_PROBS: lp,
                 P.LABELS: np.asarray(test.label, dtype=np.int64),
-                P.DISTRIBUTIONS: np.asarray(test.distribution, dtype=np.float32),
-                P.DAWID_SKENE: np.asarray(test.dawid_skene, dtype=np.float32),
-                P.VOTE_ENTROPY: np.asarray(test.vote_entropy, dtype=np.float32),
-                P.VOTES: np.asarray(test.votes), P.CITY: np.asarray(test.city),
                 P.VAL_LOG_PROBS: vlp, P.VAL_LABELS: np.asarray(val.label, dtype=np.int64),
-                P.VAL_DISTRIBUTIONS: np.asarray(val.distribution, dtype=np.float32),
-                P.VAL_DAWID_SKENE: np.asarray(val.dawid_skene, dtype=np.float32)}
+                **_vote_arrays(test, val)}
         ts = _ts_kind(_regime(run, info))
         if P.val_target(ts) not in pred:                             # e.g. agg_mace: val_agg_mace
             pred[P.val_target(ts)] = make_targets(val, ts)
         save_predictions(npz, pred)
         _say(progress, f"  {run}: predicted {len(lp):,} test + {len(vlp):,} val samples in "
                        f"{time.perf_counter() - t0:.1f} s")
-    m = compute_metrics(pred[P.PROBS], pred[P.LABELS], pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+    m = compute_metrics(pred[P.PROBS], pred[P.LABELS], pred.get(P.DISTRIBUTIONS), n_bins=n_bins, where=str(npz))
+    per_class = per_class_metrics(pred[P.LABELS], pred[P.PROBS].argmax(axis=1), pred[P.PROBS].shape[1])
     write_metrics(mpath, m, {"n_bins": n_bins, "binning": "right", "n": int(len(pred[P.LABELS])),
-                             "checkpoint": str(ckpt), "regime": _regime(run, info), "seed": info.get("seed")})
+                             "checkpoint": str(ckpt), "regime": _regime(run, info), "seed": info.get("seed")},
+                  per_class=per_class)
     return m
+
+
+def _val_votes(info: dict[str, Any], run: Path, n_val: int) -> np.ndarray:
+    """The validation votes of the run's store (its budget's under a vote budget) for a
+    predictions.npz saved without them; RunError when the store's validation split no longer has
+    the file's ``n_val`` rows."""
+    votes = np.asarray(_store_split(info, run, "val").votes)
+    if len(votes) != n_val:
+        raise RunError(f"{run / layout.PREDICTIONS}: {n_val} validation predictions but the store has "
+                       f"{len(votes)}; delete {layout.PREDICTIONS} and evaluate again")
+    return votes
+
+
+def _vote_arrays(test, val) -> dict[str, np.ndarray]:
+    """The predictions.npz arrays of the experts' votes of a store's test and val splits; none for a
+    store without votes (So2Sat LCZ42), whose metrics then leave out what needs them."""
+    if not test.has_votes:
+        return {}
+    return {P.DISTRIBUTIONS: np.asarray(test.distribution, dtype=np.float32),
+            P.DAWID_SKENE: np.asarray(test.dawid_skene, dtype=np.float32),
+            P.VOTE_ENTROPY: np.asarray(test.vote_entropy, dtype=np.float32),
+            P.VOTES: np.asarray(test.votes), P.CITY: np.asarray(test.city),
+            P.VAL_DISTRIBUTIONS: np.asarray(val.distribution, dtype=np.float32),
+            P.VAL_DAWID_SKENE: np.asarray(val.dawid_skene, dtype=np.float32), P.VAL_VOTES: np.asarray(val.votes)}
 
 
 def _ts_target(kind: str, pred: dict[str, np.ndarray]) -> np.ndarray:
@@ -201,10 +251,10 @@ def _temperature(run: Path, regime: str, pred: dict[str, np.ndarray], ev: Evalua
     temp = fit_temperature(pred[P.VAL_LOG_PROBS], target)
     fit_s = time.perf_counter() - t0
     m = compute_metrics(apply_temperature(pred[P.LOG_PROBS], temp), pred[P.LABELS],
-                        pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+                        pred.get(P.DISTRIBUTIONS), n_bins=n_bins, where=str(npz))
     w, b = fit_vector_scaling(pred[P.VAL_LOG_PROBS], target)
     vm = compute_metrics(apply_vector_scaling(pred[P.LOG_PROBS], w, b), pred[P.LABELS],
-                         pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+                         pred.get(P.DISTRIBUTIONS), n_bins=n_bins, where=str(npz))
     write_metrics(ts_path, m, {"n_bins": n_bins, "target": kind, "fit_seconds": round(fit_s, 4),
                                "n_val": int(len(target)), "fitted_on": "val log(mean softmax)"},
                   temperature=temp, vector_scaling={"w": w.tolist(), "b": b.tolist(), "metrics": vm})
@@ -236,7 +286,7 @@ def _mc_dropout(run: Path, info: dict[str, Any], ckpt: Path, pred: dict[str, np.
         vmc = mc_dropout_predict(model, _images(_store_split(info, run, "val")), passes=mc_passes)
         pred[P.VAL_MC_PROBS] = vmc["probs"].astype(np.float32)
     save_predictions(npz, pred)
-    m = compute_metrics(mc["probs"], pred[P.LABELS], pred[P.DISTRIBUTIONS], n_bins=n_bins, where=str(npz))
+    m = compute_metrics(mc["probs"], pred[P.LABELS], pred.get(P.DISTRIBUTIONS), n_bins=n_bins, where=str(npz))
     write_metrics(mc_path, m, {"n_bins": n_bins, "passes": mc_passes,
                                "seconds": round(time.perf_counter() - t0, 2)},
                   mean_mutual_info=float(mc["mutual_info"].mean()),
@@ -274,10 +324,11 @@ def _beyond_run(run: Path, pred: dict[str, np.ndarray], temperature: float, ev: 
         path = layout.beyond_path(run, method)
         if is_fresh(path, npz, method=method, **meta):
             continue
-        head, detail, _, _ = evaluate_prediction(
-            probs, pred[P.LABELS], pred[P.VOTES], pred[P.VOTE_ENTROPY], cal_probs=cal,
+        head, detail, *_ = evaluate_prediction(
+            probs, pred[P.LABELS], pred.get(P.VOTES), pred.get(P.VOTE_ENTROPY), cal_probs=cal,
             cal_labels=pred[P.VAL_LABELS], levels=ev.conformal_levels, conformal=ev.conformal,
-            selective=ev.selective, mutual_info=mutual_info)
+            selective=ev.selective, mutual_info=mutual_info, cal_votes=pred.get(P.VAL_VOTES),
+            vote=vote_settings(ev))
         write_metrics(path, head, {"method": method, **meta, "n": int(len(pred[P.LABELS]))}, detail=detail)
 
 

@@ -164,19 +164,20 @@ def uncertainty_signals(probs: np.ndarray, *, mutual_info: np.ndarray | None = N
     return out
 
 
-def signal_metrics(signals: dict[str, np.ndarray], correct: np.ndarray, vote_entropy: np.ndarray,
+def signal_metrics(signals: dict[str, np.ndarray], correct: np.ndarray, vote_entropy: np.ndarray | None,
                    weights: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """Per signal: {"auroc": error-detection AUROC, "spearman": Spearman with the vote entropy}
-    (each signal ranked once for both)."""
+    (each signal ranked once for both); without ``vote_entropy`` (no votes) the AUROC only."""
     err = ~np.asarray(correct, dtype=bool)
     w = as_weights(weights, err.size)
-    r_vote = weighted_ranks(vote_entropy, w)
+    r_vote = None if vote_entropy is None else weighted_ranks(vote_entropy, w)
     out: dict[str, dict[str, Any]] = {}
     for name, u in signals.items():
         r = weighted_ranks(u, w)
-        auc, rho = _auroc_from_ranks(r, err, w), spearman_from_ranks(r, r_vote, w)
-        out[name] = ({"auroc": float(auc[0]), "spearman": float(rho[0])} if weights is None
-                     else {"auroc": auc, "spearman": rho})
+        found = {"auroc": _auroc_from_ranks(r, err, w)}
+        if r_vote is not None:
+            found["spearman"] = spearman_from_ranks(r, r_vote, w)
+        out[name] = {k: (float(v[0]) if weights is None else v) for k, v in found.items()}
     return out
 
 

@@ -15,6 +15,7 @@ from lczldl import layout
 from lczldl.evaluation.intervals import SEED_N_BOOT, bootstrap_ci, seed_interval
 from lczldl.evaluation.registry import (
     CONFORMAL,
+    CONFORMAL_VOTES,
     ENSEMBLE,
     METHODS,
     PAPER,
@@ -145,6 +146,7 @@ def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> st
              "(<metric>_lo, <metric>_hi: Student t over seeds; ensemble: bootstrap over test images).", ""]
     names = [c[:-5] for c in (table[0] if table else {}) if c.endswith("_mean")]
     beyond = {"Conformal prediction sets (calibrated on validation)": (CONFORMAL,),
+              "Sets calibrated on the validation votes; CovGap and SSCV of both kinds": (CONFORMAL_VOTES,),
               "Selective prediction and uncertainty signals": (SELECTIVE, SIGNAL)}
 
     def group_of(m: str) -> str | None:
@@ -153,7 +155,7 @@ def to_markdown(table: list[dict[str, Any]], paired: list[dict[str, Any]]) -> st
 
     groups = [("Paper metrics", [m for m in paper_metrics if m in names]),
               ("Further metrics", [m for m in names if m not in paper_metrics
-                                   and group_of(m) not in (CONFORMAL, SELECTIVE, SIGNAL)])]
+                                   and group_of(m) not in (CONFORMAL, CONFORMAL_VOTES, SELECTIVE, SIGNAL)])]
     groups += [(title, [m for m in names if group_of(m) in gs]) for title, gs in beyond.items()]
     for title, cols in groups:
         if not cols:

@@ -75,10 +75,11 @@ def _finish(dst, resampling_name: str, tags: Mapping[str, str], descriptions: li
 
 def write_map(out: Path, grid: OutputGrid, crs, num_classes: int,
               blocks: Iterable[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]],
-              tags: Mapping[str, str], source: str) -> None:
+              tags: Mapping[str, str], source: str, note: str | None = None) -> None:
     """Write the four GeoTIFFs and the preview into ``out`` from ``blocks`` of (chunk (r0, r1, c0, c1),
     probs (r, c, K), valid (r, c)); SceneError (and nothing under the final names) when no window
-    holds data. ``tags`` go into every GeoTIFF."""
+    holds data. ``tags`` go into every GeoTIFF; ``note`` (which LCZ the model names) under the
+    preview's legend."""
     import rasterio
     from rasterio.windows import Window
 
@@ -116,4 +117,4 @@ def write_map(out: Path, grid: OutputGrid, crs, num_classes: int,
                 d.close()
         if not has_data:  # leaves no GeoTIFF, temporary or final
             raise SceneError(f"{source}: every window touches nodata pixels or is too cloudy; nothing to map")
-        write_preview(lcz_full, ent_full, out / MAP_PREVIEW, num_classes=num_classes)
+        write_preview(lcz_full, ent_full, out / MAP_PREVIEW, num_classes=num_classes, note=note)

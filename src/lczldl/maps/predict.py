@@ -43,6 +43,7 @@ from lczldl.maps.outputs import summarize_probs, write_map
 from lczldl.maps.radiometry import SO2SAT_BANDS, check_cloud_classes, parse_band_list
 from lczldl.maps.report import describe_scene, geotiff_tags, window_stats
 from lczldl.maps.scene import SceneReader, open_scene
+from lczldl.models.classes import scope_note
 from lczldl.models.io import load_model
 from lczldl.provenance import versions
 
@@ -50,6 +51,8 @@ from lczldl.provenance import versions
 SHA256_MAX_BYTES = 2 << 30
 #: the settings of :class:`MapsConfig` when none are given
 _DEFAULTS = MapsConfig()
+#: GeoTIFF tag saying which LCZ the model can name, when it cannot name all 17
+CLASSES_NOTE_TAG = "LCZ_CLASSES_NOTE"
 
 __all__ = ["MapPredictor", "check_map_arguments", "predict_scene", "resolve_temperature", "summarize_probs",
            "window_counts", "window_patches"]
@@ -90,11 +93,17 @@ def check_map_arguments(checkpoints: Sequence[Path], settings: MapsConfig, bbox:
 def resolve_temperature(checkpoint: Path, temperature: float | Literal["auto"]) -> float:
     """Temperature for one checkpoint: the number, or for ``auto`` the run's metrics_ts.json.
 
-    A run's best checkpoint lives in RUN/checkpoints/; its temperature in RUN/metrics_ts.json.
+    A run's best checkpoint lives in RUN/checkpoints/; its temperature in RUN/metrics_ts.json. A
+    weights file (lczldl export-weights) carries its own fitted temperature.
     """
     if temperature != "auto":
         return float(temperature)
     checkpoint = Path(checkpoint)
+    from lczldl.models.weights_file import is_weights_file, read_weights_meta
+
+    fitted = read_weights_meta(checkpoint).get("temperature") if is_weights_file(checkpoint) else None
+    if fitted is not None:
+        return float(fitted)
     for run_dir in (checkpoint.parent.parent, checkpoint.parent):
         ts = run_dir / METRICS_TS
         if ts.exists():
@@ -184,10 +193,11 @@ def _predict_block(scene: SceneReader, grid: OutputGrid, predictor: MapPredictor
 
 
 def _load_predictor(checkpoints: Sequence[Path], temperature: float | Literal["auto"], mc: int,
-                    batch_size: int) -> tuple[MapPredictor, int, list[float]]:
-    """(predictor, number of classes, temperatures) of an ensemble of checkpoints."""
+                    batch_size: int, trust: bool = False) -> tuple[MapPredictor, int, list[float]]:
+    """(predictor, number of classes, temperatures) of an ensemble of checkpoints (``trust``: load
+    pickles that need full unpickling, :func:`lczldl.models.io.load_model`)."""
     temps = [resolve_temperature(Path(c), temperature) for c in checkpoints]
-    models = [load_model(Path(c)) for c in checkpoints]
+    models = [load_model(Path(c), trust=trust) for c in checkpoints]
     num_classes = int(getattr(models[0], "model_kwargs", {}).get("num_classes", 10))
     for c, m in zip(checkpoints, models, strict=True):
         k = int(getattr(m, "model_kwargs", {}).get("num_classes", num_classes))
@@ -201,6 +211,17 @@ def _load_predictor(checkpoints: Sequence[Path], temperature: float | Literal["a
     predictor = MapPredictor([m.to(memory_format=torch.channels_last) for m in models], temps,
                              mc_passes=mc, batch_size=batch_size)
     return predictor, num_classes, temps
+
+
+def _classes_of(predictor: MapPredictor) -> list[int]:
+    """LCZ ids of the ensemble's class indices (every member's must agree)."""
+    from lczldl.models.classes import model_classes
+
+    found = [model_classes(m) for m in predictor.models]
+    if any(c != found[0] for c in found):
+        raise RunError(f"the models name different LCZ ({found}); an ensemble needs the same classes",
+                       params=("checkpoints",))
+    return found[0]
 
 
 def _map_grid(scene: SceneReader, stride: int, area: Aoi | None) -> tuple[OutputGrid, dict | None, list[str]]:
@@ -237,7 +258,7 @@ def _chunk_results(out: Path, blocks: list[tuple[int, int, int, int]],
 def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out: Path,
                   settings: MapsConfig | None = None, *, bbox: Sequence[float] | None = None,
                   aoi: Path | None = None, progress: bool = True, max_blocks: int | None = None,
-                  say: Callable[[str], None] | None = None) -> dict:
+                  say: Callable[[str], None] | None = None, trust_checkpoint: bool = False) -> dict:
     """Write an LCZ map with uncertainty for ``scene`` into ``out`` (see module docstring).
 
     ``settings``: stride, MC passes, temperature, chunk and batch sizes, cloud masking, a file's band
@@ -246,7 +267,8 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
     SOUTH, EAST, NORTH in degrees) or ``aoi`` (GeoJSON) limit the map to the windows whose output
     cells overlap the area. ``say`` receives what is read and masked (lines; warnings start with
     "warning:") once every input is validated. ``max_blocks`` stops after that many new chunks (used
-    to test resuming). Returns the provenance dict (``complete`` False when stopped early).
+    to test resuming). ``trust_checkpoint``: load checkpoints that need full unpickling (they can
+    run code). Returns the provenance dict (``complete`` False when stopped early).
     """
     settings = _DEFAULTS if settings is None else settings
     bands, cloud_classes, area = check_map_arguments(checkpoints, settings, bbox, aoi)
@@ -254,7 +276,8 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
                     cloud_classes=cloud_classes) as reader:
         grid, record, warnings = _map_grid(reader, settings.stride, area)
         predictor, num_classes, temps = _load_predictor(checkpoints, settings.temperature, settings.mc_passes,
-                                                        settings.batch_size)
+                                                        settings.batch_size, trust_checkpoint)
+        classes = _classes_of(predictor)
         warnings = [*reader.metadata.warnings, *warnings]
         for line in describe_scene(reader, grid, record) + [f"warning: {w}" for w in warnings]:
             if say is not None:
@@ -263,7 +286,8 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
         recorded = {"stride": stride, "mc": settings.mc_passes, "temperatures": temps,
                     "max_cloud_share": float(settings.max_cloud_share),
                     "block_rows": settings.block_rows or default_block(stride),
-                    "block_cols": settings.block_cols or default_block(stride)}
+                    "block_cols": settings.block_cols or default_block(stride),
+                    "classes": classes, "classes_note": scope_note(classes)}
         return _run(reader, grid, record, warnings, predictor, num_classes, [Path(c) for c in checkpoints],
                     Path(out), recorded, progress, max_blocks)
 
@@ -327,6 +351,7 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
         "stride_px": grid.stride, "pixel_size": [grid.transform.a, grid.transform.e], "crs": str(reader.crs),
         "rows": grid.rows, "cols": grid.cols, "mc_passes": settings["mc"], "temperatures": settings["temperatures"],
         "windows": n_windows, "windows_per_second_this_call": done_windows / elapsed if elapsed > 0 else None,
+        "classes": settings["classes"], "classes_note": settings["classes_note"],
         "warnings": warnings, "lczldl_version": __version__, "torch_version": torch.__version__,
         "versions": versions(),
     }
@@ -335,9 +360,12 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
     sha = [file_sha256(c) for c in checkpoints]
     stats = dict.fromkeys(("windows_predicted", "windows_nodata", "windows_cloud", "windows_with_data"), 0)
     stats["cloud_share_sum"] = 0.0
+    tags = geotiff_tags(reader, checkpoints, sha, settings)
+    if settings["classes_note"]:  # a model naming only some LCZ (the authors' 10 urban classes)
+        tags[CLASSES_NOTE_TAG] = settings["classes_note"]
     try:
-        write_map(out, grid, reader.crs, num_classes, _chunk_results(out, blocks, stats),
-                  geotiff_tags(reader, checkpoints, sha, settings), m.source)
+        write_map(out, grid, reader.crs, num_classes, _chunk_results(out, blocks, stats), tags, m.source,
+                  note=settings["classes_note"])
     except SceneError:
         shutil.rmtree(partial)
         raise

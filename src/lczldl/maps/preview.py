@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,10 @@ from lczldl.constants import LCZ_CODES, LCZ_COLORS, LCZ_NAMES
 from lczldl.fileio import atomic_path
 
 
-def write_preview(lcz: np.ndarray, entropy: np.ndarray, path: Path, num_classes: int = 10) -> Path:
-    """lcz (rows, cols) uint8 LCZ id (0 = nodata), entropy (rows, cols) nats -> PNG at ``path``."""
+def write_preview(lcz: np.ndarray, entropy: np.ndarray, path: Path, num_classes: int = 10,
+                  note: str | None = None) -> Path:
+    """lcz (rows, cols) uint8 LCZ id (0 = nodata), entropy (rows, cols) nats -> PNG at ``path``;
+    ``note`` (e.g. that the model names only LCZ 1-10) is the legend's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,7 +35,8 @@ def write_preview(lcz: np.ndarray, entropy: np.ndarray, path: Path, num_classes:
     if (lcz == 0).any():
         handles.append(Patch(facecolor="#ffffff", edgecolor="0.3", label="no data"))
     axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.02), ncol=2,
-                   fontsize=8, frameon=False)
+                   fontsize=8, frameon=False, title="\n".join(textwrap.wrap(note, 70)) if note else None,
+                   title_fontsize=8)
     vmax = float(np.log(num_classes))
     im = axes[1].imshow(np.ma.masked_invalid(entropy), cmap="magma", vmin=0.0, vmax=vmax,
                         interpolation="nearest")

@@ -94,9 +94,10 @@ class Overview:
                 f"{c[FAILED]} failed, {c[SKIPPED]} skipped | elapsed {fmt_s(sch.clock() - sch.started)}"
                 f" | ETA {fmt_s(left) if left is not None else 'estimating'}")
 
-    def epoch_bar(self, regime: str, seed: int) -> str:
-        """``[####....] epoch 3/10`` of a running train unit, '' before its first epoch."""
-        ep = train_epoch(study_run_dir(self.study, regime, seed))
+    def epoch_bar(self, regime: str, seed: int, budget: int | None = None) -> str:
+        """``[####....] epoch 3/10`` of a running train unit (of vote budget ``budget``), '' before
+        its first epoch."""
+        ep = train_epoch(study_run_dir(self.study, regime, seed, budget))
         if ep is None:
             return ""
         if not self.max_epochs:
@@ -116,11 +117,13 @@ class Overview:
         now = sch.clock()
         for uid, (_h, spec, t0) in sch.running.items():
             s = sch.state[uid]
-            prog = self.epoch_bar(str(s["regime"]), int(s["seed"])) if s["kind"] == "train" else ""
+            prog = (self.epoch_bar(str(s["regime"]), int(s["seed"]), spec.get("budget"))
+                    if s["kind"] == "train" else "")
             table.add_row(uid, fmt_s(now - t0), Text(prog))
             for ms in spec.get("members", []):               # a pack: one bar per member
                 if sch.state[ms["id"]]["status"] == RUNNING:
-                    table.add_row(f"  {ms['id']}", "", Text(self.epoch_bar(str(ms["regime"]), int(ms["seed"]))))
+                    table.add_row(f"  {ms['id']}", "", Text(self.epoch_bar(str(ms["regime"]), int(ms["seed"]),
+                                                                            ms.get("budget"))))
         parts: list[Any] = [Text(self.summary_line(sch), style="bold")]
         if sch.running:
             parts.append(table)

@@ -29,7 +29,7 @@ from lczldl.study.units import (
 
 #: order in which ready units start: results of finished runs first, new training after (a
 #: pack after its members, which are looked at first: reused when their markers say done)
-PRIORITY = {"calibrate": 0, "evaluate": 1, "train": 2, "pack": 2.5, "aggregate": 3, "report": 4}
+PRIORITY = {"calibrate": 0, "evaluate": 1, "train": 2, "pack": 2.5, "aggregate": 3, "budget": 3.5, "report": 4}
 
 
 class Scheduler:

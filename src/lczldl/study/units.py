@@ -6,6 +6,11 @@ A study is a small DAG of units::
     every calibrate -> aggregate (ensembles + summary, soft: runs on whatever finished)
     aggregate -> report (figures + report.html / report.md)
 
+With a vote-budget grid (``lczldl study --vote-budget 1,3``) every budget k adds the same chain for
+the runs trained on k votes per image (ids ``train-k3-dist-seed0`` ... ``aggregate-k3``), and a
+``budget`` unit (soft, after every aggregate) writes the table over k; the report then follows
+``aggregate`` and ``budget`` (soft). Without one the DAG above is unchanged.
+
 With packs (``lczldl study --pack N``, N > 1) the grid's train units are *carried* by pack units
 ``pack-I`` (N members each): a pack unit trains its members in one process and records each
 member's train marker as the member finishes or fails; a carried train unit never runs by
@@ -36,7 +41,7 @@ from lczldl.fileio import atomic_write_json
 from lczldl.layout import marker_path
 
 #: Unit kinds in dependency order ("pack" carries train units, see :func:`build_units`).
-KINDS: tuple[str, ...] = ("train", "pack", "evaluate", "calibrate", "aggregate", "report")
+KINDS: tuple[str, ...] = ("train", "pack", "evaluate", "calibrate", "aggregate", "budget", "report")
 
 #: Default work function of each kind, "module:function"; each takes the unit's spec dict.
 DEFAULT_WORK: dict[str, str] = {k: f"lczldl.study.work:{k}" for k in KINDS}
@@ -64,40 +69,55 @@ class Unit:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     members: tuple[str, ...] = ()
     pack: str | None = None
+    #: the vote budget k of the unit's runs (STUDY/budget/k<k>); None: the study's own runs
+    budget: int | None = None
 
 
-def unit_id(kind: str, regime: str | None = None, seed: int | None = None) -> str:
-    """Canonical id, e.g. ``train-dist-seed3``; grid-free kinds are just the kind."""
+def unit_id(kind: str, regime: str | None = None, seed: int | None = None, budget: int | None = None) -> str:
+    """Canonical id, e.g. ``train-dist-seed3`` (``train-k3-dist-seed3`` under vote budget 3);
+    grid-free kinds are just the kind (``aggregate-k3``)."""
+    prefix = kind if budget is None else f"{kind}-k{int(budget)}"
     if regime is None:
-        return kind
-    return f"{kind}-{regime}-seed{seed}"
+        return prefix
+    return f"{prefix}-{regime}-seed{seed}"
 
 
-def build_units(regimes: Sequence[str], seeds: Sequence[int], pack: int = 1) -> list[Unit]:
+def build_units(regimes: Sequence[str], seeds: Sequence[int], pack: int = 1,
+                budgets: Sequence[int] = ()) -> list[Unit]:
     """The study's DAG in a stable, runnable order (trains first, seeds interleaved by regime).
 
     Trains come first so that on N workers the slow units start early; evaluate/calibrate of a
     run become ready as soon as its train unit finishes. ``pack`` > 1: consecutive runs of that
     order, ``pack`` at a time (the last pack may be smaller), are carried by pack units
-    ``pack-0``, ``pack-1``, ...
+    ``pack-0``, ``pack-1``, ... ``budgets``: the vote-budget grid (module docstring); its runs
+    follow the study's own in the same order, budget by budget, packed within a budget (one config
+    per pack).
     """
     if pack < 1:
         raise ConfigError(f"pack={pack}: must be >= 1")
     units: list[Unit] = []
     grid = [(r, s) for s in seeds for r in regimes]
-    chunks = [grid[i:i + pack] for i in range(0, len(grid), pack)] if pack > 1 else []
-    carrier = {rs: f"pack-{i}" for i, chunk in enumerate(chunks) for rs in chunk}
-    for r, s in grid:
-        units.append(Unit(unit_id("train", r, s), "train", r, s, pack=carrier.get((r, s))))
-    for i, chunk in enumerate(chunks):
-        units.append(Unit(f"pack-{i}", "pack", members=tuple(unit_id("train", r, s) for r, s in chunk)))
-    for r, s in grid:
-        units.append(Unit(unit_id("evaluate", r, s), "evaluate", r, s, deps=(unit_id("train", r, s),)))
-        units.append(Unit(unit_id("calibrate", r, s), "calibrate", r, s,
-                          deps=(unit_id("evaluate", r, s),)))
-    cal = tuple(unit_id("calibrate", r, s) for r, s in grid)
-    units.append(Unit("aggregate", "aggregate", deps=cal, soft=True))
-    units.append(Unit("report", "report", deps=("aggregate",)))
+    levels: list[int | None] = [None, *budgets]
+    chunks = [(b, grid[i:i + pack]) for b in levels for i in range(0, len(grid), pack)] if pack > 1 else []
+    carrier = {(b, *rs): f"pack-{i}" for i, (b, chunk) in enumerate(chunks) for rs in chunk}
+    for b in levels:
+        for r, s in grid:
+            units.append(Unit(unit_id("train", r, s, b), "train", r, s, pack=carrier.get((b, r, s)), budget=b))
+    for i, (b, chunk) in enumerate(chunks):
+        units.append(Unit(f"pack-{i}", "pack", members=tuple(unit_id("train", r, s, b) for r, s in chunk), budget=b))
+    for b in levels:
+        for r, s in grid:
+            units.append(Unit(unit_id("evaluate", r, s, b), "evaluate", r, s, deps=(unit_id("train", r, s, b),),
+                              budget=b))
+            units.append(Unit(unit_id("calibrate", r, s, b), "calibrate", r, s,
+                              deps=(unit_id("evaluate", r, s, b),), budget=b))
+        cal = tuple(unit_id("calibrate", r, s, b) for r, s in grid)
+        units.append(Unit(unit_id("aggregate", budget=b), "aggregate", deps=cal, soft=True, budget=b))
+    if budgets:
+        units.append(Unit("budget", "budget", deps=tuple(unit_id("aggregate", budget=b) for b in levels), soft=True))
+        units.append(Unit("report", "report", deps=("aggregate", "budget"), soft=True))
+    else:
+        units.append(Unit("report", "report", deps=("aggregate",)))
     return units
 
 

@@ -1,4 +1,4 @@
-"""Owns the real work of each unit kind (train, pack, evaluate, calibrate, aggregate, report): thin
+"""Owns the real work of each unit kind (train, pack, evaluate, calibrate, aggregate, budget, report): thin
 adapters from a unit's spec (built by :mod:`lczldl.study.runner`) to the library functions.
 They run inside worker processes; :data:`lczldl.study.units.DEFAULT_WORK` names them."""
 
@@ -87,9 +87,16 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _run_config(spec: dict[str, Any], **updates: object) -> Any:
     """The resolved config of a train or pack unit: the study's run config, the unit's thread
-    count (``spec["threads"]``) and ``updates`` (dotted keys), resolved once here and passed down."""
+    count (``spec["threads"]``), the vote budget of a budget unit (``spec["budget"]`` with the
+    grid's mode and seed as ``data.vote_budget``) and ``updates`` (dotted keys), resolved once here
+    and passed down."""
+    budget = {}
+    if spec.get("budget") is not None:
+        draw = spec.get("vote_budget") or {}
+        budget = {"data.vote_budget.k": int(spec["budget"]), "data.vote_budget.mode": draw.get("mode"),
+                  "data.vote_budget.seed": draw.get("seed")}
     return load_config(Path(spec["config"]), None,
-                       **{"train.num_threads": spec.get("threads") or None, **updates})
+                       **{"train.num_threads": spec.get("threads") or None, **budget, **updates})
 
 
 def _statuses(runs: Path, members: dict) -> list:
@@ -123,8 +130,20 @@ def calibrate(spec: dict[str, Any]) -> dict[str, Any]:
 
 def aggregate(spec: dict[str, Any]) -> dict[str, Any]:
     """Ensembles per regime and the summary tables over the runs that finished."""
-    ev.aggregate_runs(Path(spec["runs"]), _evaluation(spec), out=Path(spec["study"]), progress=False)
+    ev.aggregate_runs(Path(spec["runs"]), _evaluation(spec), out=Path(spec.get("out") or spec["study"]),
+                      progress=False)
     return {"runs": spec["done_runs"]}
+
+
+def budget(spec: dict[str, Any]) -> dict[str, Any]:
+    """The vote-budget table over k (STUDY/budget/budget.csv) from the runs that finished."""
+    from lczldl.config import VoteBudgetConfig
+    from lczldl.evaluation.budget import write_budget_table
+
+    grid = spec["vote_budget"]
+    path = write_budget_table(Path(spec["study"]), Path(spec["store"]), grid["k"],
+                              VoteBudgetConfig(mode=grid["mode"], seed=grid["seed"]), _evaluation(spec))
+    return {"table": str(path)}
 
 
 def report(spec: dict[str, Any]) -> dict[str, Any]:

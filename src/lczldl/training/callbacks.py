@@ -1,6 +1,8 @@
 """Owns what a training run records while it runs: the per-epoch history (metrics.csv and
-run.json, :class:`History`), the atomic ``last.ckpt`` of every epoch (:class:`LastCheckpoint`) and
-the Keras-style early stopping / best checkpoint on the validation loss."""
+run.json, :class:`History`), the atomic ``last.ckpt`` and its cadence (:class:`LastCheckpoint`,
+:func:`last_checkpoint_due`: every ``train.last_checkpoint_epochs`` epochs, at least
+``train.last_checkpoint_minutes`` apart, and after the final epoch) and the Keras-style early
+stopping / best checkpoint on the validation loss."""
 
 from __future__ import annotations
 
@@ -109,17 +111,44 @@ def _checkpoint_base():
     return Checkpoint
 
 
-class LastCheckpoint(_checkpoint_base()):
-    """``last.ckpt`` at the end of every training epoch (after its validation), written to a
-    temporary name and renamed, so a kill never leaves a half-written file. A :class:`Checkpoint`,
-    so Lightning calls it after the other callbacks whose state it stores (History,
-    EarlyStopping, the best checkpoint). Lightning resumes such end-of-epoch checkpoints at the
-    next epoch."""
+def last_checkpoint_due(train: Any, epochs: int, seconds: float, final: bool) -> bool:
+    """Whether last.ckpt is written after an epoch that ends ``epochs`` epochs and ``seconds``
+    seconds after the previous last.ckpt (or the start): always after the run's ``final`` epoch,
+    else when both ``train.last_checkpoint_epochs`` epochs and ``train.last_checkpoint_minutes``
+    minutes have passed. Both loops (Lightning and packed) follow this rule."""
+    return final or (epochs >= train.last_checkpoint_epochs and seconds >= 60.0 * train.last_checkpoint_minutes)
 
-    def __init__(self, path: Path) -> None:
+
+class LastCheckpoint(_checkpoint_base()):
+    """``last.ckpt`` at the end of a training epoch (after its validation) when
+    :func:`last_checkpoint_due` says so (``train``: the run's ``train`` config; None = every epoch),
+    written to a temporary name and renamed, so a kill never leaves a half-written file. A
+    :class:`Checkpoint`, so Lightning calls it after the other callbacks whose state it stores
+    (History, EarlyStopping, the best checkpoint). Lightning resumes such end-of-epoch checkpoints
+    at the next epoch."""
+
+    def __init__(self, path: Path, train: Any = None) -> None:
         self.path = Path(path)
+        self.train = train
+        self._written_epoch: int | None = None
+        self._written_at = time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._written_epoch, self._written_at = trainer.current_epoch - 1, time.perf_counter()
+
+    def _due(self, trainer) -> bool:
+        if self.train is None:
+            return True
+        epoch = trainer.current_epoch
+        since = epoch - (self._written_epoch if self._written_epoch is not None else -1)
+        final = bool(trainer.should_stop) or epoch + 1 >= (trainer.max_epochs or 0)
+        due = last_checkpoint_due(self.train, since, time.perf_counter() - self._written_at, final)
+        return bool(trainer.strategy.broadcast(due, src=0))     # every rank decides as rank 0
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self._due(trainer):
+            return
+        self._written_epoch, self._written_at = trainer.current_epoch, time.perf_counter()
         # collective; only rank 0 writes (the other ranks' path is not used)
         if trainer.is_global_zero:
             with atomic_path(self.path) as tmp:
@@ -129,10 +158,11 @@ class LastCheckpoint(_checkpoint_base()):
         trainer.strategy.barrier("last_checkpoint")
 
 
-def selection_callbacks(patience: int, run_dir: Path) -> list:
+def selection_callbacks(patience: int, run_dir: Path, train: Any = None) -> list:
     """Early stopping and checkpoints on ``val_loss`` with Keras's semantics: an epoch improves
     only if strictly lower than the best so far; training stops after ``patience`` epochs without
-    improvement; ``best.ckpt`` = the best epoch, ``last.ckpt`` = every epoch (in RUN/checkpoints)."""
+    improvement; ``best.ckpt`` = the best epoch, ``last.ckpt`` = as ``train``'s cadence says
+    (:class:`LastCheckpoint`; None: every epoch), in RUN/checkpoints."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     best = checkpoint_path(run_dir, "best")
@@ -140,4 +170,4 @@ def selection_callbacks(patience: int, run_dir: Path) -> list:
             ModelCheckpoint(dirpath=best.parent, filename=best.stem, monitor="val_loss", mode="min",
                             save_top_k=1, save_last=False, enable_version_counter=False,
                             save_on_train_epoch_end=False),
-            LastCheckpoint(checkpoint_path(run_dir, "last"))]
+            LastCheckpoint(checkpoint_path(run_dir, "last"), train)]

@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 
 from lczldl.config import LczldlConfig, run_sections, validate_config
+from lczldl.data.budget_store import budget_counts
+from lczldl.data.store import Store, require_votes
 from lczldl.fileio import file_sha256
 from lczldl.layout import RUNNING, manifest_path, read_run_info
 from lczldl.provenance import versions
@@ -24,6 +26,19 @@ def with_regime(cfg: LczldlConfig, regime: str) -> LczldlConfig:
     the config of one member of a pack."""
     data = cfg.model_dump()
     data["train"]["regime"] = regime
+    return validate_config(data)
+
+
+def store_config(cfg: LczldlConfig, store: Store) -> LczldlConfig:
+    """``cfg`` fitted to the store a run trains on, checked before anything is written: a regime
+    that needs expert votes on a store without them is a DataError naming the regimes that apply
+    (:func:`lczldl.data.store.require_votes`); ``model.num_classes`` becomes the store's K (10 urban
+    classes, 17 for So2Sat LCZ42), so the recorded config says what the network has."""
+    require_votes(store, [cfg.train.regime])
+    if cfg.model.num_classes == store.num_classes:
+        return cfg
+    data = cfg.model_dump()
+    data["model"]["num_classes"] = store.num_classes
     return validate_config(data)
 
 
@@ -49,17 +64,23 @@ def new_module(cfg: LczldlConfig, seed: int) -> LCZModule:
                      nadam_momentum_decay=t.nadam_momentum_decay, seed=seed)
 
 
-def new_run_info(cfg: LczldlConfig, store_path: Path, seed: int, run: Path, resumed: bool) -> dict[str, Any]:
+def new_run_info(cfg: LczldlConfig, store: Store, seed: int, run: Path, resumed: bool) -> dict[str, Any]:
     """run.json of the run in folder ``run`` starting (or resuming: its wall time continues from its
-    old run.json) under ``cfg``. :class:`lczldl.training.callbacks.History` adds the per-epoch
-    summary and how the run ended; a pack adds its ``pack`` record."""
+    old run.json) under ``cfg`` on the opened ``store``. Under a vote budget
+    (``data.vote_budget.k``) it records ``vote_budget`` {split: the draw and its counts}
+    (:func:`lczldl.data.store.budget_counts`). :class:`lczldl.training.callbacks.History` adds the
+    per-epoch summary and how the run ended; a pack adds its ``pack`` record."""
     previous = (read_run_info(run) or {}) if resumed else {}
     train_t, val_t, loss = run_targets(cfg)
-    return {"status": RUNNING, "regime": cfg.train.regime, "seed": seed, "data": str(Path(store_path).resolve()),
-            "data_checksum": file_sha256(manifest_path(store_path)),
+    info = {"status": RUNNING, "regime": cfg.train.regime, "seed": seed, "data": str(Path(store.path).resolve()),
+            "data_checksum": file_sha256(manifest_path(store.path)),
             "train_target": train_t, "val_target": val_t, "loss": loss,
             "versions": versions(), "config": run_sections(cfg),
             "wall_time_s": float(previous.get("wall_time_s") or 0.0), "resumed": resumed}
+    budget = budget_counts(store)
+    if budget is not None:
+        info["vote_budget"] = budget
+    return info
 
 
 def run_config_text(cfg: LczldlConfig) -> str:

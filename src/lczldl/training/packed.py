@@ -7,6 +7,11 @@ epoch)), target and loss (its regime's), dropout masks (its own generator, resee
 ``schedule.epoch_seed``), BatchNorm statistics, Nadam state, lr schedule, validation loss, early
 stopping (a stopped member leaves the pack: no further change to it), ``config.yaml``,
 ``run.json``, ``metrics.csv`` and Lightning checkpoints ``best.ckpt`` / ``last.ckpt``.
+``last.ckpt`` is written after an epoch when ``train.last_checkpoint_epochs`` epochs and
+``train.last_checkpoint_minutes`` minutes passed since the member's previous one, and after its
+final epoch; an improved ``best.ckpt`` waits in memory for that commit, so the files on disk always
+belong together (best.ckpt is the best up to last.ckpt's epoch) and a resume repeats at most the
+epochs since.
 
 Shared: the store's splits (on the device), the epoch loop and its timing (``train_seconds`` of a
 member is the pack's epoch; ``train_samples_per_second`` is per member, the pack's aggregate is K
@@ -23,7 +28,6 @@ uninterrupted pack's exactly.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +38,9 @@ import numpy as np
 import torch
 
 from lczldl.config import LczldlConfig
+from lczldl.data.budget_store import open_budget_store
 from lczldl.data.datamodule import EpochBatchSampler
-from lczldl.data.store import open_store
+from lczldl.data.store import require_targets
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json, atomic_write_text
 from lczldl.layout import (
@@ -47,9 +52,22 @@ from lczldl.layout import (
     checkpoint_path,
     run_dir,
 )
-from lczldl.training.callbacks import History, selection_callbacks
-from lczldl.training.fastpath import GPU_ACCELERATORS, pack_bf16
-from lczldl.training.members import new_module, new_run_info, run_config_text, run_targets, with_regime
+from lczldl.training.callbacks import History, last_checkpoint_due, selection_callbacks
+from lczldl.training.fastpath import (
+    GPU_ACCELERATORS,
+    PACK_PRECISIONS,
+    PACK_REFUSED_PRECISIONS,
+    backend_settings,
+    pack_bf16,
+)
+from lczldl.training.members import (
+    new_module,
+    new_run_info,
+    run_config_text,
+    run_targets,
+    store_config,
+    with_regime,
+)
 from lczldl.training.packed_ckpt import (
     MemberCheckpointer,
     commit,
@@ -62,6 +80,9 @@ from lczldl.training.packed_engine import PackEngine, load_split
 from lczldl.training.packed_model import PackedSen2LCZ
 from lczldl.training.rundir import FRESH, RESUME, SKIP, clear_attempt, plan_run_dir
 from lczldl.training.schedule import epoch_seed, lr_factor
+
+#: train.precision -> what run.json's ``pack.precision`` records
+RECORDED_PRECISION = {"32-true": "fp32", "32-tf32": "tf32", "bf16-mixed": "bf16"}
 
 
 @dataclass
@@ -96,6 +117,9 @@ class _Member:
     wait: int = 0
     status: str = RUNNING
     error: str | None = None
+    written_epoch: int = -1          # epoch of the last.ckpt on disk (-1: none yet)
+    written_at: float = field(default_factory=time.perf_counter)   # when it was written (or setup)
+    pending_best: bytes | None = None                             # improved best.ckpt not yet on disk
 
     def result(self) -> PackResult:
         return PackResult(self.regime, self.seed, self.run_dir, self.status, self.next_epoch, self.error)
@@ -113,8 +137,8 @@ def _member(regime: str, seed: int, cfg: LczldlConfig, out: Path, store: Any, ac
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)                        # what seed_everything does before the solo builds
         module = new_module(cfg, seed)
-    info = dict(new_run_info(cfg, store.path, seed, folder, action == RESUME), **extra_info)
-    n_train = int(store.manifest["splits"]["train"]["n"])
+    info = dict(new_run_info(cfg, store, seed, folder, action == RESUME), **extra_info)
+    n_train = store.split("train").n
     history = History(folder, n_train, info)
     callbacks = [history, *selection_callbacks(t.patience, folder)]
     m = _Member(regime, seed, cfg, folder, module, history, MemberCheckpointer(module, callbacks, n_batches,
@@ -128,6 +152,7 @@ def _member(regime: str, seed: int, cfg: LczldlConfig, out: Path, store: Any, ac
             if cb.state_key in ck.get("callbacks", {}):
                 cb.load_state_dict(ck["callbacks"][cb.state_key])
         m.next_epoch, m.wait = int(ck["epoch"]) + 1, int(m.ckpt.early.wait_count)
+        m.written_epoch = int(ck["epoch"])
         m.best = float(m.ckpt.early.best_score)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / RUN_CONFIG, run_config_text(cfg))
@@ -170,10 +195,7 @@ class _Pack:
                                  [m.val_target for m in members], train, val, lr=t.lr, bf16=bf16,
                                  graphs=graphs, val_batch_size=val_batch_size,
                                  optimizer={"eps": t.nadam_eps, "momentum_decay": t.nadam_momentum_decay})
-        packed = self.net.pack_optimizer_state([m.opt_state for m in members])
-        if packed:
-            opt = self.engine.opt
-            opt.load_state_dict({"state": packed, "param_groups": opt.state_dict()["param_groups"]})
+        self.engine.load_optimizer_state(self.net.pack_optimizer_state([m.opt_state for m in members]))
 
     def epoch(self, epoch: int, n_train: int) -> dict[str, Any]:
         """Train and validate one epoch; each member's results and new states."""
@@ -192,10 +214,11 @@ class _Pack:
                 "opt_states": self.net.member_optimizer_states(self.engine.opt.state_dict()["state"])}
 
 
-def _record(m: _Member, epoch: int, r: dict[str, Any], i: int, n_train: int) -> tuple[bytes | None, bool]:
-    """Update member ``m`` (index ``i`` of its cohort) after ``epoch``: (its checkpoint bytes or None
-    when it failed, whether the epoch improved). Early stopping as Keras: an improvement is a
-    strictly lower validation loss; stop after ``patience`` epochs without one."""
+def _record(m: _Member, epoch: int, r: dict[str, Any], i: int, n_train: int) -> dict[Path, bytes]:
+    """Update member ``m`` (index ``i`` of its cohort) after ``epoch``; the checkpoint files to
+    commit for it (none when it failed or its last.ckpt is not due, see the module doc). Early
+    stopping as Keras: an improvement is a strictly lower validation loss; stop after
+    ``patience`` epochs without one."""
     tl, vl, va = float(r["train_loss"][i]), float(r["val_loss"][i]), float(r["val_acc"][i])
     row = {"epoch": epoch, "lr": r["lr"], "train_loss": tl, "val_loss": vl, "val_acc": va,
            "train_seconds": round(r["seconds"], 3),
@@ -204,7 +227,7 @@ def _record(m: _Member, epoch: int, r: dict[str, Any], i: int, n_train: int) -> 
     for what, value in (("training", tl), ("validation", vl)):
         if not math.isfinite(value):
             m.status, m.error = FAILED, f"non-finite {what} loss ({value}) in epoch {epoch}"
-            return None, False
+            return {}
     m.state, m.opt_state = r["states"][i], r["opt_states"][i]
     improved = vl < m.best
     m.best, m.wait = (vl, 0) if improved else (m.best, m.wait + 1)
@@ -212,9 +235,22 @@ def _record(m: _Member, epoch: int, r: dict[str, Any], i: int, n_train: int) -> 
     stopped = m.wait >= m.cfg.train.patience
     if stopped or m.next_epoch >= m.cfg.train.max_epochs:
         m.status = FINISHED
-    has_best = improved or checkpoint_path(m.run_dir, "best").is_file()
+    has_best = improved or m.pending_best is not None or checkpoint_path(m.run_dir, "best").is_file()
     m.ckpt.set_selection(epoch, m.wait, m.best, has_best, vl, stopped=stopped)
-    return to_bytes(m.ckpt.checkpoint(epoch, m.state, m.opt_state)), improved
+    now = time.perf_counter()
+    due = last_checkpoint_due(m.cfg.train, epoch - m.written_epoch, now - m.written_at, final=m.status != RUNNING)
+    if not (due or improved):
+        return {}
+    data = to_bytes(m.ckpt.checkpoint(epoch, m.state, m.opt_state))
+    if improved:
+        m.pending_best = data
+    if not due:
+        return {}
+    files = {checkpoint_path(m.run_dir, "last"): data}
+    if m.pending_best is not None:
+        files[checkpoint_path(m.run_dir, "best")] = m.pending_best
+    m.pending_best, m.written_epoch, m.written_at = None, epoch, now
+    return files
 
 
 def _write_status(m: _Member) -> None:
@@ -241,7 +277,8 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, cfg: L
     all members but the regime (each member runs ``cfg`` with its own ``train.regime``); the
     forward runs in bf16 autocast when ``train.precision`` is bf16-mixed (``fastpath.pack_bf16``).
     ``device``: None = CUDA when available (and ``train.accelerator`` allows), else CPU.
-    ``graphs`` (CUDA only, default on): capture the step in a CUDA graph. ``memory_format``: of
+    ``graphs`` (default on): capture the step in a CUDA graph where
+    :func:`lczldl.training.packed_engine.graph_api` offers graphs (CUDA). ``memory_format``: of
     the packed convolutions (default from ``train.channels_last``). ``on_epoch(epoch, results)``
     is called after every epoch of a cohort (progress). Finished members are skipped; unfinished
     ones with a last.ckpt need ``resume=True`` (RunError otherwise, before anything is trained).
@@ -253,13 +290,17 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, cfg: L
             raise ConfigError(f"seeds must be integers >= 0, got {s!r}")
     if len(set(members)) != len(members):
         raise ConfigError(f"a pack cannot hold the same run twice: {members}")
-    cfgs = [with_regime(cfg, r) for r, _ in members]
+    if cfg.train.precision not in PACK_PRECISIONS:
+        raise ConfigError(f"train.precision={cfg.train.precision}: "
+                          f"{PACK_REFUSED_PRECISIONS.get(cfg.train.precision, 'not a packed precision')}")
+    store = open_budget_store(Path(data), cfg.data.vote_budget)   # train / val from k votes under a budget
+    cfgs = [store_config(with_regime(cfg, r), store) for r, _ in members]  # votes refusal, K classes
+    require_targets(store, [t for c in cfgs for t in run_targets(c)[:2]])
     bf16 = pack_bf16(cfg)
-    store = open_store(Path(data))
     t = cfgs[0].train
     dev = torch.device(device) if device else torch.device(
         "cuda" if torch.cuda.is_available() and t.accelerator in GPU_ACCELERATORS else "cpu")
-    n_train, n_val = (int(store.manifest["splits"][s]["n"]) for s in ("train", "val"))
+    n_train, n_val = (store.split(s).n for s in ("train", "val"))
     n_batches, n_val_batches = math.ceil(n_train / t.batch_size), math.ceil(n_val / t.batch_size)
     folders = [run_dir(out, r, s) for r, s in members]
     recover_commits(out, folders)
@@ -268,7 +309,7 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, cfg: L
         if a == FRESH:
             clear_attempt(f)                      # what a killed attempt left before its first epoch
     extra = {"pack": {"members": [f"{r}/seed{s}" for r, s in members], "device": str(dev),
-                      "precision": "bf16" if bf16 else "fp32"}}
+                      "precision": RECORDED_PRECISION[t.precision]}}
     setup = [_member(r, s, c, out, store, a, n_batches, n_val_batches, extra)
              for (r, s), c, a in zip(members, cfgs, actions, strict=True)]
     live = [m for m in setup if isinstance(m, _Member)]
@@ -278,7 +319,7 @@ def train_pack(data: Path, members: Sequence[tuple[str, int]], out: Path, cfg: L
             _write_status(m)
     if any(m.status == RUNNING for m in live):
         _train(live, store, out, dev, members, n_train, bf16=bf16,
-               graphs=dev.type == "cuda" if graphs is None else graphs,
+               graphs=True if graphs is None else graphs,
                memory_format=memory_format or ("channels_last" if t.channels_last else "contiguous"),
                val_batch_size=val_batch_size or max(t.batch_size, 4096 // max(len(live), 1)), on_epoch=on_epoch)
     return [m.result() if isinstance(m, _Member) else m for m in setup]
@@ -291,11 +332,17 @@ def _train(live: list[_Member], store: Any, out: Path, dev: torch.device, member
     t, model = live[0].cfg.train, live[0].cfg.model
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
-    was = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-    if t.deterministic and dev.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(t.deterministic, warn_only=dev.type == "cuda")
-    pid, pack = pack_id(members), None
+    pid = pack_id(members)
+    with backend_settings(t, dev.type):
+        _epochs(live, store, out, dev, pid, n_train, t, model, bf16=bf16, graphs=graphs,
+                memory_format=memory_format, val_batch_size=val_batch_size, on_epoch=on_epoch)
+
+
+def _epochs(live: list[_Member], store: Any, out: Path, dev: torch.device, pid: str, n_train: int, t: Any,
+            model: Any, *, bf16: bool, graphs: bool, memory_format: str, val_batch_size: int,
+            on_epoch: Callable[[int, list[PackResult]], None] | None) -> None:
+    """Epochs of the cohorts until no member runs; commits each epoch's due checkpoints at once."""
+    pack = None
     try:
         train = load_split(store, "train", model.bands, [m.train_target for m in live], t.label_smoothing, dev)
         val = load_split(store, "val", model.bands, [m.val_target for m in live], t.label_smoothing, dev)
@@ -308,12 +355,9 @@ def _train(live: list[_Member], store: Any, out: Path, dev: torch.device, member
             r = pack.epoch(epoch, n_train)
             files = {}
             for i, m in enumerate(cohort):
-                data, improved = _record(m, epoch, r, i, n_train)
-                if data is not None:
-                    files[checkpoint_path(m.run_dir, "last")] = data
-                    if improved:
-                        files[checkpoint_path(m.run_dir, "best")] = data
-            commit(out, files, pid)
+                files.update(_record(m, epoch, r, i, n_train))
+            if files:
+                commit(out, files, pid)
             for m in cohort:
                 _write_status(m)
             if on_epoch is not None:
@@ -324,5 +368,3 @@ def _train(live: list[_Member], store: Any, out: Path, dev: torch.device, member
                 msg = str(exc).splitlines()[0] if str(exc) else ""
                 m.history.write(status=FAILED, error=f"{type(exc).__name__}: {msg}")
         raise
-    finally:
-        torch.use_deterministic_algorithms(was[0], warn_only=was[1])

@@ -136,9 +136,13 @@ class MemberCheckpointer:
         }
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by a pack or a solo run (trusted file: full unpickling)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+def read_checkpoint(path: Path, trust: bool = False) -> dict[str, Any]:
+    """A checkpoint written by a pack or a solo run, loaded without running code from it (weights
+    only: it holds tensors and plain values); a file that needs full unpickling is a ModelError
+    unless ``trust`` (:func:`lczldl.models.io.load_checkpoint_dict`)."""
+    from lczldl.models.io import load_checkpoint_dict
+
+    return load_checkpoint_dict(path, trust)
 
 
 def to_bytes(ckpt: dict[str, Any]) -> bytes:

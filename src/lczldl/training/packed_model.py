@@ -20,6 +20,11 @@ packed function, gradients and BatchNorm statistics against the solo model.
 
 Input of the packed forward: (B, K*C, 32, 32), member k's batch in channels ``[k*C, (k+1)*C)``
 (:func:`pack_images`). Output: log-probabilities (K, B, classes).
+
+A packed network holds no weights of its own: its layers are allocated, not initialised
+(``PackedLinear`` is ``torch.empty``), so it refuses to compute (:class:`PackingError`) until
+:meth:`PackedSen2LCZ.load_members` gave it K member states; :func:`member_init_states` builds the
+states of fresh members (a Sen2LCZ initialised after seeding with each member's seed).
 """
 
 from __future__ import annotations
@@ -186,6 +191,15 @@ class PackedSen2LCZ(nn.Module):
         self.net.to(memory_format=self.memory_format)
         self.member_keys = list(template.state_dict())
         self.param_keys = [n for n, _ in template.named_parameters()]
+        #: True once :meth:`load_members` filled every tensor (the layers are only allocated before)
+        self.loaded = False
+
+    def require_loaded(self) -> None:
+        """PackingError unless :meth:`load_members` initialised the network."""
+        if not self.loaded:
+            raise PackingError("packed network has no member weights (its layers are allocated, not "
+                               "initialised); call load_members(states) first, e.g. with "
+                               "member_init_states(model_kwargs, seeds)")
 
     # ------------------------------------------------------------------ function
     def set_generators(self, generators: Sequence[torch.Generator]) -> None:
@@ -196,12 +210,14 @@ class PackedSen2LCZ(nn.Module):
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, K*C, 32, 32) packed images -> the heads' logits (K, B, heads, classes)."""
+        self.require_loaded()
         z = self.net.head_logits(x)                                   # (B, heads, K*classes)
         b, h, _ = z.shape
         return z.reshape(b, h, self.k, -1).permute(2, 0, 1, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, K*C, 32, 32) packed images -> fused log-probabilities (K, B, classes)."""
+        self.require_loaded()
         z = self.head_logits(x)
         k, b, h, c = z.shape
         return fuse_head_logits(z.reshape(k * b, h, c), self.net.fusion).reshape(k, b, c)
@@ -232,6 +248,7 @@ class PackedSen2LCZ(nn.Module):
         own = self.net.state_dict()
         for key in self.member_keys:
             own[key].copy_(self._join(key, [s[key] for s in states]))
+        self.loaded = True
 
     @torch.no_grad()
     def member_states(self) -> list[dict[str, torch.Tensor]]:
@@ -278,6 +295,17 @@ class PackedSen2LCZ(nn.Module):
                 for m, part in enumerate(parts):
                     out[m].setdefault(i, {})[name] = part.detach().to("cpu", copy=True)
         return out
+
+
+def member_init_states(model_kwargs: dict, seeds: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+    """The initial state of a fresh Sen2LCZ(**model_kwargs) for each seed, built after
+    ``torch.manual_seed(seed)`` inside a fork of the CPU RNG (the global RNG is left as it was)."""
+    states = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            states.append({k: v.detach().clone() for k, v in Sen2LCZ(**model_kwargs).state_dict().items()})
+    return states
 
 
 def pack_images(images: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:

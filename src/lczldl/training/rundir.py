@@ -33,7 +33,8 @@ from lczldl.layout import (
 SKIP, RESUME, FRESH = "skip", "resume", "fresh"
 #: config keys that may change between a run and its resumption (speed only, or the epoch cap)
 RUNTIME_KEYS = {("data", "num_workers"), ("data", "pin_memory"), ("train", "num_threads"),
-                ("train", "max_epochs"), ("train", "logger"), ("train", "engine")}
+                ("train", "max_epochs"), ("train", "logger"), ("train", "engine"),
+                ("train", "last_checkpoint_epochs"), ("train", "last_checkpoint_minutes")}
 #: what a previous attempt may have left in a run folder (cleared before a clean start; anything
 #: else in the folder is left alone)
 ATTEMPT_FILES = (RUN_INFO, HISTORY, RUN_CONFIG, CHECKPOINT_DIR, PREDICTIONS, METRICS, METRICS_TS,
@@ -78,14 +79,18 @@ def _comparable(cfg: dict) -> dict:
 
 def check_resume_config(run_dir: Path, cfg: LczldlConfig) -> None:
     """RunError naming the first key where ``cfg`` differs from the run's config.yaml (runtime
-    keys excepted)."""
+    keys excepted). A key the run's config.yaml lacks (written before the key existed) counts as
+    its default, which is what that run did."""
     path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
         return
     old = _comparable(yaml.safe_load(path.read_text()) or {})
     new = _comparable(run_sections(cfg))
+    defaults = _comparable(run_sections(LczldlConfig()))
     for s in sorted(set(old) | set(new)):
         a, b = old.get(s) or {}, new.get(s) or {}
+        if isinstance(a, dict) and isinstance(defaults.get(s), dict):
+            a = {**defaults[s], **a}
         for k in sorted(set(a) | set(b)):
             if a.get(k) != b.get(k):
                 raise RunError(f"{run_dir}: cannot resume with a different config ({s}.{k}: "

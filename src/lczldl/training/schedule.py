@@ -31,7 +31,12 @@ def lr_factor(epoch: int, decay: float, step: int) -> float:
 def make_optimizer(params: Iterable[torch.nn.Parameter], *, lr: float, eps: float, momentum_decay: float,
                    capturable: bool = False) -> torch.optim.NAdam:
     """Keras-equivalent Nadam (beta 0.9 / 0.999). ``capturable`` keeps the step counters on the
-    parameters' device so the update can be captured in a CUDA graph (same arithmetic)."""
+    parameters' device so the update can be captured in a CUDA graph. It is the same update
+    formula, not the same arithmetic: the capturable update computes the momentum schedule and
+    bias corrections as float32 tensors, the default one as Python (float64) numbers, so the two
+    round differently. Measured (CPU, the paper's model, identical gradients): weights differ by
+    up to 1.2e-7 after one step and 1.3e-6 after 200 (about 2e-5 of how far they moved), far
+    below seed-to-seed differences; the packed engine uses it only when it captures graphs."""
     return torch.optim.NAdam(params, lr=lr, betas=(0.9, 0.999), eps=eps, momentum_decay=momentum_decay,
                              capturable=capturable)
 

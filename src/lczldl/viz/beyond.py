@@ -1,5 +1,6 @@
 """Owns the "Beyond the paper" figures: metrics per training target with intervals, conformal set size
-and coverage against the experts, risk-coverage curves, and the uncertainty-signal comparison.
+and coverage against the experts, sets calibrated on the majority label vs on the votes,
+risk-coverage curves, the uncertainty-signal comparison and the metrics against the vote budget.
 
 Every function takes arrays (read from the evaluation's saved files by lczldl.viz.beyond_section),
 draws with the project style (viz/style.py) and writes ``out_stem``.png/.pdf;
@@ -177,7 +178,8 @@ def plot_uncertainty_signals(auroc: Mapping[str, Mapping[str, float]], spearman:
                              out_stem: Path | str, *, auroc_ci: Mapping[str, Mapping[str, tuple[float, float]]] | None = None
                              ) -> list[Path]:
     """Which uncertainty signal to trust: AUROC for detecting errors (left) and Spearman correlation
-    with the vote entropy (right), per signal (rows) and regime (markers).
+    with the vote entropy (right; left out when no value is finite: a store without votes), per
+    signal (rows) and regime (markers).
 
     ``auroc`` / ``spearman``: regime -> signal -> value (a missing signal is not drawn);
     ``auroc_ci``: regime -> signal -> (lo, hi)."""
@@ -185,12 +187,13 @@ def plot_uncertainty_signals(auroc: Mapping[str, Mapping[str, float]], spearman:
     signals = [s for s in SIGNAL_LABELS if any(s in auroc[r] for r in regimes)]
     signals += sorted({s for r in regimes for s in auroc[r]} - set(signals))
     y = np.arange(len(signals))[::-1]
-    with styled():
-        fig = new_figure(8.6, 0.55 * len(signals) + 1.6)
-        axes = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)]
+    with_rho = any(np.isfinite(v) for r in spearman.values() for v in r.values() if v is not None)
+    with styled():                                   # no votes (So2Sat): no Spearman panel
+        fig = new_figure(8.6 if with_rho else 4.8, 0.55 * len(signals) + 1.6)
+        axes = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)] if with_rho else [fig.add_subplot(1, 1, 1)]
         off = (np.arange(len(regimes)) - (len(regimes) - 1) / 2) * 0.12
         for i, reg in enumerate(regimes):
-            for ax, table in ((axes[0], auroc), (axes[1], spearman)):
+            for ax, table in zip(axes, (auroc, spearman), strict=False):
                 vals = np.array([table[reg].get(s, np.nan) for s in signals], dtype=np.float64)
                 err = None
                 if ax is axes[0] and auroc_ci is not None and reg in auroc_ci:
@@ -199,17 +202,92 @@ def plot_uncertainty_signals(auroc: Mapping[str, Mapping[str, float]], spearman:
                 ax.errorbar(vals, y + off[i], xerr=err, fmt="o", ms=5, color=regime_color(reg, i),
                             capsize=2, elinewidth=1.0, label=regime_label(reg))
         axes[0].axvline(0.5, ls=":", color=NEUTRAL, lw=1.0)
-        axes[1].axvline(0.0, ls=":", color=NEUTRAL, lw=1.0)
         _clip_axis(axes[0], 0.0, 1.0)
-        _clip_axis(axes[1], -1.0, 1.0)
-        for ax, title in zip(axes, ("AUROC for detecting errors", "Spearman with vote entropy"), strict=True):
+        if with_rho:
+            axes[1].axvline(0.0, ls=":", color=NEUTRAL, lw=1.0)
+            _clip_axis(axes[1], -1.0, 1.0)
+        for ax, title in zip(axes, ("AUROC for detecting errors", "Spearman with vote entropy"), strict=False):
             ax.set_yticks(y)
             ax.set_title(title)
             ax.grid(True, axis="x")
             ax.set_axisbelow(True)
             ax.set_ylim(-0.6, len(signals) - 0.4)
         axes[0].set_yticklabels([SIGNAL_LABELS.get(s, s) for s in signals])
-        axes[1].set_yticklabels([])
+        if with_rho:
+            axes[1].set_yticklabels([])
         fig.subplots_adjust(wspace=0.08, top=1 - 0.6 / (0.55 * len(signals) + 1.6))
         _legend_top(fig, axes[0], len(regimes))
+        return save_figure(fig, out_stem)
+
+
+def plot_vote_sets(standard: Mapping[str, Mapping[str, Array]], voted: Mapping[str, Mapping[str, Array]],
+                   out_stem: Path | str, *, level: float = 0.9, counts: Array | None = None) -> list[Path]:
+    """Sets calibrated on the majority label (dashed) vs on labels drawn from the votes (solid), per
+    paper vote-entropy bin, one colour per regime: vote coverage (left, with the target level) and
+    mean set size (right).
+
+    ``standard`` / ``voted``: regime -> {"vote_coverage": (6,), "set_size": (6,)}; ``counts`` (6,)
+    test images per bin (tick labels)."""
+    x = np.arange(N_ENTROPY_BINS)
+    ticks = entropy_bin_labels()
+    if counts is not None:
+        ticks = [f"{lab}\nn={int(c):,}" for lab, c in zip(ticks, counts, strict=True)]
+    with styled():
+        fig = new_figure(9.0, 3.5)
+        ax_c, ax_s = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+        for i, reg in enumerate(dict.fromkeys([*voted, *standard])):
+            color = regime_color(reg, i)
+            for sets, ls in ((voted, "-"), (standard, "--")):
+                if reg not in sets:
+                    continue
+                ax_c.plot(x, 100 * np.asarray(sets[reg]["vote_coverage"], dtype=np.float64), marker="o", ms=3.5,
+                          ls=ls, color=color, lw=1.3, label=regime_label(reg) if ls == "-" else None)
+                ax_s.plot(x, np.asarray(sets[reg]["set_size"], dtype=np.float64), marker="o", ms=3.5, ls=ls,
+                          color=color, lw=1.3)
+        ax_c.plot([], [], ls="-", color="black", lw=1.3, label="calibrated on the votes")
+        ax_c.plot([], [], ls="--", color="black", lw=1.3, label="on the majority label")
+        ax_c.axhline(100 * level, ls=":", color=NEUTRAL, lw=1.2, label=f"target {100 * level:g} % of the votes")
+        entropy_bin_axes(ax_c, ticks, "vote coverage (%)")
+        entropy_bin_axes(ax_s, ticks, "mean set size (classes)")
+        ax_s.set_ylim(bottom=0)
+        ax_c.set_title("Share of the experts' votes inside the set")
+        ax_s.set_title("Set size")
+        fig.subplots_adjust(wspace=0.25, top=0.78)
+        _legend_top(fig, ax_c, 3)
+        return save_figure(fig, out_stem)
+
+
+def plot_vote_budget(ks: Sequence[str], estimates: Mapping[str, Mapping[str, Array]], out_stem: Path | str, *,
+                     titles: Mapping[str, str] | None = None, reference: str | None = "onehot",
+                     percent: Sequence[str] = ()) -> list[Path]:
+    """Test metrics against the vote budget k (votes per image the training side saw), one panel per
+    metric, one line per regime with its 95 % interval; ``reference`` (one-hot on the k-vote
+    majority) drawn as a grey dashed line.
+
+    ``ks``: the budgets in x order ("1", "3", ..., "all"); ``estimates``: metric -> regime -> (len(ks),
+    3) (mean, lo, hi), NaN where missing; ``percent``: metrics drawn in %."""
+    metrics = list(estimates)
+    x = np.arange(len(ks))
+    with styled():
+        fig = new_figure(2.9 * len(metrics) + 0.6, 3.3)
+        for j, name in enumerate(metrics):
+            ax = fig.add_subplot(1, len(metrics), j + 1)
+            regimes = list(estimates[name])
+            off = (np.arange(len(regimes)) - (len(regimes) - 1) / 2) * 0.06
+            scale = 100.0 if name in percent else 1.0
+            for i, reg in enumerate(regimes):
+                est = np.asarray(estimates[name][reg], dtype=np.float64).reshape(len(ks), 3) * scale
+                ref = reg == reference
+                ax.errorbar(x + off[i], est[:, 0], yerr=_yerr(est[:, 0], est[:, 1], est[:, 2]), marker="o", ms=4,
+                            ls="--" if ref else "-", color=NEUTRAL if ref else regime_color(reg, i), capsize=2,
+                            lw=1.2, label=regime_label(reg) + (" (reference)" if ref else ""))
+            ax.set_xticks(x)
+            ax.set_xticklabels(list(ks))
+            ax.set_xlabel("votes per image (k)")
+            ax.set_title((titles or {}).get(name, METRIC_TITLES.get(name, name)) + (" (%)" if scale == 100.0 else ""))
+            ax.grid(True, axis="y")
+            ax.set_axisbelow(True)
+            _clip_axis(ax, 0.0, 100.0 if scale == 100.0 else None, axis="y")
+        fig.subplots_adjust(wspace=0.32, top=0.78)
+        _legend_top(fig, ax, len(regimes))
         return save_figure(fig, out_stem)

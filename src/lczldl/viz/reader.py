@@ -14,6 +14,7 @@ Reads (file names from :mod:`lczldl.layout`)::
                                           beyond_{plain,temperature,mc_dropout}.json
     STUDY/ensemble/REGIME/beyond_ensemble.json
     STUDY/summary.csv   STUDY/paired.csv
+    STUDY/budget/budget.csv               the vote-budget table (a study with --vote-budget)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from lczldl import layout
 from lczldl.constants import N_URBAN
 from lczldl.data.labels import release_vote_counts
-from lczldl.data.store import open_store
+from lczldl.data.store import manifest_has_votes, open_store
 from lczldl.distributions import N_ENTROPY_BINS
 from lczldl.errors import DataError, RunError
 from lczldl.evaluation import predictions as P
@@ -241,6 +242,23 @@ def summary_rows(st: Study) -> list[dict[str, Any]]:
     return out
 
 
+def budget_rows(st: Study) -> list[dict[str, Any]]:
+    """Rows of STUDY/budget/budget.csv (the vote-budget grid): {k, mode, seed, regime, method, n,
+    each count column as int, <metric>: Stat(mean, NaN, lo, hi)} in the file's order; [] without one."""
+    out: list[dict[str, Any]] = []
+    for r in _read_csv(layout.budget_table_path(st.path)) or []:
+        d: dict[str, Any] = {"k": r.get("k", ""), "mode": r.get("mode", ""), "seed": r.get("seed", ""),
+                             "regime": r.get("regime", ""), "method": r.get("method", ""), "n": r.get("n_runs", "")}
+        for k, v in r.items():
+            if k.endswith("_mean"):
+                m = k[: -len("_mean")]
+                d[m] = Stat(_num(v), float("nan"), _num(r.get(m + "_lo")), _num(r.get(m + "_hi")))
+            elif k not in d and k != "n_runs" and not k.endswith(("_lo", "_hi")):
+                d[k] = int(_num(v)) if np.isfinite(_num(v)) else 0
+        out.append(d)
+    return out
+
+
 def paired_rows(st: Study) -> list[dict[str, Any]] | None:
     """Rows of paired.csv (numbers as floats, NaN for empty cells); None when there is none or its
     columns are not :data:`lczldl.evaluation.summary.PAIRED_COLUMNS`."""
@@ -280,9 +298,10 @@ def release_votes(st: Study) -> ReleaseVotes | None:
     """The counts of the vote figures from the prepared store: its manifest's ``release_votes``
     (every row of the raw release, counted when preparing). A store prepared before that key
     existed gives the same counts over its own rows (urban-majority images only:
-    ``whole_release`` False). None without a readable store (noted). Never opens raw vote files."""
-    if st.manifest is None:
-        return None
+    ``whole_release`` False). None without a readable store (noted) and for a store without votes
+    (So2Sat LCZ42). Never opens raw vote files."""
+    if st.manifest is None or not manifest_has_votes(st.manifest):
+        return None                                   # a store without votes has no vote figures
     if "release_votes" in st.manifest:
         try:
             return _release_votes_from(st.manifest["release_votes"], whole_release=True)

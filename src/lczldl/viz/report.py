@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from lczldl import layout
+from lczldl.data.store import manifest_has_votes
 from lczldl.evaluation import predictions as P
 from lczldl.evaluation.registry import ENTROPY_BIN, METRICS
 from lczldl.evaluation.temperature import apply_temperature
@@ -43,10 +44,12 @@ from lczldl.viz.reader import (
 from lczldl.viz.render import Document
 from lczldl.viz.tables import (
     RESULT_GROUPS,
+    class_names,
     data_tables,
     metric_groups,
     paired_table,
     paired_title,
+    per_class_table,
     results_table,
     sort_rows,
 )
@@ -77,6 +80,10 @@ INTERVALS_NOTE = ("With --intervals the cells are mean [95 % interval] (summary.
                   "over seeds a Student t interval of the mean, honest but very wide with 2 seeds "
                   "(t = 12.7); for the ensemble (one model) a percentile bootstrap over test images "
                   "(1,000 draws, validation-fitted parts not resampled).")
+#: Why a study on a store without votes has no vote metrics or vote figures (one line in the report).
+NO_VOTES_NOTE = ("This store has no expert votes (one label per image, So2Sat LCZ42), so the vote entropy, the "
+                 "metrics against the vote distribution (ce_distr, Brier / KL / JS / TV), vote coverage and the "
+                 "per-vote-entropy-bin metrics and figures are left out.")
 #: Source line of the vote figures for a store prepared before the manifest had ``release_votes``:
 #: its own rows, which are urban-majority images only.
 STORE_VOTES_NOTE = ("Source: prepared store (urban-majority images only; non-urban images were dropped "
@@ -108,10 +115,11 @@ def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
     preds = run_predictions(st)
     if not preds:
         return []
+    k = next(iter(preds.values()))[0][1][P.PROBS].shape[1]
     written = plot_confusion_matrices(
         {reg: (np.concatenate([p[P.LABELS] for _, p in rp]),
                np.concatenate([p[P.PROBS].argmax(axis=1) for _, p in rp])) for reg, rp in preds.items()},
-        fig_dir / CONFUSION)
+        fig_dir / CONFUSION, k=k)
     with_ent = {reg: [(p[P.PROBS], p[P.LABELS], p[P.VOTE_ENTROPY]) for _, p in rp if P.VOTE_ENTROPY in p]
                 for reg, rp in preds.items()}
     with_ent = {k: v for k, v in with_ent.items() if v}
@@ -204,6 +212,8 @@ def _data_section(d: Document, st: Study) -> None:
 def _results_section(d: Document, st: Study, intervals: bool) -> None:
     rows = sort_rows(summary_rows(st))
     d.heading("Results (test set, " + ("mean [95 % interval])" if intervals else "mean ± std over seeds)"))
+    if st.manifest and not manifest_has_votes(st.manifest):
+        d.para(NO_VOTES_NOTE)
     if not rows:
         d.para(f"No {layout.SUMMARY_CSV} in the study folder yet (it is written when the runs are "
                "aggregated: the study's aggregate unit or `lczldl evaluate`).", "warn")
@@ -217,6 +227,20 @@ def _results_section(d: Document, st: Study, intervals: bool) -> None:
             header = [METRICS[k].label for k in cols] if ENTROPY_BIN in groups else None
             d.heading(title, 3)
             d.table(*results_table(rows, cols, header, intervals), text_cols=2)
+
+
+def _per_class_section(d: Document, st: Study) -> None:
+    """Precision, recall and F1 per class of each regime's plain runs (mean over seeds)."""
+    per_class = {reg: [r.metrics["plain"]["per_class"] for _, r in sorted(st.runs.get(reg, {}).items())
+                       if isinstance((r.metrics.get("plain") or {}).get("per_class"), dict)] for reg in st.regimes}
+    per_class = {reg: objs for reg, objs in per_class.items() if objs}
+    if not per_class:
+        return
+    k = len(next(iter(per_class.values()))[0].get("support") or [])
+    d.heading("Per class (test set, plain models, mean over seeds)", 3)
+    d.para(f"Source: the runs' {layout.METRICS} (per_class). Precision is undefined (–) for a class the "
+           "model never predicts, recall for a class without test images.")
+    d.table(*per_class_table(per_class, class_names(st.manifest, k)[:k]), text_cols=2)
 
 
 def _paired_section(d: Document, st: Study) -> None:
@@ -273,6 +297,7 @@ def _write(st: Study, intervals: bool | None = None) -> tuple[Path, Path]:
     _status_section(d, st)
     _data_section(d, st)
     _results_section(d, st, ci)
+    _per_class_section(d, st)
     _paired_section(d, st)
     _figures_section(d, st)
     beyond_section(d, st, ci)

@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 
 from lczldl.constants import LCZ_CODES, LCZ_NAMES, N_URBAN
+from lczldl.data.store import manifest_classes, manifest_has_votes
 from lczldl.distributions import entropy_bin_labels
 from lczldl.evaluation.registry import (
+    DIGITS,
     ENTROPY_BIN,
     EXTRA,
+    LCZ,
     METHODS,
     OTHER,
     PAPER,
@@ -69,9 +72,10 @@ def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 #: the tables of the results and of the paired comparisons: (title, metric groups); metrics the
 #: registry does not know go to the further metrics (the beyond-the-paper groups have their own section)
 RESULT_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Paper metrics", (PAPER,)), ("Further metrics", (EXTRA, OTHER)),
+    ("Paper metrics", (PAPER,)), ("LCZ community accuracies (all 17 classes)", (LCZ,)),
+    ("Further metrics", (EXTRA, OTHER)),
     ("Accuracy and ECE per vote-entropy bin", (ENTROPY_BIN,)))
-_UNKNOWN_GOES_TO = RESULT_GROUPS[1][0]
+_UNKNOWN_GOES_TO = RESULT_GROUPS[2][0]
 
 
 def metric_groups(rows: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], list[str]]]:
@@ -99,21 +103,30 @@ def paired_table(rows: list[dict[str, Any]]) -> Table:
     return header, cells, marked
 
 
+def class_names(manifest: dict[str, Any] | None, k: int | None = None) -> list[str]:
+    """"code name" of each class index of a store (its manifest's classes; LCZ 1..k without one)."""
+    ids = manifest_classes(manifest) if manifest else list(range(1, (k or N_URBAN) + 1))
+    return [f"{LCZ_CODES[c - 1]} {LCZ_NAMES[c - 1]}" for c in ids]
+
+
 def data_tables(manifest: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, cells) tables of the manifest: splits, class counts, entropy bins, dropped."""
+    """(title, header, cells) tables of the manifest: splits, class counts, entropy bins (a store with
+    votes), dropped."""
     splits = manifest.get("splits", {})
+    votes = manifest_has_votes(manifest)
     tables = []
-    cells = [[s, f"{int(d.get('n', 0)):,}", ", ".join(f"{c} {n:,}" for c, n in (d.get("cities") or {}).items())]
-             for s, d in splits.items()]
-    tables.append(("Images per split", ["split", "images", "cities"], cells))
-    head = ["split"] + [f"{LCZ_CODES[i]} {LCZ_NAMES[i]}" for i in range(N_URBAN)]
+    cells = [[s, f"{int(d.get('n', 0)):,}", ", ".join(f"{c} {n:,}" for c, n in (d.get("cities") or {}).items())
+              or str(d.get("source", ""))] for s, d in splits.items()]
+    tables.append(("Images per split", ["split", "images", "cities" if votes else "source file"], cells))
+    head = ["split"] + class_names(manifest)
     cells = [[s] + [f"{int(c):,}" for c in (d.get("class_counts") or [])] for s, d in splits.items()]
-    tables.append(("Majority-vote class counts", head, cells))
-    cells = []
-    for s, d in splits.items():
-        n = max(int(d.get("n", 0)), 1)
-        cells.append([s] + [f"{int(c):,} ({100 * c / n:.1f} %)" for c in d.get("entropy_bins") or []])
-    tables.append(("Vote entropy (nats) per paper bin: images (share)", ["split"] + entropy_bin_labels(), cells))
+    tables.append(("Majority-vote class counts" if votes else "Class counts", head, cells))
+    if votes:
+        cells = []
+        for s, d in splits.items():
+            n = max(int(d.get("n", 0)), 1)
+            cells.append([s] + [f"{int(c):,} ({100 * c / n:.1f} %)" for c in d.get("entropy_bins") or []])
+        tables.append(("Vote entropy (nats) per paper bin: images (share)", ["split"] + entropy_bin_labels(), cells))
     dropped = manifest.get("dropped") or {}
     if dropped:
         tables.append(("Rows dropped when preparing", ["reason", "rows"],
@@ -128,3 +141,23 @@ def paired_title(key: str) -> str | None:
     if m is None:
         return _UNKNOWN_GOES_TO
     return next((title for title, groups in RESULT_GROUPS if m.group in groups), None)
+
+
+def per_class_table(per_class: dict[str, list[dict[str, Any]]], names: list[str]) -> Table:
+    """Per class (rows) the mean over seeds of each regime's precision, recall and F1 (metrics.json
+    ``per_class`` of its plain runs; "–" where undefined in every seed) and the test images.
+    ``per_class``: regime -> the seeds' ``per_class`` objects; ``names``: class display names."""
+    regimes = order_regimes(list(per_class))
+    stats = ("precision", "recall", "f1")
+    head = ["class", "test images"] + [f"{regime_label(r)} {st}" for r in regimes for st in stats]
+    cells = []
+    for i, name in enumerate(names):
+        support = next((o["support"][i] for objs in per_class.values() for o in objs if i < len(o.get("support", []))),
+                       None)
+        row = [name, "–" if support is None else f"{int(support):,}"]
+        for r in regimes:
+            for st in stats:
+                vals = [o[st][i] for o in per_class[r] if i < len(o.get(st) or []) and o[st][i] is not None]
+                row.append(f"{np.mean(vals):.{DIGITS}f}" if vals else "–")
+        cells.append(row)
+    return head, cells, set()

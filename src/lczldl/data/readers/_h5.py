@@ -34,9 +34,10 @@ def dataset(f: h5py.File, path: Path, key: str, ndim: int) -> h5py.Dataset:
     return ds
 
 
-def read_all(ds: h5py.Dataset, path: Path, key: str) -> np.ndarray:
+def read_all(ds: h5py.Dataset, path: Path, key: str, rows: slice | None = None) -> np.ndarray:
+    """The whole dataset, or its ``rows``; DataError when the file is damaged."""
     try:
-        return ds[()]
+        return ds[()] if rows is None else ds[rows]
     except OSError as exc:
         raise DataError(f"{path}: cannot read '{key}', file truncated or corrupt ({str(exc).splitlines()[0]})") from None
 
@@ -47,7 +48,7 @@ def read_rows(path: Path, key: str, start: int, stop: int, n: int) -> np.ndarray
         raise ValueError(f"rows {start}:{stop} outside 0:{n}")
     with open_h5(path) as f:
         try:
-            return np.asarray(f[key][start:stop], dtype=np.float32)
+            return np.asarray(f[key].astype(np.float32)[start:stop])   # converted by HDF5: no float64 copy
         except OSError as exc:
             raise DataError(f"{path}: cannot read '{key}' rows {start}:{stop}, file truncated "
                             f"or corrupt ({str(exc).splitlines()[0]})") from None

@@ -4,7 +4,8 @@ v2: one folder with ``training.h5``, ``validation.h5``, ``testing.h5``; v3: fold
 ``block/``, ``culture_10/`` each with ``training.h5`` and ``testing.h5``. Keys: ``sen1``
 (N,32,32,8, optional here), ``sen2`` (N,32,32,10) reflectance, ``label`` (N,17) one-hot (LCZ 1..17
 in columns 0..16). These files carry no expert votes, so only the one-hot regimes (onehot,
-onehot_ls) can use them: there is no vote distribution, entropy or Dawid-Skene target.
+onehot_ls) can use them: there is no vote distribution, entropy or Dawid-Skene target
+(``lczldl data prepare --so2sat``, :mod:`lczldl.data.prepare_so2sat`).
 
 :func:`open_so2sat` reads and validates ``label`` (one 1 per row) and the shapes/row counts of
 ``sen1``/``sen2`` without reading pixels; pixels are read lazily by row range.
@@ -23,6 +24,10 @@ from lczldl.errors import DataError
 
 V2_FILES = {"train": "training.h5", "val": "validation.h5", "test": "testing.h5"}
 V3_VARIANTS = ("random", "block", "culture_10")
+#: TorchGeo's version names -> the v3 variant folder (None: v2, its files in the root folder)
+VERSIONS: dict[str, str | None] = {"2": None, **{f"3_{v}": v for v in V3_VARIANTS}}
+#: rows of ``label`` read at a time when a file is opened
+LABEL_BLOCK = 65536
 
 
 @dataclass
@@ -67,12 +72,15 @@ def open_so2sat(path: Path) -> So2SatFile:
         if y_ds.shape != (n, N_LCZ):
             raise DataError(f"{path}: 'label' has shape {y_ds.shape}, expected ({n}, {N_LCZ}) one-hot "
                             "(same rows as 'sen2')")
-        y = read_all(y_ds, path, "label")
+        label = np.empty(n, dtype=np.int64)
+        for a in range(0, n, LABEL_BLOCK):          # in blocks: memory does not grow with the file
+            y = read_all(y_ds, path, "label", slice(a, min(a + LABEL_BLOCK, n)))
+            bad = ((y != 0) & (y != 1)).any(axis=1) | (y.sum(axis=1) != 1)
+            if bad.any():
+                raise DataError(f"{path}: 'label' rows are not one-hot (first bad row {a + int(np.nonzero(bad)[0][0])})")
+            label[a:a + len(y)] = y.argmax(axis=1)
         probe_ends(sen2, path, "sen2", n)
-    if ((y != 0) & (y != 1)).any() or not np.all(y.sum(axis=1) == 1):
-        bad = int(np.nonzero(((y != 0) & (y != 1)).any(axis=1) | (y.sum(axis=1) != 1))[0][0])
-        raise DataError(f"{path}: 'label' rows are not one-hot (first bad row {bad})")
-    return So2SatFile(path=path, n=n, label=y.argmax(axis=1).astype(np.int64), has_sen1=has_sen1)
+    return So2SatFile(path=path, n=n, label=label, has_sen1=has_sen1)
 
 
 def find_so2sat_files(root: Path, variant: str | None = None) -> dict[str, Path]:
