@@ -14,13 +14,12 @@ import typer
 
 from lczldl.cli.options import config_default, resolve
 from lczldl.cli.weights import TRUST_HELP
+from lczldl.errors import ConfigError
 from lczldl.layout import MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD
 
 
 def check_model_choice(checkpoints: list[Path] | None, weights: str | None) -> None:
     """ConfigError (one line) unless exactly one of ``--checkpoint`` and ``--weights`` is given."""
-    from lczldl.errors import ConfigError
-
     if bool(checkpoints) == bool(weights):
         raise ConfigError("give either checkpoints or weights (one of them, not both)",
                           params=("checkpoints", "weights"))
@@ -32,7 +31,7 @@ def model_files(checkpoints: list[Path] | None, weights: str | None) -> list[Pat
     check_model_choice(checkpoints, weights)
     if checkpoints:
         return list(checkpoints)
-    from lczldl.models.weights import resolve_weights
+    from lczldl.models.weights import resolve_weights  # deferred: torch
 
     return [resolve_weights(weights)]
 

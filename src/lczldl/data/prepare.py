@@ -35,6 +35,8 @@ from lczldl.constants import ALL_CITIES
 from lczldl.data.prepare_manifest import build_manifest, split_summary
 from lczldl.data.prepare_pixels import CHUNK, write_images
 from lczldl.data.prepare_plan import make_plan, open_sources, recorded_config, split_columns
+from lczldl.data.prepare_so2sat import make_so2sat_plan, open_so2sat_sources, write_so2sat_store
+from lczldl.data.prepare_so2sat import recorded_config as so2sat_recorded_config
 from lczldl.data.readers.votes import city_of
 from lczldl.data.store import is_prepared_store, open_store
 from lczldl.errors import DataError
@@ -136,19 +138,12 @@ def prepare_so2sat_store(root: Path, out: Path, variant: str | None = None,
     manifest (:mod:`lczldl.data.prepare_so2sat`). Of ``settings`` (default
     :class:`~lczldl.config.PrepareConfig`'s) only ``seed`` (the validation carved from a v3
     training file) and ``drop_nonfinite`` apply. A rerun with the same files and settings is a no-op."""
-    from lczldl.data.prepare_so2sat import (
-        make_so2sat_plan,
-        open_so2sat_sources,
-        recorded_config,
-        write_so2sat_store,
-    )
-
     root, out = Path(root), Path(out)
     settings = settings if settings is not None else PrepareConfig()
     _check_paths(root, out, "root", "a So2Sat LCZ42 folder (training.h5, [validation.h5,] testing.h5)",
                  "So2Sat folder")
     version, files, sources = open_so2sat_sources(root, variant)
-    config = recorded_config(version, files, settings, CHUNK)
+    config = so2sat_recorded_config(version, files, settings, CHUNK)
     old = _same_store(out, sources, config)
     if old is not None:
         return old

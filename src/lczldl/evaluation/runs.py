@@ -35,6 +35,7 @@ import numpy as np
 
 from lczldl import layout
 from lczldl.config import EvaluationConfig, VoteBudgetConfig
+from lczldl.data.budget_store import open_budget_store
 from lczldl.data.store import make_targets
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation import predictions as P
@@ -140,8 +141,6 @@ def run_budget(info: dict[str, Any]) -> VoteBudgetConfig | None:
 def _store_split(info: dict[str, Any], run: Path, split: str):
     """One split of the run's store; under the run's vote budget its training-side splits are the
     budget's (k-vote labels, the images they keep), test the store's."""
-    from lczldl.data.budget_store import open_budget_store
-
     data = info.get("data")
     if not data:
         raise RunError(f"{run}/{layout.RUN_INFO}: no 'data' (prepared store path); train the run again")

@@ -43,8 +43,9 @@ from lczldl.maps.outputs import summarize_probs, write_map
 from lczldl.maps.radiometry import SO2SAT_BANDS, check_cloud_classes, parse_band_list
 from lczldl.maps.report import describe_scene, geotiff_tags, window_stats
 from lczldl.maps.scene import SceneReader, open_scene
-from lczldl.models.classes import scope_note
+from lczldl.models.classes import model_classes, scope_note
 from lczldl.models.io import load_model
+from lczldl.models.weights_file import is_weights_file, read_weights_meta
 from lczldl.provenance import versions
 
 #: scenes (single files) up to this size are checksummed into predict.json
@@ -99,8 +100,6 @@ def resolve_temperature(checkpoint: Path, temperature: float | Literal["auto"]) 
     if temperature != "auto":
         return float(temperature)
     checkpoint = Path(checkpoint)
-    from lczldl.models.weights_file import is_weights_file, read_weights_meta
-
     fitted = read_weights_meta(checkpoint).get("temperature") if is_weights_file(checkpoint) else None
     if fitted is not None:
         return float(fitted)
@@ -215,8 +214,6 @@ def _load_predictor(checkpoints: Sequence[Path], temperature: float | Literal["a
 
 def _classes_of(predictor: MapPredictor) -> list[int]:
     """LCZ ids of the ensemble's class indices (every member's must agree)."""
-    from lczldl.models.classes import model_classes
-
     found = [model_classes(m) for m in predictor.models]
     if any(c != found[0] for c in found):
         raise RunError(f"the models name different LCZ ({found}); an ensemble needs the same classes",

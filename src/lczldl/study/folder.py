@@ -16,6 +16,7 @@ import yaml
 
 from lczldl.config import PrepareConfig
 from lczldl.data.prepare import prepare_store
+from lczldl.data.readers.so2sat import V2_FILES, V3_VARIANTS
 from lczldl.data.store import is_prepared_store
 from lczldl.errors import ConfigError, DataError, RunError
 from lczldl.fileio import atomic_write_json, atomic_write_text
@@ -38,12 +39,10 @@ def planned_store(data: Path, study: Path) -> Path:
     data = Path(data)
     if is_prepared_store(data):
         return data.resolve()
-    from lczldl.data.readers.so2sat import V2_FILES, V3_VARIANTS
-
     train = V2_FILES["train"]
     if (data / train).is_file() or any((data / v / train).is_file() for v in V3_VARIANTS):
-        raise DataError(f"--data {data}: a So2Sat LCZ42 folder; prepare it first with "
-                        f"`lczldl data prepare --so2sat {data} --out STORE` and pass the store")
+        raise DataError(f"data={data}: a So2Sat LCZ42 folder; prepare it first with "
+                        f"`lczldl data prepare --so2sat {data} --out STORE` and pass the store", params=("data",))
     if not data.is_dir() or not any(data.glob("*.h5")):
         raise DataError(f"data={data}: neither a prepared store ({MANIFEST}) nor a folder of raw "
                         "vote files ({city}.h5); run `lczldl data prepare` or point at the right folder",

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from lczldl.config import LczldlConfig, StudyConfig, load_config, read_yaml, run_sections
-from lczldl.data.store import aggregators_needed, require_targets
+from lczldl.data.store import (
+    BUDGET_TARGETS,
+    aggregators_needed,
+    manifest_has_votes,
+    read_manifest,
+    require_targets,
+    require_votes,
+)
 from lczldl.errors import ConfigError, RunError
 from lczldl.fileio import file_sha256
 from lczldl.layout import (
@@ -44,7 +51,7 @@ from lczldl.layout import (
     study_runs,
 )
 from lczldl.provenance import versions
-from lczldl.regimes import REGIMES, regime_targets
+from lczldl.regimes import REGIMES, label_only_regimes, regime_targets
 from lczldl.study.executors import check_executor, make_executor
 from lczldl.study.folder import (
     StudyRecord,
@@ -186,11 +193,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
 def fit_regimes(data: Path, planned: Path, sc: StudyConfig, console: Any = None) -> StudyConfig:
     """The study's regimes on a prepared store without expert votes (So2Sat LCZ42): the default
     regimes become those that need no votes (onehot, onehot_ls); regimes that need votes, chosen by
-    --regimes or the config's study.regimes, are a DataError naming the ones that apply. Raw vote
+    ``regimes`` or the config's study.regimes, are a DataError naming the ones that apply. Raw vote
     files (prepared by the study) and stores with votes keep ``sc`` as it is. Writes nothing."""
-    from lczldl.data.store import manifest_has_votes, read_manifest, require_votes
-    from lczldl.regimes import label_only_regimes
-
     if planned != Path(data).resolve():             # raw vote files: the store will have votes
         return sc
     if manifest_has_votes(read_manifest(planned)):
@@ -240,28 +244,29 @@ def check_budget(cfg: LczldlConfig, typed: bool = False, data: Path | None = Non
     runs); ConfigError (nothing written yet) when the run config sets ``data.vote_budget.k`` too
     (then "all" would not be every vote), a regime's targets cannot be built from k votes
     (:data:`lczldl.data.store.BUDGET_TARGETS`) or the prepared store ``data`` (``planned``: the
-    store the study will use) has no votes. ``typed``: the user typed --vote-budget."""
-    from lczldl.data.store import BUDGET_TARGETS, manifest_has_votes, read_manifest
-
+    store the study will use) has no votes. ``typed``: the user typed it (errors then name the
+    parameter ``vote_budget``, else the key ``study.vote_budget.k``)."""
     sc = cfg.study or StudyConfig()
     ks = list(sc.vote_budget.k)
     if not ks:
         return []
-    where = (f"--vote-budget {','.join(map(str, ks))}" if typed
+    where = (f"vote_budget={','.join(map(str, ks))}" if typed
              else f"study.vote_budget.k={','.join(map(str, ks))}")
     if (data is not None and planned is not None and planned == Path(data).resolve()
             and not manifest_has_votes(read_manifest(planned))):
-        raise ConfigError(f"{where}: the store {planned} has no expert votes (one label per image) to keep k of")
+        raise ConfigError(f"{where}: the store {planned} has no expert votes (one label per image) to keep k of",
+                          params=("vote_budget",))
     if cfg.data.vote_budget.k is not None:
         raise ConfigError(f"{where}: the run config sets data.vote_budget.k={cfg.data.vote_budget.k} as well; "
-                          "leave it unset (the grid's 'all' is the study's own runs)")
+                          "leave it unset (the grid's 'all' is the study's own runs)", params=("vote_budget",))
     def fits(r: str) -> bool:
         return all(t in BUDGET_TARGETS for t in regime_targets(r)[:2])
 
     bad = [r for r in sc.regimes if not fits(r)]
     if bad:
         raise ConfigError(f"{where}: regime(s) {', '.join(bad)} cannot be trained on a vote budget (their "
-                          f"targets are fitted on every vote); choose among {', '.join(r for r in REGIMES if fits(r))}")
+                          f"targets are fitted on every vote); choose among {', '.join(r for r in REGIMES if fits(r))}",
+                          params=("vote_budget",))
     return ks
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lczldl.config import EvaluationConfig, load_config
+from lczldl.config import EvaluationConfig, VoteBudgetConfig, load_config
 from lczldl.errors import RunError
 from lczldl.evaluation import runs as ev
+from lczldl.evaluation.budget import write_budget_table
 from lczldl.layout import FAILED, FINISHED, checkpoint_path, read_run_info, run_dir, run_status
 from lczldl.study.units import DONE, write_marker
 
@@ -137,9 +138,6 @@ def aggregate(spec: dict[str, Any]) -> dict[str, Any]:
 
 def budget(spec: dict[str, Any]) -> dict[str, Any]:
     """The vote-budget table over k (STUDY/budget/budget.csv) from the runs that finished."""
-    from lczldl.config import VoteBudgetConfig
-    from lczldl.evaluation.budget import write_budget_table
-
     grid = spec["vote_budget"]
     path = write_budget_table(Path(spec["study"]), Path(spec["store"]), grid["k"],
                               VoteBudgetConfig(mode=grid["mode"], seed=grid["seed"]), _evaluation(spec))
