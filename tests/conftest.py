@@ -25,6 +25,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if "torch" in sys.modules:                       # imported early by a plugin: apply directly
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    # Lightning gives its logger a StreamHandler on sys.stderr when it is first imported. Imported
+    # first inside a test that captures stderr (capsys), that handler keeps the test's stream, which
+    # is closed afterwards, and every later Trainer prints a "Logging error" traceback to stderr: the
+    # order of the tests decided what a CLI test saw. Import it here, before any test captures.
+    import lightning.pytorch  # noqa: F401
 #: where the shared files live; default: the repo's sibling folder ``../shared``
 SHARED_DIR_ENV = "LCZLDL_SHARED_DIR"
 #: set to 1 (CI does, .ci/run) to make a missing shared file a failure instead of a skip

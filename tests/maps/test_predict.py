@@ -15,8 +15,8 @@ from rasterio.transform import from_origin
 from lczldl.config import MapsConfig
 from lczldl.errors import LczldlError, SceneError
 from lczldl.maps.predict import predict_scene, window_patches
-from lczldl.models import Sen2LCZ
 from lczldl.models.io import save_model
+from lczldl.models.sen2lcz import Sen2LCZ
 
 TILE = 64          # px per mosaic tile
 GRID = 4           # tiles per side -> 256 x 256 px scene

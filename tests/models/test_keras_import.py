@@ -17,8 +17,8 @@ import torch
 
 from lczldl.cli.main import main as cli_main
 from lczldl.errors import ModelError
-from lczldl.models import from_keras
 from lczldl.models.io import load_model, read_model_meta
+from lczldl.models.keras_import import from_keras
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = REPO / "tests" / "resources"

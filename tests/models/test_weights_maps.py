@@ -11,9 +11,9 @@ import rasterio
 import torch
 
 from lczldl.cli.main import main as cli_main
-from lczldl.models import Sen2LCZ
 from lczldl.models.classes import lcz_codes, scope_note
 from lczldl.models.io import save_model
+from lczldl.models.sen2lcz import Sen2LCZ
 
 
 def _spy_preview(monkeypatch) -> list:

@@ -14,13 +14,12 @@ import typer
 
 from lczldl.cli.options import config_default, resolve
 from lczldl.cli.weights import TRUST_HELP
+from lczldl.errors import ConfigError
 from lczldl.layout import MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD, MAP_STAC_ITEM
 
 
 def check_model_choice(checkpoints: list[Path] | None, weights: str | None) -> None:
     """ConfigError (one line) unless exactly one of ``--checkpoint`` and ``--weights`` is given."""
-    from lczldl.errors import ConfigError
-
     if bool(checkpoints) == bool(weights):
         raise ConfigError("give either checkpoints or weights (one of them, not both)",
                           params=("checkpoints", "weights"))
@@ -32,7 +31,7 @@ def model_files(checkpoints: list[Path] | None, weights: str | None) -> list[Pat
     check_model_choice(checkpoints, weights)
     if checkpoints:
         return list(checkpoints)
-    from lczldl.models.weights import resolve_weights
+    from lczldl.models.weights import resolve_weights  # deferred: torch
 
     return [resolve_weights(weights)]
 
@@ -104,7 +103,7 @@ def register(app: typer.Typer) -> None:
                  "maps.conformal_set": ("--conformal-set", conformal_set)}
         settings = resolve(config, typed, overrides=set_).maps
         models = model_files(checkpoint, weights)
-        from lczldl.maps.predict import predict_scene
+        from lczldl.maps.predict import predict_scene  # deferred: torch, rasterio
 
         def say(line: str) -> None:
             typer.echo(line, err=line.startswith("warning:"))

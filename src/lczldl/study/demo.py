@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lczldl.errors import ConfigError
+from lczldl.fileio import atomic_write_json
 from lczldl.layout import REPORT_HTML, REPORT_MD, SUMMARY_CSV, TWIN_MARKER
 
 #: the raw vote files' folder inside the demo folder
@@ -65,7 +67,7 @@ ALIASES: dict[str, str] = {"default": "cpu"}
 def default_profile(cuda: bool | None = None) -> str:
     """``paper`` where CUDA is available (``cuda``; None: ask torch), else ``cpu``."""
     if cuda is None:
-        from lczldl.training.fastpath import cuda_devices
+        from lczldl.training.fastpath import cuda_devices  # deferred: torch
 
         cuda = cuda_devices()[0]
     return "paper" if cuda else DEFAULT_PROFILE
@@ -73,11 +75,9 @@ def default_profile(cuda: bool | None = None) -> str:
 
 def profile(name: str) -> DemoProfile:
     """The demo profile called ``name`` (or an alias of it); ConfigError naming the choices otherwise."""
-    from lczldl.errors import ConfigError
-
     name = ALIASES.get(name, name)
     if name not in PROFILES:
-        raise ConfigError(f"--profile {name!r}: choose one of {', '.join(PROFILES)}")
+        raise ConfigError(f"profile={name!r}: choose one of {', '.join(PROFILES)}", params=("profile",))
     return PROFILES[name]
 
 
@@ -93,8 +93,6 @@ def twin_record(prof: DemoProfile) -> dict[str, Any]:
 
 def synthesize_once(raw: Path, console: Any, prof: DemoProfile | None = None) -> None:
     """Write the profile's twin into ``raw`` unless a completed earlier call left its marker."""
-    from lczldl.fileio import atomic_write_json
-
     prof = prof or PROFILES[DEFAULT_PROFILE]
     marker = raw / TWIN_MARKER
     try:
@@ -102,7 +100,7 @@ def synthesize_once(raw: Path, console: Any, prof: DemoProfile | None = None) ->
             return
     except (OSError, ValueError):
         pass
-    from lczldl.data.synth import synthesize
+    from lczldl.data.synth import synthesize  # deferred: numpy, h5py (lczldl --help)
 
     console.print(f"synthesising the twin ({prof.twin_size}, seed {prof.twin_seed}) -> {raw}")
     synthesize(raw, seed=prof.twin_seed, size=prof.twin_size)
@@ -165,7 +163,7 @@ def run_demo(out: Path, profile_name: str | None = None, console: Any = None) ->
     run its study into ``out``, print the key comparison and where the report is."""
     from rich.console import Console
 
-    from lczldl.study.runner import run_study
+    from lczldl.study.runner import run_study  # deferred: numpy, h5py (lczldl --help)
 
     profile_name = profile_name or default_profile()
     prof = profile(profile_name)
