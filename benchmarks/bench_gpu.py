@@ -94,7 +94,7 @@ def make_engine(splits, device, k: int, precision: str, graphs: bool, fmt: str =
     ``precision`` builds it (``capturable``: PackEngine's; None = as a run: with graphs)."""
     import torch
 
-    from lczldl.models import Sen2LCZ
+    from lczldl.models.sen2lcz import Sen2LCZ
     from lczldl.training.fastpath import PACK_PRECISIONS
     from lczldl.training.losses import kl_divergence
     from lczldl.training.packed_engine import PackEngine
@@ -119,7 +119,7 @@ class Plain:
                  model_kwargs: dict | None = None) -> None:
         import torch
 
-        from lczldl.models import Sen2LCZ
+        from lczldl.models.sen2lcz import Sen2LCZ
         from lczldl.training.fastpath import PACK_PRECISIONS
         from lczldl.training.schedule import make_optimizer
 

@@ -32,7 +32,8 @@ def main() -> None:
     ap.add_argument("--bins", type=int, default=None, help="calibration bins (default: the config's)")
     args = ap.parse_args()
     from lczldl.config import EvaluationConfig
-    from lczldl.evaluation import compute_metrics, fit_temperature, fit_vector_scaling
+    from lczldl.evaluation.metrics import compute_metrics
+    from lczldl.evaluation.temperature import fit_temperature, fit_vector_scaling
 
     bins = args.bins or EvaluationConfig().n_bins
     lp, probs, labels, dist = _case(args.n, 10)

@@ -55,7 +55,7 @@ def _time(step: Callable[[], object], samples_per_step: int, min_time: float, wa
 def torch_cases(args: argparse.Namespace) -> dict[str, tuple[str, Callable[[], float]]]:
     import torch
 
-    from lczldl.models import Sen2LCZ
+    from lczldl.models.sen2lcz import Sen2LCZ
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -40,8 +40,8 @@ from lczldl.config import MapsConfig
 from lczldl.maps.grid import chunk_pixels, chunks, default_block, output_grid
 from lczldl.maps.predict import MapPredictor, predict_scene
 from lczldl.maps.scene import open_scene
-from lczldl.models import Sen2LCZ
 from lczldl.models.io import save_model
+from lczldl.models.sen2lcz import Sen2LCZ
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -227,7 +227,7 @@ def evaluation(check: Check) -> dict[str, Any]:
 
     from lczldl.data.store import open_store
     from lczldl.evaluation.predictor import Predictor, predict_log_probs
-    from lczldl.models import Sen2LCZ
+    from lczldl.models.sen2lcz import Sen2LCZ
     from lczldl.training.fastpath import tf32_settings
 
     test = open_store(check.store).split("test")
@@ -260,7 +260,7 @@ def evaluation(check: Check) -> dict[str, Any]:
 def checkpoint(check: Check) -> dict[str, Any]:
     import torch
 
-    from lczldl.models import Sen2LCZ
+    from lczldl.models.sen2lcz import Sen2LCZ
     from lczldl.training.packed_ckpt import commit, to_bytes
     from lczldl.training.schedule import make_optimizer
 

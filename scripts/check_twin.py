@@ -101,7 +101,7 @@ def make_model(seed: int, kind: str = "sen2lcz") -> torch.nn.Module:
     torch.manual_seed(seed)
     if kind == "small":
         return SmallCNN(num_classes=10)
-    from lczldl.models import Sen2LCZ
+    from lczldl.models.sen2lcz import Sen2LCZ
 
     return Sen2LCZ(num_classes=10)
 

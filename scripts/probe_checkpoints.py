@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from lczldl.constants import BANDS
-from lczldl.models import from_keras, load_model
+from lczldl.models.io import load_model
+from lczldl.models.keras_import import from_keras
 from lczldl.models.sen2lcz import Sen2LCZ
 
 KERAS_FILES = {

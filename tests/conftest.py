@@ -4,12 +4,60 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread for torch in the test process and the processes it starts, unless
+    ``OMP_NUM_THREADS`` is set. On 2 shared cores torch's default (a thread per core) spin-waits:
+    the maps tests' model fit took 420 s wall / 142 s CPU with 2 threads, 72 s / 23 s with 1.
+    Set here, before any test module imports torch (torch reads it at import)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if "torch" in sys.modules:                       # imported early by a plugin: apply directly
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    # Lightning gives its logger a StreamHandler on sys.stderr when it is first imported. Imported
+    # first inside a test that captures stderr (capsys), that handler keeps the test's stream, which
+    # is closed afterwards, and every later Trainer prints a "Logging error" traceback to stderr: the
+    # order of the tests decided what a CLI test saw. Import it here, before any test captures.
+    import lightning.pytorch  # noqa: F401
+#: where the shared files live; default: the repo's sibling folder ``../shared``
+SHARED_DIR_ENV = "LCZLDL_SHARED_DIR"
+#: set to 1 (CI does, .ci/run) to make a missing shared file a failure instead of a skip
+REQUIRE_SHARED_ENV = "LCZLDL_REQUIRE_SHARED"
+
+
+def shared_root() -> Path:
+    """The shared folder: ``$LCZLDL_SHARED_DIR`` if set, else ``<repo>/../shared``."""
+    return Path(os.environ.get(SHARED_DIR_ENV) or REPO / ".." / "shared")
+
+
+def require_shared_file(relpath: str) -> Path:
+    """Path of ``relpath`` (a file or folder) under :func:`shared_root`. Missing: the test skips
+    with the reason, or fails when ``LCZLDL_REQUIRE_SHARED=1`` (the one rule for shared data)."""
+    path = shared_root() / relpath
+    if path.exists():
+        return path
+    reason = f"needs ../shared/{relpath} (not found: {path})"
+    if os.environ.get(REQUIRE_SHARED_ENV, "") not in ("", "0"):
+        pytest.fail(f"{reason}; {REQUIRE_SHARED_ENV} is set, so the shared files are required")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_file() -> Callable[[str], Path]:
+    """``shared_file("data/votes/x.h5")`` -> the path, or skip / fail per :func:`require_shared_file`.
+    Every test that reads ``../shared`` goes through this."""
+    return require_shared_file
 
 
 @pytest.fixture

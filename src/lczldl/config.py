@@ -390,9 +390,18 @@ class MapsConfig(_Strict):
         "Gaussian filter of lcz_filter: 'published' = the class-specific kernels of the LCZ Generator "
         "and the global LCZ map (sigma 25-250 m, Demuzere et al. 2020), or one sigma in metres for "
         "every class (kernel radius 2 sigma; 0 = no smoothing)"))
+    conformal_set: str | None = Field("lac_90", description=(
+        "the conformal set (score_level, e.g. lac_90, aps_95) whose threshold, when a single model "
+        "file carries it (lczldl export-weights), gives uncertainty.tif its set_size band; null: none"))
     allow_resolution: bool = Field(False, description=(
         "map bands whose pixel size is not Sentinel-2's (10 m B02 B03 B04 B08, 20 m B05 B06 B07 B8A "
         "B11 B12; a stacked GeoTIFF 10 m) instead of refusing them"))
+
+    @field_validator("conformal_set", mode="before")
+    @classmethod
+    def _conformal_set(cls, v: object) -> object:
+        """``none`` (any case) turns the set_size band off."""
+        return None if isinstance(v, str) and v.strip().lower() in ("none", "") else v
 
     @field_validator("temperature", mode="before")
     @classmethod

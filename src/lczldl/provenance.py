@@ -6,6 +6,8 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
+from lczldl import __version__
+
 #: packages whose versions every reproducible output records (missing ones are omitted)
 PACKAGES = ("torch", "lightning", "numpy", "scipy", "h5py", "pydantic", "torchmetrics", "rasterio",
             "submitit")
@@ -13,8 +15,6 @@ PACKAGES = ("torch", "lightning", "numpy", "scipy", "h5py", "pydantic", "torchme
 
 def versions() -> dict[str, str]:
     """Versions of python, the platform, lczldl and :data:`PACKAGES`."""
-    from lczldl import __version__
-
     out = {"python": platform.python_version(), "platform": platform.platform(), "lczldl": __version__}
     for name in PACKAGES:
         try:

@@ -32,7 +32,7 @@ CONFIG_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
     ("predict",): {"--stride": "maps.stride", "--mc": "maps.mc_passes", "--temperature": "maps.temperature",
                    "--cloud-classes": "maps.cloud_classes", "--max-cloud-share": "maps.max_cloud_share",
                    "--bands": "maps.bands", "--scale": "maps.scale", "--offset": "maps.offset",
-                   "--filter-sigma": "maps.filter_sigma_m", "--allow-resolution": "maps.allow_resolution"},
+                   "--filter-sigma": "maps.filter_sigma_m", "--allow-resolution": "maps.allow_resolution", "--conformal-set": "maps.conformal_set"},
 }
 CONFIG = re.compile(r"\[config: ([^\]]*)\]")
 

@@ -19,10 +19,17 @@ def _fails(argv: list[str], capsys) -> str:
     return err.strip()
 
 
-def test_study_workers_0_leaves_nothing(store, tmp_path, capsys):
+@pytest.mark.parametrize("typed, message", [
+    (["--workers", "0"], "error: --workers 0: must be greater than or equal to 1"),
+    (["--seeds", "4-1"], "error: --seeds 4-1: range 4-1 runs backwards"),
+    (["--regimes", "dist,soft"], "error: --regimes dist,soft: unknown soft"),
+    (["--executor", "condor"], "error: --executor condor: expected"),
+    (["--pack", "0"], "error: --pack 0: must be greater than or equal to 1"),
+])
+def test_study_bad_option_named_by_its_flag_leaves_nothing(store, tmp_path, capsys, typed, message):
     out = tmp_path / "study"
-    err = _fails(["study", "--data", str(store), "--out", str(out), "--workers", "0"], capsys)
-    assert err == "error: --workers 0: must be greater than or equal to 1"
+    err = _fails(["study", "--data", str(store), "--out", str(out), *typed], capsys)
+    assert err.startswith(message)
     assert not out.exists()
 
 

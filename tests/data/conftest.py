@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO / ".." / "shared"
 RESOURCES = REPO / "tests" / "resources"
 
 
@@ -33,6 +32,23 @@ def city_votes(n: int, seed: int = 0, width: int = 11) -> np.ndarray:
     v = rng.integers(1, 18, size=(n, width))
     v[rng.random((n, width)) < 0.1] = 0
     return v
+
+
+@pytest.fixture(scope="session")
+def real_reference(shared_file) -> Path:
+    """The real test-split vote distributions, ../shared/data/votes/test_label_distributions_data.h5
+    (skip or fail per the shared rule of tests/conftest.py)."""
+    return shared_file("data/votes/test_label_distributions_data.h5")
+
+
+@pytest.fixture(scope="session")
+def small_twin_raw(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """(folder, {file name: rows}) of the small synthetic twin, seed 0, written once for the data tests;
+    read it, never write into it."""
+    from lczldl.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("small_twin") / "raw"
+    return out, synthesize(out, seed=0, size="small", progress=False)
 
 
 @pytest.fixture

@@ -117,13 +117,11 @@ def test_log_likelihood_matches_the_fit():
 
 
 @pytest.fixture(scope="module")
-def small_twin_votes(tmp_path_factory):
-    from lczldl.data import synth
+def small_twin_votes(small_twin_raw):
     from lczldl.data.labels import build_labels
     from lczldl.data.readers.votes import find_city_files, open_city
 
-    raw = tmp_path_factory.mktemp("twin")
-    synth.synthesize(raw, seed=0, size="small", progress=False)
+    raw, _ = small_twin_raw                                # the small twin, seed 0
     votes, addon, label = [], [], []
     for path in find_city_files(raw).values():            # the rows prepare keeps, in its order
         cf = open_city(path)

@@ -25,8 +25,6 @@ from lczldl.data.labels import (
 from lczldl.distributions import entropy_nats
 from lczldl.errors import DataError
 
-from .conftest import SHARED
-
 
 def counts_of(*lcz_ids: int) -> np.ndarray:
     c = np.zeros((1, 17), dtype=np.int64)
@@ -285,17 +283,11 @@ def test_smooth_distribution():
 
 
 # --------------------------------------------------------------------------- real data cross-check
-REAL_DIST = SHARED / "data" / "votes" / "test_label_distributions_data.h5"
-REAL_ENT = SHARED / "data" / "votes" / "entropies_test.h5"
-
-
 @pytest.fixture(scope="module")
-def real():
-    if not (REAL_DIST.exists() and REAL_ENT.exists()):
-        pytest.fail(f"real vote files missing under {SHARED / 'data' / 'votes'} (the repo's sibling shared/)")
-    with h5py.File(REAL_DIST, "r") as f:
+def real(real_reference, shared_file):
+    with h5py.File(real_reference, "r") as f:
         d = f["test_label_distributions"][()]
-    with h5py.File(REAL_ENT, "r") as f:
+    with h5py.File(shared_file("data/votes/entropies_test.h5"), "r") as f:
         e = f["entropies_test"][()]
     return d, e
 

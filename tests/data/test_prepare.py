@@ -228,7 +228,7 @@ def test_error_midway_leaves_nothing(tmp_path, monkeypatch):
 
 def test_nonfinite_pixels_error_or_drop(tmp_path):
     raw = make_raw(tmp_path / "raw", nan_at=("munich", 5))
-    with pytest.raises(DataError, match=r"munich\.h5.*non-finite.*1 of 24 rows.*--drop-nonfinite"):
+    with pytest.raises(DataError, match=r"munich\.h5.*non-finite.*1 of 24 rows.*; pass drop_nonfinite=True to"):
         prepare_store(raw, tmp_path / "store", progress=False)
     assert not (tmp_path / "store").exists()
     m = prepare_store(raw, tmp_path / "store", PrepareConfig(drop_nonfinite=True), progress=False)

@@ -105,13 +105,13 @@ def test_aggregated_targets_round_trip(store):
 def test_a_target_the_store_lacks_is_a_one_line_error(store, tmp_path):
     arrays = open_store(store).split("train")
     with pytest.raises(DataError, match=r"no agg_mace target in the store \(split train\); prepare with "
-                                        r"--aggregators mace"):
+                                        r"aggregators=mace \("):
         make_targets(arrays, "agg_mace_onehot")
-    with pytest.raises(DataError, match="--aggregators glad"):
+    with pytest.raises(DataError, match="aggregators=glad"):
         require_targets(store, ["distribution", "agg_glad"])
     require_targets(store, ["onehot", "agg_wawa", "agg_one_coin_onehot"])     # served: no error
     require_targets(tmp_path / "no-store", ["onehot", "dawid_skene"])           # not opened at all
-    with pytest.raises(DataError, match="--aggregators mace"):
+    with pytest.raises(DataError, match="aggregators=mace"):
         LCZDataset(store, "val", target="agg_mace")
     bare = SplitArrays(name="x", n=1, image=None, label=np.zeros(1, int), distribution=np.ones((1, 10)) / 10,
                        dawid_skene=np.ones((1, 10)) / 10, votes=np.ones((1, 11), np.int8),

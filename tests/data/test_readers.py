@@ -1,5 +1,5 @@
 """Readers: vote files (format 1), seed split files (format 2), So2Sat v2/v3 (format 3, committed
-fixtures from scripts/make_so2sat_fixtures.py); every bad input raises a one-line DataError that
+fixtures written by tests/resources/so2sat/data.py); every bad input raises a one-line DataError that
 names the file, the key and the problem."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lczldl.data.readers.so2sat import find_so2sat_files, open_so2sat
 from lczldl.data.readers.votes import find_city_files, nonfinite_rows, open_city
 from lczldl.errors import DataError, LczldlError
 
-from .conftest import REPO, RESOURCES, city_votes, pixels, write_h5
+from .conftest import RESOURCES, city_votes, pixels, write_h5
 
 
 def one_line(exc_info) -> str:
@@ -249,8 +249,9 @@ def test_seed_split_bad_inputs(tmp_path):
 
 
 # ==================================================================== format 3: So2Sat v2 / v3
-V2 = RESOURCES / "so2sat_v2"
-V3 = RESOURCES / "so2sat_v3"
+SO2SAT = RESOURCES / "so2sat"          # the fixtures and, beside them, their generator data.py
+V2 = SO2SAT / "so2sat_v2"
+V3 = SO2SAT / "so2sat_v3"
 
 
 def test_so2sat_v2_fixture():
@@ -309,15 +310,15 @@ def test_so2sat_bad_files(tmp_path):
 
 
 def test_committed_fixtures_match_their_generator(tmp_path):
-    spec = importlib.util.spec_from_file_location("mk", REPO / "scripts" / "make_so2sat_fixtures.py")
+    spec = importlib.util.spec_from_file_location("so2sat_fixtures", SO2SAT / "data.py")
     mk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mk)
     mk.main(tmp_path)
-    committed = sorted(p.relative_to(RESOURCES) for p in RESOURCES.glob("so2sat_v*/**/*.h5"))
+    committed = sorted(p.relative_to(SO2SAT) for p in SO2SAT.glob("so2sat_v*/**/*.h5"))
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("so2sat_v*/**/*.h5"))
     assert committed == fresh and len(committed) == 9
     for rel in committed:
-        with h5py.File(RESOURCES / rel, "r") as a, h5py.File(tmp_path / rel, "r") as b:
+        with h5py.File(SO2SAT / rel, "r") as a, h5py.File(tmp_path / rel, "r") as b:
             for key in ("sen1", "sen2", "label"):
                 np.testing.assert_array_equal(a[key][()], b[key][()])
-    assert sum((RESOURCES / r).stat().st_size for r in committed) < 300_000
+    assert sum((SO2SAT / r).stat().st_size for r in committed) < 300_000

@@ -124,7 +124,7 @@ def test_city_lists():
     ((["berlin"], ["paris"], ["atlantis"]), "unknown city 'atlantis' in the test split"),
     ((["berlin"], ["paris", "berlin"], ["rome"]), "city 'berlin' is in both the train and the val split"),
     ((["berlin"], ["paris"], ["zurich"]), "city 'zurich' of the test split has no vote file"),
-    ((["berlin"], None, ["rome"]), "needs --val-cities"),
+    ((["berlin"], None, ["rome"]), "^split=cities needs val_cities "),
 ])
 def test_city_list_errors(lists, match):
     cl = labels_for({"berlin": 5, "paris": 6, "rome": 7})

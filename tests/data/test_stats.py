@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,9 +19,6 @@ from lczldl.data.stats import (
 )
 from lczldl.distributions import entropy_bin_shares, entropy_nats, tv_distance
 from lczldl.errors import DataError
-
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "votes" / \
-    "test_label_distributions_data.h5"
 
 
 def _row(**shares: float) -> np.ndarray:
@@ -129,10 +125,9 @@ def test_load_reference_bad_files(tmp_path):
         load_reference(t)
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="needs ../shared/data/votes (real reference)")
-def test_real_reference_matches_protocol_facts():
+def test_real_reference_matches_protocol_facts(real_reference):
     """Independent cross-check against the numbers PROTOCOL.md measured on the real file."""
-    ref = load_reference(REAL)
+    ref = load_reference(real_reference)
     assert ref["n_nan"] == 17 and len(ref["distribution"]) == 40868
     s = vote_statistics(ref["distribution"], ref["majority"])
     np.testing.assert_allclose(s["class_shares"],
@@ -163,9 +158,9 @@ def test_inspect_distributions_file_prints_pass(tmp_path, capsys):
     assert "per majority class (file vs reference)" in out and "ref entropy bins" in out
 
 
-def test_real_per_class_pattern():
+def test_real_per_class_pattern(real_reference):
     """The real experts never agree unanimously on LCZ 3 or 7 and mostly do on LCZ 8."""
-    ref = load_reference(REAL)
+    ref = load_reference(real_reference)
     s = vote_statistics(ref["distribution"], ref["majority"])
     unan = np.array(s["unanimous_given_majority"])
     assert unan[2] == 0 and unan[6] == 0 and unan[7] > 0.8

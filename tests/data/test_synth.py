@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import h5py
@@ -15,15 +16,12 @@ from lczldl.data.readers.votes import open_city
 from lczldl.data.stats import compare_to_reference, load_reference, statistics_of_path, vote_statistics
 from lczldl.errors import DataError
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "votes" / \
-    "test_label_distributions_data.h5"
 FILES = [f"{c}.h5" for c in EUROPEAN_CITIES] + [f"{c}_addon.h5" for c in ADDON_CITIES]
 
 
 @pytest.fixture(scope="module")
-def small_twin(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("twin") / "raw"
-    written = synth.synthesize(out, seed=0, size="small", progress=False)
+def small_twin(small_twin_raw) -> Path:
+    out, written = small_twin_raw            # synth.synthesize(out, seed=0, size="small"), shared
     assert sorted(written) == sorted(FILES)
     return out
 
@@ -109,21 +107,24 @@ def test_systematic_panel_draws_fix_the_number_of_dissenters(monkeypatch):
     assert counts[0.0].var() == pytest.approx(1.40, abs=0.12) and counts[0.0].max() >= 5
 
 
-def test_deterministic_for_a_seed(tmp_path):
-    a = synth.synthesize(tmp_path / "a", seed=7, size="tiny", progress=False)
-    synth.synthesize(tmp_path / "b", seed=7, size="tiny", progress=False)
-    synth.synthesize(tmp_path / "c", seed=8, size="tiny", progress=False)
-    for name in a:
-        fa, fb, fc = (h5py.File(tmp_path / d / name, "r") for d in "abc")
+def test_deterministic_for_a_seed(tmp_path, tiny_twin):
+    a = tiny_twin[0]                                 # the session's tiny twin, seed 0
+    b = synth.synthesize(tmp_path / "b", seed=0, size="tiny", progress=False)
+    synth.synthesize(tmp_path / "c", seed=1, size="tiny", progress=False)
+    assert sorted(b) == sorted(p.name for p in a.glob("*.h5")) == sorted(FILES)
+    for name in b:
+        fa, fb, fc = (h5py.File(d / name, "r") for d in (a, tmp_path / "b", tmp_path / "c"))
         assert np.array_equal(fa["sen2"][()], fb["sen2"][()])
         assert np.array_equal(fa["label"][()], fb["label"][()])
         assert not np.array_equal(fa["sen2"][()], fc["sen2"][()])
 
 
-def test_rerun_overwrites_atomically(tmp_path):
-    synth.synthesize(tmp_path, seed=1, size="tiny", progress=False)
+def test_rerun_overwrites_atomically(tmp_path, tiny_twin):
+    shutil.copytree(tiny_twin[0], tmp_path, dirs_exist_ok=True)      # a first run (seed 0), copied
     synth.synthesize(tmp_path, seed=1, size="tiny", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+    with h5py.File(tmp_path / "berlin.h5", "r") as new, h5py.File(tiny_twin[0] / "berlin.h5", "r") as old:
+        assert not np.array_equal(new["sen2"][()], old["sen2"][()])     # overwritten, not kept
 
 
 def test_unknown_size(tmp_path):
@@ -153,9 +154,8 @@ def test_some_rows_dropped_like_the_release(small_twin):
     assert extra["dropped"]["no_urban_votes"] >= 1               # a handful with no urban vote
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="needs ../shared/data/votes (real reference)")
-def test_twin_meets_the_real_statistics(small_twin):
-    ref = load_reference(REAL)
+def test_twin_meets_the_real_statistics(small_twin, real_reference):
+    ref = load_reference(real_reference)
     rs = vote_statistics(ref["distribution"], ref["majority"])
     groups = statistics_of_path(small_twin)[1]
     full = compare_to_reference(groups["all"], rs)

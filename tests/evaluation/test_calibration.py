@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lczldl.evaluation import compute_metrics
 from lczldl.evaluation.calibration import adaptive_ece, bin_index, classwise_ece, ece_mce, sce_seed
+from lczldl.evaluation.metrics import compute_metrics
 
 
 def _random_case(seed, n=3000, k=10, sharp=3.0):

@@ -10,7 +10,7 @@ import pytest
 
 from lczldl.distributions import spearman
 from lczldl.errors import DataError, LczldlError
-from lczldl.evaluation import METRIC_KEYS, compute_metrics
+from lczldl.evaluation.metrics import METRIC_KEYS, compute_metrics
 
 # 4 samples, 3 classes; every expected number below is worked out by hand in the comments.
 P = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.5, 0.4, 0.1], [0.2, 0.3, 0.5]])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lczldl.errors import DataError
-from lczldl.evaluation import compute_metrics
+from lczldl.evaluation.metrics import compute_metrics
 from lczldl.evaluation.predictor import ensemble_confidence, ensemble_probs, mc_dropout_predict
 
 torch = pytest.importorskip("torch")
@@ -211,7 +211,7 @@ def test_sen2lcz_trunk_once_per_batch_gives_the_same_mc_passes():
     once per batch. The passes are bit-identical to full forward passes with the same seed (a wrapper
     without trunk / tail takes the full path), and the trunk really runs once per batch."""
     from lczldl.evaluation.predictor import Predictor
-    from lczldl.models import Sen2LCZ
+    from lczldl.models.sen2lcz import Sen2LCZ
 
     torch.manual_seed(3)
     model = Sen2LCZ(num_classes=10, width=4)

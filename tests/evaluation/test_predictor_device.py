@@ -12,7 +12,7 @@ import torch
 
 from lczldl.evaluation import predictor as P
 from lczldl.evaluation.predictor import Predictor, predict_log_probs
-from lczldl.models import Sen2LCZ
+from lczldl.models.sen2lcz import Sen2LCZ
 
 PASSES = 32
 

@@ -120,7 +120,8 @@ def _write_store(root, n=(24, 16, 20)):
 
 
 def _write_run(runs, store, regime, seed, status="finished", ckpt=True):
-    from lczldl.models import Sen2LCZ, save_model
+    from lczldl.models.io import save_model
+    from lczldl.models.sen2lcz import Sen2LCZ
 
     run = runs / regime / f"seed{seed}"
     (run / "checkpoints").mkdir(parents=True)

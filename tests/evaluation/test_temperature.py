@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from lczldl.errors import DataError
-from lczldl.evaluation import apply_temperature, apply_vector_scaling, fit_temperature, fit_vector_scaling
-from lczldl.evaluation.temperature import T_MAX, temperature_loss
+from lczldl.evaluation.temperature import (
+    T_MAX,
+    apply_temperature,
+    apply_vector_scaling,
+    fit_temperature,
+    fit_vector_scaling,
+    temperature_loss,
+)
 
 
 def _log_softmax(z):

@@ -37,8 +37,8 @@ def products(tmp_path_factory, s2):
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
     """A randomly initialised 10-class Sen2LCZ-Net (its outputs still depend on every input value)."""
-    from lczldl.models import Sen2LCZ
     from lczldl.models.io import save_model
+    from lczldl.models.sen2lcz import Sen2LCZ
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "random.pt"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -23,22 +22,10 @@ REFERENCE = {"authors-onehot": RESOURCES / "keras_reference_onehot.npz",
 
 
 @pytest.fixture
-def keras_dir(request) -> Path:
+def keras_dir(shared_file) -> Path:
     """../shared/data/lcz_ldl_keras through the shared-file rule of tests/conftest.py (skip with the
     reason when absent, fail under LCZLDL_REQUIRE_SHARED=1)."""
-    try:
-        shared_file = request.getfixturevalue("shared_file")
-    except pytest.FixtureLookupError:
-        shared_file = None
-    if shared_file is not None:
-        return shared_file("data/lcz_ldl_keras")
-    root = Path(os.environ.get("LCZLDL_SHARED_DIR") or REPO / ".." / "shared")
-    path = root / "data" / "lcz_ldl_keras"
-    if path.is_dir():
-        return path
-    if os.environ.get("LCZLDL_REQUIRE_SHARED", "") not in ("", "0"):
-        pytest.fail(f"needs ../shared/data/lcz_ldl_keras (not found: {path}); LCZLDL_REQUIRE_SHARED is set")
-    pytest.skip(f"needs ../shared/data/lcz_ldl_keras (not found: {path})")
+    return shared_file("data/lcz_ldl_keras")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

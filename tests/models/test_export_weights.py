@@ -117,7 +117,7 @@ def test_evaluate_an_exported_file_equals_the_runs_evaluation(evaluated, tmp_pat
 
 def test_evaluate_named_weights_by_hand(mirror, keras_dir, evaluated, tmp_path) -> None:
     """The authors' model on the tiny store: accuracy recomputed from the Keras file directly."""
-    from lczldl.models import from_keras
+    from lczldl.models.keras_import import from_keras
 
     store, _ = evaluated
     cli_main(["evaluate", "--weights", "authors-dist", "--data", str(store), "--out", str(tmp_path / "e")])

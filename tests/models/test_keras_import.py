@@ -17,19 +17,21 @@ import torch
 
 from lczldl.cli.main import main as cli_main
 from lczldl.errors import ModelError
-from lczldl.models import from_keras
 from lczldl.models.io import load_model, read_model_meta
+from lczldl.models.keras_import import from_keras
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = REPO / "tests" / "resources"
-KERAS_DIR = REPO / ".." / "shared" / "data" / "lcz_ldl_keras"
 FILES = {
     "onehot": "Sen2LCZ_bs_64_lr_0.002_seed_1234_weights_best.hdf5",
     "dist": "Sen2LCZ_bs_64_lr_0.002_seed_1234_d_weights_best.hdf5",
 }
 
-needs_weights = pytest.mark.skipif(not KERAS_DIR.is_dir(),
-                                   reason="published Keras weights (../shared/data/lcz_ldl_keras) not present")
+
+@pytest.fixture
+def keras_dir(shared_file) -> Path:
+    """The published Keras weights, ../shared/data/lcz_ldl_keras (skip or fail per the shared rule)."""
+    return shared_file("data/lcz_ldl_keras")
 
 
 def _ref(tag: str) -> dict[str, np.ndarray]:
@@ -47,11 +49,10 @@ def test_reference_files_are_small_and_consistent() -> None:
         np.testing.assert_allclose(r["head_probs"].mean(1), r["probs"], atol=1e-6)
 
 
-@needs_weights
 @pytest.mark.parametrize("tag", list(FILES))
-def test_from_keras_equals_tensorflow(tag: str) -> None:
+def test_from_keras_equals_tensorflow(tag: str, keras_dir: Path) -> None:
     r = _ref(tag)
-    path = KERAS_DIR / FILES[tag]
+    path = keras_dir / FILES[tag]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == str(r["weights_sha256"])
     model = from_keras(path)
     assert not model.training
@@ -66,7 +67,6 @@ def test_from_keras_equals_tensorflow(tag: str) -> None:
     np.testing.assert_allclose(model.inference_copy().predict_proba(x).numpy(), r["probs"], atol=1e-4, rtol=0)
 
 
-@needs_weights
 def test_the_two_checkpoints_differ() -> None:
     """Guards against a reference that does not depend on the weights."""
     a, b = _ref("onehot"), _ref("dist")
@@ -74,11 +74,10 @@ def test_the_two_checkpoints_differ() -> None:
     assert np.abs(a["probs"] - b["probs"]).max() > 0.05
 
 
-@needs_weights
-def test_cli_import_keras_then_load_model(tmp_path: Path) -> None:
+def test_cli_import_keras_then_load_model(tmp_path: Path, keras_dir: Path) -> None:
     r = _ref("dist")
     out = tmp_path / "dist.pt"
-    cli_main(["import-keras", str(KERAS_DIR / FILES["dist"]), "--out", str(out)])  # returns on success
+    cli_main(["import-keras", str(keras_dir / FILES["dist"]), "--out", str(out)])  # returns on success
     model = load_model(out)
     np.testing.assert_allclose(model.predict_proba(torch.from_numpy(r["x"])).numpy(), r["probs"], atol=1e-4)
     assert read_model_meta(out)["weights_sha256"] == str(r["weights_sha256"])
@@ -105,9 +104,8 @@ def test_not_a_keras_checkpoint(tmp_path: Path) -> None:
         assert name in str(err.value) and "\n" not in str(err.value)
 
 
-@needs_weights
-def test_damaged_keras_checkpoints(tmp_path: Path) -> None:
-    src = KERAS_DIR / FILES["onehot"]
+def test_damaged_keras_checkpoints(tmp_path: Path, keras_dir: Path) -> None:
+    src = keras_dir / FILES["onehot"]
     no_head = tmp_path / "no_head.hdf5"
     shutil.copy(src, no_head)
     no_head.chmod(0o644)

@@ -15,8 +15,8 @@ import torch
 
 from lczldl.cli.main import main as cli_main
 from lczldl.errors import ModelError
-from lczldl.models import Sen2LCZ
 from lczldl.models.io import load_checkpoint_dict, load_model, save_model
+from lczldl.models.sen2lcz import Sen2LCZ
 from lczldl.models.weights_file import is_weights_file
 
 REPO = Path(__file__).resolve().parents[2]

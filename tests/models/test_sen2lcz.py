@@ -11,8 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from lczldl.errors import ModelError
-from lczldl.models import Sen2LCZ, fuse_for_inference
 from lczldl.models.io import load_model, read_model_meta, save_model
+from lczldl.models.sen2lcz import Sen2LCZ, fuse_for_inference
 
 
 def _x(n: int = 4, c: int = 10, seed: int = 0) -> torch.Tensor:

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from lczldl.cli.main import main as cli_main
-from lczldl.models import Sen2LCZ, from_keras
 from lczldl.models.io import save_model
+from lczldl.models.keras_import import from_keras
+from lczldl.models.sen2lcz import Sen2LCZ
 
 PER_CLASS = 3          # patches of each of the 17 classes per split
 

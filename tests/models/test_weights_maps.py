@@ -11,9 +11,9 @@ import rasterio
 import torch
 
 from lczldl.cli.main import main as cli_main
-from lczldl.models import Sen2LCZ
 from lczldl.models.classes import lcz_codes, scope_note
 from lczldl.models.io import save_model
+from lczldl.models.sen2lcz import Sen2LCZ
 
 
 def _spy_preview(monkeypatch) -> list:
@@ -69,3 +69,34 @@ def test_map_with_a_17_class_model_has_no_note(scene_tif, tmp_path, monkeypatch)
     with rasterio.open(out / "lcz.tif") as src:
         assert "LCZ_CLASSES_NOTE" not in src.tags()
     assert seen == [None]
+
+
+def test_a_model_file_with_thresholds_gives_the_set_size_band(scene_tif, tmp_path) -> None:
+    """A weights file carrying the plain LAC 90 % threshold: uncertainty.tif gets set_size, equal
+    to the number of classes with 1 - p <= qhat recomputed from probability.tif (an independent
+    route from the saved probabilities); with temperature 2 (not what the threshold was calibrated
+    for) or --conformal-set none there is no set_size."""
+    torch.manual_seed(0)
+    qhat = 0.92
+    conformal = {"plain": {"lac_90": {"score": "lac", "level": 0.9, "qhat": qhat}},
+                 "temperature": {"lac_90": {"score": "lac", "level": 0.9, "qhat": 0.5}}}
+    model = save_model(Sen2LCZ(num_classes=10, depth=5, width=2), tmp_path / "m.safetensors",
+                       meta={"conformal": conformal})
+    out = tmp_path / "map"
+    cli_main(["predict", "--checkpoint", str(model), "--scene", str(scene_tif), "--out", str(out), "--stride", "32"])
+    with rasterio.open(out / "uncertainty.tif") as src:
+        names = list(src.descriptions)
+        sizes = src.read(names.index("set_size") + 1)
+    with rasterio.open(out / "probability.tif") as src:
+        probs = src.read().astype(np.float64)                                   # (K, rows, cols)
+    valid = np.isfinite(sizes)
+    assert valid.sum() == 9
+    expected = ((1.0 - probs) <= qhat).sum(axis=0)
+    assert np.array_equal(sizes[valid], expected[valid])
+    assert json.loads((out / "predict.json").read_text())["conformal"]["qhat"] == qhat
+    for extra in (["--temperature", "2"], ["--conformal-set", "none"]):
+        other = tmp_path / ("map" + extra[-1])
+        cli_main(["predict", "--checkpoint", str(model), "--scene", str(scene_tif), "--out", str(other),
+                  "--stride", "32", *extra])
+        with rasterio.open(other / "uncertainty.tif") as src:
+            assert "set_size" not in src.descriptions

@@ -14,8 +14,8 @@ import torch
 
 from lczldl.cli.main import main as cli_main
 from lczldl.errors import ModelError
-from lczldl.models import from_keras
 from lczldl.models.io import load_model
+from lczldl.models.keras_import import from_keras
 from lczldl.models.weights import (
     CACHE_ENV,
     MIRROR_ENV,

@@ -87,12 +87,12 @@ def test_budget_draw_comes_from_the_study_section(store, tmp_path):
 
 @pytest.mark.parametrize("kw,config,message", [
     ({"regimes": "dist,dawid_skene", "vote_budget": "1"}, "",
-     r"--vote-budget 1: regime\(s\) dawid_skene cannot be trained on a vote budget"),
+     r"^vote_budget=1: regime\(s\) dawid_skene cannot be trained on a vote budget"),
     ({"vote_budget": "2,all"}, "data:\n  vote_budget:\n    k: 3\n",
-     "--vote-budget 2: the run config sets data.vote_budget.k=3 as well"),
+     "^vote_budget=2: the run config sets data.vote_budget.k=3 as well"),
     ({}, "data:\n  vote_budget:\n    k: 3\nstudy:\n  vote_budget:\n    k: [1]\n",
      "study.vote_budget.k=1: the run config sets data.vote_budget.k=3"),
-    ({"vote_budget": "0"}, "", "--vote-budget 0: vote budgets must be whole numbers"),
+    ({"vote_budget": "0"}, "", "^vote_budget 0: vote budgets must be whole numbers"),
 ])
 def test_refused_before_anything_is_written(store, tmp_path, kw, config, message):
     cfg = None

@@ -38,7 +38,7 @@ def test_demo_config_is_valid_and_reduced():
 def test_profile_names_and_the_default_per_machine():
     assert profile("default") is PROFILES["cpu"]                  # the old name still works
     assert default_profile(cuda=False) == "cpu" and default_profile(cuda=True) == "paper"
-    with pytest.raises(ConfigError, match="'gpu': choose one of cpu, cpu-full, paper, tiny"):
+    with pytest.raises(ConfigError, match="^profile='gpu': choose one of cpu, cpu-full, paper, tiny$"):
         profile("gpu")
 
 

@@ -19,7 +19,7 @@ import rasterio
 from lczldl.cli.main import main
 
 from . import fakework
-from .test_progress_and_real import _tiny_store, kill_study_when_blocked
+from .test_progress_and_real import kill_study_when_blocked
 from .test_runner import ROOT
 
 RUNS = [("onehot", 0), ("dist", 0), ("onehot", 1), ("dist", 1)]    # the grid's order: one pack
@@ -27,13 +27,15 @@ CONFIG = ("model:\n  depth: 5\n  width: 4\ntrain:\n  max_epochs: 3\n  patience: 
           "evaluation:\n  mc_passes: 2\n")                        # a small network: formats, not speed
 GRID = ["--regimes", "onehot,dist", "--seeds", "0-1", "--pack", "4", "--workers", "2"]
 REPO = Path(__file__).resolve().parents[2]
+#: every test here needs the packed study (~70 s of CPU: 4 runs trained, evaluated, reported)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def packed(tmp_path_factory):
+def packed(tmp_path_factory, tiny_twin):
     """(tmp, store, config, study) after `lczldl study --pack 4` on the tiny twin."""
     tmp = tmp_path_factory.mktemp("packed")
-    store = _tiny_store(tmp)
+    store = tiny_twin[1]                   # the session's prepared tiny twin (read only)
     cfg = tmp / "config.yaml"
     cfg.write_text(CONFIG)
     main(["study", "--data", str(store), "--out", str(tmp / "study"), "--config", str(cfg), *GRID])
@@ -92,7 +94,6 @@ def test_predict_maps_a_scene_with_a_packed_run(packed, tmp_path):
     assert prob.shape[0] == 10
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the study on Linux only")
 def test_packed_study_killed_mid_pack_resumes_to_the_same_summary(packed, monkeypatch):
     """kill -9 of the study once its pack committed epoch 0 (the pack worker dies with it), then

@@ -56,7 +56,7 @@ def test_given_pack_wins_and_a_config_the_pack_cannot_train_is_refused():
     assert resolve_pack(load_config(None, None, **{"study.pack": 4}), 20, cuda=False, n_gpus=0) == 4
     assert resolve_pack(load_config(None, None, **{"study.pack": 1}), 20, cuda=True, n_gpus=1) == 1
     tb = load_config(None, ["train.logger=tensorboard"], **{"study.pack": 4})
-    with pytest.raises(ConfigError, match=r"^--pack 4: packed runs cannot train with train.logger=tensorboard"):
+    with pytest.raises(ConfigError, match=r"^pack=4: packed runs cannot train with train.logger=tensorboard.*; use pack=1$"):
         resolve_pack(tb, 20, typed=True, cuda=True, n_gpus=1)
     with pytest.raises(ConfigError, match=r"^study.pack=4: .*train.logger"):
         resolve_pack(tb, 20, cuda=True, n_gpus=1)
@@ -71,7 +71,7 @@ def test_pack_option_typed_beats_the_config(tmp_path):
     cfg.write_text("study:\n  pack: 3\n")
     assert load_study_config(cfg)[1].study.pack == 3
     assert load_study_config(cfg, pack=1)[1].study.pack == 1
-    with pytest.raises(ConfigError, match=r"^--pack 0: must be greater than or equal to 1$"):
+    with pytest.raises(ConfigError, match=r"^pack 0: must be greater than or equal to 1$"):
         load_study_config(cfg, pack=0)
 
 
@@ -215,6 +215,6 @@ def test_run_study_refuses_pack_with_a_logger_before_writing(store, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  logger: tensorboard\n")
     out = tmp_path / "study"
-    with pytest.raises(ConfigError, match="^--pack 2: packed runs cannot train with train.logger=tensorboard"):
+    with pytest.raises(ConfigError, match="^pack=2: packed runs cannot train with train.logger=tensorboard"):
         run_study(data=store, out=out, config=cfg, pack=2, work=WORK, progress=False)
     assert not out.exists()

@@ -96,32 +96,25 @@ def kill_study_when_blocked(store: Path, out: Path, cfg: Path, kwargs: str, mark
     wait_for(lambda: process_gone(worker), "the blocked worker to die with the study", timeout=30)
 
 
-def _tiny_store(tmp: Path) -> Path:
-    from lczldl.data.prepare import prepare_store
-    from lczldl.data.synth import synthesize
-
-    synthesize(tmp / "raw", seed=0, size="tiny", progress=False)
-    prepare_store(tmp / "raw", tmp / "store", progress=False)
-    return tmp / "store"
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the study on Linux only")
-def test_real_study_killed_during_training_then_resumed_matches(tmp_path, monkeypatch):
+def test_real_study_killed_during_training_then_resumed_matches(tmp_path, tiny_twin, monkeypatch):
     """A real (tiny) study killed (kill -9) right after its train unit saved the epoch-1 checkpoint,
     then rerun, gives the uninterrupted study's summary; the train unit resumes from last.ckpt."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    store = _tiny_store(tmp_path)
+    store = tiny_twin[1]                   # the session's prepared tiny twin (read only)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  depth: 5\n  width: 4\ntrain:\n  max_epochs: 3\n  patience: 5\n"
                    "evaluation:\n  mc_passes: 2\n")  # a small network: resume semantics, not speed
-    common = ["--data", str(store), "--config", str(cfg), "--regimes", "dist", "--seeds", "0"]
+    # --workers 2: one torch thread per unit (a thread share of 2 spin-waits on shared cores); the
+    # units of one run still run one after the other
+    common = ["--data", str(store), "--config", str(cfg), "--regimes", "dist", "--seeds", "0", "--workers", "2"]
     cli = [sys.executable, "-m", "lczldl.cli.main", "study"]
     ref = subprocess.run(cli + common + ["--out", str(tmp_path / "ref")], capture_output=True, text=True)
     assert ref.returncode == 0, ref.stdout + ref.stderr
     out = tmp_path / "study"
     work = {"train": f"{fakework.__name__}:train_blocking_after_epoch_1"}
-    kill_study_when_blocked(store, out, cfg, f"regimes='dist', seeds='0', work={work!r}",
+    kill_study_when_blocked(store, out, cfg, f"regimes='dist', seeds='0', workers=2, work={work!r}",
                             out / "checkpointed-train-dist-seed0", "its train unit reached epoch 1")
     run = out / "runs" / "dist" / "seed0"
     assert json.loads((run / "run.json").read_text())["status"] == "running"

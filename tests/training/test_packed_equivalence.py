@@ -11,7 +11,7 @@ from torch import nn
 
 from lczldl.data.datamodule import EpochBatchSampler
 from lczldl.data.store import LCZDataset, open_store
-from lczldl.models import Sen2LCZ
+from lczldl.models.sen2lcz import Sen2LCZ
 from lczldl.regimes import regime_targets
 from lczldl.training.losses import loss_fn
 from lczldl.training.packed import epoch_batches

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from lczldl.data.store import open_store
-from lczldl.models import Sen2LCZ
+from lczldl.models.sen2lcz import Sen2LCZ
 from lczldl.training import packed_engine
 from lczldl.training.losses import kl_divergence, soft_cross_entropy
 from lczldl.training.packed import epoch_batches, train_pack

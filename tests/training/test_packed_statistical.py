@@ -25,14 +25,8 @@ METRICS = ("oa", "ce_one_hot", "ce_distr", "ece")
 
 
 @pytest.fixture(scope="module")
-def twin(tmp_path_factory):
-    from lczldl.data.prepare import prepare_store
-    from lczldl.data.synth import synthesize
-
-    tmp = tmp_path_factory.mktemp("twin")
-    synthesize(tmp / "raw", seed=0, size="tiny", progress=False)
-    prepare_store(tmp / "raw", tmp / "store", progress=False)
-    return tmp / "store"
+def twin(tiny_twin):
+    return tiny_twin[1]                    # the session's prepared tiny twin, seed 0 (read only)
 
 
 def _record(run) -> dict:

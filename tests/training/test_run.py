@@ -173,6 +173,6 @@ def test_aggregator_regimes_train_and_validate_on_their_target(agg_store, tmp_pa
 def test_aggregator_regime_without_its_target_is_a_one_line_error(tiny_store, tmp_path):
     from lczldl.errors import DataError
 
-    with pytest.raises(DataError, match="no agg_glad target in the store .*--aggregators glad"):
+    with pytest.raises(DataError, match="no agg_glad target in the store .*aggregators=glad"):
         _train(tiny_store, tmp_path, "agg_glad", epochs=1)
     assert not (tmp_path / "agg_glad").exists()      # checked before the run folder is made

@@ -10,7 +10,32 @@ import pytest
 
 from lczldl.distributions import ENTROPY_BIN_EDGES, entropy_bin_labels, entropy_nats, spearman
 from lczldl.evaluation.metrics import compute_metrics
-from lczldl.viz import figures as F
+from lczldl.viz.figures.confusion import (
+    confusion_percent,
+    draw_confusion_matrices,
+    draw_voting_confusion,
+    plot_confusion_matrices,
+    plot_voting_confusion,
+    voting_confusion_percent,
+)
+from lczldl.viz.figures.entropy import (
+    draw_entropy_hexbin,
+    draw_metrics_by_entropy_bin,
+    draw_vote_entropy_bars,
+    metrics_by_entropy_bin,
+    plot_entropy_hexbin,
+    plot_metrics_by_entropy_bin,
+    plot_vote_entropy_bars,
+    vote_entropy_shares,
+)
+from lczldl.viz.figures.reliability import (
+    draw_reliability,
+    draw_reliability_grid,
+    plot_reliability,
+    plot_reliability_grid,
+    reliability_data,
+)
+from lczldl.viz.figures.seeds import draw_seed_dots, plot_seed_dots
 
 K = 10
 
@@ -46,7 +71,7 @@ def _check_files(paths, stem):
 def test_confusion_percent_hand_case():
     labels = np.array([0, 0, 0, 0, 1, 1, 2])
     preds = np.array([0, 0, 1, 2, 1, 1, 0])
-    cm = F.confusion_percent(labels, preds, k=4)
+    cm = confusion_percent(labels, preds, k=4)
     np.testing.assert_allclose(cm[0], [50, 25, 25, 0])
     np.testing.assert_allclose(cm[1], [0, 100, 0, 0])
     np.testing.assert_allclose(cm[2], [100, 0, 0, 0])
@@ -56,9 +81,9 @@ def test_confusion_percent_hand_case():
 
 def test_confusion_percent_rejects_bad_input():
     with pytest.raises(ValueError):
-        F.confusion_percent(np.array([0, 1]), np.array([0]), k=2)
+        confusion_percent(np.array([0, 1]), np.array([0]), k=2)
     with pytest.raises(ValueError):
-        F.confusion_percent(np.array([0, 5]), np.array([0, 1]), k=2)
+        confusion_percent(np.array([0, 5]), np.array([0, 1]), k=2)
 
 
 def _voting_counts() -> np.ndarray:
@@ -69,27 +94,27 @@ def _voting_counts() -> np.ndarray:
 
 
 def test_voting_confusion_hand_case():
-    cm = F.voting_confusion_percent(_voting_counts())
+    cm = voting_confusion_percent(_voting_counts())
     np.testing.assert_allclose(cm[0, :3], [200 / 3, 100 / 3, 0])
     np.testing.assert_allclose(cm[2, [2, 6]], [75, 25])
     assert np.isnan(cm[1]).all()
     np.testing.assert_allclose(np.nansum(cm, axis=1)[[0, 2]], 100)
     with pytest.raises(ValueError):
-        F.voting_confusion_percent(np.ones((10, 9)))
+        voting_confusion_percent(np.ones((10, 9)))
 
 
 def test_vote_entropy_shares_hand_case():
     # image counts per paper bin: urban 1, 2, 0, 0, 0, 1 (4 images); non-urban 1, 0, 1, 0, 0, 1
-    sh = F.vote_entropy_shares([1, 2, 0, 0, 0, 1], [1, 0, 1, 0, 0, 1])
+    sh = vote_entropy_shares([1, 2, 0, 0, 0, 1], [1, 0, 1, 0, 0, 1])
     np.testing.assert_allclose(sh["urban"], [25, 50, 0, 0, 0, 25])
     np.testing.assert_allclose(sh["non-urban"], 100 / 3 * np.array([1, 0, 1, 0, 0, 1]))
     assert int(sh["n_urban"]) == 4 and int(sh["n_non_urban"]) == 3
-    empty = F.vote_entropy_shares([0, 1, 0, 0, 0, 0], [0] * 6)
+    empty = vote_entropy_shares([0, 1, 0, 0, 0, 0], [0] * 6)
     np.testing.assert_array_equal(empty["non-urban"], np.zeros(6))
     assert int(empty["n_non_urban"]) == 0
     for bad in ([1, 2, 3], [1, -1, 0, 0, 0, 0], [0.5, 0, 0, 0, 0, 0]):
         with pytest.raises(ValueError):
-            F.vote_entropy_shares(bad, [0] * 6)
+            vote_entropy_shares(bad, [0] * 6)
 
 
 def test_entropy_bin_labels_match_edges():
@@ -101,7 +126,7 @@ def test_entropy_bin_labels_match_edges():
 def test_reliability_data_matches_evaluation(data):
     rng, labels, ent = data
     p = _probs(rng, labels)
-    r = F.reliability_data(p, labels, n_bins=20)
+    r = reliability_data(p, labels, n_bins=20)
     ref = compute_metrics(p, labels, np.eye(K)[labels], n_bins=20)
     assert r["ece"] == pytest.approx(ref["ece"], abs=1e-12)
     assert r["mce"] == pytest.approx(ref["mce"], abs=1e-12)
@@ -112,7 +137,7 @@ def test_reliability_data_right_closed_bins():
     # confidence 0.5 belongs to bin (0.45, 0.5], i.e. index 9 of 20; a tie at the edge must not
     # land in bin 10 as a left-closed convention would put it
     p = np.array([[0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0]])
-    r = F.reliability_data(p, np.array([0, 1]), n_bins=20)
+    r = reliability_data(p, np.array([0, 1]), n_bins=20)
     assert r["count"][9] == 1 and r["count"][10] == 0 and r["count"][19] == 1
     assert r["accuracy"][9] == 1.0 and r["accuracy"][19] == 0.0
     # |1 - 0.5| * 1 + |0 - 1| * 1 over 2 samples
@@ -123,7 +148,7 @@ def test_metrics_by_entropy_bin_matches_compute_metrics(data):
     rng, labels, ent = data
     p = _probs(rng, labels)
     dist = np.eye(K)[labels] * 0.5 + 0.05          # only to feed compute_metrics; entropy given apart
-    got = F.metrics_by_entropy_bin(p, labels, ent, 20)                   # the paper's 20 bins
+    got = metrics_by_entropy_bin(p, labels, ent, 20)                   # the paper's 20 bins
     assert got["count"].sum() == len(labels)
     # independent: accuracy per bin by explicit masks
     edges = np.array(ENTROPY_BIN_EDGES)
@@ -152,48 +177,48 @@ def test_plot_confusion_matrices(tmp_path, data):
     rng, labels, _ = data
     res = {r: (labels, _probs(rng, labels).argmax(1)) for r in ("dist", "onehot", "dist_ls")}
     stem = tmp_path / "figs" / "confusion"
-    _check_files(F.plot_confusion_matrices(res, stem), stem)
+    _check_files(plot_confusion_matrices(res, stem), stem)
     with pytest.raises(ValueError):
-        F.plot_confusion_matrices({}, stem)
+        plot_confusion_matrices({}, stem)
 
 
 def test_plot_reliability_single_and_grid(tmp_path, data):
     rng, labels, _ = data
     p = _probs(rng, labels)
     stem = tmp_path / "rel"
-    _check_files(F.plot_reliability(p, labels, stem, n_bins=20, title="one-hot", ece=0.05), stem)
+    _check_files(plot_reliability(p, labels, stem, n_bins=20, title="one-hot", ece=0.05), stem)
     panels = {"onehot": {"plain": (p, labels), "temperature": (np.sqrt(p) / np.sqrt(p).sum(1, keepdims=True), labels)},
               "dist": {"plain": (p, labels)}}                   # TS missing -> "not available" panel
     stem = tmp_path / "grid"
-    _check_files(F.plot_reliability_grid(panels, stem, n_bins=20), stem)
+    _check_files(plot_reliability_grid(panels, stem, n_bins=20), stem)
 
 
 def test_plot_vote_entropy_bars(tmp_path, data):
     rng, _, _ = data
     urban, non_urban = rng.integers(0, 500, 6), rng.integers(0, 20, 6)
     stem = tmp_path / "ent"
-    _check_files(F.plot_vote_entropy_bars(urban, non_urban, stem), stem)
+    _check_files(plot_vote_entropy_bars(urban, non_urban, stem), stem)
     stem = tmp_path / "ent_urban_only"                       # empty non-urban group still draws
-    _check_files(F.plot_vote_entropy_bars(urban, np.zeros(6), stem, note="urban only"), stem)
+    _check_files(plot_vote_entropy_bars(urban, np.zeros(6), stem, note="urban only"), stem)
 
 
 def test_plot_voting_confusion(tmp_path, data):
     rng, _, _ = data
     stem = tmp_path / "voting"
-    _check_files(F.plot_voting_confusion(rng.integers(0, 300, (10, 10)), stem), stem)
+    _check_files(plot_voting_confusion(rng.integers(0, 300, (10, 10)), stem), stem)
 
 
 def test_plot_metrics_by_entropy_bin_and_hexbin(tmp_path, data):
     rng, labels, ent = data
     per = {r: [(_probs(rng, labels), labels, ent) for _ in range(2)] for r in ("onehot", "dist")}
     stem = tmp_path / "meb"
-    _check_files(F.plot_metrics_by_entropy_bin(per, stem, n_bins=20), stem)
+    _check_files(plot_metrics_by_entropy_bin(per, stem, n_bins=20), stem)
     one = {"dist": (_probs(rng, labels), labels, ent)}       # a single seed (no error bars)
     stem = tmp_path / "meb1"
-    _check_files(F.plot_metrics_by_entropy_bin(one, stem, n_bins=20), stem)
+    _check_files(plot_metrics_by_entropy_bin(one, stem, n_bins=20), stem)
     hexd = {r: (_probs(rng, labels), ent) for r in ("onehot", "onehot_ls", "dist", "dist_ls", "dawid_skene")}
     stem = tmp_path / "hex"
-    _check_files(F.plot_entropy_hexbin(hexd, stem), stem)
+    _check_files(plot_entropy_hexbin(hexd, stem), stem)
 
 
 def test_plot_seed_dots_files(tmp_path):
@@ -201,9 +226,9 @@ def test_plot_seed_dots_files(tmp_path):
     per = {r: [{"oa": rng.uniform(0.5, 0.7), "ece": rng.uniform(0, 0.1), "ce_distr": 1.0, "kappa": 0.5}
                for _ in range(3)] for r in ("onehot", "dist")}
     stem = tmp_path / "dots"
-    _check_files(F.plot_seed_dots(per, stem), stem)
+    _check_files(plot_seed_dots(per, stem), stem)
     with pytest.raises(ValueError):
-        F.plot_seed_dots(per, stem, metrics=[])
+        plot_seed_dots(per, stem, metrics=[])
 
 
 # --- plotted data read back from the figures ----------------------------------------------------
@@ -221,7 +246,7 @@ def _bar_containers(ax):
 def test_confusion_panels_hold_the_row_percentages():
     labels = np.array([0, 0, 0, 0, 1, 1, 2])
     preds = np.array([0, 0, 1, 2, 1, 1, 0])
-    fig = F.draw_confusion_matrices({"dist": (labels, labels), "onehot": (labels, preds)}, k=4)
+    fig = draw_confusion_matrices({"dist": (labels, labels), "onehot": (labels, preds)}, k=4)
     ax_onehot, ax_dist = fig.axes[:2]                       # regime order, then the colour bar
     img = ax_onehot.images[0].get_array()
     np.testing.assert_allclose(img[:3].filled(np.nan), [[50, 25, 25, 0], [0, 100, 0, 0], [100, 0, 0, 0]])
@@ -233,7 +258,7 @@ def test_confusion_panels_hold_the_row_percentages():
 
 
 def test_voting_confusion_image_and_vote_count():
-    fig = F.draw_voting_confusion(_voting_counts())
+    fig = draw_voting_confusion(_voting_counts())
     img = fig.axes[0].images[0].get_array()
     np.testing.assert_allclose(img[0, :3], [200 / 3, 100 / 3, 0])
     np.testing.assert_allclose(img[2, [2, 6]], [75, 25])
@@ -244,7 +269,7 @@ def test_voting_confusion_image_and_vote_count():
 def test_reliability_bars_gaps_histogram_and_ece():
     # confidences 0.5 (correct, bin 9 of (lo, hi]) and 1.0 (wrong, bin 19)
     p = np.array([[0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0]])
-    fig = F.draw_reliability(p, np.array([0, 1]), n_bins=20)
+    fig = draw_reliability(p, np.array([0, 1]), n_bins=20)
     ax, axh = fig.axes
     acc, gap = _bar_containers(ax)                          # accuracy bars, then gap bars
     np.testing.assert_allclose([b.get_x() + b.get_width() / 2 for b in acc.patches], [0.475, 0.975])
@@ -261,7 +286,7 @@ def test_reliability_bars_gaps_histogram_and_ece():
 def test_reliability_grid_panels_and_missing_one(data):
     rng, labels, _ = data
     p = _probs(rng, labels)
-    fig = F.draw_reliability_grid({"dist": {"plain": (p, labels)}, "onehot": {"plain": (p, labels)}}, n_bins=20)
+    fig = draw_reliability_grid({"dist": {"plain": (p, labels)}, "onehot": {"plain": (p, labels)}}, n_bins=20)
     titles = [a.get_title() for a in fig.axes[::2]]          # (diagram, histogram) per panel
     assert titles == ["one-hot, before TS", "one-hot, after TS", "distribution, before TS",
                       "distribution, after TS"]
@@ -271,7 +296,7 @@ def test_reliability_grid_panels_and_missing_one(data):
 
 
 def test_vote_entropy_bars_heights():
-    fig = F.draw_vote_entropy_bars(np.array([1, 2, 0, 0, 0, 1]), np.array([1, 0, 1, 0, 0, 1]), note="a note")
+    fig = draw_vote_entropy_bars(np.array([1, 2, 0, 0, 0, 1]), np.array([1, 0, 1, 0, 0, 1]), note="a note")
     urban, non_urban = _bar_containers(fig.axes[0])
     np.testing.assert_allclose(_bar_heights(urban), [25, 50, 0, 0, 0, 25])
     np.testing.assert_allclose(_bar_heights(non_urban), 100 / 3 * np.array([1, 0, 1, 0, 0, 1]))
@@ -302,7 +327,7 @@ def _hand_bin_metrics(p, y, ent, n_bins):
 def test_metrics_by_entropy_bin_bars_are_seed_means(data):
     rng, labels, ent = data
     seeds = [_probs(rng, labels) for _ in range(2)]
-    fig = F.draw_metrics_by_entropy_bin({"onehot": [(p, labels, ent) for p in seeds]}, n_bins=20)
+    fig = draw_metrics_by_entropy_bin({"onehot": [(p, labels, ent) for p in seeds]}, n_bins=20)
     hand = [_hand_bin_metrics(p, labels, ent, 20) for p in seeds]                 # the paper's 20 bins
     acc_ax, ece_ax = fig.axes
     for ax, i in ((acc_ax, 0), (ece_ax, 1)):
@@ -322,7 +347,7 @@ def test_hexbin_counts_and_spearman(data):
 
     rng, labels, ent = data
     p = _probs(rng, labels)
-    fig = F.draw_entropy_hexbin({"dist": (p, ent)})
+    fig = draw_entropy_hexbin({"dist": (p, ent)})
     ax = fig.axes[0]
     assert ax.collections[0].get_array().sum() == len(labels)       # every image in some hexagon
     pred_ent = -(p * np.log(p)).sum(1)
@@ -333,7 +358,7 @@ def test_hexbin_counts_and_spearman(data):
 def test_seed_dots_positions_and_means():
     per = {"dist": [{"oa": 0.6, "ece": 0.1}, {"oa": 0.7, "ece": float("nan")}],
            "onehot": [{"oa": 0.5, "ece": 0.2}, {"oa": 0.55, "ece": 0.3}, {"oa": 0.65, "ece": 0.25}]}
-    fig = F.draw_seed_dots(per)
+    fig = draw_seed_dots(per)
     ax_oa, ax_ece = fig.axes
     assert ax_oa.get_title() == "overall accuracy (\u2191 better)" and ax_ece.get_title() == "ECE (\u2193 better)"
     onehot, dist = ax_oa.collections                          # regime order

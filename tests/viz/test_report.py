@@ -310,7 +310,7 @@ def test_binned_figures_use_the_recorded_bins(tmp_path, monkeypatch):
     study.json's resolved evaluation settings); with neither they are left out, and noted."""
     seen = []
     for name in ("plot_reliability_grid", "plot_metrics_by_entropy_bin"):
-        monkeypatch.setattr(R.F, name, lambda *a, n_bins, _name=name, **kw: seen.append((_name, n_bins)) or [])
+        monkeypatch.setattr(R, name, lambda *a, n_bins, _name=name, **kw: seen.append((_name, n_bins)) or [])
     study = make_study(tmp_path, bins=10)
     info = json.loads((study / "study.json").read_text())
     info["resolved_config"]["evaluation"]["n_bins"] = 15             # the runs' own record wins

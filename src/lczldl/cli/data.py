@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from lczldl.cli.options import config_choices, config_default, resolve
+from lczldl.config import PrepareConfig
 from lczldl.constants import SOFT_AGGREGATORS
 
 P = "study.prepare."  # the config section of prepare's settings
@@ -22,7 +23,7 @@ def synth(
     size: str = typer.Option("small", "--size", help="tiny (tests) | small (demo) | medium | full (like the real release)."),
 ) -> None:
     """Write a realistic synthetic twin of the label-evaluation release (raw vote-file format)."""
-    from lczldl.data.synth import synthesize
+    from lczldl.data.synth import synthesize  # deferred: numpy, h5py (lczldl --help)
 
     written = synthesize(out, seed=seed, size=size)
     typer.echo(f"twin {out}: {len(written)} files, {sum(written.values())} patches")
@@ -74,8 +75,10 @@ def prepare(
              "drop_nonfinite": ("--drop-nonfinite", drop_nonfinite),
              "aggregators": ("--aggregators", aggregators)}
     settings = resolve(config, {f"study.prepare.{k}": v for k, v in given.items()}).study
-    from lczldl.config import PrepareConfig
-    from lczldl.data.prepare import prepare_so2sat_store, prepare_store
+    from lczldl.data.prepare import (  # deferred: numpy, h5py (lczldl --help)
+        prepare_so2sat_store,
+        prepare_store,
+    )
 
     resolved = settings.prepare if settings is not None else PrepareConfig()
     m = (prepare_store(raw, out, resolved) if so2sat is None
@@ -94,6 +97,6 @@ def inspect(
                                    help="Also show row shares and entropy bins per majority class."),
 ) -> None:
     """Print vote statistics (class shares, entropy bins, unanimity, disagreement pairs) and distances."""
-    from lczldl.data.stats import inspect_path
+    from lczldl.data.stats import inspect_path  # deferred: numpy, h5py (lczldl --help)
 
     inspect_path(path, reference=reference, per_class=per_class)

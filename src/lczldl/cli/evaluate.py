@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 
 from lczldl.cli.options import config_default, resolve
+from lczldl.cli.predict import check_model_choice, model_files
 from lczldl.cli.weights import TRUST_HELP
+from lczldl.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -49,11 +51,9 @@ def register(app: typer.Typer) -> None:
                               "evaluation.conformal_levels": ("--levels", levels)}).evaluation
         if weights is None and checkpoint is None:
             if runs is None:
-                from lczldl.errors import ConfigError
-
                 raise ConfigError("give runs, or weights or checkpoints with data",
                                   params=("runs", "weights", "checkpoints", "data"))
-            from lczldl.evaluation.runs import evaluate_runs
+            from lczldl.evaluation.runs import evaluate_runs  # deferred: numpy (lczldl --help)
 
             evaluate_runs(runs, evaluation=ev, out=out)
             return
@@ -62,9 +62,6 @@ def register(app: typer.Typer) -> None:
 
 def _evaluate_model(weights, checkpoint, runs, data, out, ev, fit_temperature: bool, trust: bool) -> None:
     """``evaluate --weights/--checkpoint``: checks, then :func:`lczldl.evaluation.model_eval.evaluate_model`."""
-    from lczldl.cli.predict import check_model_choice, model_files
-    from lczldl.errors import ConfigError
-
     check_model_choice([checkpoint] if checkpoint else None, weights)
     if runs is not None:
         raise ConfigError("give either runs or a single model (weights or checkpoints), not both",
@@ -73,7 +70,7 @@ def _evaluate_model(weights, checkpoint, runs, data, out, ev, fit_temperature: b
         raise ConfigError("a single model is evaluated on a store: give data and out",
                           params=("data", "out"))
     (path,) = model_files([checkpoint] if checkpoint else None, weights)
-    from lczldl.evaluation.model_eval import evaluate_model
+    from lczldl.evaluation.model_eval import evaluate_model  # deferred: numpy (lczldl --help)
 
     res = evaluate_model(path, data, out, ev, fit_temp=fit_temperature, trust=trust,
                          label=weights or str(checkpoint), say=lambda line: typer.echo(line, err=True))

@@ -36,7 +36,13 @@ PARAM_FLAGS: dict[str, str] = {
     "stride": "--stride", "mc_passes": "--mc", "temperature": "--temperature",
     "cloud_classes": "--cloud-classes", "max_cloud_share": "--max-cloud-share", "bands": "--bands",
     "scale": "--scale", "offset": "--offset", "filter_sigma_m": "--filter-sigma",
-    "allow_resolution": "--allow-resolution",
+    "allow_resolution": "--allow-resolution", "conformal_set": "--conformal-set",
+    # lczldl study / demo (run_study's and run_demo's arguments) and lczldl data prepare (its
+    # arguments and the study.prepare keys)
+    "regimes": "--regimes", "workers": "--workers", "executor": "--executor", "pack": "--pack",
+    "profile": "--profile", "raw": "--raw", "split": "--split", "train_cities": "--train-cities",
+    "val_cities": "--val-cities", "test_cities": "--test-cities", "drop_nonfinite": "--drop-nonfinite",
+    "aggregators": "--aggregators", "root": "--so2sat", "vote_budget": "--vote-budget",
     # named weights and safe loading (lczldl predict / evaluate / train / weights)
     "weights": "--weights", "trust_checkpoint": "--trust-checkpoint", "runs": "--runs",
 }
@@ -112,12 +118,13 @@ def regime_choices() -> str:
 def with_flags(exc: LczldlError, flags: Mapping[str, str] = PARAM_FLAGS) -> str:
     """The message of ``exc`` with each parameter in ``exc.params`` that ``flags`` knows written as
     its flag: ``name=True`` -> ``--flag``, ``name=value`` -> ``--flag value``, ``name`` -> ``--flag``
-    (whole words only: a path or a longer name that contains it is left alone)."""
-    message = str(exc)
+    (whole words only: a path, a value after ``=``, a longer name that contains it and text in
+    backquotes, such as a command line, are left alone)."""
+    parts = str(exc).split("`")
     for param in exc.params:
         flag = flags.get(param)
         if flag is None:
             continue
-        pattern = re.compile(rf"(?<![\w./\\-]){re.escape(param)}(?:(=True)(?!\w)|(=)|(?![\w/\\-]|\.\w))")
-        message = pattern.sub(lambda m, f=flag: f + " " if m.group(2) else f, message)
-    return message
+        pattern = re.compile(rf"(?<![\w./\\=-]){re.escape(param)}(?:(=True)(?!\w)|(=)|(?![\w/\\-]|\.\w))")
+        parts[::2] = [pattern.sub(lambda m, f=flag: f + " " if m.group(2) else f, part) for part in parts[::2]]
+    return "`".join(parts)

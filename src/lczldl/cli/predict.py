@@ -14,13 +14,12 @@ import typer
 
 from lczldl.cli.options import config_default, resolve
 from lczldl.cli.weights import TRUST_HELP
+from lczldl.errors import ConfigError
 from lczldl.layout import MAP_GEOTIFFS, MAP_PREVIEW, MAP_RECORD, MAP_STAC_ITEM
 
 
 def check_model_choice(checkpoints: list[Path] | None, weights: str | None) -> None:
     """ConfigError (one line) unless exactly one of ``--checkpoint`` and ``--weights`` is given."""
-    from lczldl.errors import ConfigError
-
     if bool(checkpoints) == bool(weights):
         raise ConfigError("give either checkpoints or weights (one of them, not both)",
                           params=("checkpoints", "weights"))
@@ -32,7 +31,7 @@ def model_files(checkpoints: list[Path] | None, weights: str | None) -> list[Pat
     check_model_choice(checkpoints, weights)
     if checkpoints:
         return list(checkpoints)
-    from lczldl.models.weights import resolve_weights
+    from lczldl.models.weights import resolve_weights  # deferred: torch
 
     return [resolve_weights(weights)]
 
@@ -86,6 +85,11 @@ def register(app: typer.Typer) -> None:
             None, "--allow-resolution/--refuse-resolution",
             help="Map bands whose pixel size is not Sentinel-2's (10 m B02 B03 B04 B08, 20 m B05 B06 B07 B8A B11 "
                  f"B12) instead of refusing them {config_default('maps.allow_resolution')}."),
+        conformal_set: str = typer.Option(
+            None, "--conformal-set",
+            help="uncertainty.tif's set_size band: the conformal set (e.g. lac_90, aps_95) whose threshold a "
+                 "single model file from lczldl export-weights carries; 'none' for no set_size "
+                 f"{config_default('maps.conformal_set')}."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help=TRUST_HELP),
     ) -> None:
         """Slide Sen2LCZ-Net over a Sentinel-2 scene; write the LCZ map (raw, filtered, probability), uncertainty and per-class probabilities as COGs, a STAC Item, a preview and predict.json."""
@@ -95,10 +99,11 @@ def register(app: typer.Typer) -> None:
                  "maps.max_cloud_share": ("--max-cloud-share", max_cloud_share), "maps.bands": ("--bands", bands),
                  "maps.scale": ("--scale", scale), "maps.offset": ("--offset", offset),
                  "maps.filter_sigma_m": ("--filter-sigma", filter_sigma),
-                 "maps.allow_resolution": ("--allow-resolution", allow_resolution)}
+                 "maps.allow_resolution": ("--allow-resolution", allow_resolution),
+                 "maps.conformal_set": ("--conformal-set", conformal_set)}
         settings = resolve(config, typed, overrides=set_).maps
         models = model_files(checkpoint, weights)
-        from lczldl.maps.predict import predict_scene
+        from lczldl.maps.predict import predict_scene  # deferred: torch, rasterio
 
         def say(line: str) -> None:
             typer.echo(line, err=line.startswith("warning:"))

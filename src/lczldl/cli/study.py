@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from lczldl.cli.options import config_choices, config_default, regime_choices
+from lczldl.cli.options import config_choices, config_default, regime_choices, resolve
+from lczldl.study.demo import PROFILES, run_demo
 
 
 def register(app: typer.Typer) -> None:
@@ -37,11 +38,15 @@ def register(app: typer.Typer) -> None:
         """Run the whole study: train the grid, evaluate, calibrate, summarise, draw, report.
 
         Options you type win over the config's study section, which wins over the defaults."""
-        from lczldl.study.runner import run_study
+        settings = resolve(config, {
+            "study.regimes": ("--regimes", regimes), "study.seeds": ("--seeds", seeds),
+            "study.workers": ("--workers", workers), "study.executor": ("--executor", executor),
+            "study.intervals": ("--intervals", intervals), "study.pack": ("--pack", pack),
+            "study.vote_budget.k": ("--vote-budget", vote_budget)})
+        from lczldl.study.runner import run_study  # deferred: numpy, h5py (lczldl --help)
 
-        run_study(data=data, out=out, config=config, regimes=regimes, seeds=seeds,
-                  workers=workers, executor=executor, intervals=intervals, pack=pack,
-                  vote_budget=vote_budget)
+        run_study(data=data, out=out, config=config, settings=settings, regimes=regimes, seeds=seeds,
+                  workers=workers, executor=executor, intervals=intervals, pack=pack, vote_budget=vote_budget)
 
     @app.command("figures")
     def figures(
@@ -51,11 +56,9 @@ def register(app: typer.Typer) -> None:
             "test images) instead of mean ± std [default: the study's study.intervals].")),
     ) -> None:
         """Redraw every figure and the report from saved predictions."""
-        from lczldl.viz.report import redraw_study
+        from lczldl.viz.report import redraw_study  # deferred: matplotlib
 
         redraw_study(study, intervals=intervals)
-
-    from lczldl.study.demo import PROFILES
 
     @app.command("demo")
     def demo(
@@ -64,6 +67,4 @@ def register(app: typer.Typer) -> None:
             f"{name}: {p.help}" for name, p in PROFILES.items()) + ". Default: paper where CUDA is, else cpu."),
     ) -> None:
         """Synthesise the twin, prepare it, run a reduced study and write the report."""
-        from lczldl.study.demo import run_demo
-
         run_demo(out, profile)

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         """Train Sen2LCZ-Net under one regime and seed."""
         cfg = resolve(config, {"train.regime": ("--regime", regime),
                                "train.max_epochs": ("--max-epochs", max_epochs)}, overrides=set_)
-        from lczldl.training.run import train_run
+        from lczldl.training.run import train_run  # deferred: torch, lightning
 
         train_run(data, seed, out, cfg, resume=resume, trust_checkpoint=trust_checkpoint)
 
@@ -38,8 +38,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output weights file (.safetensors)."),
     ) -> None:
         """Convert the authors' published Keras checkpoint into an lczldl model file."""
-        from lczldl.models import from_keras
-        from lczldl.models.io import save_model
+        from lczldl.models.io import save_model  # deferred: torch
+        from lczldl.models.keras_import import from_keras  # deferred: torch
 
         save_model(from_keras(weights), out)
         typer.echo(f"wrote {out}")

@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from lczldl.errors import ModelError
+
 app = typer.Typer(help="Named pretrained weights: the registry and weights files.", no_args_is_help=True,
                   rich_markup_mode=None)
 
@@ -24,8 +26,8 @@ def _line(key: str, value: Any) -> str:
 @app.command("list")
 def list_weights() -> None:
     """Show the registry: name, classes, regime, sha256, whether it is in the cache."""
-    from lczldl.models.classes import lcz_codes
-    from lczldl.models.weights import cache_dir, iter_entries
+    from lczldl.models.classes import lcz_codes  # deferred: torch
+    from lczldl.models.weights import cache_dir, iter_entries  # deferred: torch
 
     for w, cached in iter_entries():
         typer.echo(f"{w.name:<16} LCZ {lcz_codes(w.classes):<6} regime {w.regime:<7} sha256 {w.sha256[:12]}  "
@@ -39,10 +41,10 @@ def list_weights() -> None:
 def describe(name_or_file: str, trust: bool = False) -> dict[str, Any]:
     """What ``weights show`` prints: a registry entry (and its cached file's record), or a model
     file's record (a weights file's header; a checkpoint's model_kwargs and classes)."""
-    from lczldl.models.classes import model_classes
-    from lczldl.models.io import load_model
-    from lczldl.models.weights import converted_path, registry
-    from lczldl.models.weights_file import is_weights_file, read_weights_meta
+    from lczldl.models.classes import model_classes  # deferred: torch
+    from lczldl.models.io import load_model  # deferred: torch
+    from lczldl.models.weights import converted_path, registry  # deferred: torch
+    from lczldl.models.weights_file import is_weights_file, read_weights_meta  # deferred: torch
 
     entry = registry().get(name_or_file)
     if entry is not None:
@@ -66,11 +68,9 @@ def show(
 ) -> None:
     """Print a weights file's record (classes, bands, scaling, regime, temperature, conformal
     thresholds, store, source, citation, licence) or a registry entry's."""
-    from lczldl.models.weights import registry
+    from lczldl.models.weights import registry  # deferred: torch
 
     if name_or_file not in registry() and not Path(name_or_file).exists():
-        from lczldl.errors import ModelError
-
         raise ModelError(f"{name_or_file}: neither a registry name ({', '.join(registry())}) nor a file")
     info = describe(name_or_file, trust_checkpoint)
     if as_json:
@@ -92,7 +92,7 @@ def register(main_app: typer.Typer) -> None:
     ) -> None:
         """Write one self-describing weights file: weights, classes, bands, scaling, regime, the
         store's checksum, the fitted temperature and the conformal thresholds of an evaluated run."""
-        from lczldl.models.export import export_weights as export
+        from lczldl.models.export import export_weights as export  # deferred: torch
 
         export(source, out, trust=trust_checkpoint)
         typer.echo(f"wrote {out} (lczldl weights show {out})")

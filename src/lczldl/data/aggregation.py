@@ -35,6 +35,7 @@ import numpy as np
 
 from lczldl.constants import N_URBAN, SOFT_AGGREGATORS
 from lczldl.data.dawid_skene import log_likelihood, resolve_classes
+from lczldl.distributions import LOG_FLOOR, entropy_histogram, entropy_nats, tv_distance
 
 #: crowd-kit aggregators this module runs: those offered as soft targets (constants.SOFT_AGGREGATORS)
 #: and ``crowdkit_ds``, for cross-checks only (the project's own Dawid-Skene in data/dawid_skene.py
@@ -247,8 +248,6 @@ def target_report(targets: dict[str, np.ndarray], distribution: np.ndarray,
     mean entropy (nats), ``entropy_histogram`` counts per paper vote-entropy bin (of the target's
     own entropy), and with ``labels`` (N,) class indices ``argmax_agreement`` = share of rows whose
     argmax is the label (first index on ties)."""
-    from lczldl.distributions import LOG_FLOOR, entropy_histogram, entropy_nats, tv_distance
-
     d = np.asarray(distribution, dtype=np.float64)
     out: dict[str, dict[str, Any]] = {}
     for name, t in targets.items():

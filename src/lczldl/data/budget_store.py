@@ -21,7 +21,9 @@ import numpy as np
 
 from lczldl.constants import N_URBAN
 from lczldl.data.image_file import ImageFile
+from lczldl.data.labels import DROP_NO_URBAN_VOTES, DROP_NON_URBAN, build_labels
 from lczldl.data.store import SplitArrays, Store, open_store
+from lczldl.data.vote_budget import reduce_votes
 from lczldl.errors import DataError
 
 #: the splits a vote budget rebuilds (training, early stopping, temperature fitting, conformal
@@ -73,9 +75,6 @@ def budget_split(arrays: SplitArrays, budget: BudgetLike, smoothing: float = 0.0
     ``smoothing``); ``budget`` of the result records the draw and the counts: k, mode, seed, columns
     (a panel's experts), rows, kept, short_rows, no_urban_rows, lost_urban_rows, dropped {reason:
     rows}. Dawid-Skene is NaN there and the crowd-kit columns are not carried (refused anyway)."""
-    from lczldl.data.labels import DROP_NO_URBAN_VOTES, DROP_NON_URBAN, build_labels
-    from lczldl.data.vote_budget import reduce_votes
-
     if not arrays.has_votes:
         raise DataError(f"split {arrays.name}: a vote budget needs a store with expert votes (this one has one "
                         "label per image); set data.vote_budget.k to null")

@@ -32,8 +32,13 @@ import numpy as np
 
 from lczldl.config import PrepareConfig
 from lczldl.constants import ALL_CITIES
-from lczldl.data.prepare_pixels import CHUNK
-from lczldl.data.store import is_prepared_store
+from lczldl.data.prepare_manifest import build_manifest, split_summary
+from lczldl.data.prepare_pixels import CHUNK, write_images
+from lczldl.data.prepare_plan import make_plan, open_sources, recorded_config, split_columns
+from lczldl.data.prepare_so2sat import make_so2sat_plan, open_so2sat_sources, write_so2sat_store
+from lczldl.data.prepare_so2sat import recorded_config as so2sat_recorded_config
+from lczldl.data.readers.votes import city_of
+from lczldl.data.store import is_prepared_store, open_store
 from lczldl.errors import DataError
 from lczldl.fileio import atomic_folder, atomic_write_json, os_error_at
 from lczldl.layout import SPLIT_NAMES, STORE_TMP_INFIX, STORE_VERSION, array_path, manifest_path, split_dir
@@ -43,8 +48,6 @@ __all__ = ["is_prepared_store", "is_raw_vote_folder", "prepare_so2sat_store", "p
 
 def is_raw_vote_folder(path: Path) -> bool:
     """True if ``path`` is a folder holding ``{city}.h5`` / ``{city}_addon.h5`` files of known cities."""
-    from lczldl.data.readers.votes import city_of
-
     path = Path(path)
     return path.is_dir() and any(city_of(p)[0] in ALL_CITIES for p in path.glob("*.h5"))
 
@@ -57,8 +60,6 @@ def _same_store(out: Path, sources: dict, config: dict) -> dict | None:
     if old.get("version") != STORE_VERSION or old.get("sources") != sources or old.get("config") != config:
         return None
     try:
-        from lczldl.data.store import open_store
-
         store = open_store(out)
         for s in SPLIT_NAMES:
             store.split(s)
@@ -79,20 +80,22 @@ def _remove_stale_temps(out: Path) -> None:
             pass
 
 
-def _check_paths(raw: Path, out: Path, flag: str = "--raw", what: str = "a folder of raw vote files",
+def _check_paths(raw: Path, out: Path, param: str = "raw", what: str = "a folder of vote files ({city}.h5)",
                  noun: str = "raw folder") -> None:
+    """DataError before anything is written when the source folder ``raw`` (the parameter ``param``)
+    is a prepared store or overlaps ``out``, or ``out`` is in the way."""
     if is_prepared_store(raw):
-        raise DataError(f"{raw}: this is already a prepared store; pass it as --data to train/study, "
-                        f"or give {flag} {what}")
+        raise DataError(f"{param}={raw}: this is already a prepared store; pass it as data to train/study, "
+                        f"or give {param} {what}", params=("data", param))
     r, o = raw.resolve(), out.resolve()
     if o == r or r in o.parents or o in r.parents:
-        raise DataError(f"--out {out}: must not be, contain or lie inside the {noun} {raw}; "
-                        "choose a separate folder")
+        raise DataError(f"out={out}: must not be, contain or lie inside the {noun} {raw}; "
+                        "choose a separate folder", params=("out",))
     if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out}: exists and is not a folder; choose another path")
+        raise DataError(f"out={out}: exists and is not a folder; choose another path", params=("out",))
     if out.is_dir() and any(out.iterdir()) and not is_prepared_store(out):
-        raise DataError(f"--out {out}: exists, is not empty and is not a prepared store; "
-                        "choose a new or empty folder (it would be replaced)")
+        raise DataError(f"out={out}: exists, is not empty and is not a prepared store; "
+                        "choose a new or empty folder (it would be replaced)", params=("out",))
 
 
 def check_crowdkit() -> None:
@@ -100,8 +103,8 @@ def check_crowdkit() -> None:
     import importlib.util
 
     if importlib.util.find_spec("crowdkit") is None:
-        raise DataError("--aggregators needs crowd-kit, which is not installed; "
-                        "pip install 'lcz-ldl[aggregate]' (or crowd-kit>=1.4)")
+        raise DataError("aggregators needs crowd-kit, which is not installed; "
+                        "pip install 'lcz-ldl[aggregate]' (or crowd-kit>=1.4)", params=("aggregators",))
 
 
 def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *,
@@ -114,8 +117,6 @@ def prepare_store(raw: Path, out: Path, settings: PrepareConfig | None = None, *
     rows with NaN/inf pixels are dropped instead of failing, and the crowd-kit aggregators whose
     posteriors are written as soft targets ``agg_<method>``.
     """
-    from lczldl.data.prepare_plan import make_plan, open_sources, recorded_config
-
     raw, out = Path(raw), Path(out)
     settings = settings if settings is not None else PrepareConfig()
     _check_paths(raw, out)
@@ -137,19 +138,12 @@ def prepare_so2sat_store(root: Path, out: Path, variant: str | None = None,
     manifest (:mod:`lczldl.data.prepare_so2sat`). Of ``settings`` (default
     :class:`~lczldl.config.PrepareConfig`'s) only ``seed`` (the validation carved from a v3
     training file) and ``drop_nonfinite`` apply. A rerun with the same files and settings is a no-op."""
-    from lczldl.data.prepare_so2sat import (
-        make_so2sat_plan,
-        open_so2sat_sources,
-        recorded_config,
-        write_so2sat_store,
-    )
-
     root, out = Path(root), Path(out)
     settings = settings if settings is not None else PrepareConfig()
-    _check_paths(root, out, "--so2sat", "a So2Sat LCZ42 folder (training.h5, [validation.h5,] testing.h5)",
+    _check_paths(root, out, "root", "a So2Sat LCZ42 folder (training.h5, [validation.h5,] testing.h5)",
                  "So2Sat folder")
     version, files, sources = open_so2sat_sources(root, variant)
-    config = recorded_config(version, files, settings, CHUNK)
+    config = so2sat_recorded_config(version, files, settings, CHUNK)
     old = _same_store(out, sources, config)
     if old is not None:
         return old
@@ -168,21 +162,17 @@ def _build(out: Path, write) -> dict:
         with atomic_folder(out, prefix=f"{out.name}{STORE_TMP_INFIX}{os.getpid()}-") as tmp:
             manifest = write(tmp)
     except BaseException as exc:
-        if new_parent is not None:                        # folders this call created for --out
+        if new_parent is not None:                        # folders this call created for out
             shutil.rmtree(new_parent, ignore_errors=True)
         if isinstance(exc, OSError) and tmp is not None and (
                 exc.filename is None or str(exc.filename).startswith(str(tmp))):
-            raise os_error_at(OSError(exc.errno, exc.strerror), out) from exc  # name --out, not the temp
+            raise os_error_at(OSError(exc.errno, exc.strerror), out) from exc  # name out, not the temp
         raise
     return manifest
 
 
 def _write_store(tmp: Path, plan, progress: bool) -> dict:
     """Write images, per-row arrays and the manifest of ``plan`` into the folder ``tmp``."""
-    from lczldl.data.prepare_manifest import build_manifest, split_summary
-    from lczldl.data.prepare_pixels import write_images
-    from lczldl.data.prepare_plan import split_columns
-
     for s in SPLIT_NAMES:
         split_dir(tmp, s).mkdir()
     n_split = {s: plan.n(s) for s in SPLIT_NAMES}

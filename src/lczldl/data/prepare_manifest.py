@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from lczldl import __version__
 from lczldl.constants import BANDS, N_URBAN, REFLECTANCE_SCALE
 from lczldl.data.labels import release_vote_counts
 from lczldl.data.prepare_pixels import UINT16_MAX, PixelStats
@@ -52,8 +53,6 @@ def release_votes(plan: PreparePlan) -> dict[str, Any]:
 
 def build_manifest(plan: PreparePlan, splits: dict[str, dict[str, Any]], stats: PixelStats) -> dict[str, Any]:
     """The whole manifest (``splits``: split -> :func:`split_summary`)."""
-    from lczldl import __version__
-
     mean, std = stats.band_mean_std()
     return {
         "format": STORE_FORMAT, "version": STORE_VERSION, "package_version": __version__,

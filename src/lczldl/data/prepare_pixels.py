@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from lczldl.constants import BANDS, PATCH_SIZE, REFLECTANCE_SCALE
+from lczldl.data.readers.votes import nonfinite_rows
 from lczldl.errors import DataError
 from lczldl.layout import IMAGE, SPLIT_NAMES, array_path
 
@@ -49,8 +50,6 @@ def write_npy_header(fh: BinaryIO, shape: tuple[int, ...], dtype: np.dtype | typ
 
 def nonfinite_file_rows(cities: Mapping[str, Any], progress: bool) -> dict[str, np.ndarray]:
     """city -> (n_file,) bool, True where a row has a NaN/inf pixel (one chunked pass per file)."""
-    from lczldl.data.readers.votes import nonfinite_rows
-
     bad_rows: dict[str, np.ndarray] = {}
     with progress_bar(progress) as pb:
         task = pb.add_task("scanning pixels", total=sum(cf.n for cf in cities.values()))
@@ -93,8 +92,6 @@ def write_images(out: Path, cities: Mapping[str, Any], destinations: Mapping[str
     ``destinations``: city -> (n_file,) int64 split index into SPLIT_NAMES per file row (-1 =
     dropped). With ``check_finite`` a non-finite pixel is a DataError naming the file and how many
     rows have one (after counting them all). Rows land in each split in city order, file order."""
-    from lczldl.data.readers.votes import nonfinite_rows
-
     stats = PixelStats()
     written = dict.fromkeys(SPLIT_NAMES, 0)
     handles: dict[str, BinaryIO] = {}
@@ -127,7 +124,8 @@ def write_images(out: Path, cities: Mapping[str, Any], destinations: Mapping[str
                             stats.add_train(img)
                 if n_bad:
                     raise DataError(f"{cf.path}: 'sen2' has non-finite pixels (NaN/inf) in {n_bad} of "
-                                    f"{cf.n} rows; pass --drop-nonfinite to drop those rows")
+                                    f"{cf.n} rows; pass drop_nonfinite=True to drop those rows",
+                                    params=("drop_nonfinite",))
     finally:
         for h in handles.values():
             h.close()

@@ -20,6 +20,10 @@ import numpy as np
 
 from lczldl.config import PrepareConfig
 from lczldl.constants import AGG_TARGETS, ALL_CITIES, N_URBAN
+from lczldl.data.labels import build_labels
+from lczldl.data.prepare_pixels import nonfinite_file_rows
+from lczldl.data.readers.votes import find_city_files, open_city
+from lczldl.data.splits import make_split
 from lczldl.layout import SPLIT_NAMES
 
 #: the drop reason of rows with non-finite pixels (with ``drop_nonfinite``)
@@ -81,8 +85,6 @@ def recorded_config(settings: PrepareConfig, chunk_rows: int) -> dict[str, Any]:
 
 def open_sources(raw: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """(city -> validated vote file, in ALL_CITIES order; file name -> sha256)."""
-    from lczldl.data.readers.votes import find_city_files, open_city
-
     files = find_city_files(raw)
     cities = {c: open_city(files[c]) for c in ALL_CITIES if c in files}
     return cities, {files[c].name: cf.sha256() for c, cf in cities.items()}
@@ -91,10 +93,6 @@ def open_sources(raw: Path) -> tuple[dict[str, Any], dict[str, str]]:
 def make_plan(cities: dict[str, Any], sources: dict[str, str], settings: PrepareConfig,
               config: dict[str, Any], progress: bool) -> PreparePlan:
     """Labels, drops (with the optional non-finite scan), split and soft targets of the kept rows."""
-    from lczldl.data.labels import build_labels
-    from lczldl.data.prepare_pixels import nonfinite_file_rows
-    from lczldl.data.splits import make_split
-
     labels, dropped_by_city = {}, {}
     for c, cf in cities.items():
         labels[c] = build_labels(cf.votes, cf.original, smoothing=settings.smoothing, where=str(cf.path))
@@ -137,7 +135,7 @@ def fit_dawid_skene_targets(plan: PreparePlan) -> None:
     starts) into ``plan.soft_targets["dawid_skene"]`` and the fit's summary into
     ``plan.fits["dawid_skene"]``: the winning start, every start's log-likelihood and iterations, and
     the rival optimum (which classes swap, how many rows) or None."""
-    from lczldl.data.dawid_skene import fit_dawid_skene_multistart
+    from lczldl.data.dawid_skene import fit_dawid_skene_multistart  # deferred: scipy
 
     all_votes = _kept_votes(plan)
     fit = fit_dawid_skene_multistart(all_votes, N_URBAN)
@@ -154,7 +152,7 @@ def fit_aggregated_targets(plan: PreparePlan, methods: list[str], progress: bool
     converged, seconds, crowd-kit version) into ``plan.fits["aggregation"][method]``."""
     if not methods:
         return
-    from lczldl.data.aggregation import aggregate
+    from lczldl.data.aggregation import aggregate  # deferred: scipy (and crowd-kit)
 
     all_votes = _kept_votes(plan)
     infos = {}

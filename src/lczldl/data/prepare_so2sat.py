@@ -26,9 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from lczldl import __version__
 from lczldl.config import PrepareConfig
 from lczldl.constants import BANDS, N_LCZ
+from lczldl.data.prepare_manifest import PIXEL_ENCODING
+from lczldl.data.prepare_pixels import nonfinite_file_rows, write_images
 from lczldl.data.readers.so2sat import V3_VARIANTS, So2SatFile, find_so2sat_files, open_so2sat
+from lczldl.data.splits import CARVE_METHOD, carve_validation
 from lczldl.errors import DataError
 from lczldl.fileio import atomic_write_json, file_sha256
 from lczldl.layout import SPLIT_NAMES, STORE_FORMAT, STORE_VERSION, array_path, manifest_path, split_dir
@@ -86,8 +90,6 @@ def open_so2sat_sources(root: Path, variant: str | None) -> tuple[str, dict[str,
 def recorded_config(version: str, files: dict[str, So2SatFile], settings: PrepareConfig,
                     chunk_rows: int) -> dict[str, Any]:
     """The settings as the manifest records them (compared on a rerun: same -> no-op)."""
-    from lczldl.data.splits import CARVE_METHOD
-
     keys = list(files)
     if len(keys) == 3:
         validation: dict[str, Any] = {"from": keys[1]}
@@ -103,9 +105,6 @@ def make_so2sat_plan(version: str, files: dict[str, So2SatFile], sources: dict[s
                      settings: PrepareConfig, config: dict[str, Any], progress: bool) -> So2SatPlan:
     """The rows of each split: a file per split, or (v3) validation carved from the training file;
     rows with non-finite pixels dropped first when ``settings.drop_nonfinite``."""
-    from lczldl.data.prepare_pixels import nonfinite_file_rows
-    from lczldl.data.splits import carve_validation
-
     keep = {k: np.ones(f.n, dtype=bool) for k, f in files.items()}
     dropped = {DROP_NONFINITE: 0}
     if settings.drop_nonfinite:
@@ -135,8 +134,6 @@ def split_arrays(plan: So2SatPlan, split: str) -> dict[str, np.ndarray]:
 
 def write_so2sat_store(tmp: Path, plan: So2SatPlan, progress: bool) -> dict[str, Any]:
     """Write images, per-row arrays and the manifest of ``plan`` into the folder ``tmp``."""
-    from lczldl.data.prepare_pixels import write_images
-
     for s in SPLIT_NAMES:
         split_dir(tmp, s).mkdir()
     stats = write_images(tmp, plan.files, plan.destinations(), {s: plan.n(s) for s in SPLIT_NAMES},
@@ -156,9 +153,6 @@ def write_so2sat_store(tmp: Path, plan: So2SatPlan, progress: bool) -> dict[str,
 def so2sat_manifest(plan: So2SatPlan, splits: dict[str, dict[str, Any]], stats: Any) -> dict[str, Any]:
     """The manifest of a So2Sat store: no votes, the 17 classes (LCZ ids), per split its size,
     class counts and source file, band statistics of train, sources and settings."""
-    from lczldl import __version__
-    from lczldl.data.prepare_manifest import PIXEL_ENCODING
-
     mean, std = stats.band_mean_std()
     return {
         "format": STORE_FORMAT, "version": STORE_VERSION, "package_version": __version__,

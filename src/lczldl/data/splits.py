@@ -109,7 +109,8 @@ def make_split(kind: str, city_labels: dict[str, np.ndarray], *, seed: int = 42,
         seen: dict[str, str] = {}
         for s, cities in lists.items():
             if not cities:
-                raise DataError(f"--split cities needs --{s}-cities (comma-separated city names)")
+                raise DataError(f"split=cities needs {s}_cities (comma-separated city names)",
+                                params=("split", f"{s}_cities"))
             for c in cities:
                 if c not in ALL_CITIES:
                     raise DataError(f"unknown city '{c}' in the {s} split; known: {', '.join(ALL_CITIES)}")

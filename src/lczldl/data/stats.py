@@ -30,6 +30,9 @@ from lczldl.constants import (
     AUTHORS_TRAIN_CITIES,
     N_URBAN,
 )
+from lczldl.data.labels import build_labels, urban_distribution, vote_counts
+from lczldl.data.readers._h5 import open_h5, read_all
+from lczldl.data.readers.votes import find_city_files, open_city
 from lczldl.data.store import is_prepared_store, open_store
 from lczldl.distributions import (
     ENTROPY_BIN_EDGES,
@@ -147,8 +150,6 @@ def load_reference(path: Path) -> dict:
     float64, "majority": (N,) argmax class index (first maximum on ties: the file holds no tie
     information), "n_nan": int, "path": str}.
     """
-    from lczldl.data.readers._h5 import open_h5, read_all
-
     path = Path(path)
     with open_h5(path) as f:
         if REFERENCE_KEY in f:
@@ -174,9 +175,6 @@ def raw_folder_labels(path: Path) -> dict[str, dict]:
 
     Uses the project's label rules (:func:`lczldl.data.labels.build_labels`); kept urban rows only.
     """
-    from lczldl.data.labels import build_labels
-    from lczldl.data.readers.votes import find_city_files, open_city
-
     out = {}
     for city, p in find_city_files(Path(path)).items():
         cf = open_city(p)
@@ -197,8 +195,7 @@ def soft_target_report(store: Any) -> dict[str, dict[str, Any]]:
     """Every soft target the store holds (distribution, dawid_skene, agg_*), all splits pooled:
     :func:`lczldl.data.aggregation.target_report` against the raw vote distribution (urban vote
     shares recomputed from votes.npy, unsmoothed) with the majority labels."""
-    from lczldl.data.aggregation import target_report
-    from lczldl.data.labels import urban_distribution, vote_counts
+    from lczldl.data.aggregation import target_report  # deferred: scipy
 
     parts = [store.split(s) for s in store.splits]
     if not parts:

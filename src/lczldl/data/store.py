@@ -32,6 +32,7 @@ from lczldl.constants import (
     REFLECTANCE_SCALE,
 )
 from lczldl.data.image_file import ImageFile
+from lczldl.data.labels import one_hot, smooth_distribution, smooth_one_hot
 from lczldl.errors import DataError
 from lczldl.layout import IMAGE, MANIFEST, STORE_FORMAT, STORE_VERSION, array_path, manifest_path, split_dir
 from lczldl.regimes import LABEL_TARGETS, label_only_regimes, vote_regimes
@@ -261,7 +262,8 @@ def require_target(arrays: SplitArrays, target: str, where: str = "store") -> No
     m = _aggregator_of(name)
     if m is not None and AGG_TARGETS[m] not in arrays.aggregated:
         raise DataError(f"{where}: no {AGG_TARGETS[m]} target in the store (split {arrays.name}); prepare "
-                        f"with --aggregators {m} (lczldl data prepare, or study.prepare.aggregators)")
+                        f"with aggregators={m} (lczldl data prepare, or study.prepare.aggregators)",
+                        params=("aggregators",))
 
 
 def require_votes(store: Path | Store, regimes: Sequence[str], key: str = "train.regime") -> None:
@@ -308,8 +310,6 @@ def make_targets(arrays: SplitArrays, target: str, eps: float = 0.1) -> np.ndarr
     agg_<method> (crowd-kit posterior) | agg_<method>_onehot (one-hot of its argmax, ties to the
     lower class). The targets from votes are a DataError on a split without votes.
     """
-    from lczldl.data.labels import one_hot, smooth_distribution, smooth_one_hot
-
     target = TARGET_ALIASES.get(target, target)
     k = int(arrays.num_classes)
     if target in TARGETS and target not in LABEL_TARGETS and not arrays.has_votes:

@@ -52,6 +52,7 @@ from lczldl.constants import (
     N_URBAN,
     PATCH_SIZE,
 )
+from lczldl.data.readers.votes import city_file_name
 from lczldl.data.synth_pixels import make_city, render_scene
 from lczldl.errors import DataError
 from lczldl.fileio import atomic_paths, os_error_at
@@ -303,8 +304,6 @@ def synthesize(out: Path, seed: int = 0, size: str = "small", progress: bool = T
 
 def _twin_files() -> list[tuple[str, bool, str]]:
     """(city, addon, file name) of every file of the twin, in the order they are written."""
-    from lczldl.data.readers.votes import city_file_name
-
     jobs = [(c, False) for c in EUROPEAN_CITIES] + [(c, True) for c in ADDON_CITIES]
     return [(city, addon, city_file_name(city, addon)) for city, addon in jobs]
 

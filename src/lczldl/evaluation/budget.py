@@ -19,6 +19,8 @@ import numpy as np
 
 from lczldl import layout
 from lczldl.config import ALL_VOTES, EvaluationConfig, VoteBudgetConfig
+from lczldl.data.budget_store import budget_counts, open_budget_store
+from lczldl.data.store import open_store
 from lczldl.evaluation.files import numeric, read_json_object
 from lczldl.evaluation.intervals import seed_interval
 from lczldl.evaluation.registry import conformal_key
@@ -107,9 +109,6 @@ def write_budget_table(study: Path, store: Path, ks: Sequence[int], budget: Vote
                        ev: EvaluationConfig) -> Path:
     """STUDY/budget/budget.csv over the budgets ``ks`` (their runs in STUDY/budget/k<k>/runs) and "all"
     (STUDY/runs), with the counts of ``budget``'s draw (its mode and seed, each k) on ``store``."""
-    from lczldl.data.budget_store import budget_counts, open_budget_store
-    from lczldl.data.store import open_store
-
     study = Path(study)
     plain = open_store(Path(store))
     n = {s: plain.split(s).n for s in COUNT_SPLITS if s in plain.splits}

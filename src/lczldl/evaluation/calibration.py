@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from lczldl.evaluation.intervals import Sums, masked_max, masked_sum
+
 BINNINGS = ("right", "left")
 
 
@@ -57,8 +59,6 @@ def bin_sums(conf: np.ndarray, correct: np.ndarray, n_bins: int, binning: str = 
              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bucket (count, sum of confidences, number correct): (buckets,) each, or (B, buckets)
     under (B, N) image counts ``weights`` (bootstrap draws, :class:`~lczldl.evaluation.intervals.Sums`)."""
-    from lczldl.evaluation.intervals import Sums
-
     idx = bin_index(conf, n_bins, binning)
     nb = n_buckets(n_bins, binning)
     s = Sums(weights, len(idx))
@@ -81,8 +81,6 @@ def ece_mce(conf: np.ndarray, correct: np.ndarray, n_bins: int, binning: str = "
             weights: np.ndarray | None = None) -> tuple[Any, Any]:
     """(ECE, MCE) of top-label confidence; (nan, nan) when no sample is binned. With (B, N) image
     counts ``weights``: two (B,) arrays, one value per draw."""
-    from lczldl.evaluation.intervals import masked_max, masked_sum
-
     cnt, s_conf, s_acc = bin_sums(conf, correct, n_bins, binning, weights)
     with np.errstate(invalid="ignore", divide="ignore"):
         gap = np.abs(s_acc / cnt - s_conf / cnt)
@@ -106,8 +104,6 @@ def sce_seed(probs: np.ndarray, labels: np.ndarray, n_bins: int,
     (The seed hard-codes 1/10; K = 10 in the study.) Not Nixon et al.'s static calibration error.
     A float, or (B,) under (B, N) image counts ``weights``.
     """
-    from lczldl.evaluation.intervals import Sums, masked_sum
-
     n, k = probs.shape
     conf = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
@@ -131,8 +127,6 @@ def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int, binning: s
     all N samples binned on p_k (equal-width bins, ``binning`` convention, except that p_k = 0 is
     kept in the first bin under "right": every sample counts for every class). A float, or (B,)
     under (B, N) image counts ``weights``."""
-    from lczldl.evaluation.intervals import Sums
-
     n, k = probs.shape
     nb = n_buckets(n_bins, binning)
     idx = np.maximum(bin_index(probs.ravel(), n_bins, binning), 0)     # (N*K,)

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from lczldl.constants import CONFORMAL_LEVELS
+from lczldl.data.labels import vote_counts
 from lczldl.distributions import N_ENTROPY_BINS, entropy_bin, entropy_nats
+from lczldl.evaluation.intervals import as_weights, weighted_group_means, weighted_means
 
 SCORES: tuple[str, ...] = ("lac", "aps", "raps")
 #: coverage levels 1 - alpha evaluated by default (``evaluation.conformal_levels``)
@@ -111,8 +113,6 @@ def split_conformal(cal_probs: np.ndarray, cal_labels: np.ndarray, test_probs: n
 
 def urban_vote_counts(votes: np.ndarray, num_classes: int = 10) -> np.ndarray:
     """(N, E) store votes -> (N, K) float64 counts of the urban votes LCZ 1..K (0 and others dropped)."""
-    from lczldl.data.labels import vote_counts
-
     return vote_counts(votes)[:, :num_classes].astype(np.float64)
 
 
@@ -162,8 +162,6 @@ def set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, 
     set_size_ebin{b} and plausible_size_ebin{b} per paper vote-entropy bin; without ``votes`` only
     coverage, set_size, empty_share and coverage_cls{k}. ``weights`` (B, N) (bootstrap counts, see
     lczldl.evaluation.intervals) gives (B,) arrays instead of floats."""
-    from lczldl.evaluation.intervals import weighted_group_means, weighted_means
-
     f = set_features(sets, labels, votes, plausible_share)
     k = np.asarray(sets).shape[1]
     pairs = [(c, key) for c, key in (("covered", "coverage"), ("size", "set_size"), ("empty", "empty_share"),
@@ -226,8 +224,6 @@ def conditional_set_metrics(sets: np.ndarray, labels: np.ndarray, votes: np.ndar
     ``votes`` (a store without votes) only the label numbers: covgap_label, sscv_label and per
     stratum share_stratum{j}, coverage_stratum{j}.
     """
-    from lczldl.evaluation.intervals import as_weights, weighted_group_means, weighted_means
-
     sets = np.asarray(sets, dtype=bool)
     n, k = sets.shape
     f = set_features(sets, labels, votes)

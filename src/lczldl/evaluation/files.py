@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lczldl.errors import RunError
+from lczldl.evaluation.verdict import COLUMNS
 from lczldl.fileio import atomic_write_bytes, atomic_write_json
 
 
@@ -77,7 +78,6 @@ def is_fresh(path: Path, ref: Path, **meta: Any) -> bool:
 def read_verdict(path: Path) -> list[dict[str, Any]] | None:
     """Rows of a verdict.csv (:data:`lczldl.evaluation.verdict.COLUMNS`; numbers as floats, empty
     cells NaN, n_pairs an int); None when it is missing or has other columns."""
-    from lczldl.evaluation.verdict import COLUMNS
 
     if not Path(path).is_file():
         return None

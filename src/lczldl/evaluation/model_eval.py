@@ -26,6 +26,7 @@ import numpy as np
 from lczldl import layout
 from lczldl.config import EvaluationConfig
 from lczldl.constants import BANDS, N_URBAN
+from lczldl.data.store import open_store
 from lczldl.errors import DataError
 from lczldl.evaluation import predictions as P
 from lczldl.evaluation.files import save_predictions, write_metrics
@@ -56,7 +57,7 @@ def subset_note(model_cls: Sequence[int], store_cls: Sequence[int], n: int, tota
     """One line when only ``n`` of ``total`` images of ``split`` are evaluated (None when all are)."""
     if n == total:
         return None
-    from lczldl.models.classes import lcz_codes
+    from lczldl.models.classes import lcz_codes  # deferred: torch
 
     return (f"a {len(model_cls)}-class model (LCZ {lcz_codes(model_cls)}) on a {len(store_cls)}-class store: "
             f"evaluated on the {n:,} of {total:,} {split} images whose label it can name "
@@ -108,9 +109,8 @@ def evaluate_model(model_path: Path, data: Path, out: Path, evaluation: Evaluati
     """Evaluate the model in ``model_path`` on the test split of the store ``data`` into ``out``
     (module docstring); ``label`` names it in the outputs (a registry name). Returns
     {"metrics", "metrics_ts" (or None), "temperature", "meta"}."""
-    from lczldl.data.store import open_store
-    from lczldl.models.classes import model_classes
-    from lczldl.models.io import load_model
+    from lczldl.models.classes import model_classes  # deferred: torch
+    from lczldl.models.io import load_model  # deferred: torch
 
     model_path, out = Path(model_path), Path(out)
     model = load_model(model_path, trust=trust)

@@ -35,8 +35,11 @@ import numpy as np
 
 from lczldl import layout
 from lczldl.config import EvaluationConfig, VoteBudgetConfig
+from lczldl.data.budget_store import open_budget_store
+from lczldl.data.store import make_targets
 from lczldl.errors import LczldlError, RunError
 from lczldl.evaluation import predictions as P
+from lczldl.evaluation.beyond import evaluate_prediction
 from lczldl.evaluation.ensemble import MEMBER_ARRAYS, beyond_meta, evaluate_ensemble, vote_settings
 from lczldl.evaluation.files import (
     is_fresh,
@@ -48,7 +51,12 @@ from lczldl.evaluation.files import (
 )
 from lczldl.evaluation.intervals import N_BOOT, SEED, bootstrap_counts
 from lczldl.evaluation.metrics import compute_metrics, per_class_metrics
-from lczldl.evaluation.predictor import mc_dropout_predict, predict_log_probs, probs_from_log_probs
+from lczldl.evaluation.predictor import (
+    eval_device,
+    mc_dropout_predict,
+    predict_log_probs,
+    probs_from_log_probs,
+)
 from lczldl.evaluation.registry import METHODS, PER_SEED_METHODS
 from lczldl.evaluation.summary import write_summary
 from lczldl.evaluation.temperature import (
@@ -116,8 +124,7 @@ def _seed(run: Path, info: dict[str, Any]) -> Any:
 def _load_net(ckpt: Path):
     """The run's network on the evaluation device (:func:`~lczldl.evaluation.predictor.eval_device`:
     CUDA when available); the predictor brings its outputs back to numpy."""
-    from lczldl.evaluation.predictor import eval_device
-    from lczldl.models.io import load_model
+    from lczldl.models.io import load_model  # deferred: torch
 
     return load_model(ckpt).to(eval_device())
 
@@ -136,8 +143,6 @@ def run_budget(info: dict[str, Any]) -> VoteBudgetConfig | None:
 def _store_split(info: dict[str, Any], run: Path, split: str):
     """One split of the run's store; under the run's vote budget its training-side splits are the
     budget's (k-vote labels, the images they keep), test the store's."""
-    from lczldl.data.budget_store import open_budget_store
-
     data = info.get("data")
     if not data:
         raise RunError(f"{run}/{layout.RUN_INFO}: no 'data' (prepared store path); train the run again")
@@ -185,8 +190,6 @@ def evaluate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True)
                 **_vote_arrays(test, val)}
         ts = _ts_kind(_regime(run, info))
         if P.val_target(ts) not in pred:                             # e.g. agg_mace: val_agg_mace
-            from lczldl.data.store import make_targets
-
             pred[P.val_target(ts)] = make_targets(val, ts)
         save_predictions(npz, pred)
         _say(progress, f"  {run}: predicted {len(lp):,} test + {len(vlp):,} val samples in "
@@ -310,9 +313,6 @@ def calibrate_run(run: Path, evaluation: EvaluationConfig, progress: bool = True
 def _beyond_run(run: Path, pred: dict[str, np.ndarray], temperature: float, ev: EvaluationConfig) -> None:
     """beyond_<method>.json of plain, temperature and (when its arrays exist) MC dropout: each
     method's test probabilities, calibrated on the same method's validation probabilities."""
-    from lczldl.evaluation.beyond import evaluate_prediction
-    from lczldl.evaluation.temperature import apply_temperature
-
     if not (ev.conformal or ev.selective):
         return
     npz, meta = run / layout.PREDICTIONS, beyond_meta(ev)

@@ -24,6 +24,7 @@ import numpy as np
 
 from lczldl.evaluation.intervals import LEVEL, holm, paired_two_level
 from lczldl.evaluation.metrics import compute_metrics
+from lczldl.evaluation.registry import fmt_interval, fmt_signed, method_label
 
 #: the baseline every claim is compared against
 BASELINE = "onehot"
@@ -105,7 +106,6 @@ CAPTION = ("Each claim of the paper against one-hot training (same seed): the re
 
 def table_cells(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     """One row of strings per verdict row, in :data:`HEADER` order."""
-    from lczldl.evaluation.registry import fmt_interval, fmt_signed, method_label
 
     def p(v: float) -> str:
         return "–" if not math.isfinite(v) else (f"{v:.3f}" if v >= 0.001 else "<0.001")

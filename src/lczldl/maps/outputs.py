@@ -28,6 +28,7 @@ import numpy as np
 
 from lczldl.distributions import entropy_nats
 from lczldl.errors import SceneError
+from lczldl.evaluation.conformal import conformity_scores
 from lczldl.fileio import atomic_paths
 from lczldl.layout import (
     MAP_CLASS_GEOTIFFS,
@@ -43,6 +44,7 @@ from lczldl.layout import (
 from lczldl.maps.geotiff import cog_tile_size, finish_stage, geotiff_profile, lcz_rgba, make_cog, pam_xml
 from lczldl.maps.grid import OutputGrid
 from lczldl.maps.lczfilter import class_kernels, filter_strips
+from lczldl.maps.preview import write_preview
 
 __all__ = ["ConformalThreshold", "band_names", "summarize_probs", "write_map"]
 
@@ -80,8 +82,6 @@ def probability_percent(conf: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def set_sizes(probs: np.ndarray, valid: np.ndarray, conformal: ConformalThreshold) -> np.ndarray:
     """(rows, cols) float32 number of classes in the conformal set of each pixel, NaN where invalid."""
-    from lczldl.evaluation.conformal import conformity_scores
-
     out = np.full(valid.shape, np.nan, dtype=np.float32)
     if valid.any():
         p = probs[valid].astype(np.float64)
@@ -161,7 +161,6 @@ def write_map(out: Path, grid: OutputGrid, crs, num_classes: int,
     ``conformal``: adds ``set_size``; ``note`` (which LCZ the model names) goes under the preview's
     legend. SceneError (and nothing under the final names) when no window holds data. Returns each
     file's band names."""
-    from lczldl.maps.preview import write_preview
 
     names = band_names(num_classes, mutual_information, conformal)
     has_data, lcz, filt, ent = _stage(out, grid, crs, num_classes, names, blocks, conformal,

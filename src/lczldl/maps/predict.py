@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lczldl import __version__
 from lczldl.config import MapsConfig
 from lczldl.constants import PATCH_SIZE, SEED_MIXER
 from lczldl.errors import RunError, SceneError
@@ -56,7 +57,10 @@ from lczldl.maps.radiometry import SO2SAT_BANDS, check_cloud_classes, parse_band
 from lczldl.maps.report import describe_scene, geotiff_tags, window_stats
 from lczldl.maps.scene import SceneReader, open_scene
 from lczldl.maps.stac_item import write_stac_item
-from lczldl.models.classes import scope_note
+from lczldl.models.classes import model_classes, scope_note
+from lczldl.models.io import load_model
+from lczldl.models.weights_file import is_weights_file, read_weights_meta
+from lczldl.provenance import versions
 
 #: scenes (single files) up to this size are checksummed into predict.json
 SHA256_MAX_BYTES = 2 << 30
@@ -112,8 +116,6 @@ def resolve_temperature(checkpoint: Path, temperature: float | Literal["auto"]) 
     if temperature != "auto":
         return float(temperature)
     checkpoint = Path(checkpoint)
-    from lczldl.models.weights_file import is_weights_file, read_weights_meta
-
     fitted = read_weights_meta(checkpoint).get("temperature") if is_weights_file(checkpoint) else None
     if fitted is not None:
         return float(fitted)
@@ -222,8 +224,6 @@ def _load_predictor(checkpoints: Sequence[Path], temperature: float | Literal["a
                     batch_size: int, trust: bool = False) -> tuple[MapPredictor, int, list[float]]:
     """(predictor, number of classes, temperatures) of an ensemble of checkpoints (``trust``: load
     pickles that need full unpickling, :func:`lczldl.models.io.load_model`)."""
-    from lczldl.models.io import load_model
-
     temps = [resolve_temperature(Path(c), temperature) for c in checkpoints]
     models = [load_model(Path(c), trust=trust) for c in checkpoints]
     num_classes = int(getattr(models[0], "model_kwargs", {}).get("num_classes", 10))
@@ -243,8 +243,6 @@ def _load_predictor(checkpoints: Sequence[Path], temperature: float | Literal["a
 
 def _classes_of(predictor: MapPredictor) -> list[int]:
     """LCZ ids of the ensemble's class indices (every member's must agree)."""
-    from lczldl.models.classes import model_classes
-
     found = [model_classes(m) for m in predictor.models]
     if any(c != found[0] for c in found):
         raise RunError(f"the models name different LCZ ({found}); an ensemble needs the same classes",
@@ -285,6 +283,28 @@ def _chunk_results(out: Path, blocks: list[tuple[int, int, int, int]], stats: di
         yield chunk, probs, valid, mi
 
 
+def model_threshold(checkpoints: Sequence[Path], settings: MapsConfig) -> ConformalThreshold | None:
+    """The threshold of ``settings.conformal_set`` that a single model file carries (lczldl
+    export-weights) for the probabilities this map makes: the run's method "mc_dropout" with MC
+    passes, "temperature" with temperature auto (the file's fitted T), "plain" at temperature 1;
+    None for an ensemble, another temperature, a file without thresholds or without that set."""
+    if settings.conformal_set is None or len(checkpoints) != 1 or not is_weights_file(Path(checkpoints[0])):
+        return None
+    if settings.mc_passes > 0:
+        method = "mc_dropout"
+    elif settings.temperature == "auto":
+        method = "temperature"
+    elif float(settings.temperature) == 1.0:
+        method = "plain"
+    else:
+        return None
+    found = ((read_weights_meta(Path(checkpoints[0])).get("conformal") or {}).get(method) or {}).get(
+        settings.conformal_set)
+    if not isinstance(found, dict) or found.get("qhat") is None:
+        return None
+    return ConformalThreshold(str(found["score"]), float(found["level"]), float(found["qhat"]))
+
+
 def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out: Path,
                   settings: MapsConfig | None = None, *, bbox: Sequence[float] | None = None,
                   aoi: Path | None = None, conformal: ConformalThreshold | None = None,
@@ -296,9 +316,10 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
     order and radiometry (default: :class:`MapsConfig`'s defaults); ``scene`` and the settings'
     ``bands``, ``scale``, ``offset``, ``cloud_classes``: as :func:`open_scene`. ``bbox`` (WEST,
     SOUTH, EAST, NORTH in degrees) or ``aoi`` (GeoJSON) limit the map to the windows whose output
-    cells overlap the area. ``conformal``: the threshold a model file carries, which adds the
-    ``set_size`` band to uncertainty.tif (it must have been calibrated on the same fused
-    probabilities: the same checkpoints, temperature and MC passes). ``say`` receives what is read
+    cells overlap the area. ``conformal``: a threshold that adds the ``set_size`` band to
+    uncertainty.tif (it must have been calibrated on the same fused probabilities: the same
+    checkpoints, temperature and MC passes); None: the one a single model file carries for
+    ``settings.conformal_set`` (:func:`model_threshold`), if any. ``say`` receives what is read
     and masked (lines; warnings start with "warning:") once every input is validated. ``max_blocks`` stops after that many new chunks (used
     to test resuming). ``trust_checkpoint``: load checkpoints that need full unpickling (they can
     run code). Returns the provenance dict (``complete`` False when stopped early).
@@ -310,6 +331,7 @@ def predict_scene(checkpoints: Sequence[Path], scene: Path | Sequence[Path], out
         grid, record, warnings = _map_grid(reader, settings.stride, area)
         predictor, num_classes, temps = _load_predictor(checkpoints, settings.temperature, settings.mc_passes,
                                                         settings.batch_size, trust_checkpoint)
+        conformal = conformal if conformal is not None else model_threshold(checkpoints, settings)
         classes = _classes_of(predictor)
         warnings = [*reader.metadata.warnings, *warnings]
         for line in describe_scene(reader, grid, record) + [f"warning: {w}" for w in warnings]:
@@ -347,9 +369,6 @@ def _run(reader: SceneReader, grid: OutputGrid, area: dict | None, warnings: lis
          num_classes: int, checkpoints: list[Path], out: Path, settings: dict, progress: bool,
          max_blocks: int | None) -> dict:
     """Predict the missing chunks, then (when all are there) write the outputs and predict.json."""
-    from lczldl import __version__
-    from lczldl.provenance import versions
-
     out.mkdir(parents=True, exist_ok=True)
     partial = out / MAP_PARTIAL
     blocks = chunks(grid, settings["block_rows"], settings["block_cols"])

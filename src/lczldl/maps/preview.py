@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lczldl.constants import LCZ_CODES, LCZ_COLORS, LCZ_NAMES
 from lczldl.fileio import atomic_path
 
 
@@ -22,8 +23,6 @@ def write_preview(lcz: np.ndarray, lcz_filter: np.ndarray, entropy: np.ndarray, 
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
-
-    from lczldl.constants import LCZ_CODES, LCZ_COLORS, LCZ_NAMES
 
     rows, cols = lcz.shape
     aspect = rows / max(cols, 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from lczldl import __version__
 from lczldl.maps.grid import OutputGrid
 from lczldl.maps.radiometry import SO2SAT_BANDS
 from lczldl.maps.scene import SceneReader
@@ -13,8 +14,6 @@ from lczldl.maps.scene import SceneReader
 
 def geotiff_tags(scene: SceneReader, checkpoints: Sequence[Path], sha: list[str], settings: dict) -> dict[str, str]:
     """GeoTIFF metadata tags of every output (strings)."""
-    from lczldl import __version__
-
     m = scene.metadata
     offsets, scales = {m.offsets[b] for b in SO2SAT_BANDS}, {m.scales[b] for b in SO2SAT_BANDS}
     return {

@@ -43,7 +43,7 @@ def save_model(model: Sen2LCZ, path: str | Path, meta: dict | None = None) -> Pa
     """Atomically write an lczldl weights file (safetensors; :mod:`lczldl.models.weights_file`).
 
     ``meta`` is merged over the model's own ``meta`` attribute (e.g. the Keras source file set by
-    :func:`lczldl.models.from_keras`); the record's defaults fill the rest (classes, bands, scaling,
+    :func:`lczldl.models.keras_import.from_keras`); the record's defaults fill the rest (classes, bands, scaling,
     versions).
     """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

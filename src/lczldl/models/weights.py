@@ -25,6 +25,8 @@ from typing import Any
 from lczldl.constants import BANDS
 from lczldl.errors import ModelError
 from lczldl.fileio import file_sha256
+from lczldl.models.io import save_model
+from lczldl.models.keras_import import from_keras
 from lczldl.models.weights_file import SCALING, is_weights_file, read_weights_meta
 
 #: environment variable naming the cache folder
@@ -54,7 +56,7 @@ class Weights:
     ``path`` is the file's path under the base URL (``<base>/<path>``); ``sha256`` the hex digest
     of the downloaded file; ``classes`` the LCZ id of each class index; ``bands`` the input bands in
     order; ``scaling`` how pixels become the input; ``regime`` the training regime; ``fmt`` the
-    downloaded file's format (``keras_h5``: converted with :func:`lczldl.models.from_keras`).
+    downloaded file's format (``keras_h5``: converted with :func:`lczldl.models.keras_import.from_keras`).
     """
 
     name: str
@@ -226,9 +228,6 @@ def weights_path(name: str, progress: bool = True) -> Path:
     from the downloaded file (downloaded first when absent). ModelError (one line) for an unknown
     name, a file with the wrong sha256, or a failed download (naming the URL and where to put the
     file by hand)."""
-    from lczldl.models.io import save_model
-    from lczldl.models.keras_import import from_keras
-
     w = get_weights(name)
     out = converted_path(w)
     if _converted_ok(w, out):

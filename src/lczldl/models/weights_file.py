@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from lczldl import __version__
 from lczldl.constants import BANDS, REFLECTANCE_SCALE
 from lczldl.errors import ModelError
 from lczldl.fileio import atomic_path, json_safe
@@ -55,8 +56,6 @@ def default_classes(num_classes: int) -> list[int]:
 def record_fields(model_kwargs: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """The record written into a weights file: ``meta`` over the defaults (classes 1..K, the So2Sat
     bands when the model takes 10 of them, :data:`SCALING`), then the versions that write it."""
-    from lczldl import __version__
-
     k, c = int(model_kwargs["num_classes"]), int(model_kwargs.get("in_channels", len(BANDS)))
     base: dict[str, Any] = {"classes": default_classes(k), "bands": list(BANDS) if c == len(BANDS) else None,
                             "scaling": dict(SCALING)}

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lczldl.errors import ConfigError
+from lczldl.fileio import atomic_write_json
 from lczldl.layout import (
     MARKER_SUFFIX,
     REPORT_HTML,
@@ -85,7 +87,7 @@ ALIASES: dict[str, str] = {"default": "cpu"}
 def default_profile(cuda: bool | None = None) -> str:
     """``paper`` where CUDA is available (``cuda``; None: ask torch), else ``cpu``."""
     if cuda is None:
-        from lczldl.training.fastpath import cuda_devices
+        from lczldl.training.fastpath import cuda_devices  # deferred: torch
 
         cuda = cuda_devices()[0]
     return "paper" if cuda else DEFAULT_PROFILE
@@ -93,11 +95,9 @@ def default_profile(cuda: bool | None = None) -> str:
 
 def profile(name: str) -> DemoProfile:
     """The demo profile called ``name`` (or an alias of it); ConfigError naming the choices otherwise."""
-    from lczldl.errors import ConfigError
-
     name = ALIASES.get(name, name)
     if name not in PROFILES:
-        raise ConfigError(f"--profile {name!r}: choose one of {', '.join(PROFILES)}")
+        raise ConfigError(f"profile={name!r}: choose one of {', '.join(PROFILES)}", params=("profile",))
     return PROFILES[name]
 
 
@@ -113,8 +113,6 @@ def twin_record(prof: DemoProfile) -> dict[str, Any]:
 
 def synthesize_once(raw: Path, console: Any, prof: DemoProfile | None = None) -> None:
     """Write the profile's twin into ``raw`` unless a completed earlier call left its marker."""
-    from lczldl.fileio import atomic_write_json
-
     prof = prof or PROFILES[DEFAULT_PROFILE]
     marker = raw / TWIN_MARKER
     try:
@@ -122,7 +120,7 @@ def synthesize_once(raw: Path, console: Any, prof: DemoProfile | None = None) ->
             return
     except (OSError, ValueError):
         pass
-    from lczldl.data.synth import synthesize
+    from lczldl.data.synth import synthesize  # deferred: numpy, h5py (lczldl --help)
 
     console.print(f"synthesising the twin ({prof.twin_size}, seed {prof.twin_seed}) -> {raw}")
     synthesize(raw, seed=prof.twin_seed, size=prof.twin_size)
@@ -168,7 +166,7 @@ def print_verdict(console: Any, rows: list[dict[str, Any]]) -> None:
     """Print the verdict table (verdict.csv rows, :func:`lczldl.evaluation.files.read_verdict`)."""
     from rich.table import Table
 
-    from lczldl.evaluation import verdict
+    from lczldl.evaluation import verdict  # deferred: numpy, scipy (lczldl --help)
 
     table = Table(title="verdict on the paper's claims (regime minus one-hot, same seed)")
     for i, col in enumerate(verdict.HEADER):
@@ -208,7 +206,7 @@ def run_demo(out: Path, profile_name: str | None = None, console: Any = None) ->
     run its study into ``out``, print the key comparison and where the report is."""
     from rich.console import Console
 
-    from lczldl.study.runner import run_study
+    from lczldl.study.runner import run_study  # deferred: numpy, h5py (lczldl --help)
 
     profile_name = profile_name or default_profile()
     prof = profile(profile_name)
@@ -226,8 +224,8 @@ def run_demo(out: Path, profile_name: str | None = None, console: Any = None) ->
     summary = out / SUMMARY_CSV
     if summary.is_file():
         print_comparison(console, read_summary(summary))
-    from lczldl.evaluation.files import read_verdict
-    from lczldl.evaluation.verdict import HIGHER, LOWER
+    from lczldl.evaluation.files import read_verdict  # deferred: numpy (lczldl --help)
+    from lczldl.evaluation.verdict import HIGHER, LOWER  # deferred: numpy, scipy (lczldl --help)
 
     rows = read_verdict(out / VERDICT_CSV)
     if rows:

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
 from lczldl.layout import STUDY_SLURM, STUDY_SUBMITIT, spec_path
-from lczldl.study.units import DONE, FAILED, write_marker
+from lczldl.study.units import DONE, FAILED, thread_share, write_marker
 
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local")
 
@@ -199,8 +199,6 @@ class LocalExecutor:
 
     def __init__(self, workers: int = 1, threads: int | None = None, gpus: list[str] | None = None,
                  python: str | None = None):
-        from lczldl.study.units import thread_share
-
         self.capacity = int(workers)
         self.threads = threads if threads is not None else thread_share(self.capacity)
         self.gpus = visible_gpus() if gpus is None else list(gpus)
@@ -312,20 +310,21 @@ def check_executor(kind: str) -> None:
     """ConfigError unless executor ``kind`` exists and can run here (checked before a study writes
     anything): ``slurm`` needs ``sbatch`` on the PATH."""
     if kind not in EXECUTORS:
-        raise ConfigError(f"--executor {kind!r}: choose local or slurm (or submitit-local for tests)")
+        raise ConfigError(f"executor={kind!r}: choose local or slurm (or submitit-local for tests)",
+                          params=("executor",))
     if kind == "slurm":
         import shutil
 
         if shutil.which("sbatch") is None:
-            raise ConfigError("--executor slurm: `sbatch` not found on this machine; run the study on a "
-                              "SLURM login node or use --executor local")
+            raise ConfigError("executor=slurm: `sbatch` not found on this machine; run the study on a "
+                              "SLURM login node or use executor=local", params=("executor",))
 
 
 def make_executor(kind: str, study: Path, workers: int = 1,
                   slurm: Mapping[str, Any] | None = None) -> LocalExecutor | SubmititExecutor:
     """Executor by name: ``local`` | ``slurm`` | ``submitit-local``."""
     if workers < 1:
-        raise ConfigError(f"--workers {workers}: must be >= 1")
+        raise ConfigError(f"workers={workers}: must be >= 1", params=("workers",))
     check_executor(kind)
     if kind == "local":
         return LocalExecutor(workers)

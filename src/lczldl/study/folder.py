@@ -15,6 +15,9 @@ from typing import Any
 import yaml
 
 from lczldl.config import PrepareConfig
+from lczldl.data.prepare import prepare_store
+from lczldl.data.readers.so2sat import V2_FILES, V3_VARIANTS
+from lczldl.data.store import is_prepared_store
 from lczldl.errors import ConfigError, DataError, RunError
 from lczldl.fileio import atomic_write_json, atomic_write_text
 from lczldl.layout import (
@@ -33,20 +36,17 @@ def planned_store(data: Path, study: Path) -> Path:
     """The store the study will use: ``data`` itself when it is a prepared store, STUDY/store when
     it is a folder of raw vote files (prepared later by :func:`resolve_store`). Checks ``data``
     without writing anything; DataError when it is neither."""
-    from lczldl.data.store import is_prepared_store
-
     data = Path(data)
     if is_prepared_store(data):
         return data.resolve()
-    from lczldl.data.readers.so2sat import V2_FILES, V3_VARIANTS
-
     train = V2_FILES["train"]
     if (data / train).is_file() or any((data / v / train).is_file() for v in V3_VARIANTS):
-        raise DataError(f"--data {data}: a So2Sat LCZ42 folder; prepare it first with "
-                        f"`lczldl data prepare --so2sat {data} --out STORE` and pass the store")
+        raise DataError(f"data={data}: a So2Sat LCZ42 folder; prepare it first with "
+                        f"`lczldl data prepare --so2sat {data} --out STORE` and pass the store", params=("data",))
     if not data.is_dir() or not any(data.glob("*.h5")):
-        raise DataError(f"--data {data}: neither a prepared store ({MANIFEST}) nor a folder of raw "
-                        "vote files ({city}.h5); run `lczldl data prepare` or point at the right folder")
+        raise DataError(f"data={data}: neither a prepared store ({MANIFEST}) nor a folder of raw "
+                        "vote files ({city}.h5); run `lczldl data prepare` or point at the right folder",
+                        params=("data",))
     return (Path(study) / STUDY_STORE).resolve()
 
 
@@ -56,8 +56,6 @@ def resolve_store(data: Path, study: Path, prepare: PrepareConfig, console: Any 
     store = planned_store(data, study)
     if store == Path(data).resolve():
         return store
-    from lczldl.data.prepare import prepare_store
-
     if console is not None:
         console.print(f"preparing raw vote files {data} -> {store} (a no-op when already prepared)")
     prepare_store(Path(data), store, prepare)
@@ -65,9 +63,10 @@ def resolve_store(data: Path, study: Path, prepare: PrepareConfig, console: Any 
 
 
 def check_out(study: Path) -> None:
-    """``--out`` must be a folder or a new path."""
+    """The study folder ``study`` must be a folder or a new path."""
     if Path(study).exists() and not Path(study).is_dir():
-        raise ConfigError(f"--out {study}: exists and is not a folder; choose a folder for the study")
+        raise ConfigError(f"out={study}: exists and is not a folder; choose a folder for the study",
+                          params=("out",))
 
 
 def check_same_config(study: Path, run_config: dict[str, Any], store: Path) -> None:
@@ -80,11 +79,11 @@ def check_same_config(study: Path, run_config: dict[str, Any], store: Path) -> N
     except ValueError:
         return
     if old.get("run_config") not in (None, run_config):
-        raise ConfigError(f"{p}: this study was started with a different run config; rerun with the "
-                          "same --config or use a new --out folder")
+        raise ConfigError(f"{p}: this study was started with a different run configuration; rerun "
+                          "with the same config or use a new out folder", params=("config", "out"))
     if old.get("store") not in (None, str(store)):
         raise ConfigError(f"{p}: this study was started on store {old.get('store')}; rerun with the "
-                          "same --data or use a new --out folder")
+                          "same data or use a new out folder", params=("data", "out"))
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ import math
 
 from lczldl.config import LczldlConfig, StudyConfig
 from lczldl.errors import ConfigError
+from lczldl.study.executors import visible_gpus
 
 #: largest pack the default makes (the largest pack measured: 20 members on one H200)
 MAX_DEFAULT_PACK = 20
@@ -42,12 +43,12 @@ def resolve_pack(cfg: LczldlConfig, n_runs: int, *, typed: bool = False, cuda: b
                  n_gpus: int | None = None) -> int:
     """Members per pack of the study ``cfg`` (its ``study`` section) with ``n_runs`` runs.
 
-    ``study.pack`` as resolved (``--pack`` typed > config > None = default); ``typed`` says the
-    user typed it (named in errors). ``cuda`` / ``n_gpus``: whether CUDA is available and how
+    ``study.pack`` as resolved (``pack`` typed > config > None = default); ``typed`` says the
+    user typed it (errors then name the parameter ``pack``, else the key ``study.pack``). ``cuda`` / ``n_gpus``: whether CUDA is available and how
     many devices the executor hands out (None: this machine's). A pack size > 1 with a config the
     packed engine cannot train (``training.fastpath.pack_refusal``) or ``train.engine=lightning``
     is a ConfigError when given, and makes the default 1."""
-    from lczldl.training.fastpath import LIGHTNING, pack_refusal
+    from lczldl.training.fastpath import LIGHTNING, pack_refusal  # deferred: torch
 
     sc = cfg.study or StudyConfig()
     refusal = pack_refusal(cfg)
@@ -55,14 +56,13 @@ def resolve_pack(cfg: LczldlConfig, n_runs: int, *, typed: bool = False, cuda: b
         refusal = "train.engine=lightning (each run trains alone in the Lightning loop)"
     if sc.pack is not None:
         if sc.pack > 1 and refusal:
-            where = f"--pack {sc.pack}" if typed else f"study.pack={sc.pack}"
-            raise ConfigError(f"{where}: packed runs cannot train with {refusal}; use --pack 1")
+            where = f"pack={sc.pack}" if typed else f"study.pack={sc.pack}"
+            raise ConfigError(f"{where}: packed runs cannot train with {refusal}; use pack=1", params=("pack",))
         return sc.pack
     if refusal:
         return 1
     if cuda is None:
-        from lczldl.study.executors import visible_gpus
-        from lczldl.training.fastpath import cuda_devices
+        from lczldl.training.fastpath import cuda_devices  # deferred: torch
 
         cuda = cuda_devices()[0]
         n_gpus = len(visible_gpus()) if cuda else 0

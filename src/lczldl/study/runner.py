@@ -5,7 +5,7 @@ Study folder layout (names in :mod:`lczldl.layout`)::
 
     STUDY/study.json            resolved config, grid, store, versions, every unit's status + log
     STUDY/config.yaml           the run config handed to every train unit
-    STUDY/store/                prepared store (only when --data was a folder of raw vote files)
+    STUDY/store/                prepared store (only when ``data`` was a folder of raw vote files)
     STUDY/runs/REGIME/seedN/    run folders (train) + predictions/metrics (evaluate, calibrate)
     STUDY/units/<id>.json       atomic completion markers (done | failed)
     STUDY/logs/<id>.log         each unit's stdout/stderr
@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from lczldl.config import LczldlConfig, StudyConfig, load_config, read_yaml, run_sections
-from lczldl.data.store import aggregators_needed, require_targets
+from lczldl.data.store import (
+    BUDGET_TARGETS,
+    aggregators_needed,
+    manifest_has_votes,
+    read_manifest,
+    require_targets,
+    require_votes,
+)
 from lczldl.errors import ConfigError, RunError
 from lczldl.fileio import file_sha256
 from lczldl.layout import (
@@ -44,7 +51,8 @@ from lczldl.layout import (
     study_runs,
 )
 from lczldl.provenance import versions
-from lczldl.regimes import REGIMES, regime_targets
+from lczldl.regimes import REGIMES, label_only_regimes, regime_targets
+from lczldl.study.executors import check_executor, make_executor
 from lczldl.study.folder import (
     StudyRecord,
     check_out,
@@ -55,47 +63,60 @@ from lczldl.study.folder import (
     study_lock,
     write_run_config,
 )
+from lczldl.study.packs import resolve_pack
 from lczldl.study.progress import Overview
 from lczldl.study.scheduler import Scheduler
 from lczldl.study.units import DEFAULT_WORK, DONE, FAILED, SKIPPED, Unit, build_units, fingerprint
 
-#: the ``lczldl study`` options and the config keys they set (what the user typed wins)
-STUDY_OPTIONS: dict[str, str] = {"study.regimes": "--regimes", "study.seeds": "--seeds",
-                                 "study.workers": "--workers", "study.executor": "--executor",
-                                 "study.intervals": "--intervals", "study.pack": "--pack",
-                                 "study.vote_budget.k": "--vote-budget"}
-#: run_study's option names -> their config keys (the keys of :data:`STUDY_OPTIONS`)
-OPTION_KEYS: dict[str, str] = {key.removeprefix("study.").split(".")[0]: key for key in STUDY_OPTIONS}
+#: run_study's settings arguments -> the config keys they set (what the caller typed wins)
+OPTION_KEYS: dict[str, str] = {"regimes": "study.regimes", "seeds": "study.seeds", "workers": "study.workers",
+                               "executor": "study.executor", "intervals": "study.intervals",
+                               "pack": "study.pack", "vote_budget": "study.vote_budget.k"}
 #: seconds between polls of running units
 POLL_S = {"slurm": 5.0}
 POLL_S_DEFAULT = 0.1
+
+
+def written_run_sections(path: Path | None) -> dict[str, Any]:
+    """The run sections of the YAML at ``path`` as written (every section but ``study``; {} without
+    a file): what the train units get, so a study resumes under a newer lczldl whose defaults
+    gained or lost keys."""
+    raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
+    raw.pop("study", None)
+    return raw
+
+
+def with_study(cfg: LczldlConfig) -> LczldlConfig:
+    """``cfg`` with its ``study`` section (the defaults when the file has none)."""
+    return cfg.model_copy(update={"study": cfg.study or StudyConfig()})
 
 
 def load_study_config(path: Path | None, **options: Any) -> tuple[dict[str, Any], LczldlConfig]:
     """(run sections as written in the YAML, the resolved config with its ``study`` section).
 
     ``options``: regimes, seeds, workers, executor, intervals, pack, vote_budget as typed (None = not
-    given); they win over the file's ``study`` section, which wins over the defaults. The sections as
-    written are what the train units get (so a study resumes under a newer lczldl whose defaults
-    gained or lost keys)."""
-    raw: dict[str, Any] = dict(read_yaml(Path(path))) if path is not None else {}
-    raw.pop("study", None)
-    cfg = load_config(path, None, flags=STUDY_OPTIONS, **{OPTION_KEYS[k]: v for k, v in options.items()})
-    return raw, cfg.model_copy(update={"study": cfg.study or StudyConfig()})
+    given; :data:`OPTION_KEYS`); they win over the file's ``study`` section, which wins over the
+    defaults. A bad typed value is named by its parameter (``pack 0: ...``)."""
+    cfg = load_config(path, None, flags={OPTION_KEYS[k]: k for k in options},
+                      **{OPTION_KEYS[k]: v for k, v in options.items()})
+    return written_run_sections(path), with_study(cfg)
 
 
 def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | None = None,
               seeds: str | None = None, workers: int | None = None, executor: str | None = None, *,
               work: Mapping[str, str] | None = None, progress: bool = True,
               console: Any = None, notes: Sequence[str] = (), intervals: bool | None = None,
-              pack: int | None = None, vote_budget: str | None = None) -> dict:
+              pack: int | None = None, vote_budget: str | None = None,
+              settings: LczldlConfig | None = None) -> dict:
     """Run (or resume) the study in ``out``; returns the final study.json content.
 
-    ``regimes`` / ``seeds`` / ``workers`` / ``executor`` / ``pack`` are the CLI options (None = not
-    given: the config's ``study`` section, else the defaults; the default pack size is
-    :func:`lczldl.study.packs.resolve_pack`'s); ``intervals`` (report tables as mean [lo, hi])
-    likewise; ``vote_budget`` (e.g. "1,3,5,all") the vote-budget grid (else the config's
-    ``study.vote_budget``; :func:`check_budget`). Every option, the config and ``data``
+    ``regimes`` / ``seeds`` / ``workers`` / ``executor`` / ``pack`` are the settings as the user
+    typed them (None = not given: the config's ``study`` section, else the defaults; the default
+    pack size is :func:`lczldl.study.packs.resolve_pack`'s); ``intervals`` (report tables as mean
+    [lo, hi]) likewise; ``vote_budget`` (e.g. "1,3,5,all") the vote-budget grid (else the config's
+    ``study.vote_budget``; :func:`check_budget`). ``settings``: the config already resolved from
+    ``config`` and those options by the caller (``lczldl study`` resolves it, naming bad values by
+    their flags); the options then only say what was typed. Every option, the config and ``data``
     are checked before anything is written; a study folder this call created is removed again if
     it fails before its units start. ``work`` maps unit kinds to "module:function" (tests swap in
     fakes); ``notes`` (e.g. the demo's reductions) go to study.json["notes"] for the report.
@@ -104,15 +125,16 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     """
     from rich.console import Console
 
-    from lczldl.study.executors import check_executor, make_executor
-
     console = console or Console()
     study = Path(out)
-    run_config, cfg = load_study_config(config, regimes=regimes, seeds=seeds, workers=workers,
-                                        executor=executor, intervals=intervals, pack=pack,
-                                        vote_budget=vote_budget)
+    if settings is None:
+        run_config, cfg = load_study_config(config, regimes=regimes, seeds=seeds, workers=workers,
+                                            executor=executor, intervals=intervals, pack=pack,
+                                            vote_budget=vote_budget)
+    else:
+        run_config, cfg = written_run_sections(config), with_study(settings)
     sc = cfg.study
-    assert sc is not None  # noqa: S101 - load_study_config fills it
+    assert sc is not None  # noqa: S101 - with_study fills it
     check_out(study)
     planned = planned_store(data, study)
     check_same_config(study, run_config, planned)
@@ -122,12 +144,10 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
     targets = [t for r in sc.regimes for t in regime_targets(r)[:2]]
     missing = [m for m in aggregators_needed(targets) if m not in sc.prepare.aggregators]
     if missing and planned != Path(data).resolve():     # raw votes: prepared here
-        raise ConfigError(f"--regimes {','.join(sc.regimes)}: needs study.prepare.aggregators to include "
-                          f"{', '.join(missing)} (the store is prepared from raw votes)")
+        raise ConfigError(f"regimes={','.join(sc.regimes)}: needs study.prepare.aggregators to include "
+                          f"{', '.join(missing)} (the store is prepared from raw votes)", params=("regimes",))
     budgets = check_budget(cfg, typed=vote_budget is not None, data=data, planned=planned)
     work = {**DEFAULT_WORK, **(work or {})}
-    from lczldl.study.packs import resolve_pack
-
     pack_size = resolve_pack(cfg, len(sc.regimes) * len(sc.seeds), typed=pack is not None)
     units = build_units(sc.regimes, sc.seeds, pack_size, budgets=budgets)
 
@@ -173,11 +193,8 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
 def fit_regimes(data: Path, planned: Path, sc: StudyConfig, console: Any = None) -> StudyConfig:
     """The study's regimes on a prepared store without expert votes (So2Sat LCZ42): the default
     regimes become those that need no votes (onehot, onehot_ls); regimes that need votes, chosen by
-    --regimes or the config's study.regimes, are a DataError naming the ones that apply. Raw vote
+    ``regimes`` or the config's study.regimes, are a DataError naming the ones that apply. Raw vote
     files (prepared by the study) and stores with votes keep ``sc`` as it is. Writes nothing."""
-    from lczldl.data.store import manifest_has_votes, read_manifest, require_votes
-    from lczldl.regimes import label_only_regimes
-
     if planned != Path(data).resolve():             # raw vote files: the store will have votes
         return sc
     if manifest_has_votes(read_manifest(planned)):
@@ -227,28 +244,29 @@ def check_budget(cfg: LczldlConfig, typed: bool = False, data: Path | None = Non
     runs); ConfigError (nothing written yet) when the run config sets ``data.vote_budget.k`` too
     (then "all" would not be every vote), a regime's targets cannot be built from k votes
     (:data:`lczldl.data.store.BUDGET_TARGETS`) or the prepared store ``data`` (``planned``: the
-    store the study will use) has no votes. ``typed``: the user typed --vote-budget."""
-    from lczldl.data.store import BUDGET_TARGETS, manifest_has_votes, read_manifest
-
+    store the study will use) has no votes. ``typed``: the user typed it (errors then name the
+    parameter ``vote_budget``, else the key ``study.vote_budget.k``)."""
     sc = cfg.study or StudyConfig()
     ks = list(sc.vote_budget.k)
     if not ks:
         return []
-    where = (f"--vote-budget {','.join(map(str, ks))}" if typed
+    where = (f"vote_budget={','.join(map(str, ks))}" if typed
              else f"study.vote_budget.k={','.join(map(str, ks))}")
     if (data is not None and planned is not None and planned == Path(data).resolve()
             and not manifest_has_votes(read_manifest(planned))):
-        raise ConfigError(f"{where}: the store {planned} has no expert votes (one label per image) to keep k of")
+        raise ConfigError(f"{where}: the store {planned} has no expert votes (one label per image) to keep k of",
+                          params=("vote_budget",))
     if cfg.data.vote_budget.k is not None:
         raise ConfigError(f"{where}: the run config sets data.vote_budget.k={cfg.data.vote_budget.k} as well; "
-                          "leave it unset (the grid's 'all' is the study's own runs)")
+                          "leave it unset (the grid's 'all' is the study's own runs)", params=("vote_budget",))
     def fits(r: str) -> bool:
         return all(t in BUDGET_TARGETS for t in regime_targets(r)[:2])
 
     bad = [r for r in sc.regimes if not fits(r)]
     if bad:
         raise ConfigError(f"{where}: regime(s) {', '.join(bad)} cannot be trained on a vote budget (their "
-                          f"targets are fitted on every vote); choose among {', '.join(r for r in REGIMES if fits(r))}")
+                          f"targets are fitted on every vote); choose among {', '.join(r for r in REGIMES if fits(r))}",
+                          params=("vote_budget",))
     return ks
 
 
@@ -287,4 +305,4 @@ def final_message(console: Any, study: Path, info: dict) -> None:
         console.print(f"report: {rep}")
 
 
-__all__ = ["check_budget", "fit_regimes", "load_study_config", "run_study"]
+__all__ = ["check_budget", "fit_regimes", "load_study_config", "run_study", "with_study", "written_run_sections"]

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lczldl.errors import ConfigError
+from lczldl.fileio import atomic_write_json
 from lczldl.layout import marker_path
 
 #: Unit kinds in dependency order ("pack" carries train units, see :func:`build_units`).
@@ -160,8 +161,6 @@ def write_marker(study: Path, uid: str, *, kind: str | None, inputs: str | None,
     """Write the unit's marker atomically (``status`` done | failed; ``fields`` such as error,
     result, wall_s, started, host) with the finish time and a unique completion token (downstream
     fingerprints change whenever a unit is redone, even within one second); returns it."""
-    from lczldl.fileio import atomic_write_json
-
     marker = {"id": uid, "kind": kind, "inputs": inputs, "log": log, **fields, "status": status,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "completion": uuid.uuid4().hex}
     atomic_write_json(marker_path(study, uid), marker)

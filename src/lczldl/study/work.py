@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lczldl.config import EvaluationConfig, VoteBudgetConfig, load_config
 from lczldl.errors import RunError
+from lczldl.evaluation import runs as ev
+from lczldl.evaluation.budget import write_budget_table
 from lczldl.layout import FAILED, FINISHED, checkpoint_path, read_run_info, run_dir, run_status
 from lczldl.study.units import DONE, write_marker
 
@@ -19,7 +22,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     if run_status(run) == FINISHED:
         print(f"{run}: already finished, nothing to do")
         return {"run": str(run), "reused": True}
-    from lczldl.training.run import train_run
+    from lczldl.training.run import train_run  # deferred: torch, lightning
 
     print(f"train {spec['regime']} seed {spec['seed']} -> {run}", flush=True)
     train_run(Path(spec["store"]), int(spec["seed"]), Path(spec["runs"]),
@@ -37,7 +40,7 @@ def pack(spec: dict[str, Any]) -> dict[str, Any]:
     Finished run folders are reused, unfinished ones resume from ``last.ckpt``. A pack that dies
     with an exception records it for every member it had not finished; its own unit is done once
     every member has its marker."""
-    from lczldl.training.packed import train_pack
+    from lczldl.training.packed import train_pack  # deferred: torch, lightning
 
     study, runs = Path(spec["study"]), Path(spec["runs"])
     members = {(m["regime"], int(m["seed"])): m for m in spec["members"]}
@@ -88,8 +91,6 @@ def _run_config(spec: dict[str, Any], **updates: object) -> Any:
     count (``spec["threads"]``), the vote budget of a budget unit (``spec["budget"]`` with the
     grid's mode and seed as ``data.vote_budget``) and ``updates`` (dotted keys), resolved once here
     and passed down."""
-    from lczldl.config import load_config
-
     budget = {}
     if spec.get("budget") is not None:
         draw = spec.get("vote_budget") or {}
@@ -101,7 +102,7 @@ def _run_config(spec: dict[str, Any], **updates: object) -> Any:
 
 def _statuses(runs: Path, members: dict) -> list:
     """PackResult-like outcomes read from the members' run.json (after a pack died)."""
-    from lczldl.training.packed import PackResult
+    from lczldl.training.packed import PackResult  # deferred: torch, lightning
 
     out = []
     for regime, seed in members:
@@ -113,31 +114,23 @@ def _statuses(runs: Path, members: dict) -> list:
 
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     """Predictions on val/test and plain metrics for one run."""
-    from lczldl.evaluation import runs as ev
-
     ev.evaluate_run(Path(spec["run"]), _evaluation(spec), progress=False)
     return {"run": spec["run"]}
 
 
 def _evaluation(spec: dict[str, Any]) -> Any:
     """The study's resolved evaluation settings (EvaluationConfig) its runner put in the spec."""
-    from lczldl.config import EvaluationConfig
-
     return EvaluationConfig(**spec["evaluation"])
 
 
 def calibrate(spec: dict[str, Any]) -> dict[str, Any]:
     """Temperature scaling, MC dropout and the beyond-the-paper files for one evaluated run."""
-    from lczldl.evaluation import runs as ev
-
     ev.calibrate_run(Path(spec["run"]), _evaluation(spec), progress=False)
     return {"run": spec["run"]}
 
 
 def aggregate(spec: dict[str, Any]) -> dict[str, Any]:
     """Ensembles per regime and the summary tables over the runs that finished."""
-    from lczldl.evaluation import runs as ev
-
     ev.aggregate_runs(Path(spec["runs"]), _evaluation(spec), out=Path(spec.get("out") or spec["study"]),
                       progress=False)
     return {"runs": spec["done_runs"]}
@@ -145,9 +138,6 @@ def aggregate(spec: dict[str, Any]) -> dict[str, Any]:
 
 def budget(spec: dict[str, Any]) -> dict[str, Any]:
     """The vote-budget table over k (STUDY/budget/budget.csv) from the runs that finished."""
-    from lczldl.config import VoteBudgetConfig
-    from lczldl.evaluation.budget import write_budget_table
-
     grid = spec["vote_budget"]
     path = write_budget_table(Path(spec["study"]), Path(spec["store"]), grid["k"],
                               VoteBudgetConfig(mode=grid["mode"], seed=grid["seed"]), _evaluation(spec))
@@ -156,7 +146,7 @@ def budget(spec: dict[str, Any]) -> dict[str, Any]:
 
 def report(spec: dict[str, Any]) -> dict[str, Any]:
     """Figures and report.html / report.md from the saved files."""
-    from lczldl.viz.report import redraw_study
+    from lczldl.viz.report import redraw_study  # deferred: matplotlib
 
     redraw_study(Path(spec["study"]), intervals=bool(spec.get("intervals", False)))
     return {}

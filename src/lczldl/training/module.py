@@ -12,7 +12,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from lczldl.models import Sen2LCZ
+from lczldl.models.sen2lcz import Sen2LCZ
 from lczldl.training.losses import loss_fn
 from lczldl.training.schedule import epoch_seed, make_optimizer, make_scheduler
 

@@ -29,6 +29,7 @@ import torch
 
 from lczldl.fileio import atomic_write_bytes, atomic_write_json
 from lczldl.layout import BEST_CKPT, CHECKPOINT_DIR, LAST_CKPT
+from lczldl.models.io import load_checkpoint_dict
 
 PENDING_SUFFIX = ".pending"
 JOURNAL_GLOB = ".pack-commit-*.json"
@@ -140,8 +141,6 @@ def read_checkpoint(path: Path, trust: bool = False) -> dict[str, Any]:
     """A checkpoint written by a pack or a solo run, loaded without running code from it (weights
     only: it holds tensors and plain values); a file that needs full unpickling is a ModelError
     unless ``trust`` (:func:`lczldl.models.io.load_checkpoint_dict`)."""
-    from lczldl.models.io import load_checkpoint_dict
-
     return load_checkpoint_dict(path, trust)
 
 

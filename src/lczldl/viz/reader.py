@@ -29,7 +29,7 @@ import numpy as np
 from lczldl import layout
 from lczldl.constants import N_URBAN
 from lczldl.data.labels import release_vote_counts
-from lczldl.data.store import manifest_has_votes
+from lczldl.data.store import manifest_has_votes, open_store
 from lczldl.distributions import N_ENTROPY_BINS
 from lczldl.errors import DataError, RunError
 from lczldl.evaluation import predictions as P
@@ -133,8 +133,6 @@ def recorded_bins(info: dict[str, Any], runs: dict[str, dict[int, Run]], notes: 
 
 def _find_store(study: Path, info: dict[str, Any], notes: list[str]) -> tuple[Path | None, dict | None]:
     """The study's prepared store and its manifest (study.json "store", else STUDY/store)."""
-    from lczldl.data.store import open_store
-
     cands = ([Path(info["store"])] if info.get("store") else []) + [study / layout.STUDY_STORE]
     for cand in cands:
         if layout.manifest_path(cand).is_file():
@@ -318,8 +316,6 @@ def _store_votes(st: Study) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(votes (N, V) LCZ ids, majority (N,) LCZ id, original (N,) LCZ id) of every image of the
     prepared store (all splits; urban-majority images only, as the store holds); None without a
     readable store (noted)."""
-    from lczldl.data.store import open_store
-
     if st.store is None:
         return None
     try:

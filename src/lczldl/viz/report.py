@@ -22,10 +22,18 @@ from lczldl.evaluation import predictions as P
 from lczldl.evaluation import verdict
 from lczldl.evaluation.files import read_verdict
 from lczldl.evaluation.registry import ENTROPY_BIN, METRICS
+from lczldl.evaluation.temperature import apply_temperature
 from lczldl.fileio import atomic_write_text
 from lczldl.regimes import regime_label
-from lczldl.viz import figures as F
 from lczldl.viz.beyond_section import beyond_section, draw_beyond
+from lczldl.viz.figures.confusion import plot_confusion_matrices, plot_voting_confusion
+from lczldl.viz.figures.entropy import (
+    plot_entropy_hexbin,
+    plot_metrics_by_entropy_bin,
+    plot_vote_entropy_bars,
+)
+from lczldl.viz.figures.reliability import plot_reliability_grid
+from lczldl.viz.figures.seeds import plot_seed_dots
 from lczldl.viz.reader import (
     ReleaseVotes,
     Study,
@@ -108,13 +116,11 @@ def draw_figures(study: Path) -> list[Path]:
 def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
     """Confusion matrices, reliability grid, per-entropy-bin metrics and hexbin from predictions
     (the binned figures in the study's recorded bins; left out, and noted, without them)."""
-    from lczldl.evaluation.temperature import apply_temperature
-
     preds = run_predictions(st)
     if not preds:
         return []
     k = next(iter(preds.values()))[0][1][P.PROBS].shape[1]
-    written = F.plot_confusion_matrices(
+    written = plot_confusion_matrices(
         {reg: (np.concatenate([p[P.LABELS] for _, p in rp]),
                np.concatenate([p[P.PROBS].argmax(axis=1) for _, p in rp])) for reg, rp in preds.items()},
         fig_dir / CONFUSION, k=k)
@@ -131,11 +137,11 @@ def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
             panels[reg] = {"plain": (p[P.PROBS], p[P.LABELS])}
             if run.temperature is not None and P.LOG_PROBS in p:
                 panels[reg]["temperature"] = (apply_temperature(p[P.LOG_PROBS], run.temperature), p[P.LABELS])
-        written += F.plot_reliability_grid(panels, fig_dir / RELIABILITY, n_bins=st.n_bins)
+        written += plot_reliability_grid(panels, fig_dir / RELIABILITY, n_bins=st.n_bins)
         if with_ent:
-            written += F.plot_metrics_by_entropy_bin(with_ent, fig_dir / ENTROPY_BINS, n_bins=st.n_bins)
+            written += plot_metrics_by_entropy_bin(with_ent, fig_dir / ENTROPY_BINS, n_bins=st.n_bins)
     if with_ent:
-        written += F.plot_entropy_hexbin(
+        written += plot_entropy_hexbin(
             {reg: (np.concatenate([t[0] for t in v]), np.concatenate([t[2] for t in v]))
              for reg, v in with_ent.items()}, fig_dir / HEXBIN)
     return written
@@ -146,14 +152,14 @@ def _draw(st: Study) -> list[Path]:
     written = _prediction_figures(st, fig_dir)
     rv = release_votes(st)
     if rv is not None:
-        written += F.plot_vote_entropy_bars(rv.urban, rv.non_urban, fig_dir / VOTE_ENTROPY,
+        written += plot_vote_entropy_bars(rv.urban, rv.non_urban, fig_dir / VOTE_ENTROPY,
                                             note=vote_source_note(rv))
-        written += F.plot_voting_confusion(rv.voting, fig_dir / VOTING)
+        written += plot_voting_confusion(rv.voting, fig_dir / VOTING)
     per_seed = {reg: [r.metrics["plain"] for _, r in sorted(st.runs.get(reg, {}).items()) if "plain" in r.metrics]
                 for reg in st.regimes}
     per_seed = {k: v for k, v in per_seed.items() if v}
     if per_seed:
-        written += F.plot_seed_dots(per_seed, fig_dir / SEEDS)
+        written += plot_seed_dots(per_seed, fig_dir / SEEDS)
     return written + draw_beyond(st, fig_dir)
 
 

@@ -1,13 +1,14 @@
 """Write tiny So2Sat LCZ42 v2 / v3 fixture files for the reader tests (deterministic).
 
-Layout (TorchGeo's): tests/resources/so2sat_v2/{training,validation,testing}.h5 and
-tests/resources/so2sat_v3/{random,block,culture_10}/{training,testing}.h5, each with
+Lives beside the files it writes (TorchGeo's pattern). Layout (TorchGeo's):
+so2sat_v2/{training,validation,testing}.h5 and so2sat_v3/{random,block,culture_10}/{training,testing}.h5
+in this folder (tests/resources/so2sat), each with
 ``sen1`` (N,32,32,8) float64, ``sen2`` (N,32,32,10) float64 reflectance and ``label`` (N,17)
 float64 one-hot, as in the real release. The pixels are 8 x 8 px blocks quantised to 1e-4 (the real
 DN/10000 quantisation) so that gzip keeps the files small; the real files are uncompressed,
 which h5py reads the same way.
 
-Usage: python scripts/make_so2sat_fixtures.py [OUT_DIR]   (default: tests/resources)
+Usage: python tests/resources/so2sat/data.py [OUT_DIR]   (default: this folder)
 Expected label class indices per file are stored as the attribute ``expected_labels``.
 """
 
@@ -60,5 +61,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    root = Path(__file__).resolve().parents[1]
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else root / "tests" / "resources")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent)
