@@ -86,6 +86,6 @@ def test_evaluation_loads_the_network_onto_the_evaluation_device(tmp_path, monke
         seen.append(True)
         return torch.device("cpu")
 
-    monkeypatch.setattr(P, "eval_device", device)
+    monkeypatch.setattr(runs, "eval_device", device)                # the name runs.py calls
     net = runs._load_net(path)
     assert seen and P.model_device(net) == torch.device("cpu") and not net.training
