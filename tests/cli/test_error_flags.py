@@ -84,8 +84,8 @@ def test_study_and_data_errors_name_parameters_and_the_cli_shows_flags(store, tm
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "study.json").write_text(json.dumps({"run_config": {"train": {}}, "store": "/x"}))
     cases = [
-        (lambda: profile("gpu"), "profile='gpu': choose one of cpu, paper, tiny",
-         "--profile 'gpu': choose one of cpu, paper, tiny"),
+        (lambda: profile("gpu"), "profile='gpu': choose one of cpu, cpu-full, paper, tiny",
+         "--profile 'gpu': choose one of cpu, cpu-full, paper, tiny"),
         (lambda: check_executor("condor"), "executor='condor': choose local or slurm (or submitit-local for tests)",
          "--executor 'condor': choose local or slurm (or submitit-local for tests)"),
         (lambda: make_executor("local", tmp_path, workers=0), "workers=0: must be >= 1", "--workers 0: must be >= 1"),
@@ -149,7 +149,7 @@ def test_with_flags_leaves_values_and_backquoted_text_alone():
     (["study", "--data", "{store}", "--out", "{tmp}/s", "--config", "{tmp}/tb.yaml", "--pack", "2"],
      "--pack 2: packed runs cannot train with train.logger=tensorboard (packed runs write metrics.csv only; "
      "use train.logger=csv); use --pack 1"),
-    (["demo", "--out", "{tmp}/s", "--profile", "gpu"], "--profile 'gpu': choose one of cpu, paper, tiny"),
+    (["demo", "--out", "{tmp}/s", "--profile", "gpu"], "--profile 'gpu': choose one of cpu, cpu-full, paper, tiny"),
     (["data", "prepare", "--raw", "{store}", "--out", "{tmp}/s"],
      "--raw {store}: this is already a prepared store; pass it as --data to train/study, or give --raw a folder "
      "of vote files ({{city}}.h5)"),
