@@ -110,11 +110,15 @@ def test_the_demo_prints_the_verdict_table_it_wrote(tmp_path):
     write_summary(tmp_path, records, verdicts)
     rows = read_verdict(tmp_path / "verdict.csv")
     assert rows == verdicts
-    con = Console(file=io.StringIO(), width=250)
+    con = Console(file=io.StringIO(), width=80)                   # a plain terminal
     print_verdict(con, rows)
     text = con.file.getvalue()
-    assert "dist vs onehot: ce_distr" in text and "-0.0612" in text and "0.016" in text
-    assert "not resolved with 5 seeds at this budget" in text and "[-0.0900, -0.0320]" in text
+    lines = text.splitlines()
+    first = next(line for line in lines if "dist: ce_distr" in line)       # one line per claim
+    assert "-0.0612" in first and "[-0.0900, -0.0320]" in first and "0.016" in first and "lower" in first
+    second = next(line for line in lines if "dist: ece" in line)
+    assert "not resolved" in second and "1.000" in second
+    assert '("not resolved": not resolved with 5 seeds at this budget)' in text
 
 
 @pytest.mark.parametrize("name, warned", [("paper", True), ("cpu", False)])

@@ -163,17 +163,29 @@ def print_comparison(console: Any, rows: list[dict[str, str]]) -> None:
 
 
 def print_verdict(console: Any, rows: list[dict[str, Any]]) -> None:
-    """Print the verdict table (verdict.csv rows, :func:`lczldl.evaluation.files.read_verdict`)."""
+    """Print the verdict table (verdict.csv rows, :func:`lczldl.evaluation.files.read_verdict`),
+    one line per claim in 80 columns: the claim as "regime: metric", "not resolved with N seeds at
+    this budget" shortened to "not resolved" and spelled out once below the table."""
+    from rich import box
     from rich.table import Table
 
     from lczldl.evaluation import verdict  # deferred: numpy, scipy (lczldl --help)
 
-    table = Table(title="verdict on the paper's claims (regime minus one-hot, same seed)")
-    for i, col in enumerate(verdict.HEADER):
-        table.add_column(col, justify="left" if i in (0, 1, len(verdict.HEADER) - 1) else "right")
-    for cells in verdict.table_cells(rows):
-        table.add_row(*cells)
+    table = Table(title="verdict on the paper's claims (regime minus one-hot, same seed)",
+                  box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
+    for col, justify in (("claim", "left"), ("method", "left"), ("mean diff", "right"),
+                         ("95 % interval", "right"), ("Holm p", "right"), ("verdict", "left")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    unresolved = []
+    for r, cells in zip(rows, verdict.table_cells(rows)):
+        word = r["verdict"]
+        if word not in (verdict.LOWER, verdict.HIGHER):
+            unresolved.append(word)
+            word = "not resolved"
+        table.add_row(f"{r['regime']}: {r['metric']}", r["method"], cells[3], cells[4], cells[5], word)
     console.print(table)
+    for word in dict.fromkeys(unresolved):
+        console.print(f"(\"not resolved\": {word})", highlight=False)
     console.print(verdict.CAPTION, highlight=False)
 
 
