@@ -177,7 +177,7 @@ def print_verdict(console: Any, rows: list[dict[str, Any]]) -> None:
                          ("95 % interval", "right"), ("Holm p", "right"), ("verdict", "left")):
         table.add_column(col, justify=justify, no_wrap=True)
     unresolved = []
-    for r, cells in zip(rows, verdict.table_cells(rows)):
+    for r, cells in zip(rows, verdict.table_cells(rows), strict=True):
         word = r["verdict"]
         if word not in (verdict.LOWER, verdict.HIGHER):
             unresolved.append(word)
