@@ -25,6 +25,14 @@ METRIC_TITLES = {"ce_distr": "CE vs. vote distribution", "ece": "ECE", "oa": "ac
 SIGNAL_LABELS = SIGNALS
 
 
+def _bin_ticks(counts: np.ndarray | None) -> list[str]:
+    """Tick labels of the paper's vote-entropy bins, with each bin's image count when given."""
+    ticks = entropy_bin_labels()
+    if counts is None:
+        return ticks
+    return [f"{lab}\nn={int(c):,}" for lab, c in zip(ticks, counts, strict=True)]
+
+
 def _yerr(mean: Array, lo: Array | None, hi: Array | None) -> Array | None:
     if lo is None or hi is None:
         return None
@@ -88,9 +96,7 @@ def plot_set_size_by_entropy(set_size: Mapping[str, Array], coverage: Mapping[st
     ``lo`` / ``hi``: regime -> (6,) interval of the set size."""
     regimes = list(set_size)
     x = np.arange(N_ENTROPY_BINS)
-    ticks = entropy_bin_labels()
-    if counts is not None:
-        ticks = [f"{lab}\nn={int(c):,}" for lab, c in zip(ticks, counts, strict=True)]
+    ticks = _bin_ticks(counts)
     with styled():
         fig = new_figure(9.0, 3.5)
         ax_s, ax_c = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -229,9 +235,7 @@ def plot_vote_sets(standard: Mapping[str, Mapping[str, Array]], voted: Mapping[s
     ``standard`` / ``voted``: regime -> {"vote_coverage": (6,), "set_size": (6,)}; ``counts`` (6,)
     test images per bin (tick labels)."""
     x = np.arange(N_ENTROPY_BINS)
-    ticks = entropy_bin_labels()
-    if counts is not None:
-        ticks = [f"{lab}\nn={int(c):,}" for lab, c in zip(ticks, counts, strict=True)]
+    ticks = _bin_ticks(counts)
     with styled():
         fig = new_figure(9.0, 3.5)
         ax_c, ax_s = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
