@@ -489,3 +489,15 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # decoded images really are PNGs that the browser laid out with a size
     assert shot.stat().st_size > 50_000
+
+
+def test_text_columns_are_left_aligned_and_numbers_right():
+    from lczldl.viz.render import _html_table
+
+    page = _html_table(["claim", "n", "interval", "verdict", "cities"],
+                       [["dist: ece", "2", "[-0.12, +0.18]", "not resolved with 2 seeds at this budget", "rome 553"],
+                        ["dist: ce_distr", "5", "[-0.09, -0.03]", "lower", "–"]])
+    heads = re.findall(r"<th( class=\"txt\")?>([^<]*)</th>", page)
+    assert [h for klass, h in heads if klass] == ["claim", "verdict", "cities"]   # words: left
+    assert [h for klass, h in heads if not klass] == ["n", "interval"]          # numbers: right
+    assert '<td class="txt">lower</td>' in page and "<td>5</td>" in page

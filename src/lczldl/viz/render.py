@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 _CSS = """
@@ -31,17 +32,30 @@ pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.8em}
 """
 
 
+#: a cell that reads as a number, an interval or a missing value (right-aligned)
+_NUMERIC = re.compile(r"^\s*([-+\u2212\u2013<>~\[(]|\d|\.\d)")
+#: cells that stand for a missing value (ignored when deciding a column's alignment)
+_MISSING = {"", "-", "\u2013", "nan"}
+
+
+def _words_only(column: list[str]) -> bool:
+    """True when a column holds text (left-aligned): some word, and no cell that reads as a number."""
+    present = [c for c in column if c.strip() not in _MISSING]
+    return bool(present) and not any(_NUMERIC.match(c) for c in present)
+
+
 def _html_table(header: list[str], cells: list[list[str]], marked: set | None = None, cls: str = "best",
                 text_cols: int = 1) -> str:
     marked = marked or set()
-    h = "".join(f'<th class="txt">{html.escape(c)}</th>' if j < text_cols else f"<th>{html.escape(c)}</th>"
+    text = {j for j in range(len(header)) if j < text_cols or _words_only([row[j] for row in cells if j < len(row)])}
+    h = "".join(f'<th class="txt">{html.escape(c)}</th>' if j in text else f"<th>{html.escape(c)}</th>"
                 for j, c in enumerate(header))
     body = []
     for i, row in enumerate(cells):
         tds = []
         for j, c in enumerate(row):
             klass = [cls] if (i, j) in marked else []
-            if j < text_cols:
+            if j in text:
                 klass.append("txt")
             attr = f' class="{" ".join(klass)}"' if klass else ""
             tds.append(f"<td{attr}>{html.escape(c)}</td>")
