@@ -18,16 +18,15 @@ from lczldl.data.store import open_store
 from lczldl.study.demo import demo_config
 from lczldl.viz.beyond_section import FIGURES, VOTE_BUDGET, VOTE_SETS
 
-from .test_progress_and_real import _tiny_store
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """(store, study) after `lczldl study --vote-budget 1,all --regimes dist` with demo_tiny.yaml."""
+def study(tmp_path_factory, tiny_twin):
+    """(store, study) after `lczldl study --vote-budget 1,all --regimes dist` with demo_tiny.yaml,
+    on the session's prepared tiny twin (read only)."""
     tmp = tmp_path_factory.mktemp("budget_real")
-    store = _tiny_store(tmp)
+    store = tiny_twin[1]
     main(["study", "--data", str(store), "--out", str(tmp / "study"), "--config", str(demo_config("tiny")),
           "--regimes", "dist", "--vote-budget", "1,all"])
     return store, tmp / "study"
