@@ -18,15 +18,15 @@ from lczldl.models.sen2lcz import Sen2LCZ
 
 def _spy_preview(monkeypatch) -> list:
     """Record the note each preview is drawn with (the real preview is still written)."""
-    import lczldl.maps.preview as preview
+    import lczldl.maps.outputs as outputs
 
-    seen, real = [], preview.write_preview
+    seen, real = [], outputs.write_preview
 
     def spy(*args, note=None, **kwargs):
         seen.append(note)
         return real(*args, note=note, **kwargs)
 
-    monkeypatch.setattr(preview, "write_preview", spy)
+    monkeypatch.setattr(outputs, "write_preview", spy)       # the name write_map calls
     return seen
 
 
