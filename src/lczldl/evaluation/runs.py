@@ -390,7 +390,7 @@ def aggregate_runs(runs: Path, evaluation: EvaluationConfig, out: Path | None = 
         try:
             pred = load_predictions(run / layout.PREDICTIONS,
                                     MEMBER_ARRAYS + ((P.LOG_PROBS,) if in_claims else ()))
-            if in_claims:
+            if in_claims and P.DISTRIBUTIONS in pred:     # the claims are about the votes: none without
                 for method, vals in _claim_values(run, pred, evaluation, weights).items():
                     claims[(regime, method, seed)] = vals
         except RunError as exc:
