@@ -85,6 +85,9 @@ INTERVALS_NOTE = ("With --intervals the cells are mean [95 % interval] (summary.
                   "over test images (1,000 draws, validation-fitted parts not resampled), which reflects "
                   "test sampling only, not training variability.")
 #: Why a study on a store without votes has no vote metrics or vote figures (one line in the report).
+#: the verdict section of a study on a store without votes
+NO_VERDICT_WITHOUT_VOTES = ("None: the paper's claims compare distribution training with one-hot training on the "
+                            "experts' votes, which this store does not have.")
 NO_VOTES_NOTE = ("This store has no expert votes (one label per image, So2Sat LCZ42), so the vote entropy, the "
                  "metrics against the vote distribution (ce_distr, Brier / KL / JS / TV), vote coverage and the "
                  "per-vote-entropy-bin metrics and figures are left out.")
@@ -236,6 +239,9 @@ def _results_section(d: Document, st: Study, intervals: bool) -> None:
 def _verdict_section(d: Document, st: Study) -> None:
     """The answer to each of the paper's claims (verdict.csv), first thing after the status."""
     d.heading("Verdict on the paper's claims")
+    if st.manifest and not manifest_has_votes(st.manifest):
+        d.para(NO_VERDICT_WITHOUT_VOTES)
+        return
     rows = read_verdict(st.path / layout.VERDICT_CSV)
     if not rows:
         d.para(f"No verdict yet ({layout.VERDICT_CSV}): the study's aggregate unit or `lczldl evaluate` "
