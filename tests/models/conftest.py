@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import shutil
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,16 @@ RESOURCES = REPO / "tests" / "resources"
 #: registry name -> the reference outputs TensorFlow computed for that file (test_keras_import.py)
 REFERENCE = {"authors-onehot": RESOURCES / "keras_reference_onehot.npz",
              "authors-dist": RESOURCES / "keras_reference_dist.npz"}
+
+
+@pytest.fixture(scope="session")
+def training_helpers():
+    """tests/training/conftest.py as a module (its tiny store writer and tiny run config), for the
+    model tests that train a run."""
+    spec = importlib.util.spec_from_file_location("training_helpers", REPO / "tests" / "training" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ which `weights show`, `predict --checkpoint` (temperature auto) and `evaluate --
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -23,23 +22,14 @@ from lczldl.maps.predict import resolve_temperature
 from lczldl.models.io import load_model
 from lczldl.models.weights_file import read_weights_meta
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _training_helpers():
-    spec = importlib.util.spec_from_file_location("training_helpers_x", REPO / "tests" / "training" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def evaluated(tmp_path_factory, training_helpers):
     """(store, run): a tiny onehot run, 3 epochs, evaluated (temperature, 2 MC passes, conformal)."""
     from lczldl.evaluation.runs import calibrate_run, evaluate_run
     from lczldl.training.run import train_run
 
-    h = _training_helpers()
+    h = training_helpers
     root = tmp_path_factory.mktemp("export")
     store = h.write_tiny_store(root / "store")
     run = train_run(store, 0, root / "runs", h.run_config(h.TINY, "onehot", 3), progress=False)

@@ -4,7 +4,6 @@ refused in one line by every command that loads models (nothing is created), unl
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 from pathlib import Path
@@ -18,16 +17,6 @@ from lczldl.errors import ModelError
 from lczldl.models.io import load_checkpoint_dict, load_model, save_model
 from lczldl.models.sen2lcz import Sen2LCZ
 from lczldl.models.weights_file import is_weights_file
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _training_helpers():
-    """tests/training/conftest.py (its tiny store writer and tiny run config)."""
-    spec = importlib.util.spec_from_file_location("training_helpers", REPO / "tests" / "training" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Payload:
@@ -54,11 +43,11 @@ def _malicious(tmp_path: Path, kind: str) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, training_helpers):
     """A tiny store and a solo run (2 epochs) of onehot seed 0 on it."""
     from lczldl.training.run import train_run
 
-    h = _training_helpers()
+    h = training_helpers
     root = tmp_path_factory.mktemp("safe")
     store = h.write_tiny_store(root / "store")
     run = train_run(store, 0, root / "runs", h.run_config(h.TINY, "onehot", 2), progress=False)
