@@ -362,6 +362,19 @@ class StudyConfig(_Strict):
         return parse_seeds(v)  # type: ignore[arg-type]
 
 
+def _word_or_number(v: object, word: str) -> str | float | None:
+    """``word`` when ``v`` is that word (any case, spaces around), else ``v`` as a float (numbers
+    also as text); None when it is neither (booleans included), for the validator to refuse."""
+    if isinstance(v, str) and v.strip().lower() == word:
+        return word
+    if isinstance(v, bool):
+        return None
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
 class MapsConfig(_Strict):
     """The ``maps:`` section: how ``lczldl predict`` maps a scene (docs/maps.md). Each setting's
     range is checked here; what depends on the scene or the other arguments is checked by
@@ -407,11 +420,7 @@ class MapsConfig(_Strict):
     @classmethod
     def _temperature(cls, v: object) -> object:
         """``auto`` (any case) or a positive finite number (also as text)."""
-        try:
-            v = "auto" if isinstance(v, str) and v.strip().lower() == "auto" else (
-                None if isinstance(v, bool) else float(v))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            v = None
+        v = _word_or_number(v, "auto")
         if v != "auto" and not (isinstance(v, float) and math.isfinite(v) and v > 0):
             raise ValueError("must be 'auto' or a positive number")
         return v
@@ -420,11 +429,7 @@ class MapsConfig(_Strict):
     @classmethod
     def _filter_sigma(cls, v: object) -> object:
         """``published`` (any case) or a finite number >= 0 (also as text)."""
-        try:
-            v = "published" if isinstance(v, str) and v.strip().lower() == "published" else (
-                None if isinstance(v, bool) else float(v))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            v = None
+        v = _word_or_number(v, "published")
         if v != "published" and not (isinstance(v, float) and math.isfinite(v) and v >= 0):
             raise ValueError("must be 'published' or a number of metres >= 0")
         return v
