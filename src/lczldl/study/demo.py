@@ -45,25 +45,26 @@ class DemoProfile:
     help: str
 
 
+#: the report note of every demo on the small twin
+SMALL_TWIN_NOTE = "Demo on the synthetic twin (size small, seed 0), not the real votes."
+#: the schedule reductions the cpu and cpu-full profiles share (demo.yaml, demo_full.yaml)
+CPU_SCHEDULE_NOTE = ("12 epochs instead of up to 300, learning rate halved every 3 epochs instead of 5, early "
+                     "stopping effectively off (patience 12); 10 MC-dropout passes instead of 20. Model, "
+                     "optimiser, losses and post-hoc methods are the paper's.")
+
 #: the demo's profiles (docs/study.md); ``lczldl demo`` runs :func:`default_profile`'s
 PROFILES: dict[str, DemoProfile] = {
     "cpu": DemoProfile(
         twin_size="small", twin_seed=0, config="demo.yaml",
-        notes=("Demo on the synthetic twin (size small, seed 0), not the real votes.",
+        notes=(SMALL_TWIN_NOTE,
                "Reduced for time (within 10 minutes on 2 CPU cores): regimes onehot and dist only "
-               "(--profile cpu-full adds onehot_ls and dist_ls); 2 seeds instead of 5; 12 epochs instead "
-               "of up to 300, learning rate halved every 3 epochs instead of 5, early stopping "
-               "effectively off (patience 12); 10 MC-dropout passes instead of 20. Model, optimiser, "
-               "losses and post-hoc methods are the paper's."),
+               f"(--profile cpu-full adds onehot_ls and dist_ls); 2 seeds instead of 5; {CPU_SCHEDULE_NOTE}"),
         help="the paper's central comparison, onehot vs dist x 2 seeds on the small twin, within 10 min "
              "on 2 CPU cores"),
     "cpu-full": DemoProfile(
         twin_size="small", twin_seed=0, config="demo_full.yaml",
-        notes=("Demo on the synthetic twin (size small, seed 0), not the real votes.",
-               "Reduced for time: the paper's four regimes x 2 seeds instead of 5; 12 epochs instead of "
-               "up to 300, learning rate halved every 3 epochs instead of 5, early stopping effectively "
-               "off (patience 12); 10 MC-dropout passes instead of 20. Model, optimiser, losses and "
-               "post-hoc methods are the paper's."),
+        notes=(SMALL_TWIN_NOTE,
+               f"Reduced for time: the paper's four regimes x 2 seeds instead of 5; {CPU_SCHEDULE_NOTE}"),
         help="the paper's four regimes x 2 seeds on the small twin, ~19 min on 2 CPU cores (AVX2); in "
              "the folder of a cpu demo it trains only the two label-smoothing regimes"),
     "paper": DemoProfile(
