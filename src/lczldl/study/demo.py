@@ -179,11 +179,13 @@ def print_verdict(console: Any, rows: list[dict[str, Any]]) -> None:
         table.add_column(col, justify=justify, no_wrap=True)
     unresolved = []
     for r, cells in zip(rows, verdict.table_cells(rows), strict=True):
+        cell = dict(zip(verdict.HEADER, cells, strict=True))
         word = r["verdict"]
         if word not in (verdict.LOWER, verdict.HIGHER):
             unresolved.append(word)
             word = "not resolved"
-        table.add_row(f"{r['regime']}: {r['metric']}", r["method"], cells[3], cells[4], cells[5], word)
+        table.add_row(f"{r['regime']}: {r['metric']}", r["method"], cell["mean diff"], cell["95 % interval"],
+                      cell["Holm p"], word)
     console.print(table)
     for word in dict.fromkeys(unresolved):
         console.print(f"(\"not resolved\": {word})", highlight=False)
