@@ -281,9 +281,7 @@ def seed_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL, me
         return bootstrap_ci(v, n_boot=n_boot, level=level, seed=seed)
     if method != "t":
         raise ValueError(f"method must be 't' or 'bootstrap', got {method!r}")
-    from scipy.stats import t
-
-    half = float(t.ppf((1.0 + level) / 2.0, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    half = t_quantile((1.0 + level) / 2.0, v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
     return float(v.mean() - half), float(v.mean() + half)
 
 
