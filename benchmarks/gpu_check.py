@@ -318,7 +318,7 @@ def _demo_config(check: Check, epochs: int) -> Path:
     if check.dry:
         cfg["model"] = {"depth": 5, "width": 2}
         cfg["evaluation"] = {"mc_passes": 2}
-        cfg["study"].update({"regimes": ["dist"], "seeds": "0", "workers": 1})
+        cfg["study"].update({"regimes": ["dist"], "seeds": "0", "workers": 1, "figures_pdf": False})
     path = check.work / f"demo-{epochs}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-python -m pytest -q "$@"
+# One process per core (at most 4: each holds torch and Lightning, ~1 GB), a test module kept on
+# one process (its module fixtures are built once); conftest.py puts the heavy modules first.
+python -m pytest -q -n auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder "$@"

@@ -30,6 +30,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # is closed afterwards, and every later Trainer prints a "Logging error" traceback to stderr: the
     # order of the tests decided what a CLI test saw. Import it here, before any test captures.
     import lightning.pytorch  # noqa: F401
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heavy modules first: a module with a ``slow`` test moves ahead of the others (order kept
+    within each group and module). Run in parallel (scripts/test.sh: one module per process at a
+    time), the long modules start at once and the short ones fill in around them, instead of one
+    process finishing a long module alone at the end."""
+    slow = {item.module.__name__ for item in items
+            if item.get_closest_marker("slow") is not None and getattr(item, "module", None)}
+    items.sort(key=lambda item: getattr(item, "module", None) is None or item.module.__name__ not in slow)
+
+
 #: where the shared files live; default: the repo's sibling folder ``../shared``
 SHARED_DIR_ENV = "LCZLDL_SHARED_DIR"
 #: set to 1 (CI does, .ci/run) to make a missing shared file a failure instead of a skip

@@ -59,7 +59,9 @@ def test_figures_redraws_from_saved_files(demo):
     (demo / "report.html").unlink()
     main(["figures", "--study", str(demo)])
     assert (demo / "report.html").is_file()
-    assert {p.suffix for p in (demo / "figures").iterdir()} == {".png", ".pdf"}
+    # the tiny profile's study.figures_pdf is false: PNG only (test_report checks the PDFs)
+    assert json.loads((demo / "study.json").read_text())["study_config"]["figures_pdf"] is False
+    assert {p.suffix for p in (demo / "figures").iterdir()} == {".png"}
 
 
 @pytest.mark.slow

@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from lczldl.config import EvaluationConfig, load_config
+from lczldl.evaluation.runs import evaluate_runs
 from lczldl.study.progress import Overview, eta, train_epoch
 from lczldl.study.scheduler import Scheduler
 from lczldl.study.units import Unit
 from lczldl.study.work import train
+from lczldl.training.run import train_run
 
 from . import fakework
 from .test_runner import ROOT, process_gone, wait_for
@@ -100,18 +103,18 @@ def kill_study_when_blocked(store: Path, out: Path, cfg: Path, kwargs: str, mark
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the study on Linux only")
 def test_real_study_killed_during_training_then_resumed_matches(tmp_path, tiny_twin, monkeypatch):
     """A real (tiny) study killed (kill -9) right after its train unit saved the epoch-1 checkpoint,
-    then rerun, gives the uninterrupted study's summary; the train unit resumes from last.ckpt."""
+    then rerun, gives the uninterrupted run's summary; the train unit resumes from last.ckpt. The
+    reference: the run's own config trained here without a stop, then `lczldl evaluate`'s
+    evaluate_runs (whose summary.csv equals the study's for the same runs: test_pack_study)."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     store = tiny_twin[1]                   # the session's prepared tiny twin (read only)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  depth: 5\n  width: 4\ntrain:\n  max_epochs: 3\n  patience: 5\n"
-                   "evaluation:\n  mc_passes: 2\n")  # a small network: resume semantics, not speed
+                   "evaluation:\n  mc_passes: 2\nstudy:\n  figures_pdf: false\n")  # resume, not speed
     # --workers 2: one torch thread per unit (a thread share of 2 spin-waits on shared cores); the
     # units of one run still run one after the other
     common = ["--data", str(store), "--config", str(cfg), "--regimes", "dist", "--seeds", "0", "--workers", "2"]
     cli = [sys.executable, "-m", "lczldl.cli.main", "study"]
-    ref = subprocess.run(cli + common + ["--out", str(tmp_path / "ref")], capture_output=True, text=True)
-    assert ref.returncode == 0, ref.stdout + ref.stderr
     out = tmp_path / "study"
     work = {"train": f"{fakework.__name__}:train_blocking_after_epoch_1"}
     kill_study_when_blocked(store, out, cfg, f"regimes='dist', seeds='0', workers=2, work={work!r}",
@@ -122,6 +125,11 @@ def test_real_study_killed_during_training_then_resumed_matches(tmp_path, tiny_t
     res = subprocess.run(cli + common + ["--out", str(out)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "resuming from" in (out / "logs" / "train-dist-seed0.log").read_text()
-    assert (out / "summary.csv").read_text() == (tmp_path / "ref" / "summary.csv").read_text()
     info = json.loads((out / "study.json").read_text())
     assert info["status"] == "finished" and (out / "report.html").is_file()
+    assert json.loads((run / "run.json").read_text())["resumed"] is True
+
+    ref = train_run(store, 0, tmp_path / "ref", load_config(run / "config.yaml"), progress=False)
+    assert ref.name == "seed0" and json.loads((ref / "run.json").read_text()).get("resumed") is not True
+    evaluate_runs(ref.parents[1], EvaluationConfig(**info["resolved_config"]["evaluation"]), progress=False)
+    assert (out / "summary.csv").read_text() == (ref.parents[1] / "summary.csv").read_text()

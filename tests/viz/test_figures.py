@@ -231,6 +231,22 @@ def test_plot_seed_dots_files(tmp_path):
         plot_seed_dots(per, stem, metrics=[])
 
 
+def test_png_only_writes_no_pdf_and_removes_an_older_one(tmp_path):
+    """Inside figure_formats(pdf=False) a figure is saved as PNG only, and the PDF an earlier
+    drawing left under the same stem is removed (no figure older than its PNG stays behind);
+    outside the context both files are written again."""
+    from lczldl.viz.style import figure_formats
+
+    per = {"dist": [{"oa": 0.6, "ece": 0.05, "ce_distr": 1.0, "kappa": 0.5}]}
+    stem = tmp_path / "dots"
+    _check_files(plot_seed_dots(per, stem), stem)
+    with figure_formats(pdf=False):
+        paths = plot_seed_dots(per, stem)
+    assert paths == [tmp_path / "dots.png"] and sorted(p.name for p in tmp_path.iterdir()) == ["dots.png"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_files(plot_seed_dots(per, stem), stem)
+
+
 # --- plotted data read back from the figures ----------------------------------------------------
 
 def _bar_heights(container):

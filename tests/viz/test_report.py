@@ -316,7 +316,7 @@ def test_binned_figures_use_the_recorded_bins(tmp_path, monkeypatch):
     info["resolved_config"]["evaluation"]["n_bins"] = 15             # the runs' own record wins
     (study / "study.json").write_text(json.dumps(info))
     assert R.load_study(study).n_bins == 10
-    R.draw_figures(study)
+    R.draw_figures(study, pdf=False)                                 # (the bins, not the formats)
     assert seen == [("plot_reliability_grid", 10), ("plot_metrics_by_entropy_bin", 10)]
     for run in (study / "runs").glob("*/seed*"):
         if (run / "metrics.json").is_file():                         # metrics without their "meta"
@@ -328,7 +328,7 @@ def test_binned_figures_use_the_recorded_bins(tmp_path, monkeypatch):
     seen.clear()
     st = R.load_study(study)
     assert st.n_bins is None
-    assert study / "figures" / "confusion_matrices.png" in R._draw(st) and seen == []
+    assert study / "figures" / "confusion_matrices.png" in R._draw(st, pdf=False) and seen == []
     assert any("reliability and per-entropy-bin figures left out" in n for n in st.notes)
 
 
@@ -387,7 +387,7 @@ def test_vote_figures_show_every_raw_image_from_the_manifest(tmp_path, tiny_twin
     _, store, want = tiny_twin
     figs = _capture_figures(monkeypatch)
     study = _twin_study(tmp_path, store)
-    paths = R.draw_figures(study)
+    paths = R.draw_figures(study, pdf=False)
     assert study / "figures" / "vote_entropy_bars.png" in paths and study / "figures" / "voting_confusion.png" in paths
     urban, non_urban, labels, note, img = _vote_figures(figs)
     for got, group in ((urban, "urban"), (non_urban, "non_urban")):
@@ -453,7 +453,7 @@ def test_vote_figures_read_the_store_never_raw_files(tmp_path):
     np.testing.assert_array_equal(rv.voting, voting)
     # the store's votes include non-urban ones (LCZ 11-17), but its majorities are all urban
     np.testing.assert_array_equal(rv.non_urban, np.zeros(6))
-    paths = R.draw_figures(study)
+    paths = R.draw_figures(study, pdf=False)
     assert study / "figures" / "vote_entropy_bars.png" in paths
 
 

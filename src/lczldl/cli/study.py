@@ -54,11 +54,14 @@ def register(app: typer.Typer) -> None:
         intervals: bool = typer.Option(None, "--intervals/--no-intervals", help=(
             "Report tables show mean [lo, hi] (95 %: over seeds, Student t; ensemble: bootstrap over "
             "test images) instead of mean ± std [default: the study's study.intervals].")),
+        pdf: bool = typer.Option(None, "--pdf/--no-pdf", help=(
+            "Figures also as PDF beside the PNGs; --no-pdf: PNG only, faster "
+            "[default: the study's study.figures_pdf].")),
     ) -> None:
         """Redraw every figure and the report from saved predictions."""
         from lczldl.viz.report import redraw_study  # deferred: matplotlib
 
-        redraw_study(study, intervals=intervals)
+        redraw_study(study, intervals=intervals, pdf=pdf)
 
     @app.command("demo")
     def demo(

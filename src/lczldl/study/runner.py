@@ -161,6 +161,7 @@ def run_study(data: Path, out: Path, config: Path | None = None, regimes: str | 
                 (study / sub).mkdir(parents=True, exist_ok=True)
             base = {"study": str(study.resolve()), "store": str(store), "config": str(cfg_path.resolve()),
                     "evaluation": cfg.evaluation.model_dump(mode="json"), "intervals": sc.intervals,
+                    "figures_pdf": sc.figures_pdf,
                     "config_hash": fingerprint(run_config),
                     "store_checksum": file_sha256(manifest_path(store)),
                     "vote_budget": sc.vote_budget.model_dump(mode="json")}
@@ -226,6 +227,8 @@ def spec_maker(units: Sequence[Unit], base: dict[str, Any],
         inputs = fingerprint({"kind": u.kind, "regime": u.regime, "seed": u.seed, **key,
                               "upstream": ups, "work": work[u.kind], **budget,
                               **({"intervals": base["intervals"]} if u.kind == "report" else {}),
+                              # (only when off: a study's report keeps the fingerprint it had before)
+                              **({"figures_pdf": False} if u.kind == "report" and not base["figures_pdf"] else {}),
                               **({"members": list(u.members)} if u.members else {})})
         return {**base, "id": u.id, "kind": u.kind, "regime": u.regime, "seed": u.seed,
                 "budget": u.budget, "runs": str(study_runs(study, u.budget)),

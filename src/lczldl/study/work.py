@@ -148,5 +148,6 @@ def report(spec: dict[str, Any]) -> dict[str, Any]:
     """Figures and report.html / report.md from the saved files."""
     from lczldl.viz.report import redraw_study  # deferred: matplotlib
 
-    redraw_study(Path(spec["study"]), intervals=bool(spec.get("intervals", False)))
+    redraw_study(Path(spec["study"]), intervals=bool(spec.get("intervals", False)),
+                 pdf=bool(spec.get("figures_pdf", True)))
     return {}

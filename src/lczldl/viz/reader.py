@@ -85,6 +85,11 @@ class Study:
         """Whether the report shows mean [lo, hi] (the study's ``study.intervals``; default no)."""
         return bool((self.info.get("study_config") or {}).get("intervals", False))
 
+    @property
+    def figures_pdf(self) -> bool:
+        """Whether figures are also written as PDF (the study's ``study.figures_pdf``; default yes)."""
+        return bool((self.info.get("study_config") or {}).get("figures_pdf", True))
+
     def beyond(self, method: str) -> dict[str, list[dict]]:
         """regime -> the beyond files of ``method`` (per seed in seed order; one for the ensemble)."""
         if method == ENSEMBLE:

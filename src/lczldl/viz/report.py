@@ -44,6 +44,7 @@ from lczldl.viz.reader import (
     summary_rows,
 )
 from lczldl.viz.render import Document
+from lczldl.viz.style import figure_formats
 from lczldl.viz.tables import (
     RESULT_GROUPS,
     TEST_SAMPLING_MARK,
@@ -111,9 +112,10 @@ def vote_source_note(rv: ReleaseVotes) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def draw_figures(study: Path) -> list[Path]:
-    """Draw every figure whose inputs exist into STUDY/figures/ (PNG + PDF); returns the paths."""
-    return _draw(load_study(Path(study)))
+def draw_figures(study: Path, pdf: bool | None = None) -> list[Path]:
+    """Draw every figure whose inputs exist into STUDY/figures/ (PNG, and PDF when ``pdf``; None:
+    the study's ``study.figures_pdf``); returns the paths."""
+    return _draw(load_study(Path(study)), pdf)
 
 
 def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
@@ -150,7 +152,12 @@ def _prediction_figures(st: Study, fig_dir: Path) -> list[Path]:
     return written
 
 
-def _draw(st: Study) -> list[Path]:
+def _draw(st: Study, pdf: bool | None = None) -> list[Path]:
+    with figure_formats(st.figures_pdf if pdf is None else pdf):
+        return _draw_all(st)
+
+
+def _draw_all(st: Study) -> list[Path]:
     fig_dir = st.path / layout.FIGURES_DIR
     written = _prediction_figures(st, fig_dir)
     rv = release_votes(st)
@@ -340,10 +347,11 @@ def write_report(study: Path, intervals: bool | None = None) -> tuple[Path, Path
     return _write(load_study(Path(study)), intervals)
 
 
-def redraw_study(study: Path, intervals: bool | None = None) -> None:
-    """Redraw every figure and rewrite report.html / report.md (``lczldl figures --study``)."""
+def redraw_study(study: Path, intervals: bool | None = None, pdf: bool | None = None) -> None:
+    """Redraw every figure and rewrite report.html / report.md (``lczldl figures --study``).
+    ``intervals`` / ``pdf`` (figures also as PDF): None = the study's own settings."""
     st = load_study(Path(study))
-    _draw(st)
+    _draw(st, pdf)
     _write(st, intervals)
 
 

@@ -2,7 +2,8 @@
 axes, panel grids, and atomic saving (regime names and colours: :mod:`lczldl.regimes`).
 
 Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pyplot state, no
-interactive backend), rendered with the Agg canvas and saved as PNG (150 dpi) and PDF.
+interactive backend), rendered with the Agg canvas and saved as PNG (150 dpi) and, unless a
+:func:`figure_formats` context says PNG only, PDF.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import io
 import math
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 import matplotlib as mpl
@@ -48,6 +50,8 @@ RC: dict[str, object] = {
 }
 
 PNG_DPI = 150
+#: what :func:`save_figure` writes: PNG always (the report embeds it), PDF unless switched off
+_FORMATS: ContextVar[tuple[str, ...]] = ContextVar("lczldl_figure_formats", default=("png", "pdf"))
 
 ACCENT = "#0072b2"     # bars, accuracy
 GAP = "#d55e00"        # calibration gaps
@@ -110,16 +114,33 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save_figure(fig: Figure, out_stem: Path | str) -> list[Path]:
-    """Write ``out_stem``.png and ``out_stem``.pdf atomically (:func:`lczldl.fileio.atomic_write_bytes`).
+@contextlib.contextmanager
+def figure_formats(pdf: bool) -> Iterator[None]:
+    """Context in which :func:`save_figure` writes PNG and PDF (``pdf``) or PNG only (the study's
+    ``study.figures_pdf``; the PDF's TrueType font subsetting and vector rendering take ~60 % of a
+    report's drawing time)."""
+    token = _FORMATS.set(("png", "pdf") if pdf else ("png",))
+    try:
+        yield
+    finally:
+        _FORMATS.reset(token)
 
-    Returns the two paths. The parent folder is created. PDF/PNG carry no creation date so
+
+def save_figure(fig: Figure, out_stem: Path | str) -> list[Path]:
+    """Write ``out_stem``.png and ``out_stem``.pdf atomically (:func:`lczldl.fileio.atomic_write_bytes`);
+    PNG only inside ``figure_formats(pdf=False)``, which also removes an older ``out_stem``.pdf so
+    no figure is left from an earlier drawing.
+
+    Returns the paths written. The parent folder is created. PDF/PNG carry no creation date so
     redrawing the same data gives the same files. Saved under :data:`RC` (:func:`styled`).
     """
     stem = Path(out_stem)
     written: list[Path] = []
+    formats = _FORMATS.get()
+    if "pdf" not in formats:
+        (stem.parent / f"{stem.name}.pdf").unlink(missing_ok=True)
     with styled():
-        for ext in ("png", "pdf"):
+        for ext in formats:
             meta = {"Software": None} if ext == "png" else {"CreationDate": None, "Creator": None,
                                                              "Producer": None}
             buf = io.BytesIO()
