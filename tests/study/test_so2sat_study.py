@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -16,7 +17,11 @@ from lczldl.data.prepare import prepare_so2sat_store
 from lczldl.data.synth_so2sat import write_so2sat
 from lczldl.evaluation import registry as G
 from lczldl.evaluation.files import read_verdict
+from lczldl.study.runner import run_study
 from lczldl.viz.report import NO_VERDICT_WITHOUT_VOTES, NO_VOTES_NOTE
+
+from . import fakework
+from .test_runner import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +68,23 @@ def test_a_so2sat_folder_given_to_study_says_prepare_it_first(so2sat_store, tmp_
     assert not (tmp_path / "s").exists()
 
 
+def test_a_study_without_regimes_takes_the_ones_that_apply(so2sat_store, tmp_path, monkeypatch):
+    """No regimes chosen on a store without votes: onehot and onehot_ls (fake unit work: the grid,
+    not the training; the end-to-end study below trains one of them)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    info = run_study(data=so2sat_store, out=tmp_path / "study", seeds="0", work=fakework.work(fakework.__name__),
+                     progress=False)
+    assert info["regimes"] == ["onehot", "onehot_ls"] and info["status"] == "finished"
+    assert sorted(u for u in info["units"] if u.startswith("train-")) == ["train-onehot-seed0", "train-onehot_ls-seed0"]
+
+
 @pytest.mark.slow
 def test_seventeen_class_study_end_to_end(so2sat_store, tiny_config, tmp_path):
     study = tmp_path / "study"
-    main(["study", "--data", str(so2sat_store), "--out", str(study), "--config", str(tiny_config)])
+    main(["study", "--data", str(so2sat_store), "--out", str(study), "--config", str(tiny_config),
+          "--regimes", "onehot"])
     info = json.loads((study / "study.json").read_text())
-    assert info["regimes"] == ["onehot", "onehot_ls"] and info["status"] == "finished"    # the ones that apply
+    assert info["regimes"] == ["onehot"] and info["status"] == "finished"
     run = study / "runs" / "onehot" / "seed0"
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["num_classes"] == 17
     with np.load(run / "predictions.npz") as z:
@@ -80,7 +96,7 @@ def test_seventeen_class_study_end_to_end(so2sat_store, tiny_config, tmp_path):
     cols = set(rows[0])
     assert {"oa_u_mean", "oa_bu_mean", "oa_u_lo", "lac_90_coverage_mean"} <= cols
     assert not {f"{k}_mean" for k in G.VOTE_METRICS} & cols                  # no ce_distr, vote coverage, ...
-    assert {(r["regime"], r["method"]) for r in rows} >= {("onehot", "plain"), ("onehot_ls", "ensemble")}
+    assert {(r["regime"], r["method"]) for r in rows} >= {("onehot", "plain"), ("onehot", "ensemble")}
     report = (study / "report.md").read_text()
     assert NO_VOTES_NOTE in report and "LCZ community accuracies" in report
     # the paper's claims are about the votes: on a store without them the verdict has no rows
