@@ -1,6 +1,7 @@
-"""Issue 11's done-when check, as a user runs it: `lczldl study --pack 4` on the tiny twin (CPU)
-writes run folders that `lczldl evaluate`, `lczldl figures` and `lczldl predict` consume
-unchanged; and (slow) a packed study killed with SIGKILL mid-pack resumes to the same summary."""
+"""Issue 11's done-when check, as a user runs it: `lczldl study --pack 4` on the tiny twin (CPU),
+killed with SIGKILL mid-pack and started again with the same command, resumes to the summary of an
+uninterrupted pack and writes run folders that `lczldl evaluate`, `lczldl figures` and `lczldl
+predict` consume unchanged."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ import pytest
 import rasterio
 
 from lczldl.cli.main import main
+from lczldl.config import EvaluationConfig, load_config
+from lczldl.evaluation.runs import evaluate_runs
+from lczldl.training.packed import train_pack
 from lczldl.viz import beyond_section as BS
 from lczldl.viz import report as R
 
@@ -28,23 +32,38 @@ CONFIG = ("model:\n  depth: 5\n  width: 4\ntrain:\n  max_epochs: 3\n  patience: 
           "evaluation:\n  mc_passes: 2\nstudy:\n  figures_pdf: false\n")  # small: formats, not speed
 GRID = ["--regimes", "onehot,dist", "--seeds", "0", "--pack", "4", "--workers", "2"]
 REPO = Path(__file__).resolve().parents[2]
-#: every test here needs the packed study (~40 s of CPU: 2 runs trained, evaluated, reported)
-pytestmark = pytest.mark.slow
+#: every test here needs the packed study (~40 s of CPU: killed, resumed, evaluated, reported)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                                  reason="workers die with the study on Linux only")]
 
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory, tiny_twin):
-    """(tmp, store, config, study) after `lczldl study --pack 4` on the tiny twin."""
+    """(tmp, store, config, study, after_kill, rerun) of `lczldl study --pack 4` on the tiny twin,
+    killed (kill -9) once its pack committed epoch 0 (the pack worker dies with it), then the same
+    command again (``rerun``: its CompletedProcess). ``after_kill``: per run, (run.json status,
+    last.ckpt exists) between the two."""
     tmp = tmp_path_factory.mktemp("packed")
     store = tiny_twin[1]                   # the session's prepared tiny twin (read only)
     cfg = tmp / "config.yaml"
     cfg.write_text(CONFIG)
-    main(["study", "--data", str(store), "--out", str(tmp / "study"), "--config", str(cfg), *GRID])
-    return tmp, store, cfg, tmp / "study"
+    study = tmp / "study"
+    work = {"pack": f"{fakework.__name__}:pack_blocking_after_epoch_0"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        kill_study_when_blocked(store, study, cfg, f"regimes='onehot,dist', seeds='0', workers=2, pack=4, "
+                                f"work={work!r}", study / "checkpointed-pack-0", "its pack committed epoch 0")
+    after_kill = {(r, s): (json.loads((study / "runs" / r / f"seed{s}" / "run.json").read_text())["status"],
+                           (study / "runs" / r / f"seed{s}" / "checkpoints" / "last.ckpt").is_file())
+                  for r, s in RUNS}
+    rerun = subprocess.run([sys.executable, "-m", "lczldl.cli.main", "study", "--data", str(store), "--out",
+                            str(study), "--config", str(cfg), *GRID], capture_output=True, text=True)
+    return tmp, store, cfg, study, after_kill, rerun
 
 
 def test_study_pack_4_trains_the_grid_in_one_pack(packed):
-    _, _, _, study = packed
+    _, _, _, study, _, rerun = packed
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     info = json.loads((study / "study.json").read_text())
     assert info["status"] == "finished" and info["pack"] == 4 and not info["failures"]
     assert info["units"]["pack-0"]["status"] == "done" and "pack-1" not in info["units"]
@@ -62,7 +81,7 @@ def test_study_pack_4_trains_the_grid_in_one_pack(packed):
 
 
 def test_evaluate_consumes_the_packed_runs(packed, tmp_path):
-    _, _, cfg, study = packed
+    _, _, cfg, study, _, _ = packed
     main(["evaluate", "--runs", str(study / "runs"), "--out", str(tmp_path / "eval"), "--config", str(cfg)])
     assert (tmp_path / "eval" / "summary.csv").read_text() == (study / "summary.csv").read_text()
 
@@ -71,7 +90,7 @@ def test_the_report_draws_every_figure_from_the_packed_runs(packed):
     """The study's report unit (`lczldl figures`' redraw_study) read the packed run folders: every
     figure but the vote-budget one (no budget here), PNG only (study.figures_pdf false), each in
     report.html."""
-    _, _, _, study = packed
+    study = packed[3]
     stems = {s for s, _ in R.FIGURES + BS.FIGURES} - {BS.VOTE_BUDGET}
     assert {p.name for p in (study / "figures").iterdir()} == {f"{s}.png" for s in stems}
     html = (study / "report.html").read_text()
@@ -83,7 +102,7 @@ def test_predict_maps_a_scene_with_a_packed_run(packed, tmp_path):
     s2 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(s2)
     scene = s2.write_stack(tmp_path / "scene.tif", "03.01")           # uint16 DN, no offset
-    _, _, _, study = packed
+    study = packed[3]
     ckpt = study / "runs" / "dist" / "seed0" / "checkpoints" / "best.ckpt"
     main(["predict", "--checkpoint", str(ckpt), "--scene", str(scene), "--out", str(tmp_path / "map"),
           "--scale", "10000", "--stride", "16"])
@@ -97,27 +116,23 @@ def test_predict_maps_a_scene_with_a_packed_run(packed, tmp_path):
     assert prob.shape[0] == 10
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the study on Linux only")
-def test_packed_study_killed_mid_pack_resumes_to_the_same_summary(packed, monkeypatch):
-    """kill -9 of the study once its pack committed epoch 0 (the pack worker dies with it), then
-    the same command again: the pack resumes every member from last.ckpt (train_pack(resume=True))
-    and the summary equals the uninterrupted packed study's."""
-    tmp, store, cfg, ref = packed
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    out = tmp / "killed"
-    work = {"pack": f"{fakework.__name__}:pack_blocking_after_epoch_0"}
-    kill_study_when_blocked(store, out, cfg, f"regimes='onehot,dist', seeds='0', workers=2, pack=4, work={work!r}",
-                            out / "checkpointed-pack-0", "its pack committed epoch 0")
+def test_packed_study_killed_mid_pack_resumes_to_the_same_summary(packed):
+    """Killed once its pack committed epoch 0, every member was running with a last.ckpt; the same
+    command resumed every member from it (train_pack(resume=True)) and its summary equals an
+    uninterrupted pack's: the members' own config trained together in this process, evaluated by
+    evaluate_runs (whose summary.csv equals the study's for the same runs, test above)."""
+    tmp, store, _, study, after_kill, rerun = packed
+    assert after_kill == {run: ("running", True) for run in RUNS}
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    log = (study / "logs" / "pack-0.log").read_text()
     for regime, seed in RUNS:
-        run = out / "runs" / regime / f"seed{seed}"
-        assert json.loads((run / "run.json").read_text())["status"] == "running"
-        assert (run / "checkpoints" / "last.ckpt").is_file()
-    res = subprocess.run([sys.executable, "-m", "lczldl.cli.main", "study", "--data", str(store), "--out", str(out),
-                          "--config", str(cfg), *GRID], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
-    log = (out / "logs" / "pack-0.log").read_text()
-    for regime, seed in RUNS:
-        assert json.loads((out / "runs" / regime / f"seed{seed}" / "run.json").read_text())["resumed"] is True
+        assert json.loads((study / "runs" / regime / f"seed{seed}" / "run.json").read_text())["resumed"] is True
         assert f"train-{regime}-seed{seed}: resuming from" in log
-    assert (out / "summary.csv").read_text() == (ref / "summary.csv").read_text()
-    assert json.loads((out / "study.json").read_text())["status"] == "finished"
+    info = json.loads((study / "study.json").read_text())
+    assert info["status"] == "finished"
+    ref = tmp / "ref" / "runs"
+    cfg = load_config(study / "runs" / RUNS[0][0] / f"seed{RUNS[0][1]}" / "config.yaml")
+    results = train_pack(store, RUNS, ref, cfg)
+    assert [r.status for r in results] == ["finished"] * len(RUNS)
+    evaluate_runs(ref, EvaluationConfig(**info["resolved_config"]["evaluation"]), progress=False)
+    assert (study / "summary.csv").read_text() == (ref / "summary.csv").read_text()

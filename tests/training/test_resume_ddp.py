@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from killpoint import pythonpath
+from lczldl.cli.main import main
 from lczldl.training.callbacks import read_metrics_csv
 from lczldl.training.run import train_run
 
@@ -33,7 +34,7 @@ def _env():
 
 
 @pytest.mark.slow
-def test_resume_after_kill_matches_uninterrupted_run(tiny_store, tmp_path):
+def test_resume_after_kill_matches_uninterrupted_run(tiny_store, tmp_path, capsys):
     ref = train_run(tiny_store, 5, tmp_path / "ref", run_config(SETTINGS, "dist", 12), progress=False)
     ref_rows = read_metrics_csv(ref / "metrics.csv")
     assert len(ref_rows) >= 4
@@ -54,8 +55,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_store, tmp_path):
     assert len(read_metrics_csv(run / "metrics.csv")) == 2 and (run / "checkpoints" / "last.ckpt").is_file()
     assert json.loads((run / "run.json").read_text())["status"] == "running"
 
-    # without --resume the interrupted run is refused; with it, it completes
-    assert subprocess.run(_cli(tiny_store, out), env=_env(), capture_output=True).returncode == 2
+    # without --resume the interrupted run is refused (the same command, in this process: a refusal
+    # needs no fresh interpreter); with it, it completes
+    with pytest.raises(SystemExit) as refused:
+        main(_cli(tiny_store, out)[3:])
+    assert refused.value.code == 2 and "--resume" in capsys.readouterr().err
     r = subprocess.run(_cli(tiny_store, out, resume=True), env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
 
