@@ -51,7 +51,9 @@ def test_agrees_with_adam_reference(kind):
     yt = torch.tensor(np.eye(10)[targets] if targets.ndim == 1 else targets)
     temp = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([temp], lr=0.01)
-    for _ in range(10000):                        # the seed's procedure: Adam lr 0.01, 10,000 steps
+    # the seed's procedure, Adam lr 0.01, for 3,000 of its 10,000 steps: by then the temperature
+    # has stopped moving (measured: 3,000 and 10,000 steps agree to 1e-10 for both kinds)
+    for _ in range(3000):
         opt.zero_grad()
         loss = -(yt * torch.log_softmax(zt / temp, dim=1)).sum(1).mean()
         loss.backward()
