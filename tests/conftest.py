@@ -25,6 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if "torch" in sys.modules:                       # imported early by a plugin: apply directly
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", None):
+        return                  # pytest-xdist's controller runs no test: no Lightning to import
     # Lightning gives its logger a StreamHandler on sys.stderr when it is first imported. Imported
     # first inside a test that captures stderr (capsys), that handler keeps the test's stream, which
     # is closed afterwards, and every later Trainer prints a "Logging error" traceback to stderr: the
