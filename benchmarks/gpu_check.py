@@ -317,7 +317,8 @@ def _demo_config(check: Check, epochs: int) -> Path:
     cfg.setdefault("train", {})["max_epochs"] = epochs
     if check.dry:
         cfg["model"] = {"depth": 5, "width": 2}
-        cfg["evaluation"] = {"mc_passes": 2}
+        # the script's code paths, not the evaluation's extras (tested on their own)
+        cfg["evaluation"] = {"mc_passes": 2, "conformal": False, "selective": False, "vote_conformal": False}
         cfg["study"].update({"regimes": ["dist"], "seeds": "0", "workers": 1, "figures_pdf": False})
     path = check.work / f"demo-{epochs}.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -1,10 +1,10 @@
 """The commands end to end on the tiny twin, as a user runs them: data synth, data inspect, demo
-(the tiny profile), figures and evaluate. Each result is checked against another command's."""
+(the tiny profile) and evaluate. Each result is checked against another command's. (`lczldl
+figures`: tests/viz/test_report.py draws its hand-made study with it.)"""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import h5py
 import numpy as np
@@ -28,6 +28,9 @@ def test_demo_tiny_profile_runs_the_whole_study(demo):
     rows = (demo / "summary.csv").read_text().splitlines()
     assert rows[0].startswith("regime,method,") and {r.split(",")[0] for r in rows[1:]} == {"onehot", "dist"}
     assert (demo / "report.html").is_file() and (demo / "report.md").is_file()
+    # the tiny profile's study.figures_pdf is false: PNG only (`lczldl figures --pdf`: test_report)
+    assert info["study_config"]["figures_pdf"] is False
+    assert {p.suffix for p in (demo / "figures").iterdir()} == {".png"}
 
 
 @pytest.mark.slow
@@ -51,17 +54,6 @@ def test_data_inspect_counts_what_prepare_kept(demo, capsys):
     assert kept[2:] == [str(n["train"]), str(n["val"] + n["test"]), str(sum(n.values()))]
     main(["data", "inspect", str(demo / "store")])
     assert str(n["train"]) in capsys.readouterr().out
-
-
-@pytest.mark.slow
-def test_figures_redraws_from_saved_files(demo):
-    shutil.rmtree(demo / "figures")
-    (demo / "report.html").unlink()
-    main(["figures", "--study", str(demo)])
-    assert (demo / "report.html").is_file()
-    # the tiny profile's study.figures_pdf is false: PNG only (test_report checks the PDFs)
-    assert json.loads((demo / "study.json").read_text())["study_config"]["figures_pdf"] is False
-    assert {p.suffix for p in (demo / "figures").iterdir()} == {".png"}
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Temperature / vector scaling: known optima and agreement with the seed's slow Adam fit."""
+"""Temperature / vector scaling: known optima and agreement with the seed's Adam fit."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_known_optimum_sampled_labels():
     assert t == pytest.approx(3.0, rel=0.03)
 
 
-@pytest.mark.parametrize("kind", ["onehot", pytest.param("distribution", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kind", ["onehot", "distribution"])
 def test_agrees_with_adam_reference(kind):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)

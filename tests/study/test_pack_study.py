@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,10 +38,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory, tiny_twin):
-    """(tmp, store, config, study, after_kill, rerun) of `lczldl study --pack 4` on the tiny twin,
-    killed (kill -9) once its pack committed epoch 0 (the pack worker dies with it), then the same
-    command again (``rerun``: its CompletedProcess). ``after_kill``: per run, (run.json status,
-    last.ckpt exists) between the two."""
+    """(tmp, store, config, study, after_kill) of `lczldl study --pack 4` on the tiny twin, killed
+    (kill -9) once its pack committed epoch 0 (the pack worker dies with it), then the same command
+    again. ``after_kill``: per run, (run.json status, last.ckpt exists) between the two."""
     tmp = tmp_path_factory.mktemp("packed")
     store = tiny_twin[1]                   # the session's prepared tiny twin (read only)
     cfg = tmp / "config.yaml"
@@ -56,14 +54,13 @@ def packed(tmp_path_factory, tiny_twin):
     after_kill = {(r, s): (json.loads((study / "runs" / r / f"seed{s}" / "run.json").read_text())["status"],
                            (study / "runs" / r / f"seed{s}" / "checkpoints" / "last.ckpt").is_file())
                   for r, s in RUNS}
-    rerun = subprocess.run([sys.executable, "-m", "lczldl.cli.main", "study", "--data", str(store), "--out",
-                            str(study), "--config", str(cfg), *GRID], capture_output=True, text=True)
-    return tmp, store, cfg, study, after_kill, rerun
+    # the same command again, in this process (its units are fresh processes either way)
+    main(["study", "--data", str(store), "--out", str(study), "--config", str(cfg), *GRID])
+    return tmp, store, cfg, study, after_kill
 
 
 def test_study_pack_4_trains_the_grid_in_one_pack(packed):
-    _, _, _, study, _, rerun = packed
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    study = packed[3]
     info = json.loads((study / "study.json").read_text())
     assert info["status"] == "finished" and info["pack"] == 4 and not info["failures"]
     assert info["units"]["pack-0"]["status"] == "done" and "pack-1" not in info["units"]
@@ -81,7 +78,7 @@ def test_study_pack_4_trains_the_grid_in_one_pack(packed):
 
 
 def test_evaluate_consumes_the_packed_runs(packed, tmp_path):
-    _, _, cfg, study, _, _ = packed
+    _, _, cfg, study, _ = packed
     main(["evaluate", "--runs", str(study / "runs"), "--out", str(tmp_path / "eval"), "--config", str(cfg)])
     assert (tmp_path / "eval" / "summary.csv").read_text() == (study / "summary.csv").read_text()
 
@@ -121,9 +118,8 @@ def test_packed_study_killed_mid_pack_resumes_to_the_same_summary(packed):
     command resumed every member from it (train_pack(resume=True)) and its summary equals an
     uninterrupted pack's: the members' own config trained together in this process, evaluated by
     evaluate_runs (whose summary.csv equals the study's for the same runs, test above)."""
-    tmp, store, _, study, after_kill, rerun = packed
+    tmp, store, _, study, after_kill = packed
     assert after_kill == {run: ("running", True) for run in RUNS}
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     log = (study / "logs" / "pack-0.log").read_text()
     for regime, seed in RUNS:
         assert json.loads((study / "runs" / regime / f"seed{seed}" / "run.json").read_text())["resumed"] is True

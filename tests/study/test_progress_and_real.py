@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from lczldl.cli.main import main
 from lczldl.config import EvaluationConfig, load_config
 from lczldl.evaluation.runs import evaluate_runs
 from lczldl.study.progress import Overview, eta, train_epoch
@@ -114,7 +115,6 @@ def test_real_study_killed_during_training_then_resumed_matches(tmp_path, tiny_t
     # --workers 2: one torch thread per unit (a thread share of 2 spin-waits on shared cores); the
     # units of one run still run one after the other
     common = ["--data", str(store), "--config", str(cfg), "--regimes", "dist", "--seeds", "0", "--workers", "2"]
-    cli = [sys.executable, "-m", "lczldl.cli.main", "study"]
     out = tmp_path / "study"
     work = {"train": f"{fakework.__name__}:train_blocking_after_epoch_1"}
     kill_study_when_blocked(store, out, cfg, f"regimes='dist', seeds='0', workers=2, work={work!r}",
@@ -122,8 +122,7 @@ def test_real_study_killed_during_training_then_resumed_matches(tmp_path, tiny_t
     run = out / "runs" / "dist" / "seed0"
     assert json.loads((run / "run.json").read_text())["status"] == "running"
     assert train_epoch(run) == 2 and (run / "checkpoints" / "last.ckpt").is_file()
-    res = subprocess.run(cli + common + ["--out", str(out)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
+    main(["study", *common, "--out", str(out)])      # the same command again (its units: fresh processes)
     assert "resuming from" in (out / "logs" / "train-dist-seed0.log").read_text()
     info = json.loads((out / "study.json").read_text())
     assert info["status"] == "finished" and (out / "report.html").is_file()

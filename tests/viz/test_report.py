@@ -142,8 +142,13 @@ def _write_budget_table(study: Path, records: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """The hand-made study after `lczldl figures --study STUDY --pdf`: every figure and the report
+    drawn from its saved files."""
+    from lczldl.cli.main import main
+
     study = make_study(tmp_path_factory.mktemp("rep"))
-    R.redraw_study(study)
+    assert not (study / "figures").exists() and not (study / "report.html").exists()
+    main(["figures", "--study", str(study), "--pdf"])
     return study
 
 
