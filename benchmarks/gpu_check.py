@@ -319,7 +319,9 @@ def _demo_config(check: Check, epochs: int) -> Path:
         cfg["model"] = {"depth": 5, "width": 2}
         # the script's code paths, not the evaluation's extras (tested on their own)
         cfg["evaluation"] = {"mc_passes": 2, "conformal": False, "selective": False, "vote_conformal": False}
-        cfg["study"].update({"regimes": ["dist"], "seeds": "0", "workers": 1, "figures_pdf": False})
+        # 2 workers: one torch thread per unit on the 2-core CI machine (a thread share of 2
+        # spin-waits on shared cores)
+        cfg["study"].update({"regimes": ["dist"], "seeds": "0", "workers": 2, "figures_pdf": False})
     path = check.work / f"demo-{epochs}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

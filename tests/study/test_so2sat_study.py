@@ -34,12 +34,12 @@ def so2sat_store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
-    """The tiny demo's settings (resources/demo_tiny.yaml) with 1 epoch and no regimes chosen."""
+    """The tiny demo's settings (resources/demo_tiny.yaml: 2 workers, so one torch thread per unit
+    on 2 cores) with 1 epoch and no regimes chosen."""
     from importlib.resources import files
 
     cfg = yaml.safe_load(files("lczldl.resources").joinpath("demo_tiny.yaml").read_text())
     cfg["study"].pop("regimes")
-    cfg["study"]["workers"] = 1
     cfg["train"]["max_epochs"] = 1
     path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
