@@ -72,11 +72,22 @@ def tv_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(0.5 * np.abs(p - q).sum())
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation with average ranks for ties; NaN if either is constant or empty."""
-    from scipy.stats import rankdata
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """(N,) 1-based ranks of the values of ``x`` (flattened), ties sharing their mean rank (scipy's
+    ``rankdata``, whose module costs a unit process a second to import); all NaN if one is NaN.
+    The ranks are exact (multiples of 1/2), so any correct ranking gives the same floats.
+    (:func:`lczldl.evaluation.intervals.weighted_ranks` is its version under bootstrap counts.)"""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if np.isnan(x).any():
+        return np.full(x.shape, np.nan)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse.ravel()]
 
-    rx, ry = rankdata(x), rankdata(y)
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation with average ranks for ties; NaN if either is constant, empty or
+    holds a NaN."""
+    rx, ry = average_ranks(x), average_ranks(y)
     rx -= rx.mean() if rx.size else 0.0
     ry -= ry.mean() if ry.size else 0.0
     den = math.sqrt(float((rx * rx).sum()) * float((ry * ry).sum()))

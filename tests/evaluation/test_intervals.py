@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import rankdata
 
 from lczldl.errors import DataError
@@ -20,6 +21,7 @@ from lczldl.evaluation.intervals import (
     bootstrap_intervals,
     percentile_interval,
     seed_interval,
+    t_quantile,
     weighted_group_means,
     weighted_means,
     weighted_ranks,
@@ -53,6 +55,16 @@ def test_weighted_means_and_group_means_by_hand():
     np.testing.assert_allclose(weighted_group_means(v, g, 3), [2.5, 2.0, np.nan])
     gw = weighted_group_means(v, g, 3, w)
     np.testing.assert_allclose(gw[0], [(2 + 4) / 3, np.nan, np.nan])
+
+
+def test_t_quantile_is_scipy_stats_t():
+    """scipy.special's stdtrit against scipy.stats.t.ppf (exactly: the same routine), over the
+    levels and seed counts the intervals use and a normal-like df; the textbook 12.706 and 2.776."""
+    for df in (1, 2, 3, 4, 9, 19, 1e6):
+        for q in (0.5, 0.9, 0.95, 0.975, 0.995):
+            assert t_quantile(q, df) == stats.t.ppf(q, df)
+    assert t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-4)
+    assert t_quantile(0.975, 4) == pytest.approx(2.7764, abs=1e-4)
 
 
 def test_weighted_ranks_are_ranks_of_the_expanded_sample():

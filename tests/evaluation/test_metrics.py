@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from lczldl.distributions import spearman
+from lczldl.distributions import average_ranks, spearman
 from lczldl.errors import DataError, LczldlError
 from lczldl.evaluation.metrics import METRIC_KEYS, compute_metrics
 
@@ -89,6 +90,19 @@ def test_spearman_hand_and_ties():
     rx, ry = np.array([1.5, 1.5, 3, 4]), np.array([1, 2.5, 2.5, 4])
     assert spearman(x, y) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
     assert math.isnan(spearman(x, np.ones(4)))
+
+
+def test_average_ranks_and_spearman_equal_scipys():
+    """Against scipy.stats.rankdata / spearmanr on data with many ties, NaN and empty input."""
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 200):
+        x, y = rng.integers(0, 5, n).astype(float), rng.normal(size=n).round(1)
+        np.testing.assert_array_equal(average_ranks(x), stats.rankdata(x))
+        if n > 2:
+            assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    np.testing.assert_array_equal(average_ranks(np.array([2.0, np.nan, 1.0])), stats.rankdata([2.0, np.nan, 1.0]))
+    assert average_ranks(np.array([])).size == 0 and math.isnan(spearman(np.array([]), np.array([])))
+    assert math.isnan(spearman(np.array([1.0, np.nan, 3.0]), np.array([1.0, 2.0, 3.0])))
 
 
 def test_entropy_spearman_perfect():
