@@ -310,7 +310,17 @@ def test_without_summary_files_the_report_says_so(tmp_path):
     assert "No figures" in text                              # write_report alone draws nothing
 
 
-def test_binned_figures_use_the_recorded_bins(tmp_path, monkeypatch):
+@pytest.fixture
+def unrendered(monkeypatch):
+    """Figures built but not rendered (``savefig`` writes a placeholder into save_figure's buffer):
+    for tests of what goes into the figures and which files are written, not of their pixels
+    (the ``built`` study renders every figure as PNG and PDF)."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(Figure, "savefig", lambda self, buf, **kw: buf.write(b"unrendered"))
+
+
+def test_binned_figures_use_the_recorded_bins(tmp_path, monkeypatch, unrendered):
     """The reliability and per-entropy-bin figures bin as the runs' metrics.json record (else as
     study.json's resolved evaluation settings); with neither they are left out, and noted."""
     seen = []
@@ -441,7 +451,7 @@ def test_store_prepared_before_release_votes_falls_back_to_its_rows(tmp_path, ti
     np.testing.assert_allclose(img, _row_percent_by_hand(voting))
 
 
-def test_vote_figures_read_the_store_never_raw_files(tmp_path):
+def test_vote_figures_read_the_store_never_raw_files(tmp_path, unrendered):
     from lczldl.viz import reader
 
     study = make_study(tmp_path)
