@@ -1,4 +1,5 @@
-"""Synthetic twin: release format, determinism, visible ambiguity, and the real statistics."""
+"""Synthetic twin: release format, determinism, visible ambiguity, and the real statistics (the
+Dawid-Skene rival swapping LCZ 3 and 7 among them)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 
 from lczldl.constants import ADDON_CITIES, EUROPEAN_CITIES
 from lczldl.data import synth, synth_pixels
+from lczldl.data.dawid_skene import fit_dawid_skene_multistart
 from lczldl.data.labels import build_labels
-from lczldl.data.readers.votes import open_city
+from lczldl.data.readers.votes import find_city_files, open_city
 from lczldl.data.stats import compare_to_reference, load_reference, statistics_of_path, vote_statistics
 from lczldl.errors import DataError
 
@@ -163,3 +165,32 @@ def test_twin_meets_the_real_statistics(small_twin, real_reference):
     for name in ("train cities", "held-out cities"):
         c = compare_to_reference(groups[name], rs)
         assert c["pass"]["class_tv"] and c["pass"]["entropy_tv"] and c["pass"]["unanimous_abs"], (name, c)
+
+
+@pytest.fixture(scope="module")
+def small_twin_votes(small_twin_raw):
+    raw, _ = small_twin_raw                                # the small twin, seed 0
+    votes, addon, label = [], [], []
+    for path in find_city_files(raw).values():            # the rows prepare keeps, in its order
+        cf = open_city(path)
+        lab = build_labels(cf.votes, cf.original)
+        votes.append(lab.votes[lab.keep])
+        addon.append(np.full(int(lab.keep.sum()), cf.is_addon))
+        label.append(lab.label[lab.keep])
+    return np.concatenate(votes), np.concatenate(addon), np.concatenate(label)
+
+
+def test_small_twin_has_a_rival_swapping_lcz_3_and_7(small_twin_votes):
+    """PROTOCOL: two near-equal optima (0.4 nats apart) that swap LCZ 3 and LCZ 7."""
+    votes, addon, label = small_twin_votes
+    res = fit_dawid_skene_multistart(votes, 10)
+    rival = res.rival
+    assert rival is not None
+    assert {rival["best_start"], rival["start"]} == {"counts", "majority"}
+    assert 0 < rival["log_likelihood_gap"] < 1.0
+    assert rival["swaps"][0]["lcz"] == [3, 7] and rival["summary"].startswith("LCZ 3 <-> LCZ 7")
+    assert rival["class_share"]["7"] > 0.5
+    # the majority start's solution is the one that relabels most LCZ 7 rows (68 of 252)
+    major = res.fits["majority"].posteriors.argmax(1)
+    assert ((major == 6) & (label == 6)).sum() < 0.5 * (label == 6).sum()
+    assert ((major == 6) & addon).sum() < 0.5 * addon.sum()
