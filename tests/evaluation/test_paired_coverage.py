@@ -77,17 +77,20 @@ def null_rates() -> dict[tuple[int, float], dict[str, float]]:
     return {(n, sc): _star_rates(n, 0.0, sc, seed=100 + n) for n in SEED_COUNTS for sc in (0.0, 0.3)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_seeds", SEED_COUNTS)
 def test_paired_t_stars_at_most_5_percent_without_effect(null_rates, n_seeds):
     assert null_rates[(n_seeds, 0.0)]["t"] <= _ceiling()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_seeds", SEED_COUNTS)
 def test_two_level_stars_at_most_5_percent_without_effect(null_rates, n_seeds):
     for sc in (0.0, 0.3):
         assert null_rates[(n_seeds, sc)]["two_level"] <= _ceiling(), sc
 
 
+@pytest.mark.slow
 def test_the_old_percentile_bootstrap_over_seeds_fails_the_same_check(null_rates):
     """With 2 seeds the bootstrap interval is [min, max] of the two differences: both share a sign
     half the time without any effect."""
@@ -96,6 +99,7 @@ def test_the_old_percentile_bootstrap_over_seeds_fails_the_same_check(null_rates
     assert any(null_rates[(n, 0.0)]["old_bootstrap"] > _ceiling() for n in SEED_COUNTS)
 
 
+@pytest.mark.slow
 def test_paired_t_alone_over_stars_when_images_favour_one_regime(null_rates):
     """Why the verdicts use the two-level interval: with a shared regime x image effect (SC = 0.3,
     image part sd 0.025 against a seed part of 0.014 at 10 seeds) the t over seeds stars far more
@@ -110,6 +114,7 @@ def _power_t(n: int, effect: float, sd: float) -> float:
     return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_seeds", (5, 10))
 def test_paired_t_detects_a_known_effect(n_seeds):
     sd = math.sqrt(2 * SA**2 + 2 * SE**2 / N_IMAGES)           # sd of one seed's paired difference
@@ -120,6 +125,7 @@ def test_paired_t_detects_a_known_effect(n_seeds):
     assert rate >= floor - 4 * _mcse(floor)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_seeds", (5, 10))
 def test_two_level_detects_a_known_effect(n_seeds):
     """Floor: the normal power of a test whose variance is the interval's expected variance,

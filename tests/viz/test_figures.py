@@ -1,5 +1,7 @@
 """Figure functions: the numbers drawn, read back from the returned figures against values computed
-by hand, and the files written (PNG + PDF, non-empty, valid signatures)."""
+by hand, and the files written (non-empty, valid signatures). Each figure's variants are saved as
+PNG here; PDF beside PNG is tested once here (figure_formats) and for every figure of a whole
+study in test_report (`lczldl figures --pdf`), where the PDF backend's cost is paid once."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from lczldl.viz.figures.reliability import (
     reliability_data,
 )
 from lczldl.viz.figures.seeds import draw_seed_dots, plot_seed_dots
+from lczldl.viz.style import figure_formats
 
 K = 10
 
@@ -57,11 +60,19 @@ def data():
     return rng, labels, ent
 
 
-def _check_files(paths, stem):
-    assert [p.name for p in paths] == [stem.name + ".png", stem.name + ".pdf"]
-    png, pdf = paths
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 2000
+@pytest.fixture
+def png_only():
+    """Figures saved as PNG only (figure_formats(pdf=False)) inside the test."""
+    with figure_formats(pdf=False):
+        yield
+
+
+def _check_files(paths, stem, pdf: bool = False):
+    """The PNG (and with ``pdf`` the PDF) written at ``stem``, valid and not tiny; no temp file left."""
+    assert [p.name for p in paths] == [stem.name + ".png"] + ([stem.name + ".pdf"] if pdf else [])
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[0].stat().st_size > 5000
+    if pdf:
+        assert paths[1].read_bytes()[:5] == b"%PDF-" and paths[1].stat().st_size > 2000
     assert not list(stem.parent.glob(".*tmp*")), "temp files left behind"
 
 
@@ -173,7 +184,7 @@ def test_predictive_entropy_and_spearman():
 # --- plots -------------------------------------------------------------------------------------
 
 
-def test_plot_confusion_matrices(tmp_path, data):
+def test_plot_confusion_matrices(tmp_path, data, png_only):
     rng, labels, _ = data
     res = {r: (labels, _probs(rng, labels).argmax(1)) for r in ("dist", "onehot", "dist_ls")}
     stem = tmp_path / "figs" / "confusion"
@@ -182,7 +193,7 @@ def test_plot_confusion_matrices(tmp_path, data):
         plot_confusion_matrices({}, stem)
 
 
-def test_plot_reliability_single_and_grid(tmp_path, data):
+def test_plot_reliability_single_and_grid(tmp_path, data, png_only):
     rng, labels, _ = data
     p = _probs(rng, labels)
     stem = tmp_path / "rel"
@@ -193,7 +204,7 @@ def test_plot_reliability_single_and_grid(tmp_path, data):
     _check_files(plot_reliability_grid(panels, stem, n_bins=20), stem)
 
 
-def test_plot_vote_entropy_bars(tmp_path, data):
+def test_plot_vote_entropy_bars(tmp_path, data, png_only):
     rng, _, _ = data
     urban, non_urban = rng.integers(0, 500, 6), rng.integers(0, 20, 6)
     stem = tmp_path / "ent"
@@ -202,13 +213,13 @@ def test_plot_vote_entropy_bars(tmp_path, data):
     _check_files(plot_vote_entropy_bars(urban, np.zeros(6), stem, note="urban only"), stem)
 
 
-def test_plot_voting_confusion(tmp_path, data):
+def test_plot_voting_confusion(tmp_path, data, png_only):
     rng, _, _ = data
     stem = tmp_path / "voting"
     _check_files(plot_voting_confusion(rng.integers(0, 300, (10, 10)), stem), stem)
 
 
-def test_plot_metrics_by_entropy_bin_and_hexbin(tmp_path, data):
+def test_plot_metrics_by_entropy_bin_and_hexbin(tmp_path, data, png_only):
     rng, labels, ent = data
     per = {r: [(_probs(rng, labels), labels, ent) for _ in range(2)] for r in ("onehot", "dist")}
     stem = tmp_path / "meb"
@@ -221,7 +232,7 @@ def test_plot_metrics_by_entropy_bin_and_hexbin(tmp_path, data):
     _check_files(plot_entropy_hexbin(hexd, stem), stem)
 
 
-def test_plot_seed_dots_files(tmp_path):
+def test_plot_seed_dots_files(tmp_path, png_only):
     rng = np.random.default_rng(0)
     per = {r: [{"oa": rng.uniform(0.5, 0.7), "ece": rng.uniform(0, 0.1), "ce_distr": 1.0, "kappa": 0.5}
                for _ in range(3)] for r in ("onehot", "dist")}
@@ -232,19 +243,17 @@ def test_plot_seed_dots_files(tmp_path):
 
 
 def test_png_only_writes_no_pdf_and_removes_an_older_one(tmp_path):
-    """Inside figure_formats(pdf=False) a figure is saved as PNG only, and the PDF an earlier
-    drawing left under the same stem is removed (no figure older than its PNG stays behind);
-    outside the context both files are written again."""
-    from lczldl.viz.style import figure_formats
-
+    """By default a figure is saved as PNG and PDF; inside figure_formats(pdf=False) as PNG only,
+    and the PDF an earlier drawing left under the same stem is removed (no figure older than its
+    PNG stays behind); outside the context both files are written again."""
     per = {"dist": [{"oa": 0.6, "ece": 0.05, "ce_distr": 1.0, "kappa": 0.5}]}
     stem = tmp_path / "dots"
-    _check_files(plot_seed_dots(per, stem), stem)
+    _check_files(plot_seed_dots(per, stem), stem, pdf=True)
     with figure_formats(pdf=False):
         paths = plot_seed_dots(per, stem)
     assert paths == [tmp_path / "dots.png"] and sorted(p.name for p in tmp_path.iterdir()) == ["dots.png"]
-    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    _check_files(plot_seed_dots(per, stem), stem)
+    _check_files(paths, stem)
+    _check_files(plot_seed_dots(per, stem), stem, pdf=True)
 
 
 # --- plotted data read back from the figures ----------------------------------------------------

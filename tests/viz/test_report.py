@@ -143,7 +143,7 @@ def _write_budget_table(study: Path, records: list[dict]) -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The hand-made study after `lczldl figures --study STUDY --pdf`: every figure and the report
-    drawn from its saved files."""
+    drawn from its saved files (~15 s of CPU: its tests are ``slow``)."""
     from lczldl.cli.main import main
 
     study = make_study(tmp_path_factory.mktemp("rep"))
@@ -152,6 +152,7 @@ def built(tmp_path_factory):
     return study
 
 
+@pytest.mark.slow
 def test_the_report_opens_with_the_verdict(built):
     """The verdict table (verdict.csv, 4 claims of dist: seeds 0 and 2 paired with one-hot) comes
     right after the status, before the data and the results."""
@@ -162,6 +163,7 @@ def test_the_report_opens_with_the_verdict(built):
     assert "Holm" in section
 
 
+@pytest.mark.slow
 def test_every_figure_written(built):
     for stem, _ in R.FIGURES + BS.FIGURES:
         for ext in ("png", "pdf"):
@@ -170,6 +172,7 @@ def test_every_figure_written(built):
     assert not [p for p in built.rglob("*") if ".tmp" in p.name]
 
 
+@pytest.mark.slow
 def test_html_is_self_contained(built):
     html = (built / "report.html").read_text()
     imgs = re.findall(r"<img [^>]*src=\"([^\"]+)\"", html)
@@ -180,6 +183,7 @@ def test_html_is_self_contained(built):
     assert "<link" not in html and "<script" not in html
 
 
+@pytest.mark.slow
 def test_tables_hold_the_summary_values(built):
     html = (built / "report.html").read_text()
     rows = list(csv.DictReader(open(built / "summary.csv")))
@@ -211,6 +215,7 @@ def test_tables_hold_the_summary_values(built):
     assert html.count("<h3>Paper metrics</h3>") == html.count("<h3>Further metrics</h3>") == 2
 
 
+@pytest.mark.slow
 def test_best_value_is_marked(built):
     html = (built / "report.html").read_text()
     rows = list(csv.DictReader(open(built / "summary.csv")))
@@ -222,6 +227,7 @@ def test_best_value_is_marked(built):
     assert not re.search(rf'<td class="best">{worst:.4f}', html)
 
 
+@pytest.mark.slow
 def test_failures_missing_runs_data_and_config(built):
     html = (built / "report.html").read_text()
     md = (built / "report.md").read_text()
@@ -237,6 +243,7 @@ def test_failures_missing_runs_data_and_config(built):
     assert all(not Path(r).is_absolute() and (built / r).is_file() for r in refs)
 
 
+@pytest.mark.slow
 def test_beyond_the_paper_section(built):
     md = (built / "report.md").read_text()
     sec = md[md.index("## Beyond the paper"):md.index("## Configuration and versions")]
@@ -265,6 +272,7 @@ def test_beyond_the_paper_section(built):
     assert "temperature scaling" not in sec.split("### Selective prediction")[1].split("###")[0]
 
 
+@pytest.mark.slow
 def test_report_with_intervals(built, tmp_path):
     """--intervals: every results cell is mean [lo, hi] with the lo / hi of summary.csv (Student t over
     the seeds, checked by hand for one cell)."""
@@ -486,6 +494,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 @pytest.mark.browser
 @pytest.mark.skipif(_chromium() is None, reason="no chromium binary on PATH (CI installs the Debian package)")
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(built, tmp_path):
     url = (built / "report.html").resolve().as_uri()
     cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
