@@ -195,13 +195,39 @@ class _Stop(Exception):
     pass
 
 
-def _packs(tiny_store, tmp_path, monkeypatch, tag: str) -> tuple[dict, dict]:
-    """Uninterrupted 4 epochs against a pack that dies after 2 and resumes, graphed through the stand-in:
-    each member's last checkpoint (state_dict and optimizer state)."""
+def _last(results) -> dict:
+    """Each member's last checkpoint (epoch 3): state_dict and optimizer state, keyed by regime."""
+    out = {}
+    for r in results:
+        ck = torch.load(r.run_dir / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+        assert ck["epoch"] == 3
+        out.update({f"{r.regime}.{k}": v for k, v in ck["state_dict"].items()})
+        for i, entry in ck["optimizer_states"][0]["state"].items():
+            assert entry["step"].device.type == "cpu" and entry["step"].dtype == torch.float32
+            out.update({f"{r.regime}.opt.{i}.{n}": v for n, v in entry.items()})
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_store, tmp_path_factory) -> dict:
+    """:func:`_last` of an uninterrupted 4-epoch pack graphed through the stand-in (what a resumed
+    pack must equal; the variants below change only what resuming does)."""
+    s, threads = StandIn(), torch.get_num_threads()
+    torch.set_num_threads(1)                    # as the tests' own (_capturable, function-scoped)
+    with pytest.MonkeyPatch.context() as mp, capturable_on_cpu():
+        mp.setattr(packed_engine, "graph_api", lambda device: s)
+        ref = train_pack(tiny_store, MEMBERS, tmp_path_factory.mktemp("ref"), run_config(SETTINGS, max_epochs=4))
+    torch.set_num_threads(threads)
+    assert s.replays > 0 and [r.status for r in ref] == ["finished"] * 2
+    return _last(ref)
+
+
+def _resumed(tiny_store, tmp_path, monkeypatch) -> dict:
+    """:func:`_last` of a pack graphed through the stand-in that dies after committing epoch 1 and
+    resumes to 4 epochs."""
     s = StandIn()
     monkeypatch.setattr(packed_engine, "graph_api", lambda device: s)
-    ref = train_pack(tiny_store, MEMBERS, tmp_path / f"ref{tag}", run_config(SETTINGS, max_epochs=4))
-    out = tmp_path / f"resumed{tag}"
+    out = tmp_path / "resumed"
 
     def stop(epoch, results):
         if epoch == 1:
@@ -210,28 +236,17 @@ def _packs(tiny_store, tmp_path, monkeypatch, tag: str) -> tuple[dict, dict]:
     with pytest.raises(_Stop):                  # the pack dies after committing epoch 1
         train_pack(tiny_store, MEMBERS, out, run_config(SETTINGS, max_epochs=4), on_epoch=stop)
     res = train_pack(tiny_store, MEMBERS, out, run_config(SETTINGS, max_epochs=4), resume=True)
-    assert s.replays > 0 and [r.status for r in res] == [r.status for r in ref] == ["finished"] * 2
-
-    def last(results):
-        out = {}
-        for r in results:
-            ck = torch.load(r.run_dir / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
-            assert ck["epoch"] == 3
-            out.update({f"{r.regime}.{k}": v for k, v in ck["state_dict"].items()})
-            for i, entry in ck["optimizer_states"][0]["state"].items():
-                assert entry["step"].device.type == "cpu" and entry["step"].dtype == torch.float32
-                out.update({f"{r.regime}.opt.{i}.{n}": v for n, v in entry.items()})
-        return out
-
-    return last(ref), last(res)
+    assert s.replays > 0 and [r.status for r in res] == ["finished"] * 2
+    return _last(res)
 
 
-def test_capturable_state_survives_checkpoint_and_resume(tiny_store, tmp_path, monkeypatch):
-    ref, res = _packs(tiny_store, tmp_path, monkeypatch, "")
-    assert _equal(ref, res)
+@pytest.mark.slow
+def test_capturable_state_survives_checkpoint_and_resume(tiny_store, tmp_path, monkeypatch, uninterrupted):
+    assert _equal(uninterrupted, _resumed(tiny_store, tmp_path, monkeypatch))
 
 
-def test_broken_variant_losing_mu_product_on_resume_differs(tiny_store, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_broken_variant_losing_mu_product_on_resume_differs(tiny_store, tmp_path, monkeypatch, uninterrupted):
     load = PackEngine.load_optimizer_state
 
     def lossy(self, state):
@@ -240,8 +255,7 @@ def test_broken_variant_losing_mu_product_on_resume_differs(tiny_store, tmp_path
             entry["mu_product"].fill_(1.0)
 
     monkeypatch.setattr(PackEngine, "load_optimizer_state", lossy)
-    ref, res = _packs(tiny_store, tmp_path, monkeypatch, "-broken")
-    assert not _equal(ref, res)
+    assert not _equal(uninterrupted, _resumed(tiny_store, tmp_path, monkeypatch))
 
 
 # ------------------------------------------------------------------ (d) uninitialised network
