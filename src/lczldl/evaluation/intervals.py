@@ -192,7 +192,7 @@ def weighted_group_means(values: np.ndarray, groups: np.ndarray, n_groups: int,
 def weighted_ranks(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Average ranks (1-based, ties share their mean rank) of (N,) values in the sample where image
     i appears w[b, i] times: (B, N) (an image's rank is that of each of its copies); (N,) without
-    weights (= scipy.stats.rankdata)."""
+    weights (= :func:`lczldl.distributions.average_ranks`, scipy.stats.rankdata)."""
     x = np.asarray(x, dtype=np.float64)
     w = as_weights(weights, x.size)
     order = np.argsort(x, kind="stable")
