@@ -16,6 +16,7 @@ broken variant: the test asserts it holds for the one and fails for the other.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import pytest
@@ -45,13 +46,22 @@ def splits(tiny_store):
     return [load_split(store, s, None, ["distribution", "onehot"], 0.0, torch.device("cpu")) for s in ("train", "val")]
 
 
-@pytest.fixture(autouse=True)
-def _capturable():
+@contextlib.contextmanager
+def _one_thread_capturable():
+    """One torch thread and Nadam's capturable state allowed on CPU (the stand-in's conditions)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    with capturable_on_cpu():
+    try:
+        with capturable_on_cpu():
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _capturable():
+    with _one_thread_capturable():
         yield
-    torch.set_num_threads(threads)
 
 
 def _engine(splits, standin: StandIn | None, cls: type = PackEngine, capturable: bool = True,
@@ -212,12 +222,10 @@ def _last(results) -> dict:
 def uninterrupted(tiny_store, tmp_path_factory) -> dict:
     """:func:`_last` of an uninterrupted 4-epoch pack graphed through the stand-in (what a resumed
     pack must equal; the variants below change only what resuming does)."""
-    s, threads = StandIn(), torch.get_num_threads()
-    torch.set_num_threads(1)                    # as the tests' own (_capturable, function-scoped)
-    with pytest.MonkeyPatch.context() as mp, capturable_on_cpu():
+    s = StandIn()
+    with pytest.MonkeyPatch.context() as mp, _one_thread_capturable():   # (module scope: no autouse)
         mp.setattr(packed_engine, "graph_api", lambda device: s)
         ref = train_pack(tiny_store, MEMBERS, tmp_path_factory.mktemp("ref"), run_config(SETTINGS, max_epochs=4))
-    torch.set_num_threads(threads)
     assert s.replays > 0 and [r.status for r in ref] == ["finished"] * 2
     return _last(ref)
 
