@@ -8,8 +8,16 @@ import os
 import sys
 from pathlib import Path
 
+from lczldl.fileio import atomic_write_text
+
 #: the tests folder: put it on PYTHONPATH so that subprocesses can import this module
 TESTS = Path(__file__).resolve().parent
+
+
+def write_pid(marker: Path) -> None:
+    """Write this process's pid to ``marker`` whole (temp name, then rename): a test waiting for
+    the file never reads it half-written."""
+    atomic_write_text(marker, str(os.getpid()))
 
 
 def block_forever(folder: Path) -> None:
@@ -33,7 +41,7 @@ def block_after_epoch(epoch: int, marker: Path) -> None:
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         real(self, trainer, pl_module)
         if trainer.current_epoch == epoch:
-            Path(marker).write_text(str(os.getpid()))
+            write_pid(Path(marker))
             block_forever(Path(marker).parent)
 
     LastCheckpoint.on_train_epoch_end = on_train_epoch_end
@@ -52,7 +60,7 @@ def block_after_pack_epoch(epoch: int, marker: Path) -> None:
             if on_epoch is not None:
                 on_epoch(e, results)
             if e == epoch:
-                Path(marker).write_text(str(os.getpid()))
+                write_pid(Path(marker))
                 block_forever(Path(marker).parent)
         return real(*args, on_epoch=hook, **kwargs)
 

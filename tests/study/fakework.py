@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from killpoint import block_after_epoch, block_after_pack_epoch, block_forever
+from killpoint import block_after_epoch, block_after_pack_epoch, block_forever, write_pid
 
 
 def _common(spec: dict) -> Path:
@@ -22,7 +22,7 @@ def _common(spec: dict) -> Path:
         f.write(spec["id"] + "\n")
     hold = study / "hold.txt"
     if hold.is_file() and spec["id"] in hold.read_text().split():
-        (study / f"held-{spec['id']}").write_text(str(os.getpid()))
+        write_pid(study / f"held-{spec['id']}")
         block_forever(study)
     crash = study / "crash.txt"
     if crash.is_file() and spec["id"] in crash.read_text().split():
@@ -109,7 +109,7 @@ def env(spec: dict) -> dict:
     """Records what the executor gave the worker."""
     _common(spec)
     return {"threads": os.environ.get("OMP_NUM_THREADS"), "device": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "pid": os.getpid()}
+            "pid": os.getpid(), "cwd": os.getcwd(), "mark": os.environ.get("LCZLDL_TEST_MARK")}
 
 
 def train_blocking_after_epoch_1(spec: dict) -> dict:

@@ -1,15 +1,16 @@
 """Owns where units run: local subprocesses, SLURM jobs (submitit) or submitit's local executor.
 
-Every executor runs :func:`execute_unit` on a *spec* (a JSON-able dict, see
-:func:`lczldl.study.runner.spec_maker`) in a separate process. ``execute_unit`` sends the unit's
-stdout/stderr to ``STUDY/logs/<id>.log``, runs the unit's work function and then writes the
-completion marker ``STUDY/units/<id>.json`` atomically (done or failed). The scheduler only polls
-handles; the marker is the truth.
+Every executor runs :func:`lczldl.study.worker.execute_unit` on a *spec* (a JSON-able dict, see
+:func:`lczldl.study.runner.spec_maker`) in a separate process; it writes the unit's log and
+completion marker. The scheduler only polls handles; the marker is the truth.
 
-- ``local``: N plain subprocesses (``python -m lczldl.study.executors SPEC``), each with
-  ``OMP_NUM_THREADS`` = its thread share and, on machines with GPUs, one device each via
-  ``CUDA_VISIBLE_DEVICES``. On Linux a child dies with the study process (PR_SET_PDEATHSIG), so
-  killing the study never leaves an orphan writing into the study folder.
+- ``local``: N processes, each with ``OMP_NUM_THREADS`` = its thread share. On Linux without GPUs
+  each unit is forked from the study's fork server (:mod:`lczldl.study.forkserver`: torch,
+  Lightning and matplotlib imported once per study process, not once per unit); with GPUs (one
+  device each via ``CUDA_VISIBLE_DEVICES``) or elsewhere a plain subprocess
+  (``python -m lczldl.study.worker SPEC``). On Linux a unit dies with the study process
+  (PR_SET_PDEATHSIG, through the fork server for a forked one), so killing the study never
+  leaves an orphan writing into the study folder.
 - ``slurm``: one SLURM job per unit through ``submitit.AutoExecutor`` (parameters from the config's
   ``study.slurm`` section); the study process stays alive and polls.
 - ``submitit-local``: ``submitit.LocalExecutor``, the same code path as SLURM on this machine (tests).
@@ -17,15 +18,9 @@ handles; the marker is the truth.
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,91 +28,12 @@ from typing import Any, Protocol
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
 from lczldl.layout import STUDY_SLURM, STUDY_SUBMITIT, spec_path
-from lczldl.study.units import DONE, FAILED, thread_share, write_marker
+from lczldl.study.forkserver import ForkedHandle, fork_server, forking_available
+from lczldl.study.units import DONE, thread_share
+from lczldl.study.worker import die_with_parent, execute_unit
 
 EXECUTORS: tuple[str, ...] = ("local", "slurm", "submitit-local")
 
-
-# ---------------------------------------------------------------------------------------------
-# inside the worker process
-# ---------------------------------------------------------------------------------------------
-
-def resolve_work(target: str) -> Callable[[dict[str, Any]], Any]:
-    """Import ``"module:function"``."""
-    mod, _, name = target.partition(":")
-    if not mod or not name:
-        raise ConfigError(f"work target {target!r}: expected 'module:function'")
-    return getattr(importlib.import_module(mod), name)
-
-
-def _redirect_output(log: Path) -> None:
-    """Point file descriptors 1 and 2 (and sys.stdout/err) at ``log`` (append)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-
-
-def _limit_threads(threads: int | None) -> None:
-    if not threads:
-        return
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    if "torch" in sys.modules:  # already imported (in-process use): apply directly
-        sys.modules["torch"].set_num_threads(threads)
-
-
-def execute_unit(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Run one unit and write its marker; returns the marker. Never raises for a failing unit.
-
-    ``spec`` keys used here: ``id``, ``study``, ``log``, ``work`` ("module:function"), ``inputs``
-    (fingerprint stored in the marker), ``threads``, ``device`` (CUDA index or None),
-    ``redirect`` (send fds 1/2 to the log; the local executor already does it).
-    """
-    spec = dict(spec)
-    study, uid, log = Path(spec["study"]), spec["id"], Path(spec["log"])
-    if spec.get("redirect"):
-        _redirect_output(log)
-    if spec.get("device") is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(spec["device"])
-    _limit_threads(spec.get("threads"))
-    started = time.time()
-    print(f"=== lczldl unit {uid}: started {time.strftime('%Y-%m-%d %H:%M:%S')} on "
-          f"{socket.gethostname()} pid {os.getpid()} threads {spec.get('threads')} "
-          f"device {spec.get('device')} ===", flush=True)
-    fields: dict[str, Any] = {"host": socket.gethostname(),
-                              "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))}
-    try:
-        result = resolve_work(spec["work"])(spec)
-        status, fields["result"] = DONE, result if isinstance(result, dict) else {}
-    except Exception as exc:  # a failing unit is recorded, never propagated
-        traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0]
-        status, fields["error"] = FAILED, f"{type(exc).__name__}: {first}"[:500]
-    marker = write_marker(study, uid, kind=spec.get("kind"), inputs=spec.get("inputs"), status=status,
-                          log=str(log), wall_s=round(time.time() - started, 3), **fields)
-    print(f"=== lczldl unit {uid}: {marker['status']} after {marker['wall_s']:.1f} s ===", flush=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    return marker
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lczldl.study.executors SPEC.json``: run one unit (used by the local executor)."""
-    argv = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(argv[0]).read_text())
-    marker = execute_unit(spec)
-    return 0 if marker["status"] == DONE else 1
-
-
-# ---------------------------------------------------------------------------------------------
-# in the study process
-# ---------------------------------------------------------------------------------------------
 
 class Handle(Protocol):
     """A submitted unit."""
@@ -136,21 +52,6 @@ class Executor(Protocol):
     def submit(self, spec: dict[str, Any]) -> Handle: ...
 
     def shutdown(self) -> None: ...
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """preexec_fn: ask Linux to SIGKILL the child when the study process dies."""
-    def fn() -> None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except Exception:  # pragma: no cover - non-Linux: best effort
-            return
-        if os.getppid() != parent_pid:  # parent already gone
-            os._exit(1)
-    return fn
 
 
 class _PopenHandle:
@@ -189,10 +90,12 @@ def visible_gpus() -> list[str]:
 
 
 class LocalExecutor:
-    """Up to ``workers`` units at once as subprocesses of this process.
+    """Up to ``workers`` units at once, each in a process of its own on this machine.
 
     Each gets ``threads`` torch/OpenMP threads (default cores // workers) and, where GPUs are
-    visible, one device (slot i -> gpus[i % len(gpus)]).
+    visible, one device (slot i -> gpus[i % len(gpus)]). Forked from the fork server where
+    :func:`~lczldl.study.forkserver.forking_available` (and no other ``python`` is asked for),
+    else a subprocess.
     """
 
     name = "local"
@@ -203,14 +106,15 @@ class LocalExecutor:
         self.threads = threads if threads is not None else thread_share(self.capacity)
         self.gpus = visible_gpus() if gpus is None else list(gpus)
         self.python = python or sys.executable
+        self.forked = python is None and forking_available(self.gpus)
         self._free = list(range(self.capacity))
-        self._handles: list[_PopenHandle] = []
+        self._handles: list[_PopenHandle | ForkedHandle] = []
 
     def _release(self, slot: int) -> None:
         self._free.append(slot)
         self._free.sort()
 
-    def submit(self, spec: dict[str, Any]) -> _PopenHandle:
+    def submit(self, spec: dict[str, Any]) -> _PopenHandle | ForkedHandle:
         if not self._free:
             raise RuntimeError("LocalExecutor: no free slot (scheduler bug)")
         slot = self._free.pop(0)
@@ -226,16 +130,24 @@ class LocalExecutor:
         if spec["device"] is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(spec["device"])
         env["PYTHONUNBUFFERED"] = "1"
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(
-                [self.python, "-m", "lczldl.study.executors", str(spec_file)],
-                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True,  # Ctrl-C reaches the study, which stops its units itself
-                preexec_fn=_die_with_parent(os.getpid()) if sys.platform.startswith("linux") else None,
-            )
-        h = _PopenHandle(proc, slot, self._release)
+        server = fork_server() if self.forked else None
+        if server is not None and server.error is None:
+            h: _PopenHandle | ForkedHandle = ForkedHandle(server, server.fork(spec_file, env),
+                                                          lambda: self._release(slot))
+        else:                                      # no fork server here, or it could not import
+            h = self._spawn(spec_file, env, log, slot)
         self._handles.append(h)
         return h
+
+    def _spawn(self, spec_file: Path, env: dict[str, str], log: Path, slot: int) -> _PopenHandle:
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(
+                [self.python, "-m", "lczldl.study.worker", str(spec_file)],
+                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True,  # Ctrl-C reaches the study, which stops its units itself
+                preexec_fn=die_with_parent(os.getpid()) if sys.platform.startswith("linux") else None,
+            )
+        return _PopenHandle(proc, slot, self._release)
 
     def shutdown(self) -> None:
         for h in self._handles:
@@ -332,6 +244,3 @@ def make_executor(kind: str, study: Path, workers: int = 1,
         return SubmititExecutor(Path(study) / STUDY_SLURM, "slurm", workers, slurm)
     return SubmititExecutor(Path(study) / STUDY_SUBMITIT, "local", workers, dict(slurm or {}, max_parallel=workers))
 
-
-if __name__ == "__main__":  # pragma: no cover - exercised through LocalExecutor
-    sys.exit(main())
