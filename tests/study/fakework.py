@@ -112,6 +112,15 @@ def env(spec: dict) -> dict:
             "pid": os.getpid(), "cwd": os.getcwd(), "mark": os.environ.get("LCZLDL_TEST_MARK")}
 
 
+def blas_threads(spec: dict) -> dict:
+    """Records the thread counts of the BLAS libraries loaded in the worker (numpy's OpenBLAS)."""
+    _common(spec)
+    import numpy  # noqa: F401  (its BLAS)
+    from threadpoolctl import threadpool_info
+
+    return {"blas": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})}
+
+
 def train_blocking_after_epoch_1(spec: dict) -> dict:
     """The real train unit, except that it blocks for good right after ``last.ckpt`` of epoch 1 is
     on disk (having written ``checkpointed-<unit-id>``), so a test can kill it at a known point."""

@@ -53,6 +53,21 @@ def test_forked_unit_gets_the_environment_and_folder_of_its_submission(server, t
     assert ex._free == [0, 1]                                      # the slot came back
 
 
+def test_a_forked_unit_has_its_thread_count_in_the_blas_loaded_before_the_fork(tmp_path, monkeypatch):
+    """numpy's OpenBLAS reads OPENBLAS_NUM_THREADS once, when it loads: in the server, before any
+    unit. A unit given 1 thread must still run it on 1 (its thread count changes the order of
+    its sums: the demo's ensemble intervals moved in the last bit before this was set)."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    s = ForkServer(preload=("numpy",))
+    try:
+        monkeypatch.setattr(executors, "fork_server", lambda: s)
+        ex = executors.LocalExecutor(workers=1, threads=1, gpus=[])
+        assert _wait(ex.submit(_spec(tmp_path, "u0", f"{MOD}:blas_threads"))) == 0
+        assert read_marker(tmp_path, "u0")["result"]["blas"] == [1]
+    finally:
+        s.close()
+
+
 def test_exit_codes_failure_and_cancel(server, tmp_path):
     ex = executors.LocalExecutor(workers=2, threads=1, gpus=[])
     (tmp_path / "crash.txt").write_text("crash\n")                 # os._exit(3) inside the unit

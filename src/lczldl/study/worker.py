@@ -46,12 +46,21 @@ def redirect_output(log: Path) -> None:
 
 
 def _limit_threads(threads: int | None) -> None:
+    """``threads`` for every thread pool the unit may use: the variables (for the libraries not
+    loaded yet and the unit's own subprocesses), and, for those already loaded (a forked unit, an
+    in-process call), torch's intra-op threads and the BLAS/OpenMP pools through threadpoolctl;
+    numpy's OpenBLAS read the variables only when it loaded, and its thread count changes the
+    order of its sums (results in the last bit)."""
     if not threads:
         return
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
-    if "torch" in sys.modules:  # already imported (in-process use): apply directly
+    if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits  # deferred: inspects the loaded libraries
+
+        threadpool_limits(limits=threads)
 
 
 def execute_unit(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """preexec_fn: ask Linux to SIGKILL the child when the study process dies."""
+    """A function for the child to call first (``preexec_fn`` or right after a fork): ask Linux to
+    SIGKILL it when ``parent_pid``, its parent, dies; exit at once if that has happened already."""
     def fn() -> None:
         try:
             import ctypes
