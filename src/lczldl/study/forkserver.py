@@ -24,6 +24,7 @@ must be set before CUDA starts.
 from __future__ import annotations
 
 import atexit
+import gc
 import importlib
 import json
 import os
@@ -119,6 +120,7 @@ def serve(preload: Sequence[str]) -> None:
         except Exception as exc:  # the executor falls back to plain subprocesses
             _send({"error": f"preload {name}: {type(exc).__name__}: {exc}"})
             return
+    gc.freeze()        # the preloaded objects: never traversed by a unit's collections, nor copied by them
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
