@@ -1,4 +1,5 @@
-"""Owns where units run: local subprocesses, SLURM jobs (submitit) or submitit's local executor.
+"""Owns where units run: local processes (forked or fresh), SLURM jobs (submitit) or submitit's
+local executor.
 
 Every executor runs :func:`lczldl.study.worker.execute_unit` on a *spec* (a JSON-able dict, see
 :func:`lczldl.study.runner.spec_maker`) in a separate process; it writes the unit's log and
