@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from lczldl.study import executors
-from lczldl.study.forkserver import ForkedHandle, ForkServer
+from lczldl.study.forkserver import ForkedProcess, ForkServer
 from lczldl.study.units import read_marker
 
 from .test_runner import MOD, ROOT, _spec, _wait, process_gone, wait_for
@@ -43,9 +43,9 @@ def test_forked_unit_gets_the_environment_and_folder_of_its_submission(server, t
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")
     h = ex.submit(_spec(tmp_path, "u0", f"{MOD}:env"))
-    assert isinstance(h, ForkedHandle) and _wait(h) == 0
+    assert isinstance(h.proc, ForkedProcess) and _wait(h) == 0
     r = read_marker(tmp_path, "u0")["result"]
-    assert r["pid"] == h.pid and r["pid"] not in (os.getpid(), server.proc.pid)
+    assert r["pid"] == h.proc.pid and r["pid"] not in (os.getpid(), server.proc.pid)
     assert r["mark"] == "set after the server started" and r["cwd"] == str(tmp_path / "here")
     assert r["threads"] == str(ex.threads) and r["device"] is None
     log = (tmp_path / "logs" / "u0.log").read_text()
@@ -99,5 +99,5 @@ def test_a_server_that_cannot_import_leaves_plain_subprocesses(tmp_path, monkeyp
     monkeypatch.setattr(executors, "fork_server", lambda: broken)
     ex = executors.LocalExecutor(workers=1, threads=1, gpus=[])
     h = ex.submit(_spec(tmp_path, "u0", f"{MOD}:env"))
-    assert not isinstance(h, ForkedHandle) and _wait(h) == 0
+    assert not isinstance(h.proc, ForkedProcess) and _wait(h) == 0
     assert read_marker(tmp_path, "u0")["status"] == "done"

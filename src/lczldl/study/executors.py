@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from lczldl.errors import ConfigError
 from lczldl.fileio import atomic_write_json
 from lczldl.layout import STUDY_SLURM, STUDY_SUBMITIT, spec_path
-from lczldl.study.forkserver import ForkedHandle, fork_server, forking_available
+from lczldl.study.forkserver import ForkedProcess, fork_server, forking_available
 from lczldl.study.units import DONE, thread_share
 from lczldl.study.worker import die_with_parent, execute_unit
 
@@ -56,7 +56,10 @@ class Executor(Protocol):
 
 
 class _PopenHandle:
-    def __init__(self, proc: subprocess.Popen[bytes], slot: int, release: Callable[[int], None]):
+    """A local unit: a subprocess, or a forked one (the same interface)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes] | ForkedProcess, slot: int,
+                 release: Callable[[int], None]):
         self.proc, self.slot, self._release, self._released = proc, slot, release, False
 
     def poll(self) -> int | None:
@@ -109,13 +112,13 @@ class LocalExecutor:
         self.python = python or sys.executable
         self.forked = python is None and forking_available(self.gpus)
         self._free = list(range(self.capacity))
-        self._handles: list[_PopenHandle | ForkedHandle] = []
+        self._handles: list[_PopenHandle] = []
 
     def _release(self, slot: int) -> None:
         self._free.append(slot)
         self._free.sort()
 
-    def submit(self, spec: dict[str, Any]) -> _PopenHandle | ForkedHandle:
+    def submit(self, spec: dict[str, Any]) -> _PopenHandle:
         if not self._free:
             raise RuntimeError("LocalExecutor: no free slot (scheduler bug)")
         slot = self._free.pop(0)
@@ -133,8 +136,7 @@ class LocalExecutor:
         env["PYTHONUNBUFFERED"] = "1"
         server = fork_server() if self.forked else None
         if server is not None and server.error is None:
-            h: _PopenHandle | ForkedHandle = ForkedHandle(server, server.fork(spec_file, env),
-                                                          lambda: self._release(slot))
+            h = _PopenHandle(ForkedProcess(server, server.fork(spec_file, env)), slot, self._release)
         else:                                      # no fork server here, or it could not import
             h = self._spawn(spec_file, env, log, slot)
         self._handles.append(h)

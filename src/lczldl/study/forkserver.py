@@ -38,8 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lczldl.study.units import DONE
-from lczldl.study.worker import die_with_parent, execute_unit
+from lczldl.study.worker import die_with_parent, run_spec_file
 
 #: what the server imports once for every unit it forks: the unit kinds' heavy imports
 PRELOAD: tuple[str, ...] = ("torch", "lightning.pytorch", "matplotlib", "lczldl.training.run",
@@ -76,9 +75,7 @@ def _run_forked(request: dict[str, Any], server: int) -> int:
     os.chdir(request["cwd"])
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
     sys.path[:0] = extra
-    spec = json.loads(Path(request["fork"]).read_text())
-    marker = execute_unit(dict(spec, redirect=True))
-    return 0 if marker["status"] == DONE else 1
+    return run_spec_file(request["fork"], redirect=True)
 
 
 def _fork(request: dict[str, Any]) -> int:
@@ -247,30 +244,30 @@ class ForkServer:
             self.proc.wait()
 
 
-class ForkedHandle:
-    """A unit forked by a :class:`ForkServer` (the executor's :class:`~lczldl.study.executors.Handle`)."""
+class ForkedProcess:
+    """A unit forked by a :class:`ForkServer`, with the part of :class:`subprocess.Popen`'s
+    interface the executor's handle uses (``poll``, ``wait``, ``terminate``, ``kill``)."""
 
-    def __init__(self, server: ForkServer, pid: int, on_end: Callable[[], None]):
-        self.server, self.pid, self._on_end, self._ended = server, pid, on_end, False
+    def __init__(self, server: ForkServer, pid: int):
+        self.server, self.pid = server, pid
 
     def poll(self) -> int | None:
-        rc = self.server.returncode(self.pid)
-        if rc is not None and not self._ended:
-            self._ended = True
-            self._on_end()
+        return self.server.returncode(self.pid)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (rc := self.poll()) is None:
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(f"forked unit {self.pid}", timeout or 0.0)
+            self.server.returncode(self.pid, timeout=min(1.0, left))   # waits for the server's news
         return rc
 
-    def cancel(self) -> None:
-        if self.poll() is None:
-            self.server.signal(self.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10           # for the unit to end after SIGTERM
-            while self.server.returncode(self.pid, timeout=0.1) is None and time.monotonic() < deadline:
-                pass
-            if self.server.returncode(self.pid) is None:
-                self.server.signal(self.pid, signal.SIGKILL)
-                while self.server.returncode(self.pid, timeout=1.0) is None:
-                    pass
-        self.poll()
+    def terminate(self) -> None:
+        self.server.signal(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.server.signal(self.pid, signal.SIGKILL)
 
 
 _SHARED: list[ForkServer] = []

@@ -98,12 +98,17 @@ def execute_unit(spec: Mapping[str, Any]) -> dict[str, Any]:
     return marker
 
 
+def run_spec_file(spec_file: str | Path, redirect: bool = False) -> int:
+    """Run the unit of a spec file (``redirect``: send fds 1/2 to its log); returns the exit code,
+    0 when it is done, 1 when it failed."""
+    spec = json.loads(Path(spec_file).read_text())
+    marker = execute_unit(dict(spec, redirect=True) if redirect else spec)
+    return 0 if marker["status"] == DONE else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m lczldl.study.worker SPEC.json``: run one unit (the local executor's command)."""
-    argv = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(argv[0]).read_text())
-    marker = execute_unit(spec)
-    return 0 if marker["status"] == DONE else 1
+    return run_spec_file((sys.argv[1:] if argv is None else argv)[0])
 
 
 def die_with_parent(parent_pid: int) -> Callable[[], None]:
